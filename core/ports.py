@@ -1,0 +1,100 @@
+"""The contracts between stages. Implementations live in storage/ (and fakes nowhere)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from typing import Protocol
+
+from core.types import Bar, ClosedBar, Delivery, SymbolInfo, Trade
+
+
+class TradeBus(Protocol):
+    """Carries trades from collectors to processors.
+
+    Streams are per (exchange, symbol) so that one processor owns a symbol's bars. Delivery is
+    at-least-once: a delivery read but not acknowledged is handed out again after a crash.
+    """
+
+    async def publish(self, trades: Sequence[Trade]) -> None:
+        """Append trades (any symbols). Waits (backpressure) rather than dropping when full."""
+        ...
+
+    async def read(self, consumer: str, *, max_count: int = 100, block_ms: int = 1000) -> list[Delivery]:
+        """Next deliveries for this consumer: its own unacknowledged ones first, then new ones."""
+        ...
+
+    async def ack(self, deliveries: Sequence[Delivery]) -> None: ...
+
+    async def ping(self) -> bool: ...
+
+    async def close(self) -> None: ...
+
+
+class MarketStore(Protocol):
+    """Durable trades and bars. Writes are batched and idempotent."""
+
+    async def migrate(self) -> None: ...
+
+    async def insert_trades(self, trades: Sequence[Trade]) -> list[Trade]:
+        """Store trades; return those that were not stored before (the store is the de-duplicator)."""
+        ...
+
+    async def upsert_bars(self, bars: Sequence[ClosedBar]) -> None:
+        """Insert or replace bars keyed on (exchange, symbol, timeframe, open_time)."""
+        ...
+
+    async def bars(
+        self,
+        exchange: str,
+        symbol: str,
+        timeframe: str,
+        *,
+        start_ns: int | None = None,
+        end_ns: int | None = None,
+        limit: int = 500,
+    ) -> list[ClosedBar]:
+        """Bars with open_time in [start_ns, end_ns), the most recent `limit`, oldest first."""
+        ...
+
+    async def trades(
+        self, exchange: str, symbol: str, *, limit: int = 100, since_ns: int | None = None
+    ) -> list[Trade]:
+        """Most recent `limit` trades (or every trade with ts_event >= since_ns), oldest first."""
+        ...
+
+    async def last_bar_close(self, exchange: str, symbol: str, timeframe: str) -> int | None:
+        """close_time of the newest stored bar, for warm-up after a restart."""
+        ...
+
+    async def symbols(self) -> list[SymbolInfo]: ...
+
+    async def upsert_symbols(self, symbols: Sequence[SymbolInfo]) -> None: ...
+
+    async def ping(self) -> bool: ...
+
+    async def close(self) -> None: ...
+
+
+class MarketCache(Protocol):
+    """Latest-value cache and pub/sub of closed bars."""
+
+    async def put_bar(self, closed: ClosedBar) -> None:
+        """Cache as the latest for its (exchange, symbol, timeframe) and publish it."""
+        ...
+
+    async def latest_bar(self, exchange: str, symbol: str, timeframe: str) -> ClosedBar | None: ...
+
+    def subscribe(self) -> AsyncIterator[ClosedBar]:
+        """Every bar published from now on, until the iterator is closed."""
+        ...
+
+    async def ping(self) -> bool: ...
+
+    async def close(self) -> None: ...
+
+
+BarKey = tuple[str, str, str]
+
+
+def bar_key(bar: Bar) -> BarKey:
+    return (bar.exchange, bar.symbol, bar.timeframe)

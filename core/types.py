@@ -1,0 +1,108 @@
+"""Records shared by every stage.
+
+Times are integer nanoseconds since the Unix epoch, UTC: `ts_event` is the exchange's own time for the
+event, `ts_recv` is when this platform received it. Prices and sizes are the exact decimal strings the
+exchange sent; floats derived from them are only used for arithmetic (bars, indicators).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+import msgspec
+
+
+class Side(StrEnum):
+    """The taker's (aggressor's) side of a trade."""
+
+    BUY = "buy"
+    SELL = "sell"
+
+
+class Trade(msgspec.Struct, frozen=True, gc=False, array_like=True):
+    """One normalized trade.
+
+    symbol: canonical BASE-QUOTE (BTC-USDT); raw_symbol: the exchange's own (BTCUSDT).
+    trade_id: the exchange's per-symbol trade id. price/quantity: exact strings as sent.
+    backfilled: True when it came from REST gap repair rather than the live stream.
+    """
+
+    exchange: str
+    symbol: str
+    raw_symbol: str
+    trade_id: int
+    price: str
+    quantity: str
+    side: Side
+    ts_event: int
+    ts_recv: int
+    backfilled: bool = False
+
+
+class Bar(msgspec.Struct, gc=False):
+    """OHLCV over [open_time, close_time) by exchange event time, ns.
+
+    open/high/low/close are the exact price strings of the trades that set them. Volumes are sums in
+    base units (quote_volume in quote units); vwap = quote_volume / volume.
+    """
+
+    exchange: str
+    symbol: str
+    timeframe: str
+    open_time: int
+    close_time: int
+    open: str
+    high: str
+    low: str
+    close: str
+    volume: float
+    quote_volume: float
+    vwap: float
+    trade_count: int
+    buy_volume: float
+    sell_volume: float
+    first_trade_id: int
+    last_trade_id: int
+
+
+class Indicators(msgspec.Struct, gc=False):
+    """Indicator values on a closed bar's close (None until the indicator has warmed up).
+
+    Default periods: SMA/EMA 20, RSI 14, MACD 12/26/9, Bollinger 20 x 2.0, ATR 14 (TA-Lib semantics).
+    """
+
+    sma_20: float | None = None
+    ema_20: float | None = None
+    rsi_14: float | None = None
+    macd: float | None = None
+    macd_signal: float | None = None
+    macd_hist: float | None = None
+    bb_upper: float | None = None
+    bb_middle: float | None = None
+    bb_lower: float | None = None
+    atr_14: float | None = None
+
+
+class ClosedBar(msgspec.Struct, gc=False):
+    """A finished bar with the indicators computed on it: what storage, cache and API exchange."""
+
+    bar: Bar
+    indicators: Indicators
+
+
+class SymbolInfo(msgspec.Struct, frozen=True):
+    """A tradable instrument: canonical BASE-QUOTE symbol, the exchange's own symbol, its assets."""
+
+    exchange: str
+    symbol: str
+    raw_symbol: str
+    base: str
+    quote: str
+
+
+class Delivery(msgspec.Struct):
+    """A batch of trades read from the bus. Acknowledge it (by `delivery_id`) only once stored."""
+
+    stream: str
+    delivery_id: str
+    trades: list[Trade]
