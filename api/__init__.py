@@ -1,1 +1,1 @@
-"""api."""
+"""The HTTP and WebSocket API over stored bars, indicators and trades: `api.app.create_app`."""

@@ -75,22 +75,25 @@ class CircuitBreaker:
 
     async def call(self, fn: Callable[P, Awaitable[T]], *args: P.args, **kwargs: P.kwargs) -> T:
         """Run `fn` through the breaker; CircuitOpenError when refused."""
-        self._before_call()
+        trial = self._before_call()
         try:
             result = await fn(*args, **kwargs)
         except asyncio.CancelledError:
-            self._trial_running = False
+            if trial:
+                self._trial_running = False
             raise
         except self.failure_exceptions:
-            self.record_failure()
+            self._after_call(trial, ok=False)
             raise
         except BaseException:
-            self._trial_running = False
+            if trial:
+                self._trial_running = False
             raise
-        self.record_success()
+        self._after_call(trial, ok=True)
         return result
 
-    def _before_call(self) -> None:
+    def _before_call(self) -> bool:
+        """Admit or refuse a call; True when the admitted call is the half-open trial."""
         state = self.state
         if state is CircuitState.OPEN:
             retry_in = self.reset_timeout - (self._monotonic() - self._opened_at)
@@ -99,6 +102,20 @@ class CircuitBreaker:
             if self._trial_running:
                 raise CircuitOpenError(self.component, 0.0)
             self._trial_running = True
+            return True
+        return False
+
+    def _after_call(self, trial: bool, *, ok: bool) -> None:
+        if self._state is CircuitState.HALF_OPEN and not trial:
+            # Admitted before the circuit opened: a stale outcome. Only the trial decides half-open,
+            # and it must keep its slot (a second trial would run concurrently).
+            if not ok:
+                self._metrics.circuit_breaker_failures.labels(self.component).inc()
+            return
+        if ok:
+            self.record_success()
+        else:
+            self.record_failure()
 
     def record_success(self) -> None:
         self._trial_running = False
@@ -125,7 +142,7 @@ class CircuitBreaker:
         self._metrics.circuit_breaker_transitions.labels(self.component, old.value, new.value).inc()
         log = self._log.warning if new is CircuitState.OPEN else self._log.info
         log(
-            "circuit {} {} -> {} after {} consecutive failures",
+            "circuit {} {} -> {} (consecutive failures: {})",
             self.component,
             old.value,
             new.value,

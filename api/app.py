@@ -1,0 +1,111 @@
+"""The application factory: `create_app(store, cache, ...)` wires routes, error handlers and middleware.
+
+The store and cache belong to the caller, who opens them before serving and closes them after; the app
+closes them on shutdown only when `settings.close_dependencies` is set.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from loguru import logger
+from starlette.routing import BaseRoute, Route, WebSocketRoute
+
+from api.deps import ApiContext
+from api.errors import install_error_handlers
+from api.middleware import MetricsMiddleware, RequestContextMiddleware
+from api.ratelimit import RateLimitMiddleware, TokenBucketLimiter
+from api.routes import health as health_routes
+from api.routes import market, stream
+from api.settings import ApiSettings
+from api.symbols import SymbolDirectory
+from core.ports import MarketCache, MarketStore
+from monitoring.health import Health
+from monitoring.metrics import METRICS, PlatformMetrics
+
+EXEMPT_FROM_RATE_LIMIT = frozenset({"/livez", "/readyz", "/metrics"})
+
+__all__ = ["ApiSettings", "create_app"]
+
+
+def create_app(
+    store: MarketStore,
+    cache: MarketCache,
+    *,
+    metrics: PlatformMetrics = METRICS,
+    settings: ApiSettings | None = None,
+    health: Health | None = None,
+) -> FastAPI:
+    """The API over `store` (bars, trades, symbols) and `cache` (latest bars, the live bar stream).
+
+    `metrics` receives the HTTP, websocket and rate-limit metrics and is what /metrics exposes. `health`,
+    when given, makes /livez follow its event-loop heartbeat (start it first) and adds its registered
+    checks to /readyz.
+    """
+    settings = settings or ApiSettings()
+    context = ApiContext(
+        store=store,
+        cache=cache,
+        metrics=metrics,
+        settings=settings,
+        symbols=SymbolDirectory(store, ttl=settings.symbols_ttl),
+        health=health,
+    )
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        logger.bind(component="api").info("API ready")
+        yield
+        if settings.close_dependencies:
+            await cache.close()
+            await store.close()
+
+    app = FastAPI(
+        title=settings.title,
+        version="1",
+        lifespan=lifespan,
+        description="Bars, indicators and trades collected from crypto exchanges. Prices are exact strings.",
+    )
+    app.state.api = context
+    app.include_router(market.router)
+    app.include_router(stream.router)
+    app.include_router(health_routes.router)
+    install_error_handlers(app)
+    _install_middleware(app, settings, metrics)
+    return app
+
+
+def _flat_routes(app: FastAPI) -> list[BaseRoute]:
+    """The app's own routes (docs) and those of the included routers, for labelling 429s."""
+    own = [r for r in app.router.routes if isinstance(r, Route | WebSocketRoute)]
+    return [*own, *market.router.routes, *stream.router.routes, *health_routes.router.routes]
+
+
+def _install_middleware(app: FastAPI, settings: ApiSettings, metrics: PlatformMetrics) -> None:
+    """Added innermost first: CORS, rate limiting, metrics, then the request context outermost."""
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET"],
+            allow_headers=["*"],
+            expose_headers=["X-Request-ID", "Retry-After"],
+        )
+    if settings.rate_limit_per_second > 0:
+        limiter = TokenBucketLimiter(
+            settings.rate_limit_per_second,
+            settings.rate_limit_burst,
+            max_clients=settings.rate_limit_max_clients,
+        )
+        app.add_middleware(
+            RateLimitMiddleware,
+            limiter=limiter,
+            metrics=metrics,
+            routes=_flat_routes(app),
+            exempt=EXEMPT_FROM_RATE_LIMIT,
+        )
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    app.add_middleware(RequestContextMiddleware)

@@ -1,0 +1,123 @@
+"""GET endpoints over symbols, bars, indicators and trades (all under /api/v1)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from api.deps import (
+    BarsLimitDep,
+    CacheDep,
+    ContextDep,
+    InstrumentDep,
+    StoreDep,
+    TimeframeDep,
+    TimeRangeDep,
+    TradesLimitDep,
+)
+from api.errors import NotFound
+from api.schemas import (
+    BarOut,
+    BarsOut,
+    ErrorOut,
+    IndicatorPointOut,
+    IndicatorsSeriesOut,
+    LatestBarOut,
+    SymbolOut,
+    SymbolsOut,
+    TradeOut,
+    TradesOut,
+)
+
+_ERRORS: dict[int | str, dict[str, object]] = {
+    404: {"model": ErrorOut, "description": "unknown exchange or symbol"},
+    422: {"model": ErrorOut, "description": "a parameter that cannot be used (named in the error)"},
+    429: {"model": ErrorOut, "description": "rate limited; see Retry-After"},
+    503: {"model": ErrorOut, "description": "storage unavailable"},
+}
+
+router = APIRouter(prefix="/api/v1", tags=["market data"], responses=_ERRORS)
+
+
+@router.get("/symbols", summary="Known instruments")
+async def list_symbols(context: ContextDep) -> SymbolsOut:
+    return SymbolsOut(symbols=[SymbolOut.of(info) for info in await context.symbols.all()])
+
+
+@router.get("/bars", summary="Closed bars, oldest first, with their indicators")
+async def get_bars(
+    store: StoreDep,
+    timeframe: TimeframeDep,
+    window: TimeRangeDep,
+    limit: BarsLimitDep,
+    instrument: InstrumentDep,
+    indicators: Annotated[bool, Query(description="include each bar's indicators")] = True,
+) -> BarsOut:
+    closed = await store.bars(
+        instrument.exchange,
+        instrument.symbol,
+        timeframe,
+        start_ns=window.start_ns,
+        end_ns=window.end_ns,
+        limit=limit,
+    )
+    bars = [BarOut.of(c, with_indicators=indicators) for c in closed]
+    return BarsOut(
+        exchange=instrument.exchange,
+        symbol=instrument.symbol,
+        timeframe=timeframe,
+        count=len(bars),
+        bars=bars,
+    )
+
+
+@router.get("/bars/latest", summary="The newest closed bar (cache first, then the store)")
+async def get_latest_bar(
+    store: StoreDep, cache: CacheDep, timeframe: TimeframeDep, instrument: InstrumentDep
+) -> LatestBarOut:
+    exchange, symbol = instrument.exchange, instrument.symbol
+    cached = await cache.latest_bar(exchange, symbol, timeframe)
+    if cached is not None:
+        return LatestBarOut(source="cache", bar=BarOut.of(cached))
+    stored = await store.bars(exchange, symbol, timeframe, limit=1)
+    if not stored:
+        raise NotFound(f"no {timeframe} bars yet for {symbol} on {exchange}")
+    return LatestBarOut(source="store", bar=BarOut.of(stored[-1]))
+
+
+@router.get("/indicators", summary="Indicator values per bar open time, oldest first")
+async def get_indicators(
+    store: StoreDep,
+    timeframe: TimeframeDep,
+    window: TimeRangeDep,
+    limit: BarsLimitDep,
+    instrument: InstrumentDep,
+) -> IndicatorsSeriesOut:
+    closed = await store.bars(
+        instrument.exchange,
+        instrument.symbol,
+        timeframe,
+        start_ns=window.start_ns,
+        end_ns=window.end_ns,
+        limit=limit,
+    )
+    points = [IndicatorPointOut.at(c) for c in closed]
+    return IndicatorsSeriesOut(
+        exchange=instrument.exchange,
+        symbol=instrument.symbol,
+        timeframe=timeframe,
+        count=len(points),
+        indicators=points,
+    )
+
+
+@router.get("/trades", summary="Most recent trades, oldest first")
+async def get_trades(store: StoreDep, limit: TradesLimitDep, instrument: InstrumentDep) -> TradesOut:
+    trades = await store.trades(instrument.exchange, instrument.symbol, limit=limit)
+    return TradesOut(
+        exchange=instrument.exchange,
+        symbol=instrument.symbol,
+        count=len(trades),
+        trades=[TradeOut.of(t) for t in trades],
+    )

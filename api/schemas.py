@@ -1,0 +1,226 @@
+"""Response models: what /openapi.json documents and what the routes return.
+
+Prices are the exchange's exact strings. Every time is given twice: ISO-8601 UTC with millisecond
+precision (`open_time`) and integer epoch milliseconds (`open_time_ms`). Indicator values are floats,
+null until the indicator has warmed up (and never NaN or infinite).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+from msgspec.structs import astuple
+from pydantic import BaseModel, Field
+
+from api.params import format_time
+from core.timeframes import NS_PER_MS
+from core.types import Bar, ClosedBar, Indicators, SymbolInfo, Trade
+
+
+def _finite(value: float | None) -> float | None:
+    return value if value is not None and math.isfinite(value) else None
+
+
+class SymbolOut(BaseModel):
+    exchange: str = Field(examples=["binance"])
+    symbol: str = Field(description="canonical BASE-QUOTE", examples=["BTC-USDT"])
+    raw_symbol: str = Field(description="the exchange's own name", examples=["BTCUSDT"])
+    base: str = Field(examples=["BTC"])
+    quote: str = Field(examples=["USDT"])
+
+    @classmethod
+    def of(cls, info: SymbolInfo) -> SymbolOut:
+        return cls(
+            exchange=info.exchange,
+            symbol=info.symbol,
+            raw_symbol=info.raw_symbol,
+            base=info.base,
+            quote=info.quote,
+        )
+
+
+class SymbolsOut(BaseModel):
+    symbols: list[SymbolOut]
+
+
+_INDICATOR_FIELDS: tuple[str, ...] = Indicators.__struct_fields__
+
+
+def _indicator_values(ind: Indicators) -> dict[str, float | None]:
+    return {name: _finite(value) for name, value in zip(_INDICATOR_FIELDS, astuple(ind), strict=True)}
+
+
+class IndicatorsOut(BaseModel):
+    """Indicators on the bar's close: SMA/EMA 20, RSI 14, MACD 12/26/9, Bollinger 20x2, ATR 14."""
+
+    sma_20: float | None = None
+    ema_20: float | None = None
+    rsi_14: float | None = None
+    macd: float | None = None
+    macd_signal: float | None = None
+    macd_hist: float | None = None
+    bb_upper: float | None = None
+    bb_middle: float | None = None
+    bb_lower: float | None = None
+    atr_14: float | None = None
+
+    @classmethod
+    def of(cls, ind: Indicators) -> IndicatorsOut:
+        return cls(**_indicator_values(ind))
+
+
+class BarOut(BaseModel):
+    """OHLCV over [open_time, close_time) by exchange event time."""
+
+    exchange: str
+    symbol: str
+    timeframe: str
+    open_time: str = Field(examples=["2024-01-01T00:00:00.000Z"])
+    open_time_ms: int = Field(examples=[1704067200000])
+    close_time: str = Field(examples=["2024-01-01T00:01:00.000Z"])
+    close_time_ms: int = Field(examples=[1704067260000])
+    open: str = Field(examples=["42000.10"])
+    high: str
+    low: str
+    close: str
+    volume: float = Field(description="base units")
+    quote_volume: float = Field(description="quote units")
+    vwap: float | None = Field(description="quote_volume / volume; null for an empty bar")
+    trade_count: int
+    buy_volume: float
+    sell_volume: float
+    first_trade_id: int
+    last_trade_id: int
+    indicators: IndicatorsOut | None = Field(default=None, description="null when indicators=false")
+
+    @classmethod
+    def of(cls, closed: ClosedBar, *, with_indicators: bool = True) -> BarOut:
+        bar: Bar = closed.bar
+        return cls(
+            exchange=bar.exchange,
+            symbol=bar.symbol,
+            timeframe=bar.timeframe,
+            open_time=format_time(bar.open_time),
+            open_time_ms=bar.open_time // NS_PER_MS,
+            close_time=format_time(bar.close_time),
+            close_time_ms=bar.close_time // NS_PER_MS,
+            open=bar.open,
+            high=bar.high,
+            low=bar.low,
+            close=bar.close,
+            volume=bar.volume,
+            quote_volume=bar.quote_volume,
+            vwap=_finite(bar.vwap),
+            trade_count=bar.trade_count,
+            buy_volume=bar.buy_volume,
+            sell_volume=bar.sell_volume,
+            first_trade_id=bar.first_trade_id,
+            last_trade_id=bar.last_trade_id,
+            indicators=IndicatorsOut.of(closed.indicators) if with_indicators else None,
+        )
+
+
+class BarsOut(BaseModel):
+    exchange: str
+    symbol: str
+    timeframe: str
+    count: int
+    bars: list[BarOut] = Field(description="oldest first")
+
+
+class LatestBarOut(BaseModel):
+    source: Literal["cache", "store"] = Field(description="where the bar was found")
+    bar: BarOut
+
+
+class _OpenTime(BaseModel):
+    open_time: str = Field(examples=["2024-01-01T00:00:00.000Z"])
+    open_time_ms: int = Field(examples=[1704067200000])
+
+
+class IndicatorPointOut(IndicatorsOut, _OpenTime):
+    """The indicators of the bar that opened at `open_time` (listed first)."""
+
+    @classmethod
+    def at(cls, closed: ClosedBar) -> IndicatorPointOut:
+        open_time = closed.bar.open_time
+        return cls(
+            open_time=format_time(open_time),
+            open_time_ms=open_time // NS_PER_MS,
+            **_indicator_values(closed.indicators),
+        )
+
+
+class IndicatorsSeriesOut(BaseModel):
+    exchange: str
+    symbol: str
+    timeframe: str
+    count: int
+    indicators: list[IndicatorPointOut] = Field(description="one entry per bar, oldest first")
+
+
+class TradeOut(BaseModel):
+    trade_id: int
+    price: str = Field(examples=["42000.10"])
+    quantity: str = Field(examples=["0.0150"])
+    side: Literal["buy", "sell"] = Field(description="the taker's side")
+    time: str = Field(description="exchange event time", examples=["2024-01-01T00:00:00.123Z"])
+    time_ms: int
+    time_ns: int = Field(description="exchange event time, exact, ns since the epoch")
+    backfilled: bool
+
+    @classmethod
+    def of(cls, trade: Trade) -> TradeOut:
+        return cls(
+            trade_id=trade.trade_id,
+            price=trade.price,
+            quantity=trade.quantity,
+            side=trade.side.value,
+            time=format_time(trade.ts_event),
+            time_ms=trade.ts_event // NS_PER_MS,
+            time_ns=trade.ts_event,
+            backfilled=trade.backfilled,
+        )
+
+
+class TradesOut(BaseModel):
+    exchange: str
+    symbol: str
+    count: int
+    trades: list[TradeOut] = Field(description="oldest first")
+
+
+class BarMessage(BaseModel):
+    """One WebSocket message: a bar that just closed."""
+
+    type: Literal["bar"] = "bar"
+    data: BarOut
+
+
+class DependencyStatus(BaseModel):
+    status: Literal["ok", "fail", "timeout"]
+    detail: str | None = None
+
+
+class ReadinessOut(BaseModel):
+    status: Literal["ok", "unavailable"]
+    checks: dict[str, DependencyStatus]
+
+
+class LivenessOut(BaseModel):
+    status: Literal["ok", "fail"] = "ok"
+    heartbeat_age: float | None = Field(
+        default=None, description="seconds since the event-loop heartbeat (when health is watched)"
+    )
+
+
+class ErrorDetail(BaseModel):
+    code: str = Field(examples=["invalid_parameter"])
+    message: str = Field(examples=["timeframe: invalid timeframe '7x': expected <n><s|m|h|d>"])
+    parameter: str | None = Field(default=None, examples=["timeframe"])
+    request_id: str | None = None
+
+
+class ErrorOut(BaseModel):
+    error: ErrorDetail

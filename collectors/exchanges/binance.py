@@ -1,0 +1,360 @@
+"""Binance (spot, USD-M futures, COIN-M futures) market trades: raw message types and a pure adapter.
+
+Live data comes from the combined-stream URL `/stream?streams=<sym>@trade/...` (spot: one event per
+trade, id `t`, consecutive per symbol) or `<sym>@aggTrade` (futures: id `a`, consecutive per symbol).
+Every connect uses that URL, so every reconnect resubscribes; no SUBSCRIBE message is sent.
+Side: `m` is "buyer is the maker", so m=true means the taker sold. `T` (trade time, ms) becomes
+`ts_event` in ns. Prices and quantities stay the exact strings sent, validated as positive decimals.
+Symbols are normalized from exchangeInfo `baseAsset`/`quoteAsset` (never by guessing suffixes).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any, ClassVar, Final
+
+import msgspec
+
+from collectors.adapter import (
+    EXCHANGE_ERROR,
+    INVALID_VALUE,
+    MALFORMED_JSON,
+    OVERSIZED,
+    UNEXPECTED_EVENT,
+    UNEXPECTED_SCHEMA,
+    UNKNOWN_SYMBOL,
+    AdapterLimits,
+    ReconnectRequested,
+    RestRequest,
+)
+from core.errors import ParseError
+from core.types import Side, SymbolInfo, Trade
+
+NS_PER_MS: Final = 1_000_000
+_INF: Final = math.inf
+_DECIMAL_CACHE_SIZE: Final = 1 << 16
+_BUY: Final = Side.BUY
+_SELL: Final = Side.SELL
+_PERPETUAL_DELIVERY_MS: Final = 4_000_000_000_000  # Binance dates perpetuals in the year 2100
+
+# Market events a trade collector may see on a shared connection: not trades, not errors.
+_MARKET_EVENTS: Final = frozenset(
+    {
+        "depthUpdate",
+        "kline",
+        "bookTicker",
+        "24hrTicker",
+        "24hrMiniTicker",
+        "1hTicker",
+        "4hTicker",
+        "1dTicker",
+        "avgPrice",
+        "markPriceUpdate",
+        "indexPriceUpdate",
+        "forceOrder",
+        "continuous_kline",
+        "indexPrice_kline",
+        "markPrice_kline",
+        "compositeIndex",
+        "contractInfo",
+        "assetIndexUpdate",
+    }
+)
+
+
+class TradeEvent(msgspec.Struct, tag_field="e", tag="trade", frozen=True, gc=False):
+    """`<symbol>@trade`: s symbol, t trade id, p price, q base quantity, T trade time ms, m buyer is maker."""
+
+    s: str
+    t: int
+    p: str
+    q: str
+    T: int
+    m: bool
+
+
+class AggTradeEvent(msgspec.Struct, tag_field="e", tag="aggTrade", frozen=True, gc=False):
+    """`<symbol>@aggTrade`: a aggregate trade id (consecutive per symbol); other fields as TradeEvent."""
+
+    s: str
+    a: int
+    p: str
+    q: str
+    T: int
+    m: bool
+
+
+class CombinedFrame(msgspec.Struct, frozen=True, gc=False):
+    """The combined-stream wrapper `{"stream": "<name>", "data": <event>}`."""
+
+    stream: str
+    data: TradeEvent | AggTradeEvent
+
+
+class HistoricalTradeRow(msgspec.Struct, frozen=True, gc=False):
+    """One row of `historicalTrades` (id = stream `t`, time ms, isBuyerMaker = stream `m`)."""
+
+    id: int
+    price: str
+    qty: str
+    time: int
+    isBuyerMaker: bool
+
+
+class AggTradeRow(msgspec.Struct, frozen=True, gc=False):
+    """One row of `aggTrades` (a = stream `a`, T ms, m = buyer is maker)."""
+
+    a: int
+    p: str
+    q: str
+    T: int
+    m: bool
+
+
+class SymbolRow(msgspec.Struct, frozen=True):
+    """One `exchangeInfo.symbols[]` entry (futures add contractType and deliveryDate ms)."""
+
+    symbol: str
+    baseAsset: str
+    quoteAsset: str
+    contractType: str | None = None
+    deliveryDate: int | None = None
+
+
+class ExchangeInfo(msgspec.Struct, frozen=True):
+    symbols: list[SymbolRow]
+
+
+_COMBINED = msgspec.json.Decoder(CombinedFrame)
+_RAW_EVENT = msgspec.json.Decoder(TradeEvent | AggTradeEvent)
+_ANY = msgspec.json.Decoder()
+_HISTORICAL = msgspec.json.Decoder(list[HistoricalTradeRow])
+_AGG_ROWS = msgspec.json.Decoder(list[AggTradeRow])
+_EXCHANGE_INFO = msgspec.json.Decoder(ExchangeInfo)
+
+
+def is_positive_decimal(text: str) -> bool:
+    """True for a plain positive decimal string such as '0.00150000' (no sign, exponent, NaN or inf)."""
+    digits = text.replace(".", "", 1)
+    return digits.isdigit() and digits.isascii() and 0.0 < float(text) < _INF
+
+
+def canonical_symbol(row: SymbolRow) -> str:
+    """BASE-QUOTE for spot; futures add -PERP or the delivery date -YYMMDD (BTC-USD-211231)."""
+    base = f"{row.baseAsset.upper()}-{row.quoteAsset.upper()}"
+    if row.contractType is None:
+        return base
+    delivery = row.deliveryDate
+    if row.contractType == "PERPETUAL" or delivery is None or delivery >= _PERPETUAL_DELIVERY_MS:
+        return f"{base}-PERP"
+    return f"{base}-{datetime.fromtimestamp(delivery / 1000, tz=UTC):%y%m%d}"
+
+
+class BinanceAdapter:
+    """Binance spot `@trade` streams; REST backfill from `historicalTrades` (public, weight 25)."""
+
+    name: str = "binance"
+    default_ws_url: str = "wss://stream.binance.com:9443"
+    default_rest_url: str = "https://api.binance.com"
+    trade_stream: ClassVar[str] = "trade"
+    backfill_path: ClassVar[str] = "/api/v3/historicalTrades"
+    symbols_path: ClassVar[str] = "/api/v3/exchangeInfo"
+    limits: AdapterLimits = AdapterLimits(
+        max_streams_per_connection=1024,
+        max_connection_age_s=24 * 3600.0,
+        reconnect_margin_s=1800.0,
+        max_frame_bytes=64 * 1024,
+    )
+
+    def __init__(self, symbols: Iterable[SymbolInfo] = ()) -> None:
+        self._info: dict[str, SymbolInfo] = {s.raw_symbol: s for s in symbols}
+        self._canonical: dict[str, str] = {raw: s.symbol for raw, s in self._info.items()}
+        self._valid_decimals: set[str] = set()
+
+    # -- connection ------------------------------------------------------------------------------
+    def symbol_info(self, raw_symbol: str) -> SymbolInfo | None:
+        return self._info.get(raw_symbol)
+
+    def streams_per_symbol(self) -> int:
+        return 1
+
+    def ws_url(self, base_url: str, raw_symbols: Sequence[str]) -> str:
+        base = base_url.rstrip("/")
+        if not base.endswith("/stream"):
+            base += "/stream"
+        streams = "/".join(f"{raw.lower()}@{self.trade_stream}" for raw in raw_symbols)
+        return f"{base}?streams={streams}"
+
+    def subscribe_messages(self, raw_symbols: Sequence[str]) -> list[str]:
+        return []  # the combined-stream URL subscribes on every connect
+
+    # -- frames ----------------------------------------------------------------------------------
+    def parse(self, frame: bytes | str, ts_recv: int) -> list[Trade]:
+        if len(frame) > self.limits.max_frame_bytes:
+            raise ParseError(f"frame of {len(frame)} bytes", error_type=OVERSIZED, raw=frame[:512])
+        try:
+            event: TradeEvent | AggTradeEvent = _COMBINED.decode(frame).data
+        except msgspec.DecodeError:
+            return self._parse_slow(frame, ts_recv)
+        return [self._normalize(event, ts_recv)]
+
+    def _normalize(self, ev: TradeEvent | AggTradeEvent, ts_recv: int) -> Trade:
+        """The hot path: a dict lookup, two set lookups for already-validated decimals, one Trade."""
+        symbol = self._canonical.get(ev.s)
+        if symbol is None:
+            raise ParseError(f"unknown symbol {ev.s!r}", error_type=UNKNOWN_SYMBOL, raw=repr(ev))
+        trade_id = ev.t if type(ev) is TradeEvent else ev.a  # type: ignore[union-attr]
+        price = ev.p
+        qty = ev.q
+        valid = self._valid_decimals
+        if (
+            (price not in valid and not self._admit_decimal(price))
+            or (qty not in valid and not self._admit_decimal(qty))
+            or trade_id < 0
+            or ev.T <= 0
+        ):
+            raise ParseError("invalid trade values", error_type=INVALID_VALUE, raw=repr(ev))
+        side = _SELL if ev.m else _BUY
+        return Trade(self.name, symbol, ev.s, trade_id, price, qty, side, ev.T * NS_PER_MS, ts_recv)
+
+    def _admit_decimal(self, text: str) -> bool:
+        """Validate a decimal string and remember it (prices and sizes repeat; the set is bounded)."""
+        if not is_positive_decimal(text):
+            return False
+        if len(self._valid_decimals) >= _DECIMAL_CACHE_SIZE:
+            self._valid_decimals.clear()
+        self._valid_decimals.add(text)
+        return True
+
+    def _parse_slow(self, frame: bytes | str, ts_recv: int) -> list[Trade]:
+        """Frames that are not combined trade events: raw events, control frames, other events, junk."""
+        try:
+            return [self._normalize(_RAW_EVENT.decode(frame), ts_recv)]
+        except msgspec.DecodeError:
+            pass
+        try:
+            obj = _ANY.decode(frame)
+        except msgspec.DecodeError as exc:
+            raise ParseError(f"not JSON: {exc}", error_type=MALFORMED_JSON, raw=frame) from None
+        payload = obj
+        if isinstance(obj, dict) and "stream" in obj and "data" in obj:
+            payload = obj["data"]
+        if isinstance(payload, dict):
+            return self._classify(payload, frame, ts_recv)
+        if isinstance(payload, list) and all(
+            isinstance(item, dict) and item.get("e") in _MARKET_EVENTS for item in payload
+        ):
+            return []  # array streams such as !miniTicker@arr
+        raise ParseError("frame is not a JSON object", error_type=UNEXPECTED_SCHEMA, raw=frame)
+
+    def _classify(self, payload: dict[str, Any], frame: bytes | str, ts_recv: int) -> list[Trade]:
+        event = payload.get("e")
+        if event in ("trade", "aggTrade"):
+            try:
+                typed = msgspec.convert(payload, TradeEvent | AggTradeEvent)
+            except msgspec.ValidationError as exc:
+                raise ParseError(
+                    f"bad {event} event: {exc}", error_type=UNEXPECTED_SCHEMA, raw=frame
+                ) from None
+            return [self._normalize(typed, ts_recv)]
+        if event == "serverShutdown":
+            raise ReconnectRequested("Binance serverShutdown: the server is going away")
+        if event in _MARKET_EVENTS:
+            return []
+        if event is not None:
+            raise ParseError(f"unexpected event {event!r}", error_type=UNEXPECTED_EVENT, raw=frame)
+        if "result" in payload and "id" in payload:
+            return []  # SUBSCRIBE / LIST_SUBSCRIPTIONS acknowledgement
+        if "code" in payload and "msg" in payload:
+            raise ParseError(f"exchange error {payload['code']}", error_type=EXCHANGE_ERROR, raw=frame)
+        if {"u", "s", "b", "a"} <= payload.keys() or {"lastUpdateId", "bids", "asks"} <= payload.keys():
+            return []  # spot bookTicker / partial depth: events without an "e" field
+        raise ParseError("unrecognised frame", error_type=UNEXPECTED_EVENT, raw=frame)
+
+    # -- REST --------------------------------------------------------------------------------------
+    def backfill_request(self, raw_symbol: str, from_id: int, limit: int) -> RestRequest:
+        params = (("symbol", raw_symbol), ("fromId", str(from_id)), ("limit", str(limit)))
+        return RestRequest(self.backfill_path, params)
+
+    def parse_backfill(self, body: bytes, raw_symbol: str, ts_recv: int) -> list[Trade]:
+        try:
+            rows = _HISTORICAL.decode(body)
+        except msgspec.DecodeError as exc:
+            raise ParseError(
+                f"bad historicalTrades body: {exc}", error_type=UNEXPECTED_SCHEMA, raw=body
+            ) from None
+        return [
+            self._backfilled(raw_symbol, r.id, r.price, r.qty, r.time, r.isBuyerMaker, ts_recv) for r in rows
+        ]
+
+    def _backfilled(
+        self, raw: str, trade_id: int, price: str, qty: str, time_ms: int, maker: bool, ts_recv: int
+    ) -> Trade:
+        symbol = self._canonical.get(raw)
+        if symbol is None:
+            raise ParseError(f"unknown symbol {raw!r}", error_type=UNKNOWN_SYMBOL, raw=raw)
+        if trade_id < 0 or time_ms <= 0 or not (is_positive_decimal(price) and is_positive_decimal(qty)):
+            raise ParseError(
+                "invalid backfill row", error_type=INVALID_VALUE, raw=f"{trade_id} {price} {qty}"
+            )
+        side = Side.SELL if maker else Side.BUY
+        return Trade(self.name, symbol, raw, trade_id, price, qty, side, time_ms * NS_PER_MS, ts_recv, True)
+
+    def symbols_request(self) -> RestRequest:
+        return RestRequest(self.symbols_path)
+
+    def parse_symbols(self, body: bytes) -> list[SymbolInfo]:
+        try:
+            info = _EXCHANGE_INFO.decode(body)
+        except msgspec.DecodeError as exc:
+            raise ParseError(
+                f"bad exchangeInfo body: {exc}", error_type=UNEXPECTED_SCHEMA, raw=body
+            ) from None
+        return [
+            SymbolInfo(
+                self.name, canonical_symbol(row), row.symbol, row.baseAsset.upper(), row.quoteAsset.upper()
+            )
+            for row in info.symbols
+        ]
+
+
+class _BinanceAggTradeAdapter(BinanceAdapter):
+    """Futures venues: `@aggTrade` streams (id `a`) and `aggTrades?fromId=` backfill."""
+
+    trade_stream: ClassVar[str] = "aggTrade"
+
+    def parse_backfill(self, body: bytes, raw_symbol: str, ts_recv: int) -> list[Trade]:
+        try:
+            rows = _AGG_ROWS.decode(body)
+        except msgspec.DecodeError as exc:
+            raise ParseError(f"bad aggTrades body: {exc}", error_type=UNEXPECTED_SCHEMA, raw=body) from None
+        return [self._backfilled(raw_symbol, r.a, r.p, r.q, r.T, r.m, ts_recv) for r in rows]
+
+
+class BinanceFuturesAdapter(_BinanceAggTradeAdapter):
+    """Binance USD-M futures (fstream / fapi): BTC-USDT-PERP, BTC-USDT-210924."""
+
+    name = "binance_futures"
+    default_ws_url = "wss://fstream.binance.com"
+    default_rest_url = "https://fapi.binance.com"
+    backfill_path: ClassVar[str] = "/fapi/v1/aggTrades"
+    symbols_path: ClassVar[str] = "/fapi/v1/exchangeInfo"
+    limits = AdapterLimits(
+        max_streams_per_connection=200,
+        max_connection_age_s=24 * 3600.0,
+        reconnect_margin_s=1800.0,
+        max_frame_bytes=64 * 1024,
+    )
+
+
+class BinanceDeliveryAdapter(_BinanceAggTradeAdapter):
+    """Binance COIN-M futures (dstream / dapi): BTC-USD-PERP, BTC-USD-211231."""
+
+    name = "binance_delivery"
+    default_ws_url = "wss://dstream.binance.com"
+    default_rest_url = "https://dapi.binance.com"
+    backfill_path: ClassVar[str] = "/dapi/v1/aggTrades"
+    symbols_path: ClassVar[str] = "/dapi/v1/exchangeInfo"
+    limits = BinanceFuturesAdapter.limits

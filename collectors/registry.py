@@ -1,0 +1,30 @@
+"""Which exchange adapters exist. Adding an exchange: one module in exchanges/, one entry here."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+from collectors.adapter import ExchangeAdapter
+from collectors.exchanges.binance import BinanceAdapter, BinanceDeliveryAdapter, BinanceFuturesAdapter
+from core.errors import ConfigError
+from core.types import SymbolInfo
+
+AdapterFactory = Callable[[Iterable[SymbolInfo]], ExchangeAdapter]
+
+ADAPTERS: dict[str, AdapterFactory] = {
+    "binance": BinanceAdapter,
+    "binance_futures": BinanceFuturesAdapter,
+    "binance_delivery": BinanceDeliveryAdapter,
+}
+
+
+def create_adapter(name: str, symbols: Iterable[SymbolInfo] = ()) -> ExchangeAdapter:
+    """The adapter for exchange `name` knowing `symbols` (from its `parse_symbols`); ConfigError if unknown.
+
+    An adapter built without symbols can still make and parse the symbols request (bootstrap).
+    """
+    factory = ADAPTERS.get(name.strip().lower())
+    if factory is None:
+        known = ", ".join(sorted(ADAPTERS))
+        raise ConfigError(f"unknown exchange {name!r}; known exchanges: {known}")
+    return factory(symbols)

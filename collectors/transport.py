@@ -1,0 +1,100 @@
+"""Websocket clients behind one small interface, so the session loop does not care which library runs.
+
+`WebsocketsConnector` (the `websockets` library, default) answers server pings automatically and hands
+text frames over as undecoded UTF-8 bytes (msgspec decodes bytes directly). Library errors become
+`TransportClosed` / `ExchangeError` here.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
+
+from collectors.adapter import AdapterLimits
+from core.errors import ExchangeError
+
+# The library takes frames up to this size (bytes) so that a frame above the adapter's own limit is
+# counted and skipped by the adapter instead of closing the connection (1009); beyond it, memory wins.
+LIBRARY_MAX_FRAME_BYTES = 8 * 1024 * 1024
+
+
+class TransportClosed(ExchangeError):
+    """The websocket closed (by either side); `code`/`reason` as sent in the close frame, if any."""
+
+    def __init__(self, message: str, code: int | None = None, reason: str = "") -> None:
+        super().__init__(message)
+        self.code = code
+        self.reason = reason
+
+
+class WsConnection(Protocol):
+    async def recv(self) -> bytes | str:
+        """The next data frame; TransportClosed once the connection is closed."""
+        ...
+
+    async def send(self, text: str) -> None: ...
+
+    async def close(self) -> None:
+        """Close politely (close handshake, bounded by a short timeout)."""
+        ...
+
+    def abort(self) -> None:
+        """Drop the TCP connection now (a stalled peer would not answer a close handshake)."""
+        ...
+
+
+class WsConnector(Protocol):
+    async def connect(self, url: str, limits: AdapterLimits) -> WsConnection:
+        """Open a connection; ExchangeError (or OSError subclasses translated) when it cannot."""
+        ...
+
+
+class _WebsocketsConnection:
+    def __init__(self, ws: ClientConnection) -> None:
+        self._ws = ws
+
+    async def recv(self) -> bytes | str:
+        try:
+            return await self._ws.recv(decode=False)
+        except ConnectionClosed as exc:
+            code = exc.rcvd.code if exc.rcvd is not None else None
+            reason = exc.rcvd.reason if exc.rcvd is not None else ""
+            raise TransportClosed(f"websocket closed: {exc}", code, reason) from exc
+
+    async def send(self, text: str) -> None:
+        try:
+            await self._ws.send(text)
+        except ConnectionClosed as exc:
+            raise TransportClosed(f"websocket closed: {exc}") from exc
+
+    async def close(self) -> None:
+        await self._ws.close()
+
+    def abort(self) -> None:
+        self._ws.transport.abort()
+
+
+class WebsocketsConnector:
+    """Connects with the `websockets` library: `close_timeout` and `open_timeout` in seconds."""
+
+    def __init__(self, *, open_timeout: float = 10.0, close_timeout: float = 2.0) -> None:
+        self._open_timeout = open_timeout
+        self._close_timeout = close_timeout
+
+    async def connect(self, url: str, limits: AdapterLimits) -> WsConnection:
+        try:
+            ws = await connect(
+                url,
+                open_timeout=self._open_timeout,
+                close_timeout=self._close_timeout,
+                ping_interval=limits.client_ping_interval_s,
+                ping_timeout=limits.client_ping_timeout_s,
+                max_size=max(LIBRARY_MAX_FRAME_BYTES, limits.max_frame_bytes),
+                max_queue=1024,
+                proxy=None,
+            )
+        except (OSError, TimeoutError, InvalidHandshake, InvalidURI) as exc:
+            raise ExchangeError(f"cannot connect to {url}: {type(exc).__name__}: {exc}") from exc
+        return _WebsocketsConnection(ws)

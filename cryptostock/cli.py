@@ -1,0 +1,137 @@
+"""`cryptostock`: the platform's command line. Flags override the environment; see --help of each command."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any
+
+from pydantic import ValidationError
+
+from core.errors import ConfigError, PlatformError
+
+S = argparse.SUPPRESS
+
+
+def _common(parser: argparse.ArgumentParser, metrics_port: int) -> None:
+    parser.add_argument(
+        "--metrics-port", type=int, default=S, help=f"metrics/health port (default {metrics_port})"
+    )
+    parser.add_argument("--metrics-addr", default=S, help="metrics bind address (default 0.0.0.0)")
+    parser.add_argument("--log-level", default=S, help="DEBUG, INFO, WARNING... (env LOG_LEVEL)")
+    parser.add_argument("--log-format", choices=["text", "json"], default=S, help="env LOG_FORMAT")
+    parser.add_argument("--log-dir", default=S, help="log directory (env LOG_DIR, default logs)")
+    parser.add_argument("--data-dir", default=S, help="embedded database directory (default data)")
+    parser.add_argument("--database-url", default=S, help="PostgreSQL URL (env DATABASE_URL; absent: SQLite)")
+    parser.add_argument("--redis-url", default=S, help="Redis URL (env REDIS_URL; absent: in-process bus)")
+
+
+def _processing(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--timeframes", default=S, help="bar timeframes (default 1m,5m,15m,1h,4h,1d)")
+    parser.add_argument("--grace-seconds", type=float, default=S, help="watermark grace period (default 2)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="cryptostock", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", help="simulator + collector + processor + API in one process")
+    _common(run, 9091)
+    _processing(run)
+    run.add_argument("--symbols", default=S, help="exchange symbols (default BTCUSDT,ETHUSDT)")
+    run.add_argument("--api-host", default=S)
+    run.add_argument("--api-port", type=int, default=S, help="API port (default 8000)")
+    run.add_argument("--sim-port", type=int, default=S, help="simulator port (default 8765)")
+    run.add_argument("--tps", type=float, default=S, help="simulated trades per second (default 20)")
+    run.add_argument("--replay", default=S, help="replay this CSV trade file instead of a synthetic market")
+    run.add_argument("--speed", type=float, default=S, help="replay speed multiplier, 0 = as fast as read")
+    run.add_argument("--ws-url", default=S, help="collect from this websocket base URL instead")
+    run.add_argument("--rest-url", default=S, help="backfill from this REST base URL instead")
+    run.add_argument("--live", action="store_true", default=S, help="collect from the real Binance")
+
+    collector = commands.add_parser("collector", help="collect trades from an exchange onto the bus")
+    _common(collector, 9092)
+    collector.add_argument("--exchange", default=S, help="exchange name (binance)")
+    collector.add_argument("--symbols", default=S, help="comma-separated exchange symbols")
+    collector.add_argument("--ws-url", default=S, help="websocket base URL (e.g. the simulator's)")
+    collector.add_argument("--rest-url", default=S, help="REST base URL for backfill and symbols")
+    collector.add_argument(
+        "--stale-timeout", type=float, default=S, help="reconnect after this many idle seconds"
+    )
+
+    processor = commands.add_parser("processor", help="turn trades from the bus into stored bars")
+    _common(processor, 9093)
+    _processing(processor)
+    processor.add_argument("--consumer", default=S, help="consumer name, stable across restarts")
+    processor.add_argument("--shard-index", type=int, default=S)
+    processor.add_argument("--shard-count", type=int, default=S)
+
+    api = commands.add_parser("api", help="serve the REST and WebSocket API")
+    _common(api, 9094)
+    api.add_argument("--host", default=S)
+    api.add_argument("--port", type=int, default=S, help="API port (default 8000)")
+
+    simulate = commands.add_parser("simulate", help="serve a simulated Binance (websocket and REST)")
+    _common(simulate, 9095)
+    simulate.add_argument("--host", default=S)
+    simulate.add_argument("--port", type=int, default=S, help="port (default 8765)")
+    simulate.add_argument("--symbols", default=S)
+    simulate.add_argument("--tps", type=float, default=S, help="synthetic trades per second")
+    simulate.add_argument("--seed", type=int, default=S)
+    simulate.add_argument(
+        "--replay", default=S, help="CSV: timestamp_ms,symbol,trade_id,price,quantity,is_buyer_maker"
+    )
+    simulate.add_argument(
+        "--speed", type=float, default=S, help="replay speed multiplier, 0 = as fast as read"
+    )
+    simulate.add_argument("--ping-interval", type=float, default=S)
+    simulate.add_argument("--ping-timeout", type=float, default=S)
+
+    db = commands.add_parser("db", help="database administration")
+    db_commands = db.add_subparsers(dest="db_command", required=True)
+    migrate = db_commands.add_parser("migrate", help="apply pending migrations")
+    _common(migrate, 9091)
+    return parser
+
+
+def _entry(command: str, db_command: str | None) -> tuple[type, Callable[[Any], Coroutine[Any, Any, None]]]:
+    from cryptostock import daemons, settings
+
+    table: dict[str, tuple[type, Callable[[Any], Coroutine[Any, Any, None]]]] = {
+        "run": (settings.RunSettings, daemons.run_all),
+        "collector": (settings.CollectorSettings, daemons.run_collector),
+        "processor": (settings.ProcessorSettings, daemons.run_processor),
+        "api": (settings.ApiDaemonSettings, daemons.run_api),
+        "simulate": (settings.SimulateSettings, daemons.run_simulator),
+        "db": (settings.CommonSettings, daemons.migrate_database),
+    }
+    return table[command]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = vars(build_parser().parse_args(argv))
+    command = args.pop("command")
+    db_command = args.pop("db_command", None)
+    settings_type, coroutine = _entry(command, db_command)
+    try:
+        settings = settings_type(**args)
+        asyncio.run(coroutine(settings))
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        print(f"cryptostock {command}: invalid settings: {problems}", file=sys.stderr)
+        return 2
+    except ConfigError as exc:
+        print(f"cryptostock {command}: {exc}", file=sys.stderr)
+        return 2
+    except PlatformError as exc:
+        print(f"cryptostock {command}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 0
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,303 @@
+"""The processor service: bus -> store -> bars -> indicators -> store + cache -> acknowledge.
+
+Exactly-once by construction:
+- the store de-duplicates trades (`insert_trades` returns only the new ones) and only new trades reach the
+  bar aggregator, so a redelivered batch or a collector's duplicate never counts twice;
+- a delivery is acknowledged only after its trades and the bars they closed are stored, so a crash at any
+  point redelivers it;
+- after a restart each symbol is warmed up from the store before any new trade is applied: open bars are
+  rebuilt from the stored trades after the newest stored bar, indicators from the stored bars.
+Outages of the store or the bus are retried with backoff; nothing is acknowledged meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from typing import TypeVar
+
+from loguru import logger
+
+from core.clock import Clock, SystemClock
+from core.errors import BusError, CircuitOpenError, PlatformError, StorageError
+from core.ports import BarKey, MarketCache, MarketStore, TradeBus, bar_key
+from core.timeframes import NS_PER_SECOND, bucket_start, timeframe_ns
+from core.types import Bar, ClosedBar, Delivery, SymbolInfo, Trade
+from monitoring.metrics import METRICS, PlatformMetrics
+from processor.bars import BarAggregator
+from processor.features import FeatureCalculator
+from processor.indicators import IndicatorEngine
+from processor.quality import QualityMonitor
+
+T = TypeVar("T")
+
+
+class ShutdownAbandoned(PlatformError):
+    """A dependency stayed down past the stop deadline; unacknowledged work remains on the bus."""
+
+
+RETRYABLE = (StorageError, CircuitOpenError, BusError)
+WARM_UP_BARS = 1000
+MAX_WARM_UP_NS = 2 * 86400 * NS_PER_SECOND
+
+
+class ProcessorService:
+    """Consumes trades from the bus and produces stored, cached bars with indicators."""
+
+    def __init__(
+        self,
+        bus: TradeBus,
+        store: MarketStore,
+        cache: MarketCache,
+        *,
+        timeframes: Sequence[str],
+        grace_ns: int,
+        consumer: str = "processor-1",
+        read_batch: int = 200,
+        tick_interval: float = 0.5,
+        drain_on_stop: bool = False,
+        stop_timeout: float = 6.0,
+        metrics: PlatformMetrics = METRICS,
+        clock: Clock | None = None,
+    ) -> None:
+        self._bus = bus
+        self._store = store
+        self._cache = cache
+        self._timeframes = tuple(timeframes)
+        self._grace_ns = grace_ns
+        self._consumer = consumer
+        self._read_batch = read_batch
+        self._tick_ms = max(1, int(tick_interval * 1000))
+        self._metrics = metrics
+        self._clock = clock or SystemClock()
+        self._aggregator = BarAggregator(self._timeframes, grace_ns)
+        self._engines: dict[BarKey, IndicatorEngine] = {}
+        self._features: dict[BarKey, FeatureCalculator] = {}
+        self._quality = QualityMonitor()
+        self._warm: set[tuple[str, str]] = set()
+        self._stopping = asyncio.Event()
+        self._drain_on_stop = drain_on_stop
+        self._stop_timeout = stop_timeout
+        self._give_up_at = float("inf")
+        self._log = logger.bind(component="processor", consumer=consumer)
+        self.trades_applied = 0
+
+    def stop(self) -> None:
+        """Stop reading. The current batch is finished, stored and acknowledged before run() returns; with
+        `drain_on_stop` (an in-process bus, which does not survive the process) everything already on the
+        bus is processed first. Outages are waited out for at most `stop_timeout` seconds after this."""
+        self._give_up_at = time.monotonic() + self._stop_timeout
+        self._stopping.set()
+
+    async def run(self) -> None:
+        self._log.info("processor starting: timeframes {}", ",".join(self._timeframes))
+        try:
+            await self._retry("warm_up", self._warm_up_known_symbols)
+            while True:
+                stopping = self._stopping.is_set()
+                if stopping and not self._drain_on_stop:
+                    break
+                deliveries = await self._retry(
+                    "read",
+                    self._bus.read,
+                    self._consumer,
+                    max_count=self._read_batch,
+                    block_ms=1 if stopping else self._tick_ms,
+                )
+                if deliveries:
+                    await self.process(deliveries)
+                elif stopping:
+                    break
+                await self.close_due()
+        except ShutdownAbandoned as exc:
+            self._log.error("stopped with work unacknowledged (it stays on the bus): {}", exc)
+        self._log.info("processor stopped after applying {} trades", self.trades_applied)
+
+    async def process(self, deliveries: Sequence[Delivery]) -> None:
+        """Store, aggregate and acknowledge one read's worth of deliveries."""
+        trades = [trade for delivery in deliveries for trade in delivery.trades]
+        await self._warm_up_symbols(trades)
+        new_trades = await self._retry("insert_trades", self._store.insert_trades, trades)
+        closed = self._apply(new_trades)
+        await self._retry("store_bars", self._persist, closed)
+        await self._retry("ack", self._bus.ack, deliveries)
+
+    async def close_due(self) -> None:
+        """Close bars whose end plus grace has passed on the clock (a quiet market)."""
+        bars = self._aggregator.close_due(self._clock.now_ns())
+        if bars:
+            await self._retry("store_bars", self._persist, self._finish(bars))
+
+    def _apply(self, trades: Sequence[Trade]) -> list[ClosedBar]:
+        closed: list[Bar] = []
+        late: dict[tuple[str, str], int] = {}
+        per_exchange: dict[str, int] = {}
+        for trade in trades:
+            result = self._aggregator.add(trade)
+            if result.closed:
+                closed.extend(result.closed)
+            if result.late_timeframes:
+                key = (trade.exchange, trade.symbol)
+                late[key] = late.get(key, 0) + 1
+            per_exchange[trade.exchange] = per_exchange.get(trade.exchange, 0) + 1
+        self._record_trade_quality(trades)
+        for (exchange, symbol), count in late.items():
+            self._metrics.late_trades.labels(exchange, symbol).inc(count)
+            self._log.warning(
+                "{} trades arrived after their bar closed; stored, bar not revised",
+                count,
+                exchange=exchange,
+                symbol=symbol,
+            )
+        for exchange, count in per_exchange.items():
+            self._metrics.trades_processed.labels(exchange).inc(count)
+        self.trades_applied += len(trades)
+        return self._finish(closed)
+
+    def _finish(self, bars: Iterable[Bar]) -> list[ClosedBar]:
+        """Indicators, features and quality checks on closed bars (in close order)."""
+        finished: list[ClosedBar] = []
+        for bar in bars:
+            key = bar_key(bar)
+            engine = self._engines.get(key) or self._engines.setdefault(key, IndicatorEngine())
+            if engine.accept(bar):
+                high, low, close = float(bar.high), float(bar.low), float(bar.close)
+                for name, indicator in engine.indicators.items():
+                    started = time.perf_counter()
+                    indicator.update(high, low, close)
+                    self._metrics.indicator_calculation_duration.labels(name).observe(
+                        time.perf_counter() - started
+                    )
+            self._compute_features(key, bar)
+            self._record_bar_quality(bar)
+            finished.append(ClosedBar(bar=bar, indicators=engine.snapshot()))
+        return finished
+
+    def _compute_features(self, key: BarKey, bar: Bar) -> None:
+        calculator = self._features.get(key) or self._features.setdefault(key, FeatureCalculator())
+        started = time.perf_counter()
+        calculator.update(bar)
+        self._metrics.feature_calculation_duration.observe(time.perf_counter() - started)
+        self._metrics.features_calculated.inc()
+
+    def _record_trade_quality(self, trades: Sequence[Trade]) -> None:
+        outcomes: dict[tuple[str, str], int] = {}
+        touched: set[tuple[str, str]] = set()
+        for trade in trades:
+            for result in self._quality.check_trade(trade):
+                self._count_check(trade.exchange, trade.symbol, result, outcomes)
+            touched.add((trade.exchange, trade.symbol))
+        self._flush_quality(outcomes, touched)
+
+    def _record_bar_quality(self, bar: Bar) -> None:
+        outcomes: dict[tuple[str, str], int] = {}
+        for result in self._quality.check_bar(bar):
+            self._count_check(bar.exchange, bar.symbol, result, outcomes)
+        self._flush_quality(outcomes, {(bar.exchange, bar.symbol)})
+
+    def _count_check(
+        self, exchange: str, symbol: str, result: object, outcomes: dict[tuple[str, str], int]
+    ) -> None:
+        check, passed, anomaly = result.check, result.passed, result.anomaly_type  # type: ignore[attr-defined]
+        key = (check, "passed" if passed else "failed")
+        outcomes[key] = outcomes.get(key, 0) + 1
+        if anomaly is not None:
+            self._metrics.data_anomalies_detected.labels(exchange, symbol, anomaly).inc()
+
+    def _flush_quality(self, outcomes: dict[tuple[str, str], int], touched: set[tuple[str, str]]) -> None:
+        for (check, result), count in outcomes.items():
+            self._metrics.data_quality_checks.labels(check, result).inc(count)
+        for exchange, symbol in touched:
+            self._metrics.data_quality_score.labels(exchange, symbol).set(
+                self._quality.score(exchange, symbol)
+            )
+
+    async def _persist(self, closed: Sequence[ClosedBar]) -> None:
+        if not closed:
+            return
+        await self._store.upsert_bars(closed)
+        now = self._clock.now_ns()
+        for item in closed:
+            bar = item.bar
+            self._metrics.bars_completed.labels(bar.exchange, bar.symbol, bar.timeframe).inc()
+            self._metrics.bar_completion_duration.labels(bar.timeframe).observe(
+                max(0, now - bar.close_time) / NS_PER_SECOND
+            )
+            await self._publish(item)
+
+    async def _publish(self, item: ClosedBar) -> None:
+        """Cache and publish a stored bar. Best effort: the bar is already durable in the store."""
+        try:
+            await self._cache.put_bar(item)
+        except (BusError, CircuitOpenError, StorageError, OSError) as exc:
+            self._log.warning("could not cache bar: {}", exc, symbol=item.bar.symbol)
+
+    async def _warm_up_known_symbols(self) -> None:
+        for info in await self._store.symbols():
+            await self._warm_up(info.exchange, info.symbol)
+
+    async def _warm_up_symbols(self, trades: Sequence[Trade]) -> None:
+        fresh: dict[tuple[str, str], Trade] = {}
+        for trade in trades:
+            key = (trade.exchange, trade.symbol)
+            if key not in self._warm and key not in fresh:
+                fresh[key] = trade
+        for (exchange, symbol), trade in fresh.items():
+            base, _, quote = symbol.partition("-")
+            info = SymbolInfo(exchange, symbol, trade.raw_symbol, base, quote)
+            await self._retry("upsert_symbols", self._store.upsert_symbols, [info])
+            await self._retry("warm_up", self._warm_up, exchange, symbol)
+
+    async def _warm_up(self, exchange: str, symbol: str) -> None:
+        """Rebuild open bars and indicator state of one symbol from the store."""
+        if (exchange, symbol) in self._warm:
+            return
+        now = self._clock.now_ns()
+        starts: list[int] = []
+        for timeframe in self._timeframes:
+            key = (exchange, symbol, timeframe)
+            closed_until = await self._store.last_bar_close(exchange, symbol, timeframe)
+            length = timeframe_ns(timeframe)
+            if closed_until is not None:
+                self._aggregator.mark_closed(exchange, symbol, timeframe, closed_until)
+                starts.append(closed_until)
+            else:
+                starts.append(bucket_start(now, length) - length)
+            history = await self._store.bars(exchange, symbol, timeframe, limit=WARM_UP_BARS)
+            engine = self._engines.setdefault(key, IndicatorEngine())
+            engine.warm_up(item.bar for item in history)
+            features = self._features.setdefault(key, FeatureCalculator())
+            for item in history:
+                features.update(item.bar)
+        since = max(min(starts), now - MAX_WARM_UP_NS)
+        stored = await self._store.trades(exchange, symbol, since_ns=since)
+        reopened = [bar for trade in stored for bar in self._aggregator.add(trade).closed]
+        self._warm.add((exchange, symbol))
+        if reopened:
+            await self._persist(self._finish(reopened))
+        self._log.info(
+            "warmed up from {} stored trades, {} bars re-closed",
+            len(stored),
+            len(reopened),
+            exchange=exchange,
+            symbol=symbol,
+        )
+
+    async def _retry(
+        self, operation: str, fn: Callable[..., Awaitable[T]], *args: object, **kwargs: object
+    ) -> T:
+        """Run an I/O step until it succeeds: outages are waited out, never skipped."""
+        delay = 0.2
+        while True:
+            try:
+                return await fn(*args, **kwargs)
+            except RETRYABLE as exc:
+                if time.monotonic() > self._give_up_at:
+                    raise ShutdownAbandoned(f"{operation} still failing at shutdown: {exc}") from exc
+                self._log.warning(
+                    "{} failed, retrying in {:.1f}s: {}", operation, delay, exc, operation=operation
+                )
+            await asyncio.sleep(delay * (0.5 + random.random()))
+            delay = min(delay * 2, 10.0)

@@ -1,0 +1,125 @@
+"""One typed settings object per daemon. Values come from flags (passed explicitly by the CLI) and the
+environment. Unknown keys are rejected; secrets (DSNs with passwords) are SecretStr."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from core.timeframes import DEFAULT_TIMEFRAMES, parse_timeframes
+
+BINANCE_WS_URL = "wss://stream.binance.com:9443"
+BINANCE_REST_URL = "https://api.binance.com"
+
+
+class CommonSettings(BaseSettings):
+    """Settings every daemon shares: where data goes, logging, metrics."""
+
+    model_config = SettingsConfigDict(env_prefix="CRYPTOSTOCK_", extra="forbid", populate_by_name=True)
+
+    database_url: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("database_url", "DATABASE_URL")
+    )
+    redis_url: SecretStr | None = Field(default=None, validation_alias=AliasChoices("redis_url", "REDIS_URL"))
+    redis_prefix: str = "cryptostock"
+    data_dir: Path = Path("data")
+    metrics_port: int = Field(
+        default=9091, ge=0, le=65535, validation_alias=AliasChoices("metrics_port", "METRICS_PORT")
+    )
+    metrics_addr: str = "0.0.0.0"
+    log_level: str = Field(default="INFO", validation_alias=AliasChoices("log_level", "LOG_LEVEL"))
+    log_format: Literal["text", "json"] = Field(
+        default="text", validation_alias=AliasChoices("log_format", "LOG_FORMAT")
+    )
+    log_dir: Path = Field(default=Path("logs"), validation_alias=AliasChoices("log_dir", "LOG_DIR"))
+
+    def database_dsn(self) -> str | None:
+        return self.database_url.get_secret_value() if self.database_url else None
+
+    def redis_dsn(self) -> str | None:
+        return self.redis_url.get_secret_value() if self.redis_url else None
+
+
+def _split_symbols(value: object) -> object:
+    if isinstance(value, str):
+        return [s.strip().upper() for s in value.split(",") if s.strip()]
+    return value
+
+
+class CollectorSettings(CommonSettings):
+    exchange: str = "binance"
+    symbols: list[str] = Field(default_factory=lambda: ["BTCUSDT", "ETHUSDT"], min_length=1)
+    ws_url: str = BINANCE_WS_URL
+    rest_url: str = BINANCE_REST_URL
+    stale_timeout: float = Field(default=30.0, gt=0)
+    backoff_initial: float = Field(default=0.5, gt=0)
+    backoff_max: float = Field(default=30.0, gt=0)
+    max_connection_age: float | None = Field(default=None, gt=0)
+
+    _symbols = field_validator("symbols", mode="before")(_split_symbols)
+
+
+class ProcessorSettings(CommonSettings):
+    timeframes: tuple[str, ...] = DEFAULT_TIMEFRAMES
+    grace_seconds: float = Field(default=2.0, ge=0)
+    consumer: str = "processor-1"
+    shard_index: int = Field(default=0, ge=0)
+    shard_count: int = Field(default=1, ge=1)
+    tick_interval: float = Field(default=0.5, gt=0)
+    read_batch: int = Field(default=200, ge=1)
+
+    @field_validator("timeframes", mode="before")
+    @classmethod
+    def _timeframes(cls, value: object) -> tuple[str, ...]:
+        if isinstance(value, str | list | tuple):
+            return parse_timeframes(value)
+        raise ValueError("timeframes must be a comma-separated list such as 1m,5m,1h")
+
+
+class ApiDaemonSettings(CommonSettings):
+    host: str = "0.0.0.0"
+    port: int = Field(default=8000, ge=0, le=65535)
+
+
+class SimulateSettings(CommonSettings):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8765, ge=0, le=65535)
+    symbols: list[str] = Field(default_factory=lambda: ["BTCUSDT", "ETHUSDT"], min_length=1)
+    tps: float = Field(default=50.0, gt=0)
+    seed: int | None = None
+    replay: Path | None = None
+    speed: float = Field(default=1.0, ge=0)
+    ping_interval: float = Field(default=20.0, gt=0)
+    ping_timeout: float = Field(default=60.0, gt=0)
+
+    _symbols = field_validator("symbols", mode="before")(_split_symbols)
+
+
+class RunSettings(ProcessorSettings):
+    """`cryptostock run`: simulator + collector + processor + API in one process."""
+
+    symbols: list[str] = Field(default_factory=lambda: ["BTCUSDT", "ETHUSDT"], min_length=1)
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(default=8000, ge=0, le=65535)
+    sim_port: int = Field(default=8765, ge=0, le=65535)
+    tps: float = Field(default=20.0, gt=0)
+    replay: Path | None = None
+    speed: float = Field(default=1.0, ge=0)
+    ws_url: str | None = None
+    rest_url: str | None = None
+    live: bool = False
+    stale_timeout: float = Field(default=30.0, gt=0)
+
+    _symbols = field_validator("symbols", mode="before")(_split_symbols)
+
+    @property
+    def uses_simulator(self) -> bool:
+        return not self.live and self.ws_url is None and self.rest_url is None
+
+    @property
+    def source(self) -> Literal["simulated", "live"]:
+        """What the data is: never mix the two in one database."""
+        return "simulated" if self.uses_simulator else "live"

@@ -1,0 +1,189 @@
+"""Builds each stage from settings: the only module that knows which implementation backs which port."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import uvicorn
+from fastapi import FastAPI
+from loguru import logger
+
+from api.app import create_app
+from collectors.backfill import RestBackfiller, discover
+from collectors.session import CollectorSession, TradeSink
+from core.errors import ConfigError, ExchangeError
+from cryptostock.settings import CommonSettings, ProcessorSettings, RunSettings, SimulateSettings
+from monitoring.health import Health
+from monitoring.metrics import METRICS, PlatformMetrics
+from simulator.binance.server import BinanceSimulator
+from simulator.serve import SimulatorSettings
+from simulator.serve import build_simulator as build_simulator_from
+from storage.factory import Bus, Cache, SqlStore, open_bus, open_cache, open_store
+
+
+async def open_store_for(settings: CommonSettings, *, sqlite_name: str) -> SqlStore:
+    """PostgreSQL when DATABASE_URL is set, else SQLite file `sqlite_name` in the data directory."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    return open_store(settings.database_dsn(), Path(settings.data_dir) / sqlite_name)
+
+
+async def open_bus_for(settings: CommonSettings, *, role: str) -> Bus:
+    shard_index, shard_count = 0, 1
+    if isinstance(settings, ProcessorSettings) and not isinstance(settings, RunSettings):
+        shard_index, shard_count = settings.shard_index, settings.shard_count
+    if shard_index >= shard_count:
+        raise ConfigError(f"--shard-index {shard_index} must be below --shard-count {shard_count}")
+    return open_bus(
+        settings.redis_dsn(), prefix=settings.redis_prefix, shard_index=shard_index, shard_count=shard_count
+    )
+
+
+async def open_cache_for(settings: CommonSettings) -> Cache:
+    return open_cache(settings.redis_dsn(), prefix=settings.redis_prefix)
+
+
+def build_simulator(
+    symbols: Sequence[str], settings: SimulateSettings | RunSettings, *, port: int | None = None
+) -> BinanceSimulator:
+    if isinstance(settings, SimulateSettings):
+        sim = SimulatorSettings(
+            host=settings.host,
+            port=settings.port if port is None else port,
+            symbols=list(symbols),
+            tps=settings.tps,
+            seed=settings.seed,
+            replay=settings.replay,
+            speed=settings.speed,
+            ping_interval=settings.ping_interval,
+            ping_timeout=settings.ping_timeout,
+        )
+    else:
+        sim = SimulatorSettings(
+            host="127.0.0.1",
+            port=settings.sim_port if port is None else port,
+            symbols=None if settings.replay else list(symbols),
+            tps=settings.tps,
+            replay=settings.replay,
+            speed=settings.speed,
+        )
+    return build_simulator_from(sim)
+
+
+class CollectorRunner:
+    """Discovers the exchange's instruments (retrying while it is unreachable), then runs the session."""
+
+    def __init__(
+        self,
+        exchange: str,
+        symbols: Sequence[str],
+        *,
+        ws_url: str,
+        rest_url: str,
+        sink: TradeSink,
+        stale_timeout: float,
+        metrics: PlatformMetrics = METRICS,
+    ) -> None:
+        self._exchange = exchange
+        self._symbols = list(symbols)
+        self._ws_url = ws_url
+        self._rest_url = rest_url
+        self._sink = sink
+        self._stale_timeout = stale_timeout
+        self._metrics = metrics
+        self._stopping = asyncio.Event()
+        self._session: CollectorSession | None = None
+        self._log = logger.bind(component="collector", exchange=exchange)
+
+    async def run(self) -> None:
+        backfiller = await self._discover()
+        if backfiller is None:
+            return
+        try:
+            self._session = CollectorSession(
+                backfiller.adapter,
+                self._symbols,
+                sink=self._sink,
+                ws_base_url=self._ws_url,
+                backfiller=backfiller,
+                stale_timeout=self._stale_timeout,
+                metrics=self._metrics,
+            )
+            if self._stopping.is_set():
+                return
+            await self._session.run()
+        finally:
+            await backfiller.close()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self._session is not None:
+            self._session.stop()
+
+    async def _discover(self) -> RestBackfiller | None:
+        delay = 0.5
+        while not self._stopping.is_set():
+            try:
+                return await discover(self._exchange, self._rest_url, metrics=self._metrics)
+            except ExchangeError as exc:
+                self._log.warning("instrument discovery failed, retrying in {:.1f}s: {}", delay, exc)
+                self._metrics.collector_errors.labels(self._exchange, "discovery_failed").inc()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), delay * (0.5 + random.random()))
+            delay = min(delay * 2, 30.0)
+        return None
+
+
+async def build_collector(
+    exchange: str,
+    symbols: Sequence[str],
+    *,
+    ws_url: str,
+    rest_url: str,
+    sink: TradeSink,
+    stale_timeout: float,
+) -> CollectorRunner:
+    return CollectorRunner(
+        exchange, symbols, ws_url=ws_url, rest_url=rest_url, sink=sink, stale_timeout=stale_timeout
+    )
+
+
+class _EmbeddedUvicorn(uvicorn.Server):
+    """uvicorn that leaves SIGTERM/SIGINT to the daemon, which stops every component in order."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+class ApiServer:
+    """uvicorn serving the API inside our event loop."""
+
+    def __init__(self, app: FastAPI, host: str, port: int) -> None:
+        config = uvicorn.Config(
+            app,
+            host=host,
+            port=port,
+            log_config=None,
+            access_log=False,
+            lifespan="on",
+            ws="websockets-sansio",
+        )
+        self._server = _EmbeddedUvicorn(config)
+
+    async def serve(self) -> None:
+        await self._server.serve()
+        if not self._server.started:
+            raise ConfigError(
+                f"API could not listen on {self._server.config.host}:{self._server.config.port}"
+            )
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+
+
+def serve_api(store: SqlStore, cache: Cache, *, host: str, port: int, health: Health) -> ApiServer:
+    return ApiServer(create_app(store, cache, health=health), host, port)

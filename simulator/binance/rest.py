@@ -1,0 +1,291 @@
+"""The simulated Binance's REST endpoints (/api/v3/...) and the admin endpoints (/admin/...).
+
+Errors are Binance's: HTTP 400 with `{"code":-1121,"msg":"Invalid symbol."}` and friends. Every /api
+response carries `X-MBX-USED-WEIGHT-1M` (weight used in the current UTC minute: trades and
+historicalTrades 25, exchangeInfo 20, ping and time 1). 429s come from the `rate_limit` fault, or from
+`weight_limit` when one is set (off by default so tests and benchmarks can backfill freely).
+Not confirmed from Binance's text, chosen here: limit > 1000 is clamped to 1000, limit < 1 is -1130.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from decimal import Decimal, InvalidOperation
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+import pydantic
+from aiohttp import web
+
+from simulator.faults import FaultRequest
+from simulator.history import Recorded
+from simulator.symbols import split_symbol
+
+if TYPE_CHECKING:
+    from simulator.binance.server import BinanceSimulator
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+WEIGHTS = {
+    "/api/v3/ping": 1,
+    "/api/v3/time": 1,
+    "/api/v3/exchangeInfo": 20,
+    "/api/v3/trades": 25,
+    "/api/v3/historicalTrades": 25,
+}
+DEFAULT_LIMIT, MAX_LIMIT = 500, 1000
+_LIMIT_MSG = (
+    "Too much request weight used; current limit is {} request weight per 1 MINUTE. "
+    "Please use WebSocket Streams for live updates to avoid polling the API."
+)
+_EIGHT = Decimal("0.00000001")
+
+
+class BinanceApiError(Exception):
+    """A request the simulated exchange refuses: HTTP `status` with Binance's code and message."""
+
+    def __init__(self, code: int, msg: str, status: int = 400) -> None:
+        super().__init__(msg)
+        self.code, self.msg, self.status = code, msg, status
+
+
+def json_response(body: object, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(
+        body=msgspec.json.encode(body), status=status, headers=headers, content_type="application/json"
+    )
+
+
+def _error_response(exc: BinanceApiError) -> web.Response:
+    return json_response({"code": exc.code, "msg": exc.msg}, status=exc.status)
+
+
+class WeightMeter:
+    """Request weight used in the current UTC minute, like Binance's X-MBX-USED-WEIGHT-1M."""
+
+    def __init__(self) -> None:
+        self._minute = -1
+        self.used = 0
+
+    def add(self, weight: int) -> int:
+        minute = int(time.time() // 60)
+        if minute != self._minute:
+            self._minute, self.used = minute, 0
+        self.used += weight
+        return self.used
+
+
+class Params:
+    """Query parameters of one request, tracking which were read (Binance refuses unread ones: -1104)."""
+
+    def __init__(self, request: web.Request) -> None:
+        query = request.query
+        if len(set(query.keys())) != len(query):
+            raise BinanceApiError(-1101, "Duplicate values for a parameter detected.")
+        self._query = query
+        self._read: set[str] = set()
+
+    def text(self, name: str) -> str | None:
+        self._read.add(name)
+        value = self._query.get(name)
+        return value if value else None
+
+    def integer(self, name: str) -> int | None:
+        value = self.text(name)
+        if value is None:
+            return None
+        if not value.isdigit() or len(value) > 20:
+            raise BinanceApiError(
+                -1100, f"Illegal characters found in parameter '{name}'; legal range is '^[0-9]{{1,20}}$'."
+            )
+        return int(value)
+
+    def finish(self) -> None:
+        unread = set(self._query) - self._read
+        if unread:
+            raise BinanceApiError(
+                -1104,
+                f"Not all sent parameters were read; read '{len(self._read & set(self._query))}' "
+                f"parameter(s) but was sent '{len(self._query)}'.",
+            )
+
+
+def _quote_qty(price: str, qty: str) -> str:
+    try:
+        return f"{(Decimal(price) * Decimal(qty)).quantize(_EIGHT):f}"
+    except (InvalidOperation, ValueError):
+        return "0.00000000"
+
+
+def trade_rows(entries: list[Recorded]) -> list[dict[str, Any]]:
+    return [
+        {
+            "id": t.trade_id,
+            "price": t.price,
+            "qty": t.quantity,
+            "quoteQty": _quote_qty(t.price, t.quantity),
+            "time": t.time_ms,
+            "isBuyerMaker": t.is_buyer_maker,
+            "isBestMatch": True,
+        }
+        for t in (e[0] for e in entries)
+    ]
+
+
+class RestApi:
+    """aiohttp handlers bound to one simulator."""
+
+    def __init__(self, sim: BinanceSimulator) -> None:
+        self._sim = sim
+        self._weight = WeightMeter()
+
+    def add_routes(self, app: web.Application) -> None:
+        app.middlewares.append(self._middleware)
+        app.router.add_get("/api/v3/ping", self.ping)
+        app.router.add_get("/api/v3/time", self.server_time)
+        app.router.add_get("/api/v3/exchangeInfo", self.exchange_info)
+        app.router.add_get("/api/v3/trades", self.trades)
+        app.router.add_get("/api/v3/historicalTrades", self.historical_trades)
+        app.router.add_get("/admin/state", self.admin_state)
+        app.router.add_post("/admin/faults", self.admin_faults)
+
+    @web.middleware
+    async def _middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        route = request.match_info.route.resource
+        endpoint = route.canonical if route is not None else "unmatched"
+        response = await self._answer(request, handler, endpoint)
+        self._sim.count_request(request.method, endpoint, response.status)
+        return response
+
+    async def _answer(self, request: web.Request, handler: Handler, endpoint: str) -> web.StreamResponse:
+        if not endpoint.startswith("/api/"):
+            return await handler(request)
+        used = self._weight.add(WEIGHTS.get(endpoint, 1))
+        headers = {"X-MBX-USED-WEIGHT-1M": str(used)}
+        retry_after = self._sim.faults.take_rate_limit()
+        limit = self._sim.weight_limit
+        if retry_after is None and limit is not None and used > limit:
+            retry_after = 60 - int(time.time()) % 60
+        if retry_after is not None:
+            body = {"code": -1003, "msg": _LIMIT_MSG.format(limit or 6000)}
+            return json_response(body, status=429, headers={**headers, "Retry-After": str(retry_after)})
+        try:
+            response = await handler(request)
+        except BinanceApiError as exc:
+            response = _error_response(exc)
+        response.headers.update(headers)
+        return response
+
+    async def ping(self, request: web.Request) -> web.Response:
+        Params(request).finish()
+        return json_response({})
+
+    async def server_time(self, request: web.Request) -> web.Response:
+        Params(request).finish()
+        return json_response({"serverTime": time.time_ns() // 1_000_000})
+
+    async def exchange_info(self, request: web.Request) -> web.Response:
+        params = Params(request)
+        one, many = params.text("symbol"), params.text("symbols")
+        params.finish()
+        known = self._sim.symbols
+        wanted = list(known)
+        if one is not None:
+            wanted = [one]
+        elif many is not None:
+            try:
+                wanted = msgspec.json.decode(many, type=list[str])
+            except msgspec.DecodeError as exc:
+                raise BinanceApiError(-1100, "Illegal characters found in parameter 'symbols'.") from exc
+        if any(s not in known for s in wanted):
+            raise BinanceApiError(-1121, "Invalid symbol.")
+        return json_response(
+            {
+                "timezone": "UTC",
+                "serverTime": time.time_ns() // 1_000_000,
+                "rateLimits": [
+                    {
+                        "rateLimitType": "REQUEST_WEIGHT",
+                        "interval": "MINUTE",
+                        "intervalNum": 1,
+                        "limit": 6000,
+                    },
+                ],
+                "exchangeFilters": [],
+                "symbols": [_symbol_info(s) for s in wanted],
+            }
+        )
+
+    async def trades(self, request: web.Request) -> web.Response:
+        params = Params(request)
+        symbol, limit = self._symbol(params), self._limit(params)
+        params.finish()
+        return json_response(trade_rows(self._sim.history_of(symbol).latest(limit)))
+
+    async def historical_trades(self, request: web.Request) -> web.Response:
+        params = Params(request)
+        symbol, limit = self._symbol(params), self._limit(params)
+        from_id = params.integer("fromId")
+        params.finish()
+        history = self._sim.history_of(symbol)
+        entries = history.latest(limit) if from_id is None else history.from_id(from_id, limit)
+        return json_response(trade_rows(entries))
+
+    def _symbol(self, params: Params) -> str:
+        symbol = params.text("symbol")
+        if symbol is None:
+            raise BinanceApiError(
+                -1102, "Mandatory parameter 'symbol' was not sent, was empty/null, or malformed."
+            )
+        if not all(c.isupper() or c.isdigit() or c in "-_." for c in symbol) or len(symbol) > 20:
+            raise BinanceApiError(
+                -1100, "Illegal characters found in parameter 'symbol'; legal range is '^[A-Z0-9-_.]{1,20}$'."
+            )
+        if symbol not in self._sim.symbols:
+            raise BinanceApiError(-1121, "Invalid symbol.")
+        return symbol
+
+    def _limit(self, params: Params) -> int:
+        limit = params.integer("limit")
+        if limit is None:
+            return DEFAULT_LIMIT
+        if limit < 1:
+            raise BinanceApiError(-1130, "Data sent for parameter 'limit' is not valid.")
+        return min(limit, MAX_LIMIT)
+
+    async def admin_state(self, request: web.Request) -> web.Response:
+        return json_response(self._sim.state())
+
+    async def admin_faults(self, request: web.Request) -> web.Response:
+        try:
+            faults = FaultRequest.model_validate_json(await request.read())
+        except pydantic.ValidationError as exc:
+            return json_response({"error": exc.errors(include_url=False, include_context=False)}, status=400)
+        try:
+            self._sim.apply_faults(faults)
+        except ValueError as exc:
+            return json_response({"error": str(exc)}, status=400)
+        return json_response(self._sim.state())
+
+
+def _symbol_info(symbol: str) -> dict[str, Any]:
+    base, quote = split_symbol(symbol)
+    return {
+        "symbol": symbol,
+        "status": "TRADING",
+        "baseAsset": base,
+        "baseAssetPrecision": 8,
+        "quoteAsset": quote,
+        "quotePrecision": 8,
+        "quoteAssetPrecision": 8,
+        "orderTypes": ["LIMIT", "LIMIT_MAKER", "MARKET", "STOP_LOSS_LIMIT", "TAKE_PROFIT_LIMIT"],
+        "icebergAllowed": True,
+        "ocoAllowed": True,
+        "isSpotTradingAllowed": True,
+        "isMarginTradingAllowed": False,
+        "filters": [],
+        "permissions": [],
+        "permissionSets": [["SPOT"]],
+        "defaultSelfTradePreventionMode": "EXPIRE_MAKER",
+        "allowedSelfTradePreventionModes": ["EXPIRE_TAKER", "EXPIRE_MAKER", "EXPIRE_BOTH"],
+    }

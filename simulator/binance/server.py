@@ -1,0 +1,314 @@
+"""A local Binance Spot exchange: market streams and REST on one port (aiohttp), fed by a market.
+
+Semantics
+- The market produces trades into a per-symbol history (at most `max_history` per symbol, oldest dropped)
+  that REST serves, and into a global log that every websocket tails from the live end.
+- Paced markets (synthetic with tps > 0, replay with speed > 0) follow the wall clock whether or not
+  anyone listens. On-demand markets (speed 0, tps 0) produce only while at least one connection is
+  subscribed, and never more than LOOKAHEAD trades ahead of the slowest subscribed connection.
+- A subscribed connection that falls `max_backlog` trades behind the live end is closed (1008), as
+  Binance closes slow consumers. When a replay ends the server stays up, idle; `finished` turns true.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import socket
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from aiohttp import web
+from loguru import logger
+
+from core.errors import ConfigError
+from monitoring.metrics import METRICS, PlatformMetrics
+from simulator.binance.connection import StreamConnection
+from simulator.binance.control import Subscriptions
+from simulator.binance.frames import trade_payload
+from simulator.binance.rest import RestApi, json_response
+from simulator.binance.streams import MAX_STREAMS, Stream, parse_stream
+from simulator.faults import FaultRequest, FaultState
+from simulator.history import Notifier, Recorded, SymbolHistory, TradeLog
+from simulator.trades import MarketSource, MarketTrade
+
+LOOKAHEAD = 4096
+TRIM_CHUNK = 4096
+DEFAULT_MAX_HISTORY = 2_000_000
+DEFAULT_MAX_BACKLOG = 1_000_000
+_TIME_UNITS = {"MILLISECOND": False, "MICROSECOND": True}
+
+log = logger.bind(component="simulator", exchange="binance")
+
+
+class BinanceSimulator:
+    """The simulated exchange (see the module docstring). Implements TradeSink for its market."""
+
+    def __init__(
+        self,
+        market: MarketSource,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        ping_interval: float = 20.0,
+        ping_timeout: float = 60.0,
+        metrics: PlatformMetrics = METRICS,
+        max_history: int = DEFAULT_MAX_HISTORY,
+        max_backlog: int = DEFAULT_MAX_BACKLOG,
+        weight_limit: int | None = None,
+    ) -> None:
+        self.market = market
+        self.host, self._requested_port = host, port
+        self.ping_interval, self.ping_timeout = ping_interval, ping_timeout
+        self.metrics = metrics
+        self.max_backlog, self.weight_limit = max_backlog, weight_limit
+        self.symbols: frozenset[str] = frozenset(market.symbols)
+        self.log = TradeLog()
+        self.wake = self.log.grew
+        self.drained = Notifier()
+        self.faults = FaultState()
+        self.trades_sent = 0
+        self.malformed_sent = 0
+        self.finished = False
+        self.connections: dict[int, StreamConnection] = {}
+        self._histories = {s: SymbolHistory(s, max_history) for s in market.symbols}
+        self._conn_ids = itertools.count(1)
+        self._handlers: set[asyncio.Task[Any]] = set()
+        self._runner: web.AppRunner | None = None
+        self._market_task: asyncio.Task[None] | None = None
+        self.port = port
+
+    # -- lifecycle --------------------------------------------------------------------------------------
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://{self.host}:{self.port}"
+
+    @property
+    def rest_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def connection_count(self) -> int:
+        return len(self.connections)
+
+    async def start(self) -> None:
+        app = web.Application()
+        RestApi(self).add_routes(app)
+        app.router.add_get("/ws", self._ws_handler)
+        app.router.add_get("/ws/{streams:.+}", self._ws_handler)
+        app.router.add_get("/stream", self._ws_handler)
+        self._runner = web.AppRunner(
+            app, access_log=None, handle_signals=False, shutdown_timeout=2.0, max_line_size=65536
+        )
+        await self._runner.setup()
+        try:
+            sock = socket.create_server((self.host, self._requested_port), reuse_port=False)
+        except OSError as exc:
+            await self._runner.cleanup()
+            raise ConfigError(
+                f"simulator cannot listen on {self.host}:{self._requested_port}: {exc}"
+            ) from exc
+        self.port = sock.getsockname()[1]
+        await web.SockSite(self._runner, sock).start()
+        self._market_task = asyncio.create_task(self._run_market(), name="sim-market")
+        log.info(
+            "listening on {} ({} market, symbols {})", self.ws_url, self.market.kind, sorted(self.symbols)
+        )
+
+    async def stop(self) -> None:
+        """Stop the market, send serverShutdown and close every websocket with 1001, stop listening."""
+        if self._market_task is not None:
+            self._market_task.cancel()
+            await asyncio.gather(self._market_task, return_exceptions=True)
+            self._market_task = None
+        now_ms = time.time_ns() // 1_000_000
+        await asyncio.gather(*(c.shutdown(now_ms) for c in list(self.connections.values())))
+        if self._handlers:
+            await asyncio.wait(list(self._handlers), timeout=5.0)
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def _run_market(self) -> None:
+        try:
+            await self.market.run(self)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("market failed; the server stays up without new trades")
+        else:
+            log.info("market finished ({} trades in history)", sum(len(h) for h in self._histories.values()))
+        self.finished = True
+
+    # -- TradeSink --------------------------------------------------------------------------------------
+
+    def publish(self, trades: Sequence[MarketTrade]) -> None:
+        faults, histories = self.faults, self._histories
+        entries: list[Recorded] = []
+        append = entries.append
+        for trade in trades:
+            history = histories.get(trade.symbol)
+            if history is None:
+                continue  # a symbol the exchange does not list
+            hidden = bool(faults.skip_pending) and faults.take_skip(trade.symbol)
+            entry = (trade, trade_payload(trade), hidden)
+            history.append(entry)
+            append(entry)
+        self.log.extend(entries)
+        self._trim_log()
+
+    async def demand(self) -> int:
+        while True:
+            cursors = [c.cursor for c in self.connections.values() if c.subscribed]
+            if cursors:
+                lag = self.log.end - min(cursors)
+                if lag < LOOKAHEAD:
+                    return LOOKAHEAD - lag
+            await self.drained.wait(timeout=1.0)
+
+    def _trim_log(self) -> None:
+        end = self.log.end
+        floor = min((c.cursor for c in self.connections.values() if c.subscribed), default=end)
+        floor = max(floor, end - self.max_backlog)
+        if floor - self.log.start >= TRIM_CHUNK or (floor == end and end > self.log.start):
+            self.log.trim(floor)
+
+    # -- websocket endpoints ----------------------------------------------------------------------------
+
+    async def _ws_handler(self, request: web.Request) -> web.StreamResponse:
+        try:
+            streams, combined_flag, micros = self._handshake_params(request)
+        except ValueError as exc:
+            return json_response({"code": 2, "msg": f"Invalid request: {exc}"}, status=400)
+        ws = web.WebSocketResponse(autoping=False, compress=False, timeout=2.0, max_msg_size=1 << 20)
+        await ws.prepare(request)
+        conn = StreamConnection(
+            next(self._conn_ids),
+            ws,
+            request,
+            Subscriptions(streams, combined=combined_flag),
+            self,
+            micros=micros,
+            ping_interval=self.ping_interval,
+            ping_timeout=self.ping_timeout,
+        )
+        task = asyncio.current_task()
+        assert task is not None
+        self.connections[conn.conn_id] = conn
+        self._handlers.add(task)
+        self.drained.notify()
+        log.debug("connection {} opened: {}", conn.conn_id, conn.path)
+        try:
+            await conn.serve()
+        finally:
+            self.connections.pop(conn.conn_id, None)
+            self._handlers.discard(task)
+            log.debug("connection {} closed after {} trades", conn.conn_id, conn.sent)
+        return ws
+
+    def _handshake_params(self, request: web.Request) -> tuple[list[Stream], bool, bool]:
+        if request.path.startswith("/stream"):
+            names, combined_flag = request.query.get("streams", "").split("/"), True
+        else:
+            names, combined_flag = request.match_info.get("streams", "").split("/"), False
+        names = [n for n in names if n]
+        parsed = [parse_stream(n) for n in names]
+        streams = [s for s in parsed if s is not None]
+        if len(streams) != len(parsed):
+            raise ValueError("invalid stream")
+        if len(streams) > MAX_STREAMS:
+            raise ValueError(f"too many streams, at most {MAX_STREAMS} per connection")
+        unit = request.query.get("timeUnit", "MILLISECOND").upper()
+        if unit not in _TIME_UNITS:
+            raise ValueError("invalid timeUnit, expected MILLISECOND or MICROSECOND")
+        return streams, combined_flag, _TIME_UNITS[unit]
+
+    # -- faults -----------------------------------------------------------------------------------------
+
+    def drop_connections(self) -> None:
+        """Drop every websocket without a close frame."""
+        for conn in list(self.connections.values()):
+            conn.abort()
+        log.info("fault: dropped {} connections", len(self.connections))
+
+    def stall(self, seconds: float) -> None:
+        """Send no data (pings still flow) on any websocket for `seconds`."""
+        self.faults.stall_until = max(self.faults.stall_until, asyncio.get_running_loop().time() + seconds)
+        self.wake.notify()
+        log.info("fault: stalling for {}s", seconds)
+
+    def send_malformed(self, count: int) -> None:
+        """Send `count` malformed frames (kinds in rotation) on every websocket."""
+        for conn in self.connections.values():
+            conn.malformed_pending += count
+        self.wake.notify()
+        log.info("fault: {} malformed frames to {} connections", count, len(self.connections))
+
+    def skip_ids(self, count: int, symbol: str | None = None) -> None:
+        """Withhold the next `count` trades (of `symbol`, or of each symbol) from every websocket."""
+        if symbol is not None and symbol not in self.symbols:
+            raise ValueError(f"unknown symbol {symbol!r}")
+        self.faults.add_skip([symbol] if symbol else sorted(self.symbols), count)
+        log.info("fault: skipping the next {} ids of {}", count, symbol or "every symbol")
+
+    def rate_limit(self, count: int, retry_after: int = 1) -> None:
+        """Answer the next `count` REST calls with 429 and Retry-After: `retry_after` seconds."""
+        self.faults.rate_limited += count
+        self.faults.retry_after = retry_after
+        log.info("fault: next {} REST calls get 429", count)
+
+    def apply_faults(self, request: FaultRequest) -> None:
+        if request.skip:
+            self.skip_ids(request.skip, request.skip_symbol)
+        if request.rate_limit:
+            self.rate_limit(request.rate_limit, request.retry_after)
+        if request.malformed:
+            self.send_malformed(request.malformed)
+        if request.stall:
+            self.stall(request.stall)
+        if request.drop:
+            self.drop_connections()
+
+    # -- introspection ----------------------------------------------------------------------------------
+
+    def history_of(self, symbol: str) -> SymbolHistory:
+        return self._histories[symbol]
+
+    def history(self, symbol: str) -> list[MarketTrade]:
+        """Every retained trade of `symbol` (including skipped ones), oldest first."""
+        return [e[0] for e in self._histories[symbol].retained()]
+
+    def latest_trade(self, symbol: str) -> MarketTrade | None:
+        history = self._histories.get(symbol)
+        entries = history.latest(1) if history is not None else []
+        return entries[0][0] if entries else None
+
+    def count_request(self, method: str, endpoint: str, status: int) -> None:
+        self.metrics.http_requests.labels(method=method, endpoint=endpoint, status=str(status)).inc()
+
+    def state(self) -> dict[str, Any]:
+        now = asyncio.get_running_loop().time()
+        return {
+            "exchange": "binance",
+            "market": self.market.kind,
+            "finished": self.finished,
+            "symbols": {
+                s: {"last_trade_id": h.last_id, "trades": len(h)} for s, h in sorted(self._histories.items())
+            },
+            "connections": len(self.connections),
+            "connection_details": [
+                {
+                    "id": c.conn_id,
+                    "path": c.path,
+                    "streams": c.subs.names,
+                    "sent": c.sent,
+                    "lag": self.log.end - c.cursor,
+                }
+                for c in self.connections.values()
+            ],
+            "trades_sent": self.trades_sent,
+            "malformed_sent": self.malformed_sent,
+            "faults": self.faults.snapshot(now),
+        }

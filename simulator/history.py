@@ -1,0 +1,124 @@
+"""What the simulated exchange remembers: a global, sequence-numbered log that websocket connections tail,
+and a bounded per-symbol history that REST serves by trade id.
+
+Entries are `Recorded` tuples: (trade, payload, hidden). `payload` is the raw `@trade` event encoded once
+when the trade is recorded; `hidden` marks a trade the `skip` fault withheld from every websocket (it stays
+in history and is served over REST, as a missed message is on the real exchange).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+from collections.abc import Sequence
+
+from simulator.trades import MarketTrade
+
+Recorded = tuple[MarketTrade, bytes, bool]
+"""(trade, payload, hidden): a plain tuple, because this is built once per trade on the hot path."""
+
+
+class Notifier:
+    """Wakes every waiter once per `notify()`; waiters that arrive later wait for the next one."""
+
+    def __init__(self) -> None:
+        self._event = asyncio.Event()
+
+    def notify(self) -> None:
+        self._event.set()
+        self._event = asyncio.Event()
+
+    async def wait(self, timeout: float | None = None) -> None:
+        event = self._event
+        if timeout is None:
+            await event.wait()
+            return
+        try:
+            async with asyncio.timeout(timeout):
+                await event.wait()
+        except TimeoutError:
+            return
+
+
+class TradeLog:
+    """Every recorded trade of every symbol in generation order, addressed by an absolute sequence number.
+
+    Connections keep a cursor (the next sequence number they will read). `trim(floor)` forgets entries
+    below `floor`; readers whose cursor fell below `start` have lost data (slow consumers).
+    """
+
+    def __init__(self) -> None:
+        self._items: list[Recorded] = []
+        self._start = 0
+        self.grew = Notifier()
+
+    @property
+    def start(self) -> int:
+        return self._start
+
+    @property
+    def end(self) -> int:
+        """Sequence number the next recorded trade will get."""
+        return self._start + len(self._items)
+
+    def extend(self, entries: Sequence[Recorded]) -> None:
+        self._items.extend(entries)
+        self.grew.notify()
+
+    def read(self, cursor: int, limit: int) -> list[Recorded]:
+        offset = cursor - self._start
+        if offset < 0:
+            raise IndexError(f"cursor {cursor} is before the log start {self._start}")
+        return self._items[offset : offset + limit]
+
+    def trim(self, floor: int) -> None:
+        drop = min(floor, self.end) - self._start
+        if drop > 0:
+            del self._items[:drop]
+            self._start += drop
+
+
+def _trade_id(entry: Recorded) -> int:
+    return entry[0].trade_id
+
+
+class SymbolHistory:
+    """One symbol's recorded trades in trade-id order, keeping at most `max_len` (oldest dropped first)."""
+
+    def __init__(self, symbol: str, max_len: int) -> None:
+        if max_len < 1:
+            raise ValueError("max_len must be >= 1")
+        self.symbol = symbol
+        self.max_len = max_len
+        self._items: list[Recorded] = []
+        # Dropping in chunks keeps trimming amortised O(1) per trade.
+        self._slack = max(1, min(max_len // 4, 100_000))
+
+    def __len__(self) -> int:
+        return len(self._items) - self._first()
+
+    @property
+    def last_id(self) -> int | None:
+        return self._items[-1][0].trade_id if self._items else None
+
+    def append(self, entry: Recorded) -> None:
+        self._items.append(entry)
+        if len(self._items) > self.max_len + self._slack:
+            del self._items[: len(self._items) - self.max_len]
+
+    def _first(self) -> int:
+        return max(0, len(self._items) - self.max_len)
+
+    def retained(self) -> list[Recorded]:
+        return self._items[self._first() :]
+
+    def from_id(self, from_id: int, limit: int) -> list[Recorded]:
+        """Up to `limit` trades with id >= from_id (inclusive), oldest first."""
+        index = bisect.bisect_left(self._items, from_id, lo=self._first(), key=_trade_id)
+        return self._items[index : index + limit]
+
+    def latest(self, limit: int) -> list[Recorded]:
+        """The most recent `limit` trades, oldest first."""
+        if limit <= 0:
+            return []
+        return self._items[max(self._first(), len(self._items) - limit) :]

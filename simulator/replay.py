@@ -1,0 +1,180 @@
+"""A replayed market: trades read from a CSV file and played back at a speed multiplier.
+
+File format (header row required): `timestamp_ms,symbol,trade_id,price,quantity,is_buyer_maker`.
+timestamp_ms: trade time, integer ms since the Unix epoch (UTC); it becomes both T and E of the event, so
+bars built from the stream equal bars computed from the file. price/quantity: passed through exactly as
+written. is_buyer_maker: true/false (or 1/0). Trade ids must increase per symbol; rows that break that
+rule or cannot be parsed are skipped with a warning and counted in `skipped_rows`.
+
+speed 1 keeps the original gaps between trades, speed 10 plays ten times faster, speed 0 plays as fast as
+the slowest subscribed client reads (and waits while no client is subscribed). The file is streamed, not
+loaded, so its size is not limited by memory (history is, see BinanceSimulator's max_history).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import itertools
+import re
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from loguru import logger
+
+from core.errors import ConfigError
+from simulator.symbols import normalize_symbol
+from simulator.trades import MarketTrade, TradeSink
+
+COLUMNS = ("timestamp_ms", "symbol", "trade_id", "price", "quantity", "is_buyer_maker")
+_BOOLS = {"true": True, "false": False, "1": True, "0": False}
+_SAFE_DECIMAL = re.compile(r"^[0-9A-Za-z.+\-]+$")  # anything JSON-safe inside quotes
+MAX_BATCH = 10_000
+MIN_TICK_S = 0.001
+_WARN_LIMIT = 20
+
+log = logger.bind(component="simulator", market="replay")
+
+
+class ReplayMarket:
+    """Trades of a CSV file (see the module docstring) at `speed` (0 = as fast as clients read)."""
+
+    kind = "replay"
+
+    def __init__(self, path: str | Path, *, speed: float = 1.0, symbols: Sequence[str] | None = None) -> None:
+        if speed < 0:
+            raise ConfigError(f"replay speed must be >= 0, got {speed}")
+        self.path = Path(path)
+        self.speed = speed
+        self.skipped_rows = 0
+        self.replayed_rows = 0
+        self._check_header()
+        names = symbols if symbols is not None else self._scan_symbols()
+        self._symbols = tuple(dict.fromkeys(normalize_symbol(s) for s in names))
+        self._symbol_set = frozenset(self._symbols)
+        if not self._symbols:
+            raise ConfigError(f"replay file {self.path} has no trades")
+
+    @property
+    def symbols(self) -> tuple[str, ...]:
+        return self._symbols
+
+    @property
+    def on_demand(self) -> bool:
+        return self.speed == 0
+
+    async def run(self, sink: TradeSink) -> None:
+        rows = self.trades()
+        if self.on_demand:
+            while True:
+                wanted = await sink.demand()
+                batch = list(itertools.islice(rows, min(wanted, MAX_BATCH)))
+                if batch:
+                    sink.publish(batch)
+                    self.replayed_rows += len(batch)
+                if len(batch) < min(wanted, MAX_BATCH):
+                    return
+                await asyncio.sleep(0)
+        await self._run_paced(sink, rows)
+
+    async def _run_paced(self, sink: TradeSink, rows: Iterator[MarketTrade]) -> None:
+        loop = asyncio.get_running_loop()
+        pending = next(rows, None)
+        if pending is None:
+            return
+        wall0, ts0 = loop.time(), pending.time_ms
+        scale = 1.0 / (1000.0 * self.speed)
+        while pending is not None:
+            now = loop.time()
+            batch: list[MarketTrade] = []
+            while (
+                pending is not None
+                and len(batch) < MAX_BATCH
+                and wall0 + (pending.time_ms - ts0) * scale <= now
+            ):
+                batch.append(pending)
+                pending = next(rows, None)
+            if batch:
+                sink.publish(batch)
+                self.replayed_rows += len(batch)
+            if pending is not None:
+                due = wall0 + (pending.time_ms - ts0) * scale
+                await asyncio.sleep(max(MIN_TICK_S, due - loop.time()))
+
+    def trades(self) -> Iterator[MarketTrade]:
+        """Every valid trade of the file in file order (rows that break the rules are skipped)."""
+        last_ids: dict[str, int] = {}
+        with self.path.open(newline="", encoding="utf-8") as handle:
+            reader = csv.reader(handle)
+            next(reader, None)
+            for line_no, row in enumerate(reader, start=2):
+                trade = self._parse(row, line_no)
+                if trade is None:
+                    continue
+                last = last_ids.get(trade.symbol)
+                if last is not None and trade.trade_id <= last:
+                    self._skip(line_no, row, f"trade id not increasing for {trade.symbol} (last {last})")
+                    continue
+                last_ids[trade.symbol] = trade.trade_id
+                yield trade
+
+    def _parse(self, row: list[str], line_no: int) -> MarketTrade | None:
+        if len(row) != len(COLUMNS):
+            if row:
+                self._skip(line_no, row, f"expected {len(COLUMNS)} columns")
+            return None
+        ts, symbol, trade_id, price, quantity, maker = row
+        if symbol not in self._symbol_set:
+            symbol = symbol.strip().upper()
+        is_buyer_maker = _BOOLS.get(maker)
+        if is_buyer_maker is None:
+            is_buyer_maker = _BOOLS.get(maker.strip().lower())
+        try:
+            time_ms, tid = int(ts), int(trade_id)
+        except ValueError:
+            self._skip(line_no, row, "timestamp_ms and trade_id must be integers")
+            return None
+        if symbol not in self._symbol_set or is_buyer_maker is None:
+            self._skip(line_no, row, "unknown symbol or is_buyer_maker not true/false")
+            return None
+        if not (_plain(price) and _plain(quantity)):
+            price, quantity = price.strip(), quantity.strip()
+            if not (_SAFE_DECIMAL.match(price) and _SAFE_DECIMAL.match(quantity)):
+                self._skip(line_no, row, "price/quantity are not decimal strings")
+                return None
+        return MarketTrade(symbol, tid, price, quantity, time_ms, is_buyer_maker)
+
+    def _skip(self, line_no: int, row: list[str], reason: str) -> None:
+        self.skipped_rows += 1
+        if self.skipped_rows <= _WARN_LIMIT:
+            log.warning("{}:{} skipped ({}): {}", self.path.name, line_no, reason, ",".join(row)[:200])
+
+    def _check_header(self) -> None:
+        try:
+            with self.path.open(newline="", encoding="utf-8") as handle:
+                header = next(csv.reader(handle), [])
+        except OSError as exc:
+            raise ConfigError(f"cannot read replay file {self.path}: {exc}") from exc
+        if tuple(h.strip() for h in header) != COLUMNS:
+            raise ConfigError(f"replay file {self.path}: header must be {','.join(COLUMNS)}, got {header}")
+
+    def _scan_symbols(self) -> list[str]:
+        seen: dict[str, None] = {}
+        with self.path.open(newline="", encoding="utf-8") as handle:
+            reader = csv.reader(handle)
+            next(reader, None)
+            for row in reader:
+                if len(row) == len(COLUMNS):
+                    seen.setdefault(row[1].strip().upper(), None)
+        valid = []
+        for symbol in seen:
+            try:
+                valid.append(normalize_symbol(symbol))
+            except ConfigError as exc:
+                log.warning("{}: symbol {!r} ignored: {}", self.path.name, symbol[:40], exc)
+        return valid
+
+
+def _plain(text: str) -> bool:
+    """Safe to put between JSON quotes unchanged (checked without a regex: this runs per row)."""
+    return bool(text) and text.isprintable() and '"' not in text and "\\" not in text and " " not in text

@@ -1,0 +1,100 @@
+"""Running the simulated exchange as a service: typed settings, and `serve` which runs until cancelled."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from monitoring.metrics import METRICS, PlatformMetrics
+from simulator.binance.server import DEFAULT_MAX_BACKLOG, DEFAULT_MAX_HISTORY, BinanceSimulator
+from simulator.faults import FaultRequest
+from simulator.replay import ReplayMarket
+from simulator.synthetic import SyntheticMarket
+from simulator.trades import MarketSource
+
+DEFAULT_SYMBOLS = ("BTCUSDT", "ETHUSDT")
+
+
+class SimulatorSettings(BaseModel):
+    """Settings of `cryptostock simulate` / `python -m simulator`.
+
+    symbols: for a synthetic market (default BTCUSDT, ETHUSDT); for a replay, restricts the file's symbols
+    (default: every symbol in the file). tps: synthetic trades per second in total across symbols
+    (0 = as fast as the slowest subscribed client reads). replay: CSV path; when set, the market is a replay
+    at `speed` (1 = original gaps, 0 = as fast as read). ping_interval/ping_timeout: seconds.
+    faults: injected once at start.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8765, ge=0, le=65535)
+    symbols: list[str] | None = None
+    tps: float = Field(default=50.0, ge=0)
+    seed: int | None = None
+    start_trade_id: int = Field(default=1_000_000, ge=0)
+    replay: Path | None = None
+    speed: float = Field(default=1.0, ge=0)
+    ping_interval: float = Field(default=20.0, gt=0)
+    ping_timeout: float = Field(default=60.0, gt=0)
+    max_history: int = Field(default=DEFAULT_MAX_HISTORY, ge=1)
+    max_backlog: int = Field(default=DEFAULT_MAX_BACKLOG, ge=1)
+    weight_limit: int | None = Field(default=None, ge=1)
+    faults: FaultRequest | None = None
+
+    @field_validator("symbols", mode="before")
+    @classmethod
+    def _split(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [s.strip() for s in value.split(",") if s.strip()]
+        return value
+
+
+def build_market(settings: SimulatorSettings) -> MarketSource:
+    if settings.replay is not None:
+        return ReplayMarket(settings.replay, speed=settings.speed, symbols=settings.symbols)
+    return SyntheticMarket(
+        settings.symbols or DEFAULT_SYMBOLS,
+        tps=settings.tps,
+        seed=settings.seed,
+        start_trade_id=settings.start_trade_id,
+    )
+
+
+def build_simulator(settings: SimulatorSettings, metrics: PlatformMetrics = METRICS) -> BinanceSimulator:
+    return BinanceSimulator(
+        build_market(settings),
+        host=settings.host,
+        port=settings.port,
+        ping_interval=settings.ping_interval,
+        ping_timeout=settings.ping_timeout,
+        metrics=metrics,
+        max_history=settings.max_history,
+        max_backlog=settings.max_backlog,
+        weight_limit=settings.weight_limit,
+    )
+
+
+async def serve(
+    settings: SimulatorSettings,
+    metrics: PlatformMetrics = METRICS,
+    *,
+    on_ready: Callable[[BinanceSimulator], None] | None = None,
+) -> None:
+    """Run the simulated exchange until cancelled; then close every websocket with 1001 and return.
+
+    `on_ready` is called with the started simulator (its `port` is the bound one when settings.port is 0).
+    """
+    simulator = build_simulator(settings, metrics)
+    await simulator.start()
+    try:
+        if settings.faults is not None:
+            simulator.apply_faults(settings.faults)
+        if on_ready is not None:
+            on_ready(simulator)
+        await asyncio.Event().wait()
+    finally:
+        await simulator.stop()

@@ -1,0 +1,40 @@
+"""Wire encoding of bus entries and cached bars: msgpack through msgspec, typed on decode.
+
+A bus entry is a list[Trade] (Trade is an array-like Struct, so a trade is a compact msgpack array);
+a cached or published bar is one ClosedBar. Undecodable bytes raise core.errors.ParseError.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import msgspec
+
+from core.errors import ParseError
+from core.types import ClosedBar, Trade
+
+_encoder = msgspec.msgpack.Encoder()
+_trades_decoder = msgspec.msgpack.Decoder(list[Trade])
+_bar_decoder = msgspec.msgpack.Decoder(ClosedBar)
+
+
+def encode_trades(trades: Sequence[Trade]) -> bytes:
+    return _encoder.encode(trades)
+
+
+def decode_trades(data: bytes) -> list[Trade]:
+    try:
+        return _trades_decoder.decode(data)
+    except msgspec.DecodeError as exc:
+        raise ParseError(f"bad trades entry: {exc}", error_type="bus_entry", raw=data[:200]) from exc
+
+
+def encode_bar(closed: ClosedBar) -> bytes:
+    return _encoder.encode(closed)
+
+
+def decode_bar(data: bytes) -> ClosedBar:
+    try:
+        return _bar_decoder.decode(data)
+    except msgspec.DecodeError as exc:
+        raise ParseError(f"bad bar value: {exc}", error_type="cache_value", raw=data[:200]) from exc

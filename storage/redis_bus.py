@@ -1,0 +1,271 @@
+"""TradeBus on Redis Streams: one stream per (exchange, symbol), one consumer group of processors.
+
+Publishing: publish() appends to a bounded local buffer; a flusher task owned by the bus XADDs one
+entry per (stream, batch of up to `batch_size` trades), all in one pipeline (Redis costs ~15 us of client
+CPU per command, so per-trade commands would cap throughput). When the buffer holds
+`max_pending_trades`, or a stream's backlog (entries not yet acknowledged, since acknowledged ones are
+deleted) exceeds `max_stream_entries`, publishers wait: nothing is dropped. While Redis is down the
+flusher keeps the buffer and retries with backoff through the "redis" circuit breaker. A pipeline
+that failed half-way may be re-sent: delivery is at-least-once and the store de-duplicates.
+
+Consuming: streams are discovered by SCAN and filtered by shard (crc32(stream) % shard_count), so each
+symbol's bars stay in one processor. read() returns, in order of preference: entries claimed from other
+consumers idle longer than `claim_idle_s` (a crashed processor's work), this consumer's own pending
+entries (re-delivery after its own crash: a new bus with the same consumer name), then new entries.
+ack() is XACK + XDEL, which keeps Redis memory bounded (so one consumer group per stream prefix).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import zlib
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
+
+from loguru import logger
+from redis.exceptions import ResponseError
+
+from core.errors import BusError, CircuitOpenError, ParseError
+from core.types import Delivery, Trade
+from monitoring.circuit_breaker import CircuitBreaker
+from monitoring.metrics import METRICS, PlatformMetrics
+from storage.codec import decode_trades
+from storage.dsn import redact_dsn
+from storage.redis_link import guarded, redis_breaker, redis_client
+from storage.redis_publisher import StreamPublisher
+
+T = TypeVar("T")
+FIELD = b"t"
+Entry = tuple[bytes, dict[bytes, bytes] | None]
+
+
+def shard_of(stream: str, shard_count: int) -> int:
+    """The shard that owns a stream: crc32 of its key, stable across processes and restarts."""
+    return zlib.crc32(stream.encode()) % shard_count
+
+
+class RedisStreamBus:
+    """TradeBus over Redis Streams `{prefix}:trades:{exchange}:{symbol}`, consumer group `group`."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        prefix: str = "cryptostock",
+        group: str = "processor",
+        shard_index: int = 0,
+        shard_count: int = 1,
+        max_pending_trades: int = 100_000,
+        max_stream_entries: int = 50_000,
+        flush_interval: float = 0.005,
+        batch_size: int = 1000,
+        claim_idle_s: float = 30.0,
+        discovery_interval_s: float = 2.0,
+        metrics: PlatformMetrics = METRICS,
+        breaker: CircuitBreaker | None = None,
+    ) -> None:
+        if not 0 <= shard_index < shard_count:
+            raise ValueError(f"shard_index {shard_index} is not in [0, {shard_count})")
+        self.prefix = prefix
+        self.group = group
+        self.shard_index = shard_index
+        self.shard_count = shard_count
+        self.claim_idle_s = claim_idle_s
+        self.discovery_interval_s = discovery_interval_s
+        self._redis = redis_client(url, f"{prefix}-bus")
+        self._breaker = breaker or redis_breaker(BusError, metrics)
+        self._publisher = StreamPublisher(
+            self._redis,
+            self._call,
+            stream_prefix=f"{prefix}:trades",
+            max_pending_trades=max_pending_trades,
+            max_stream_entries=max_stream_entries,
+            flush_interval=flush_interval,
+            batch_size=batch_size,
+            metrics=metrics,
+        )
+        self._streams: list[str] = []
+        self._grouped: set[str] = set()
+        self._discovered_at = float("-inf")
+        self._cursors: dict[str, dict[str, str]] = {}  # consumer -> stream -> pending-phase cursor
+        self._claimed_at: dict[str, float] = {}
+        self._log = logger.bind(component="bus", bus="redis", url=redact_dsn(url), group=group)
+
+    @property
+    def breaker(self) -> CircuitBreaker:
+        return self._breaker
+
+    @property
+    def buffered(self) -> int:
+        """Trades accepted by publish() and not yet written to Redis."""
+        return self._publisher.buffered
+
+    async def _call(self, what: str, fn: Callable[[], Awaitable[T]]) -> T:
+        return await guarded(self._breaker, BusError, what, fn)
+
+    async def publish(self, trades: Sequence[Trade]) -> None:
+        """Buffer trades for the flusher; waits (backpressure) while the buffer or a stream is full."""
+        await self._publisher.publish(trades)
+
+    async def flush(self) -> None:
+        """Wait until every trade published so far is in Redis (retrying while Redis is down)."""
+        await self._publisher.flush()
+
+    async def read(self, consumer: str, *, max_count: int = 100, block_ms: int = 1000) -> list[Delivery]:
+        """Deliveries for `consumer`: claimed from dead consumers, then its own pending, then new ones.
+        `max_count` bounds entries per stream; each entry carries up to `batch_size` trades."""
+        streams = await self._owned_streams()
+        if not streams:
+            await asyncio.sleep(min(block_ms / 1000, self.discovery_interval_s))
+            return []
+        for step in (self._claim_stale, self._read_pending):
+            deliveries = await step(consumer, streams, max_count)
+            if deliveries:
+                return deliveries
+        ids = dict.fromkeys(streams, ">")
+        return await self._read_group(consumer, ids, max_count, block_ms or None)
+
+    async def ack(self, deliveries: Sequence[Delivery]) -> None:
+        """Acknowledge and delete the entries; BusError if Redis fails (they stay pending)."""
+        by_stream: dict[str, list[str]] = {}
+        for d in deliveries:
+            by_stream.setdefault(d.stream, []).append(d.delivery_id)
+        if by_stream:
+            await self._call("ack", lambda: self._ack(by_stream))
+
+    async def _ack(self, by_stream: dict[str, list[str]]) -> None:
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for stream, ids in by_stream.items():
+                pipe.xack(stream, self.group, *ids)
+                pipe.xdel(stream, *ids)
+            await pipe.execute()
+
+    async def _owned_streams(self) -> list[str]:
+        now = time.monotonic()
+        if now - self._discovered_at < self.discovery_interval_s:
+            return self._streams
+        keys = await self._call("scan", self._scan)
+        owned = sorted(k for k in keys if shard_of(k, self.shard_count) == self.shard_index)
+        for stream in owned:
+            if stream not in self._grouped:
+                await self._call("xgroup_create", lambda s=stream: self._create_group(s))  # type: ignore[misc]
+                self._grouped.add(stream)
+        self._streams, self._discovered_at = owned, now
+        return owned
+
+    async def _scan(self) -> list[str]:
+        match = f"{self.prefix}:trades:*"
+        return [k.decode() async for k in self._redis.scan_iter(match=match, count=1000, _type="STREAM")]
+
+    async def _create_group(self, stream: str) -> None:
+        try:
+            await self._redis.xgroup_create(stream, self.group, id="0", mkstream=True)
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    def _forget_streams(self) -> None:
+        """A stream or group vanished (deleted, flushed): rediscover and recreate groups on the next read."""
+        self._grouped.clear()
+        self._discovered_at = float("-inf")
+
+    async def _read_pending(self, consumer: str, streams: list[str], max_count: int) -> list[Delivery]:
+        """This consumer's unacknowledged entries, once each, walking a cursor per stream from 0."""
+        cursors = self._cursors.setdefault(consumer, {})
+        ids = {s: cursors.get(s, "0") for s in streams if cursors.get(s) != ">"}
+        if not ids:
+            return []
+        reply = await self._call("xreadgroup", lambda: self._xreadgroup(consumer, ids, max_count, None))
+        seen: dict[str, list[Entry]] = dict(_stream_entries(reply))
+        for stream in ids:
+            entries = seen.get(stream)
+            cursors[stream] = entries[-1][0].decode() if entries else ">"
+        return await self._deliveries(seen)
+
+    async def _read_group(
+        self, consumer: str, ids: dict[str, str], max_count: int, block_ms: int | None
+    ) -> list[Delivery]:
+        reply = await self._call("xreadgroup", lambda: self._xreadgroup(consumer, ids, max_count, block_ms))
+        return await self._deliveries(dict(_stream_entries(reply)))
+
+    async def _xreadgroup(self, consumer: str, ids: dict[str, str], count: int, block: int | None) -> Any:
+        try:
+            return await self._redis.xreadgroup(self.group, consumer, ids, count=count, block=block)  # type: ignore[arg-type]
+        except ResponseError as exc:
+            if "NOGROUP" not in str(exc):
+                raise
+            self._forget_streams()
+            return []
+
+    async def _claim_stale(self, consumer: str, streams: list[str], max_count: int) -> list[Delivery]:
+        """XCLAIM entries idle longer than `claim_idle_s` that belong to other consumers of the group."""
+        now = time.monotonic()
+        if now - self._claimed_at.get(consumer, float("-inf")) < min(self.claim_idle_s / 2, 5.0):
+            return []
+        self._claimed_at[consumer] = now
+        idle_ms = int(self.claim_idle_s * 1000)
+        claimed = await self._call("xclaim", lambda: self._claim(consumer, streams, max_count, idle_ms))
+        if claimed:
+            self._log.warning(
+                "claimed {} idle entries from other consumers",
+                sum(map(len, claimed.values())),
+                consumer=consumer,
+            )
+        return await self._deliveries(claimed)
+
+    async def _claim(
+        self, consumer: str, streams: list[str], max_count: int, idle_ms: int
+    ) -> dict[str, list[Entry]]:
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for s in streams:
+                pipe.xpending_range(s, self.group, min="-", max="+", count=max_count, idle=idle_ms)
+            pending = await pipe.execute(raise_on_error=False)
+        mine = consumer.encode()
+        claimed: dict[str, list[Entry]] = {}
+        for stream, rows in zip(streams, pending, strict=True):
+            if isinstance(rows, Exception):
+                continue  # NOGROUP on a vanished stream: rediscovered on a later read
+            ids = [r["message_id"] for r in rows if r["consumer"] != mine]
+            if ids:
+                entries = await self._redis.xclaim(stream, self.group, consumer, idle_ms, ids)
+                if entries:
+                    claimed[stream] = list(entries)  # type: ignore[arg-type]
+        return claimed
+
+    async def _deliveries(self, by_stream: dict[str, list[Entry]]) -> list[Delivery]:
+        out: list[Delivery] = []
+        poison: list[Delivery] = []
+        for stream, entries in by_stream.items():
+            for entry_id, fields in entries:
+                delivery = Delivery(stream=stream, delivery_id=entry_id.decode(), trades=[])
+                try:
+                    delivery.trades = decode_trades((fields or {})[FIELD])
+                except (KeyError, ParseError) as exc:
+                    self._log.error("dropping undecodable entry {} {}: {!r}", stream, entry_id, exc)
+                    poison.append(delivery)
+                    continue
+                out.append(delivery)
+        if poison:
+            await self.ack(poison)
+        return out
+
+    async def ping(self) -> bool:
+        try:
+            return bool(await self._call("ping", self._redis.ping))
+        except (BusError, CircuitOpenError):
+            return False
+
+    async def close(self) -> None:
+        """Flush what publish() accepted (for up to 10 s), stop the flusher, close the connections."""
+        await self._publisher.close()
+        await self._redis.aclose()
+
+
+def _stream_entries(reply: Any) -> list[tuple[str, list[Entry]]]:
+    """XREADGROUP's reply as (stream, entries): a list of pairs (RESP2) or a dict."""
+    items = reply.items() if isinstance(reply, dict) else (reply or [])
+    out: list[tuple[str, list[Entry]]] = []
+    for name, entries in items:
+        out.append((name.decode() if isinstance(name, bytes) else str(name), list(entries)))
+    return out

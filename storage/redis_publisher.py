@@ -1,0 +1,201 @@
+"""The publishing half of the Redis Streams bus: a bounded local buffer and the flusher task that owns
+every XADD (see storage.redis_bus for the design)."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
+
+import redis.asyncio as aioredis
+from loguru import logger
+
+from core.errors import BusError, CircuitOpenError
+from core.types import Trade
+from monitoring.metrics import PlatformMetrics
+from storage.codec import encode_trades
+
+T = TypeVar("T")
+Call = Callable[[str, Callable[[], Awaitable[Any]]], Awaitable[Any]]
+FIELD = b"t"
+MAX_BACKOFF_S = 2.0
+CLOSE_DRAIN_S = 10.0
+
+
+class StreamPublisher:
+    """Buffers trades per stream key and writes them in pipelined batches; waits instead of dropping.
+
+    `call(what, fn)` runs one Redis operation through the bus's breaker and error translation.
+    """
+
+    def __init__(
+        self,
+        redis: aioredis.Redis,
+        call: Call,
+        *,
+        stream_prefix: str,
+        max_pending_trades: int,
+        max_stream_entries: int,
+        flush_interval: float,
+        batch_size: int,
+        metrics: PlatformMetrics,
+    ) -> None:
+        if max_pending_trades < 1 or max_stream_entries < 1 or batch_size < 1:
+            raise ValueError("max_pending_trades, max_stream_entries and batch_size must be positive")
+        self._redis = redis
+        self._call = call
+        self._prefix = stream_prefix
+        self.max_pending_trades = max_pending_trades
+        self.max_stream_entries = max_stream_entries
+        self.flush_interval = flush_interval
+        self.batch_size = batch_size
+        self._buffers: dict[str, list[Trade]] = {}
+        self._keys: dict[tuple[str, str], str] = {}
+        self.buffered = 0
+        self._wake = asyncio.Event()
+        self._room = asyncio.Event()
+        self._drained = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+        self._published = metrics.bus_published.labels("redis")
+        self._waits = metrics.bus_backpressure.labels("redis")
+        self._depth = metrics.bus_queue_depth.labels("redis")
+        self._log = logger.bind(component="bus", bus="redis")
+
+    async def publish(self, trades: Sequence[Trade]) -> None:
+        if self._closing:
+            raise BusError("the Redis bus is closed")
+        self._start()
+        waited = False
+        start = 0
+        while start < len(trades):
+            room = self.max_pending_trades - self.buffered
+            if room <= 0:
+                if not waited:
+                    self._waits.inc()
+                    waited = True
+                self._room.clear()
+                await self._room.wait()
+                if self._closing:
+                    raise BusError("the Redis bus closed while publish() was waiting for room")
+                continue
+            chunk = trades[start : start + room]
+            self._buffer(chunk)
+            start += len(chunk)
+
+    def _buffer(self, trades: Sequence[Trade]) -> None:
+        for t in trades:
+            key = self._keys.get((t.exchange, t.symbol))
+            if key is None:
+                key = self._keys[(t.exchange, t.symbol)] = f"{self._prefix}:{t.exchange}:{t.symbol}"
+            buf = self._buffers.get(key)
+            if buf is None:
+                self._buffers[key] = [t]
+            else:
+                buf.append(t)
+        self.buffered += len(trades)
+        self._depth.set(self.buffered)
+        self._drained.clear()
+        self._wake.set()
+
+    async def flush(self) -> None:
+        if self.buffered:
+            self._start()
+            await self._drained.wait()
+
+    def _start(self) -> None:
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="redis-bus-flusher")
+
+    async def _run(self) -> None:
+        """The flusher: supervised loop, stops once closing and empty."""
+        backoff = 0.05
+        while True:
+            if not self.buffered:
+                self._drained.set()
+                if self._closing:
+                    return
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            if self.flush_interval and not self._closing and self.buffered < self.batch_size:
+                await asyncio.sleep(self.flush_interval)
+            try:
+                await self._flush_once()
+                backoff = 0.05
+            except (BusError, CircuitOpenError) as exc:
+                self._log.warning(
+                    "flush of {} trades failed, retrying in {:.2f}s: {}", self.buffered, backoff, exc
+                )
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, MAX_BACKOFF_S)
+            except Exception:
+                self._log.exception("unexpected flusher error; retrying in {:.2f}s", backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, MAX_BACKOFF_S)
+
+    async def _flush_once(self) -> None:
+        batch, self._buffers = self._buffers, {}
+        count = sum(len(v) for v in batch.values())
+        try:
+            lengths = await self._call("xadd", lambda: self._xadd(batch))
+        except BaseException:
+            for key, trades in batch.items():  # keep order: the failed batch goes back in front
+                newer = self._buffers.get(key)
+                self._buffers[key] = trades + newer if newer else trades
+            raise
+        self.buffered -= count
+        self._published.inc(count)
+        self._depth.set(self.buffered)
+        self._room.set()
+        await self._wait_backlog(lengths)
+
+    async def _xadd(self, batch: dict[str, list[Trade]]) -> dict[str, int]:
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for key, trades in batch.items():
+                for i in range(0, len(trades), self.batch_size):
+                    pipe.xadd(key, {FIELD: encode_trades(trades[i : i + self.batch_size])})
+                pipe.xlen(key)
+            results = await pipe.execute()
+        lengths: dict[str, int] = {}
+        position = 0
+        for key, trades in batch.items():
+            position += -(-len(trades) // self.batch_size)
+            lengths[key] = int(results[position])
+            position += 1
+        return lengths
+
+    async def _wait_backlog(self, lengths: dict[str, int]) -> None:
+        """Hold further flushes while a stream's unacknowledged backlog is over the limit."""
+        over = [k for k, n in lengths.items() if n > self.max_stream_entries]
+        delay = 0.02
+        if over:
+            self._log.warning(
+                "stream backlog over {} entries on {}; publishers wait", self.max_stream_entries, over
+            )
+        while over and not self._closing:
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 1.0)
+            sizes = await self._call("xlen", functools.partial(self._xlen, over))
+            over = [k for k, n in zip(over, sizes, strict=True) if n > self.max_stream_entries]
+
+    async def _xlen(self, keys: list[str]) -> list[int]:
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for key in keys:
+                pipe.xlen(key)
+            return [int(n) for n in await pipe.execute()]
+
+    async def close(self) -> None:
+        self._closing = True
+        self._room.set()
+        self._wake.set()
+        task, self._task = self._task, None
+        if task is None:
+            return
+        try:
+            await asyncio.wait_for(asyncio.shield(task), timeout=CLOSE_DRAIN_S)
+        except TimeoutError:
+            self._log.error("closing with {} trades not written to Redis (unreachable)", self.buffered)
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)

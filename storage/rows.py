@@ -1,0 +1,120 @@
+"""Conversion between core records and table rows, shared by the PostgreSQL and SQLite stores.
+
+Column lists are derived from the record types, so that a field added to `Bar` or `Indicators` fails loudly
+in the migrations rather than silently vanishing. Times stay integer ns UTC here; each store converts
+at its own edge (PostgreSQL timestamptz in its type codec, SQLite keeps INTEGER ns).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from core.types import Bar, ClosedBar, Indicators, Side, SymbolInfo, Trade
+
+TRADE_COLUMNS: tuple[str, ...] = Trade.__struct_fields__
+BAR_FIELDS: tuple[str, ...] = Bar.__struct_fields__
+INDICATOR_FIELDS: tuple[str, ...] = Indicators.__struct_fields__
+BAR_COLUMNS: tuple[str, ...] = BAR_FIELDS + INDICATOR_FIELDS
+BAR_KEY_COLUMNS: tuple[str, ...] = ("exchange", "symbol", "timeframe", "open_time")
+SYMBOL_COLUMNS: tuple[str, ...] = SymbolInfo.__struct_fields__
+PRICE_BAR_FIELDS = frozenset({"open", "high", "low", "close"})
+
+TradeKey = tuple[str, str, int, int]
+"""(exchange, symbol, trade_id, ts_event): the unique key of a stored trade."""
+
+SOURCE_KEY = "data_source"
+"""platform_meta key recording whether the data is 'simulated' or 'live'."""
+
+
+def trade_key(trade: Trade) -> TradeKey:
+    return (trade.exchange, trade.symbol, trade.trade_id, trade.ts_event)
+
+
+def trade_row(t: Trade) -> tuple[Any, ...]:
+    return (
+        t.exchange,
+        t.symbol,
+        t.raw_symbol,
+        t.trade_id,
+        t.price,
+        t.quantity,
+        t.side.value,
+        t.ts_event,
+        t.ts_recv,
+        t.backfilled,
+    )
+
+
+def row_trade(row: Sequence[Any]) -> Trade:
+    return Trade(
+        row[0],
+        row[1],
+        row[2],
+        int(row[3]),
+        row[4],
+        row[5],
+        Side(row[6]),
+        int(row[7]),
+        int(row[8]),
+        bool(row[9]),
+    )
+
+
+def bar_row(closed: ClosedBar) -> tuple[Any, ...]:
+    b, i = closed.bar, closed.indicators
+    return (
+        b.exchange,
+        b.symbol,
+        b.timeframe,
+        b.open_time,
+        b.close_time,
+        b.open,
+        b.high,
+        b.low,
+        b.close,
+        b.volume,
+        b.quote_volume,
+        b.vwap,
+        b.trade_count,
+        b.buy_volume,
+        b.sell_volume,
+        b.first_trade_id,
+        b.last_trade_id,
+        i.sma_20,
+        i.ema_20,
+        i.rsi_14,
+        i.macd,
+        i.macd_signal,
+        i.macd_hist,
+        i.bb_upper,
+        i.bb_middle,
+        i.bb_lower,
+        i.atr_14,
+    )
+
+
+def row_bar(row: Sequence[Any]) -> ClosedBar:
+    n = len(BAR_FIELDS)
+    bar = Bar(*row[:n])
+    return ClosedBar(bar=bar, indicators=Indicators(*row[n : n + len(INDICATOR_FIELDS)]))
+
+
+def symbol_row(s: SymbolInfo) -> tuple[str, str, str, str, str]:
+    return (s.exchange, s.symbol, s.raw_symbol, s.base, s.quote)
+
+
+def new_in_order(
+    trades: Sequence[Trade],
+    inserted: Iterable[Sequence[Any]],
+    key: Callable[[Trade], TradeKey] = trade_key,
+) -> list[Trade]:
+    """The input trades whose keys (as `key` computes them) were inserted, in input order, each key once."""
+    pending = {(k[0], k[1], int(k[2]), int(k[3])) for k in inserted}
+    out: list[Trade] = []
+    for t in trades:
+        k = key(t)
+        if k in pending:
+            pending.discard(k)
+            out.append(t)
+    return out

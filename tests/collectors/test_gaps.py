@@ -1,0 +1,86 @@
+"""GapTracker: pure trade-id bookkeeping."""
+
+from __future__ import annotations
+
+import pytest
+
+from collectors.backoff import Backoff
+from collectors.gaps import DUPLICATE, NEW, Gap, GapTracker
+
+
+def test_consecutive_ids_are_new_and_repeats_are_duplicates() -> None:
+    tracker = GapTracker()
+    assert [tracker.observe("BTCUSDT", i) for i in (10, 11, 12)] == [NEW, NEW, NEW]
+    assert tracker.observe("BTCUSDT", 12) is DUPLICATE
+    assert tracker.observe("BTCUSDT", 3) is DUPLICATE
+    assert tracker.last_id("BTCUSDT") == 12
+
+
+def test_symbols_are_independent() -> None:
+    tracker = GapTracker()
+    tracker.observe("BTCUSDT", 100)
+    assert tracker.observe("ETHUSDT", 5) is NEW
+    assert tracker.observe("BTCUSDT", 101) is NEW
+
+
+def test_a_jump_opens_a_gap_that_stays_pending_until_filled() -> None:
+    tracker = GapTracker()
+    tracker.observe("BTCUSDT", 10)
+    gap = tracker.observe("BTCUSDT", 15)
+    assert gap == Gap("BTCUSDT", 11, 14) and gap.size == 4
+    assert tracker.observe("BTCUSDT", 16) is NEW
+    assert tracker.missing() == [Gap("BTCUSDT", 11, 14)]
+    assert [tracker.fill("BTCUSDT", i) for i in (11, 12)] == [True, True]
+    assert tracker.fill("BTCUSDT", 12) is False  # backfilled twice: a duplicate
+    assert tracker.missing("BTCUSDT") == [Gap("BTCUSDT", 13, 14)]
+    assert tracker.missing_count() == 2
+    assert tracker.fill("BTCUSDT", 14) is True
+    assert tracker.fill("BTCUSDT", 13) is True
+    assert tracker.missing() == []
+    assert tracker.fill("BTCUSDT", 16) is False  # already live
+
+
+def test_a_late_live_trade_fills_its_hole_once() -> None:
+    tracker = GapTracker()
+    tracker.observe("BTCUSDT", 1)
+    tracker.observe("BTCUSDT", 5)
+    assert tracker.observe("BTCUSDT", 3) is NEW
+    assert tracker.observe("BTCUSDT", 3) is DUPLICATE
+    assert tracker.missing() == [Gap("BTCUSDT", 2, 2), Gap("BTCUSDT", 4, 4)]
+    assert tracker.fill("BTCUSDT", 3) is False
+
+
+def test_state_spans_reconnects_and_backfill_ahead_of_live_advances() -> None:
+    tracker = GapTracker()
+    tracker.observe("BTCUSDT", 100)
+    assert tracker.fill("BTCUSDT", 101) is True  # backfilled before the live stream resumed
+    assert tracker.observe("BTCUSDT", 101) is DUPLICATE
+    assert tracker.observe("BTCUSDT", 150) == Gap("BTCUSDT", 102, 149)
+
+
+def test_abandon_and_eviction_are_bounded() -> None:
+    tracker = GapTracker(max_ranges=2)
+    tracker.observe("X", 0)
+    for upper in (2, 4, 6):  # three one-id gaps: 1, 3, 5
+        tracker.observe("X", upper)
+    assert tracker.drain_evicted() == [Gap("X", 1, 1)]
+    assert tracker.drain_evicted() == []
+    assert tracker.missing() == [Gap("X", 3, 3), Gap("X", 5, 5)]
+    assert tracker.abandon(Gap("X", 3, 5)) == 2
+    assert tracker.missing() == []
+    tracker.observe("X", 20)
+    assert tracker.abandon(Gap("X", 10, 12)) == 3
+    assert tracker.missing() == [Gap("X", 7, 9), Gap("X", 13, 19)]
+    with pytest.raises(ValueError):
+        GapTracker(max_ranges=0)
+
+
+def test_backoff_doubles_to_the_cap_with_jitter_and_resets() -> None:
+    backoff = Backoff(0.5, 4.0, jitter=0.5, rng=lambda: 0.0)
+    assert [backoff.next_delay() for _ in range(6)] == [0.5, 1.0, 2.0, 4.0, 4.0, 4.0]
+    backoff.reset()
+    assert backoff.next_delay() == 0.5
+    jittered = Backoff(1.0, 8.0, jitter=0.5, rng=lambda: 0.999)
+    assert 0.5 <= jittered.next_delay() < 0.51
+    with pytest.raises(ValueError):
+        Backoff(0.0, 1.0)

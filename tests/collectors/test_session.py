@@ -1,0 +1,328 @@
+"""CollectorSession over real websockets and HTTP against the Binance simulator on loopback.
+
+Completeness is checked against the simulator's own history: for every symbol the published trade ids
+are exactly the simulator's ids between the first and the last one published, each once, with the same
+exact price strings.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any
+
+import pytest
+
+from collectors.adapter import AdapterLimits
+from collectors.backfill import RestBackfiller, discover
+from collectors.exchanges.binance import BinanceAdapter
+from collectors.session import CollectorSession
+from core.errors import BusError
+from core.types import Trade
+from monitoring.metrics import PlatformMetrics
+from simulator.binance import BinanceSimulator
+from simulator.markets import SyntheticMarket
+from tests.conftest import free_port
+
+SYMBOLS = ["BTCUSDT", "ETHUSDT"]
+
+
+class RecordingSink:
+    """The test's observer: records what the session published; can refuse the first `fail` calls."""
+
+    def __init__(self, fail: int = 0) -> None:
+        self.trades: list[Trade] = []
+        self.calls = 0
+        self.fail = fail
+
+    async def publish(self, trades: Sequence[Trade]) -> None:
+        self.calls += 1
+        if self.fail:
+            self.fail -= 1
+            raise BusError("bus is down")
+        self.trades.extend(trades)
+
+    def ids(self, symbol: str) -> list[int]:
+        return [t.trade_id for t in self.trades if t.raw_symbol == symbol]
+
+
+async def eventually(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(0.02)
+
+
+def assert_complete(sink: RecordingSink, sim: BinanceSimulator, symbol: str) -> None:
+    ids = sink.ids(symbol)
+    assert ids, f"nothing published for {symbol}"
+    assert len(ids) == len(set(ids)), "duplicates published"
+    history = {t.trade_id: t for t in sim.history(symbol)}
+    expected = [i for i in sorted(history) if min(ids) <= i <= max(ids)]
+    assert sorted(ids) == expected, f"missing ids: {sorted(set(expected) - set(ids))[:10]}"
+    for trade in sink.trades:
+        if trade.raw_symbol == symbol:
+            assert trade.price == history[trade.trade_id].price
+
+
+def sample(metrics: PlatformMetrics, name: str, **labels: str) -> float:
+    return metrics.registry.get_sample_value(name, {"exchange": "binance", **labels}) or 0.0
+
+
+@pytest.fixture
+async def sim(metrics: PlatformMetrics) -> AsyncIterator[BinanceSimulator]:
+    simulator = BinanceSimulator(SyntheticMarket(SYMBOLS, tps=400, seed=1), metrics=metrics)
+    await simulator.start()
+    yield simulator
+    await simulator.stop()
+
+
+@pytest.fixture
+async def backfiller(sim: BinanceSimulator, metrics: PlatformMetrics) -> AsyncIterator[RestBackfiller]:
+    async with await discover("binance", sim.rest_url, metrics=metrics) as rest:
+        yield rest
+
+
+class Running:
+    def __init__(self, session: CollectorSession, task: asyncio.Task[None]) -> None:
+        self.session, self.task = session, task
+
+    async def stop(self) -> float:
+        started = time.monotonic()
+        self.session.stop()
+        await asyncio.wait_for(self.task, 5.0)
+        return time.monotonic() - started
+
+
+@pytest.fixture
+async def start(
+    sim: BinanceSimulator, backfiller: RestBackfiller, metrics: PlatformMetrics
+) -> AsyncIterator[Callable[..., Awaitable[Running]]]:
+    running: list[Running] = []
+
+    async def _start(sink: RecordingSink, **options: Any) -> Running:
+        options.setdefault("ws_base_url", sim.ws_url)
+        session = CollectorSession(
+            options.pop("adapter", backfiller.adapter), SYMBOLS, sink=sink, backfiller=backfiller,
+            metrics=metrics, **options,
+        )  # fmt: skip
+        run = Running(session, asyncio.create_task(session.run()))
+        running.append(run)
+        return run
+
+    yield _start
+    for run in running:
+        if not run.task.done():
+            await run.stop()
+
+
+async def test_trades_flow_with_metrics_and_stop_is_prompt(
+    start: Callable[..., Awaitable[Running]], sim: BinanceSimulator, metrics: PlatformMetrics
+) -> None:
+    sink = RecordingSink()
+    run = await start(sink)
+    await eventually(lambda: all(len(sink.ids(s)) > 50 for s in SYMBOLS))
+    assert sample(metrics, "collector_status") == 1
+    assert sample(metrics, "exchange_connected") == 1
+    assert await run.stop() < 1.0
+    assert sample(metrics, "collector_status") == 0
+    assert sample(metrics, "exchange_connected") == 0
+    for symbol, canonical in (("BTCUSDT", "BTC-USDT"), ("ETHUSDT", "ETH-USDT")):
+        assert_complete(sink, sim, symbol)
+        received = sample(metrics, "trades_received_total", symbol=canonical)
+        assert received == len(sink.ids(symbol))
+        newest = max(t.ts_event for t in sink.trades if t.raw_symbol == symbol)
+        assert sample(metrics, "last_trade_timestamp", symbol=canonical) == pytest.approx(
+            newest / 1e9, abs=1e-3
+        )
+    assert not any(t.backfilled for t in sink.trades)
+    assert sample(metrics, "trade_latency_seconds_count") > 0
+    assert sample(metrics, "websocket_reconnections_total") == 0
+
+
+async def test_dropped_connection_loses_no_trade(
+    start: Callable[..., Awaitable[Running]], sim: BinanceSimulator, metrics: PlatformMetrics
+) -> None:
+    sink = RecordingSink()
+    run = await start(sink)
+    await eventually(lambda: len(sink.trades) > 50)
+    for _ in range(2):
+        sim.drop_connections()
+        reconnects = sample(metrics, "websocket_reconnections_total")
+        await eventually(lambda r=reconnects: sample(metrics, "websocket_reconnections_total") > r)
+        seen = len(sink.trades)
+        await eventually(lambda s=seen: len(sink.trades) > s + 100)
+    await run.stop()
+    for symbol in SYMBOLS:
+        assert_complete(sink, sim, symbol)
+    assert any(t.backfilled for t in sink.trades)  # what passed while disconnected came over REST
+    assert sample(metrics, "collector_errors_total", error_type="connection_lost") == 2
+
+
+async def test_stalled_stream_is_reconnected_by_the_watchdog(
+    start: Callable[..., Awaitable[Running]], sim: BinanceSimulator, metrics: PlatformMetrics
+) -> None:
+    sink = RecordingSink()
+    run = await start(sink, stale_timeout=0.4)
+    await eventually(lambda: len(sink.trades) > 20)
+    sim.stall(1.0)
+    await eventually(lambda: sample(metrics, "collector_errors_total", error_type="stale") >= 1)
+    assert sample(metrics, "websocket_reconnections_total") >= 1
+    seen = len(sink.trades)
+    await eventually(lambda: len(sink.trades) > seen + 100)
+    await run.stop()
+    for symbol in SYMBOLS:
+        assert_complete(sink, sim, symbol)
+
+
+async def test_skipped_ids_are_backfilled_before_the_newer_trade(
+    start: Callable[..., Awaitable[Running]], sim: BinanceSimulator, metrics: PlatformMetrics
+) -> None:
+    sink = RecordingSink()
+    run = await start(sink)
+    await eventually(lambda: len(sink.ids("BTCUSDT")) > 20)
+    sim.skip_ids(7, symbol="BTCUSDT")
+    await eventually(lambda: sample(metrics, "trades_backfilled_total", symbol="BTC-USDT") == 7)
+    await run.stop()
+    assert_complete(sink, sim, "BTCUSDT")
+    assert_complete(sink, sim, "ETHUSDT")
+    btc = [t for t in sink.trades if t.raw_symbol == "BTCUSDT"]
+    backfilled = [i for i, t in enumerate(btc) if t.backfilled]
+    assert len(backfilled) == 7
+    ids = [t.trade_id for t in btc]
+    assert ids == sorted(ids)  # repaired trades were published before the newer live one
+    assert sample(metrics, "trade_gaps_total", symbol="BTC-USDT") == 1
+    assert sample(metrics, "trade_gap_missing_trades_total", symbol="BTC-USDT") == 7
+    assert sample(metrics, "trades_backfilled_total", symbol="ETH-USDT") == 0
+
+
+async def test_failed_backfill_publishes_live_and_repairs_later(
+    start: Callable[..., Awaitable[Running]], sim: BinanceSimulator, metrics: PlatformMetrics
+) -> None:
+    sink = RecordingSink()
+    run = await start(sink, gap_retry_initial=0.2)
+    await eventually(lambda: len(sink.ids("ETHUSDT")) > 20)
+    sim.rate_limit(1, retry_after=1)
+    sim.skip_ids(4, symbol="ETHUSDT")
+    await eventually(lambda: sample(metrics, "collector_errors_total", error_type="backfill_failed") >= 1)
+    await eventually(lambda: sample(metrics, "trades_backfilled_total", symbol="ETH-USDT") == 4)
+    await run.stop()
+    assert_complete(sink, sim, "ETHUSDT")
+    eth = sink.ids("ETHUSDT")
+    assert eth != sorted(eth)  # the repair came after newer live trades, not instead of them
+    assert run.session.tracker.missing() == []
+
+
+async def test_malformed_frames_are_counted_and_survived(
+    start: Callable[..., Awaitable[Running]], sim: BinanceSimulator, metrics: PlatformMetrics
+) -> None:
+    sink = RecordingSink()
+    run = await start(sink)
+    await eventually(lambda: len(sink.trades) > 20)
+    sim.send_malformed(11)  # one of each kind the simulator knows
+    expected = {
+        "malformed_json": 3,  # invalid, truncated, binary garbage
+        "unexpected_schema": 3,  # price as number, id as string, missing field
+        "invalid_value": 2,  # NaN price, negative quantity
+        "unknown_symbol": 1,
+        "unexpected_event": 1,
+        "oversized": 1,
+    }
+    await eventually(
+        lambda: sum(sample(metrics, "collector_errors_total", error_type=k) for k in expected) == 11
+    )
+    seen = len(sink.trades)
+    await eventually(lambda: len(sink.trades) > seen + 50)
+    await run.stop()
+    for error_type, count in expected.items():
+        assert sample(metrics, "collector_errors_total", error_type=error_type) == count, error_type
+    assert sample(metrics, "websocket_reconnections_total") == 0
+    for symbol in SYMBOLS:
+        assert_complete(sink, sim, symbol)
+
+
+async def test_sink_failures_are_retried_without_loss(
+    start: Callable[..., Awaitable[Running]], sim: BinanceSimulator, metrics: PlatformMetrics
+) -> None:
+    sink = RecordingSink(fail=4)
+    run = await start(sink)
+    await eventually(lambda: len(sink.trades) > 100)
+    await run.stop()
+    assert sample(metrics, "collector_errors_total", error_type="publish_failed") == 4
+    for symbol in SYMBOLS:
+        assert_complete(sink, sim, symbol)
+
+
+async def test_proactive_reconnect_before_the_connection_age_limit(
+    start: Callable[..., Awaitable[Running]], sim: BinanceSimulator, metrics: PlatformMetrics
+) -> None:
+    sink = RecordingSink()
+    run = await start(sink, max_connection_age=0.3)
+    await eventually(lambda: sample(metrics, "websocket_reconnections_total") >= 3)
+    seen = len(sink.trades)
+    await eventually(lambda: len(sink.trades) > seen + 20)
+    await run.stop()
+    assert sample(metrics, "collector_errors_total", error_type="connection_lost") == 0
+    assert sample(metrics, "collector_errors_total", error_type="stale") == 0
+    for symbol in SYMBOLS:
+        assert_complete(sink, sim, symbol)
+
+
+async def test_symbols_are_split_over_connections_beyond_the_stream_limit(
+    start: Callable[..., Awaitable[Running]],
+    sim: BinanceSimulator,
+    backfiller: RestBackfiller,
+    metrics: PlatformMetrics,
+) -> None:
+    class OneStreamAdapter(BinanceAdapter):
+        limits = AdapterLimits(
+            max_streams_per_connection=1,
+            max_connection_age_s=3600,
+            reconnect_margin_s=60,
+            max_frame_bytes=65536,
+        )
+
+    adapter = OneStreamAdapter([i for s in SYMBOLS if (i := backfiller.adapter.symbol_info(s))])
+    sink = RecordingSink()
+    run = await start(sink, adapter=adapter)
+    await eventually(lambda: all(len(sink.ids(s)) > 20 for s in SYMBOLS))
+    assert sim.connection_count == 2
+    assert sample(metrics, "exchange_connected") == 1
+    await run.stop()
+    for symbol in SYMBOLS:
+        assert_complete(sink, sim, symbol)
+
+
+async def test_backoff_grows_while_refused_and_resets_once_data_flows(
+    backfiller: RestBackfiller, metrics: PlatformMetrics
+) -> None:
+    port = free_port()
+    delays: list[float] = []
+
+    async def quick_sleep(seconds: float) -> None:
+        delays.append(seconds)
+        await asyncio.sleep(0.01)
+
+    sink = RecordingSink()
+    session = CollectorSession(
+        backfiller.adapter, SYMBOLS, sink=sink, ws_base_url=f"ws://127.0.0.1:{port}", backfiller=None,
+        metrics=metrics, backoff_initial=0.5, backoff_max=4.0, sleep=quick_sleep, rng=lambda: 0.0,
+    )  # fmt: skip
+    task = asyncio.create_task(session.run())
+    await eventually(lambda: len(delays) >= 5)
+    assert delays[:5] == [0.5, 1.0, 2.0, 4.0, 4.0]
+    assert sample(metrics, "collector_errors_total", error_type="connect_failed") >= 5
+    late = BinanceSimulator(SyntheticMarket(SYMBOLS, tps=400, seed=2), port=port, metrics=metrics)
+    await late.start()
+    try:
+        await eventually(lambda: len(sink.trades) > 20)
+        refused = len(delays)
+        late.drop_connections()
+        await eventually(lambda: len(delays) > refused)
+        assert delays[refused] == 0.5
+    finally:
+        session.stop()
+        await asyncio.wait_for(task, 5.0)
+        await late.stop()

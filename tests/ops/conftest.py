@@ -1,0 +1,35 @@
+"""Fixtures of the ops tests: the tools they run (Debian's prometheus, promtool and amtool extracted under
+.tools/ by scripts/ensure-*.sh) and the Compose specification schema."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.ops.catalogue import ROOT
+
+
+def _ensure(script: str) -> Path:
+    done = subprocess.run(
+        ["bash", f"scripts/{script}"], cwd=ROOT, capture_output=True, text=True, timeout=300, check=False
+    )
+    assert done.returncode == 0, f"scripts/{script} failed:\n{done.stdout}\n{done.stderr}"
+    return Path(done.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="session")
+def prometheus_bin() -> Path:
+    """Directory holding `prometheus` and `promtool` (Prometheus 2.42 from Debian)."""
+    return _ensure("ensure-prometheus.sh")
+
+
+@pytest.fixture(scope="session")
+def amtool(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _ensure("ensure-alertmanager.sh") / "amtool"
+
+
+@pytest.fixture(scope="session")
+def compose_schema() -> Path:
+    return _ensure("ensure-compose-schema.sh")

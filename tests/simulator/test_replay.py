@@ -1,0 +1,102 @@
+"""Replayed markets: exact rows at speed 0, pacing at speed > 0, waiting for clients, bad rows."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import pytest
+import websockets
+
+from core.errors import ConfigError
+from simulator.markets import ReplayMarket
+from tests.simulator.conftest import StartSim, write_csv
+
+ODD_STRINGS = [("16543.21", "0.0015"), ("0.00000001", "12"), ("100", "1.50000000"), ("7.1E-5", "3.300")]
+
+
+def replay_rows(count: int, start_ms: int = 1_700_000_000_000, step_ms: int = 7) -> list[list[object]]:
+    rows: list[list[object]] = []
+    for i in range(count):
+        symbol = "BTCUSDT" if i % 3 else "ETHUSDT"
+        price, qty = ODD_STRINGS[i % len(ODD_STRINGS)]
+        rows.append([start_ms + i * step_ms, symbol, 5000 + i, price, qty, "true" if i % 2 else "false"])
+    return rows
+
+
+async def wait_for(predicate: object, timeout: float = 5.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not predicate():  # type: ignore[operator]
+            await asyncio.sleep(0.01)
+
+
+async def test_speed_0_delivers_exactly_the_csv_rows(start_sim: StartSim, tmp_path: Path) -> None:
+    rows = replay_rows(3000)
+    sim = await start_sim(ReplayMarket(write_csv(tmp_path / "r.csv", rows), speed=0))
+    await asyncio.sleep(0.1)
+    assert sim.history("BTCUSDT") == [] and not sim.finished  # nobody subscribed: the replay waits
+    async with websockets.connect(f"{sim.ws_url}/stream?streams=btcusdt@trade/ethusdt@trade") as ws:
+        received = [json.loads(await asyncio.wait_for(ws.recv(), 5))["data"] for _ in range(len(rows))]
+    for row, event in zip(rows, received, strict=True):
+        ts, symbol, trade_id, price, qty, maker = row
+        assert (event["s"], event["t"], event["p"], event["q"]) == (symbol, trade_id, price, qty)
+        assert event["T"] == event["E"] == ts and event["m"] is (maker == "true")
+    await wait_for(lambda: sim.finished)
+    assert sim.state()["symbols"]["BTCUSDT"]["last_trade_id"] == rows[-1][2]
+    assert [t.price for t in sim.history("ETHUSDT")] == [r[3] for r in rows if r[1] == "ETHUSDT"]
+
+
+async def test_speed_0_waits_for_a_slow_client(start_sim: StartSim, tmp_path: Path) -> None:
+    sim = await start_sim(ReplayMarket(write_csv(tmp_path / "r.csv", replay_rows(50_000, step_ms=1)), speed=0))
+    async with websockets.connect(f"{sim.ws_url}/ws/btcusdt@trade", max_queue=4) as ws:
+        await ws.recv()
+        await asyncio.sleep(0.3)  # not reading: production must stop well short of the whole file
+        produced = sum(len(sim.history(s)) for s in ("BTCUSDT", "ETHUSDT"))
+        assert produced < 40_000 and not sim.finished
+
+
+async def test_speed_multiplier_scales_the_gaps(start_sim: StartSim, tmp_path: Path) -> None:
+    start = 1_700_000_000_000
+    rows = [[start, "BTCUSDT", 1, "1.0", "1.0", "true"]]
+    rows += [[start + 1000 + i * 100, "BTCUSDT", 2 + i, "1.0", "1.0", "true"] for i in range(11)]
+    sim = await start_sim(ReplayMarket(write_csv(tmp_path / "r.csv", rows), speed=2.0))
+    loop = asyncio.get_running_loop()
+    arrivals: dict[int, float] = {}
+    async with websockets.connect(f"{sim.ws_url}/ws/btcusdt@trade") as ws:
+        while len(arrivals) < 11:
+            event = json.loads(await asyncio.wait_for(ws.recv(), 5))
+            arrivals[event["t"]] = loop.time()
+    span = arrivals[12] - arrivals[2]  # 1000 ms of file time at speed 2
+    assert 0.4 <= span <= 1.0
+    await wait_for(lambda: sim.finished)
+
+
+async def test_bad_rows_are_skipped_and_counted(start_sim: StartSim, tmp_path: Path) -> None:
+    rows = [
+        [1_700_000_000_000, "BTCUSDT", 10, "1.0", "2.0", "false"],
+        [1_700_000_000_001, "BTCUSDT", 10, "1.0", "2.0", "false"],  # id not increasing
+        ["soon", "BTCUSDT", 11, "1.0", "2.0", "false"],
+        [1_700_000_000_002, "BTCUSDT", 12, '1"0', "2.0", "false"],
+        [1_700_000_000_003, "BTCUSDT", 13, "1.0", "2.0", "maybe"],
+        [1_700_000_000_004, "BTCUSDT", 14, "1.0", "2.0"],
+        [1_700_000_000_005, "btcusdt", 15, "3.0", "4.0", "1"],
+    ]
+    market = ReplayMarket(write_csv(tmp_path / "r.csv", rows), speed=1e9)
+    sim = await start_sim(market)
+    await wait_for(lambda: sim.finished)
+    assert [(t.trade_id, t.price, t.is_buyer_maker) for t in sim.history("BTCUSDT")] == [
+        (10, "1.0", False),
+        (15, "3.0", True),
+    ]
+    assert market.skipped_rows == 5
+
+
+def test_header_and_speed_are_checked(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError):
+        ReplayMarket(write_csv(tmp_path / "a.csv", [], header=["ts", "symbol"]))
+    with pytest.raises(ConfigError):
+        ReplayMarket(write_csv(tmp_path / "b.csv", replay_rows(3)), speed=-1)
+    with pytest.raises(ConfigError):
+        ReplayMarket(tmp_path / "missing.csv")
+    assert ReplayMarket(write_csv(tmp_path / "c.csv", replay_rows(3))).symbols == ("ETHUSDT", "BTCUSDT")

@@ -1,0 +1,104 @@
+"""Store fixtures: the same test bodies run against PostgreSQL and SQLite."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from core.types import Bar, ClosedBar, Indicators, Side, Trade
+from monitoring.metrics import PlatformMetrics
+from storage.postgres import PostgresStore
+from storage.sqlite import SQLiteStore
+from tests.conftest import PG_ADMIN_URL
+
+T0 = 1_700_000_000_000_000_000  # ns, a whole second
+MINUTE = 60_000_000_000
+
+
+def make_trade(
+    trade_id: int,
+    *,
+    price: str = "0.00150000",
+    quantity: str = "12.50000000",
+    symbol: str = "BTC-USDT",
+    exchange: str = "binance",
+    ts: int | None = None,
+    side: Side = Side.BUY,
+) -> Trade:
+    ts_event = T0 + trade_id * 1_000 if ts is None else ts
+    return Trade(
+        exchange, symbol, symbol.replace("-", ""), trade_id, price, quantity, side, ts_event, ts_event + 7_000
+    )
+
+
+def make_bar(
+    minute: int, *, close: str = "101.50", timeframe: str = "1m", sma: float | None = None
+) -> ClosedBar:
+    bar = Bar(
+        exchange="binance",
+        symbol="BTC-USDT",
+        timeframe=timeframe,
+        open_time=T0 + minute * MINUTE,
+        close_time=T0 + (minute + 1) * MINUTE,
+        open="100.00",
+        high="102.25000000",
+        low="99.0",
+        close=close,
+        volume=1.5,
+        quote_volume=151.5,
+        vwap=101.0,
+        trade_count=3,
+        buy_volume=1.0,
+        sell_volume=0.5,
+        first_trade_id=minute * 10,
+        last_trade_id=minute * 10 + 2,
+    )
+    indicators = Indicators(sma_20=sma, rsi_14=55.5, macd=-0.25, bb_lower=None, atr_14=1.75)
+    return ClosedBar(bar=bar, indicators=indicators)
+
+
+@asynccontextmanager
+async def fresh_pg_database() -> AsyncIterator[str]:
+    """Like the `pg_url` fixture, usable inside a parametrized async fixture (which cannot request it)."""
+    name = f"cs_test_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(PG_ADMIN_URL)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    try:
+        yield f"{PG_ADMIN_URL.rsplit('/', 1)[0]}/{name}"
+    finally:
+        admin = await asyncpg.connect(PG_ADMIN_URL)
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()
+
+
+@pytest.fixture(params=["postgres", "sqlite"])
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+async def store(
+    backend: str, metrics: PlatformMetrics, tmp_path: Path
+) -> AsyncIterator[PostgresStore | SQLiteStore]:
+    """A migrated store of the parametrized backend, on a fresh database."""
+    if backend == "sqlite":
+        lite = SQLiteStore(tmp_path / "market.db", metrics=metrics)
+        await lite.migrate()
+        yield lite
+        await lite.close()
+        return
+    async with fresh_pg_database() as url:
+        pg = PostgresStore(url, metrics=metrics, max_size=4)
+        await pg.migrate()
+        yield pg
+        await pg.close()

@@ -1,0 +1,116 @@
+"""MarketStore contract: one test body, run against PostgreSQL and SQLite."""
+
+from __future__ import annotations
+
+import pytest
+
+from core.errors import ConfigError
+from core.types import Side, SymbolInfo
+from monitoring.metrics import PlatformMetrics
+from storage.postgres import PostgresStore
+from storage.sqlite import SQLiteStore
+from tests.storage.conftest import MINUTE, T0, make_bar, make_trade
+
+Store = PostgresStore | SQLiteStore
+
+
+async def test_migrate_is_idempotent(store: Store) -> None:
+    before = await store.applied_migrations()
+    await store.migrate()
+    await store.migrate()
+    assert await store.applied_migrations() == before
+    assert before and before[0] == 1
+
+
+async def test_exact_price_strings_round_trip(store: Store) -> None:
+    prices = ["0.00150000", "67000.10", "1e-8", "0.1", "42", "3.14159265358979323846"]
+    trades = [make_trade(i, price=p, quantity=p) for i, p in enumerate(prices, start=1)]
+    assert await store.insert_trades(trades) == trades
+    got = await store.trades("binance", "BTC-USDT", limit=100)
+    # 1e-8 is normalised by numeric to 0.00000001 in PostgreSQL; every plain decimal string is kept as sent.
+    expected = [p if "e" not in p or isinstance(store, SQLiteStore) else "0.00000001" for p in prices]
+    assert [t.price for t in got] == expected
+    assert [t.quantity for t in got] == expected
+
+
+async def test_insert_trades_returns_only_new(store: Store, metrics: PlatformMetrics) -> None:
+    first = [make_trade(i) for i in range(1, 6)]
+    assert await store.insert_trades(first) == first
+    again = [make_trade(3), make_trade(6), make_trade(6), make_trade(4), make_trade(7, side=Side.SELL)]
+    new = await store.insert_trades(again)
+    assert [t.trade_id for t in new] == [6, 7]
+    assert await store.insert_trades(first) == []
+    assert await store.insert_trades([]) == []
+    assert metrics.registry.get_sample_value("db_rows_written_total", {"table": "trades"}) == 7
+    stored = await store.trades("binance", "BTC-USDT", limit=100)
+    assert [t.trade_id for t in stored] == [1, 2, 3, 4, 5, 6, 7]
+    assert stored[-1] == make_trade(7, side=Side.SELL)
+
+
+async def test_trades_recent_oldest_first_and_since(store: Store) -> None:
+    await store.insert_trades([make_trade(i) for i in range(1, 21)])
+    await store.insert_trades([make_trade(1, symbol="ETH-USDT")])
+    recent = await store.trades("binance", "BTC-USDT", limit=5)
+    assert [t.trade_id for t in recent] == [16, 17, 18, 19, 20]
+    since = await store.trades("binance", "BTC-USDT", limit=3, since_ns=make_trade(10).ts_event)
+    assert [t.trade_id for t in since] == [10, 11, 12]
+    assert await store.trades("binance", "SOL-USDT") == []
+
+
+async def test_bars_upsert_replace_and_ranges(store: Store, metrics: PlatformMetrics) -> None:
+    await store.upsert_bars([make_bar(m, sma=float(m)) for m in range(10)])
+    replaced = make_bar(4, close="99.99000000", sma=None)
+    await store.upsert_bars([replaced, make_bar(0, timeframe="5m")])
+    bars = await store.bars("binance", "BTC-USDT", "1m")
+    assert len(bars) == 10
+    assert bars[4] == replaced
+    assert bars[5] == make_bar(5, sma=5.0)
+    assert bars[5].indicators.rsi_14 == 55.5 and bars[5].indicators.bb_lower is None
+    last3 = await store.bars("binance", "BTC-USDT", "1m", limit=3)
+    assert [b.bar.open_time for b in last3] == [T0 + m * MINUTE for m in (7, 8, 9)]
+    window = await store.bars("binance", "BTC-USDT", "1m", start_ns=T0 + 2 * MINUTE, end_ns=T0 + 5 * MINUTE)
+    assert [b.bar.open_time for b in window] == [T0 + m * MINUTE for m in (2, 3, 4)]
+    assert len(await store.bars("binance", "BTC-USDT", "5m")) == 1
+    assert await store.last_bar_close("binance", "BTC-USDT", "1m") == T0 + 10 * MINUTE
+    assert await store.last_bar_close("binance", "BTC-USDT", "1h") is None
+    assert metrics.registry.get_sample_value("db_rows_written_total", {"table": "bars"}) == 12
+
+
+async def test_symbols_upsert(store: Store) -> None:
+    assert await store.symbols() == []
+    eth = SymbolInfo("binance", "ETH-USDT", "ETHUSDT", "ETH", "USDT")
+    btc = SymbolInfo("binance", "BTC-USDT", "BTCUSDT", "BTC", "USDT")
+    await store.upsert_symbols([eth, btc])
+    await store.upsert_symbols([SymbolInfo("binance", "BTC-USDT", "btcusdt", "BTC", "USDT")])
+    assert await store.symbols() == [SymbolInfo("binance", "BTC-USDT", "btcusdt", "BTC", "USDT"), eth]
+
+
+async def test_ensure_source_mismatch_raises(store: Store) -> None:
+    assert await store.data_source() is None
+    await store.ensure_source("simulated")
+    await store.ensure_source("simulated")
+    assert await store.data_source() == "simulated"
+    with pytest.raises(ConfigError, match="simulated"):
+        await store.ensure_source("live")
+    with pytest.raises(ConfigError, match="unknown data source"):
+        await store.ensure_source("replay")
+
+
+async def test_operations_are_measured(store: Store, metrics: PlatformMetrics) -> None:
+    await store.insert_trades([make_trade(1)])
+    assert await store.ping()
+    r = metrics.registry
+    assert r.get_sample_value("db_queries_total", {"operation": "insert_trades", "status": "ok"}) == 1
+    assert r.get_sample_value("db_query_duration_seconds_count", {"operation": "insert_trades"}) == 1
+    size = r.get_sample_value("db_connection_pool_size")
+    assert size is not None and size >= 1
+    assert r.get_sample_value("db_connections_available") == size
+
+
+async def test_nanosecond_times_round_trip_at_store_precision(store: Store) -> None:
+    ts = T0 + 123_456_789
+    await store.insert_trades([make_trade(1, ts=ts)])
+    (got,) = await store.trades("binance", "BTC-USDT")
+    # PostgreSQL keeps microseconds (floored); SQLite keeps the integer ns.
+    assert got.ts_event == (ts // 1000 * 1000 if isinstance(store, PostgresStore) else ts)
+    assert await store.insert_trades([make_trade(1, ts=ts)]) == []

@@ -1,0 +1,99 @@
+"""The real migration SQL (base schema + TimescaleDB file) on a real TimescaleDB engine, through
+../shared/tools/timescaledb-check (PGlite + TimescaleDB, psql simple protocol)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+TOOL = ROOT.parent / "shared" / "tools" / "timescaledb-check"
+BASE = ROOT / "storage" / "migrations" / "postgres" / "001_initial.sql"
+TIMESCALE = ROOT / "storage" / "migrations" / "timescale" / "100_hypertables.sql"
+
+VERIFY_DEFAULTS = """
+DO $$
+DECLARE n int;
+BEGIN
+    SELECT count(*) INTO n FROM timescaledb_information.hypertables
+        WHERE hypertable_name IN ('trades', 'bars') AND compression_enabled;
+    IF n <> 2 THEN RAISE EXCEPTION 'expected 2 compressed hypertables, found %', n; END IF;
+    PERFORM 1 FROM timescaledb_information.jobs WHERE hypertable_name = 'trades'
+        AND proc_name = 'policy_compression' AND config->>'compress_after' = '7 days';
+    IF NOT FOUND THEN RAISE EXCEPTION 'trades compression policy missing'; END IF;
+    PERFORM 1 FROM timescaledb_information.jobs WHERE hypertable_name = 'trades'
+        AND proc_name = 'policy_retention' AND config->>'drop_after' = '90 days';
+    IF NOT FOUND THEN RAISE EXCEPTION 'trades retention policy missing'; END IF;
+    PERFORM 1 FROM timescaledb_information.jobs WHERE hypertable_name = 'bars'
+        AND proc_name = 'policy_compression' AND config->>'compress_after' = '30 days';
+    IF NOT FOUND THEN RAISE EXCEPTION 'bars compression policy missing'; END IF;
+    PERFORM 1 FROM timescaledb_information.jobs WHERE hypertable_name = 'bars'
+        AND proc_name = 'policy_retention';
+    IF FOUND THEN RAISE EXCEPTION 'bars must have no retention policy by default'; END IF;
+END $$;
+-- the store's write path on a hypertable: de-duplicating insert, exact numeric text
+CREATE TEMP TABLE trades_in (LIKE trades);
+INSERT INTO trades_in VALUES
+    ('binance', 'BTC-USDT', 'BTCUSDT', 1, '0.00150000', '2.50', 'buy', '2024-01-01 00:00:00.000001+00', now(), false),
+    ('binance', 'BTC-USDT', 'BTCUSDT', 1, '0.00150000', '2.50', 'buy', '2024-01-01 00:00:00.000001+00', now(), false),
+    ('binance', 'BTC-USDT', 'BTCUSDT', 2, '67000.10', '0.1', 'sell', '2024-01-02 00:00:00+00', now(), false);
+DO $$
+DECLARE n int; p text;
+BEGIN
+    WITH ins AS (INSERT INTO trades SELECT * FROM trades_in ON CONFLICT DO NOTHING RETURNING 1)
+    SELECT count(*) INTO n FROM ins;
+    IF n <> 2 THEN RAISE EXCEPTION 'expected 2 new trades, got %', n; END IF;
+    SELECT price::text INTO p FROM trades WHERE trade_id = 1;
+    IF p <> '0.00150000' THEN RAISE EXCEPTION 'price came back as %', p; END IF;
+END $$;
+SELECT compress_chunk(c) FROM show_chunks('trades') AS c;
+"""
+
+VERIFY_CONFIGURED = """
+DO $$
+BEGIN
+    PERFORM 1 FROM timescaledb_information.jobs WHERE hypertable_name = 'trades'
+        AND proc_name = 'policy_retention';
+    IF FOUND THEN RAISE EXCEPTION 'trades retention was disabled but exists'; END IF;
+    PERFORM 1 FROM timescaledb_information.jobs WHERE hypertable_name = 'bars'
+        AND proc_name = 'policy_retention' AND config->>'drop_after' = '1 year';
+    IF NOT FOUND THEN RAISE EXCEPTION 'configured bars retention missing'; END IF;
+END $$;
+"""
+
+
+def run_check(*files: Path) -> subprocess.CompletedProcess[str]:
+    if not TOOL.exists():
+        pytest.skip(f"{TOOL} is absent (../shared not present)")
+    for tool in ("node", "npm", "psql"):
+        if shutil.which(tool) is None:
+            pytest.skip(f"{tool} is not installed; timescaledb-check needs node, npm and psql")
+    return subprocess.run(
+        [str(TOOL), *map(str, files)], capture_output=True, text=True, timeout=110, check=False
+    )
+
+
+def assert_ran(result: subprocess.CompletedProcess[str]) -> None:
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    assert "timescaledb-check: all files ran" in result.stdout
+
+
+def test_migrations_with_default_policies(tmp_path: Path) -> None:
+    verify = tmp_path / "verify.sql"
+    verify.write_text(VERIFY_DEFAULTS)
+    assert_ran(run_check(BASE, TIMESCALE, verify))
+
+
+def test_policies_follow_the_store_settings(tmp_path: Path) -> None:
+    # PostgresStore.migrate() sets these with set_config(..., true) in the migration's transaction.
+    configured = tmp_path / "configured.sql"
+    configured.write_text(
+        "SELECT set_config('cryptostock.trades_retain', '', false);\n"
+        "SELECT set_config('cryptostock.bars_retain', '1 year', false);\n" + TIMESCALE.read_text()
+    )
+    verify = tmp_path / "verify.sql"
+    verify.write_text(VERIFY_CONFIGURED)
+    assert_ran(run_check(BASE, configured, verify))
