@@ -68,14 +68,31 @@ async def receive(url: str, *, count: int | None, seconds: float | None) -> tupl
         return received, time.perf_counter() - started
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process (Linux /proc), or NaN elsewhere."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def run(label: str, server_args: list[str], *, count: int | None, seconds: float | None) -> None:
     proc, url = start_server(*server_args)
     try:
+        server_cpu = cpu_seconds(proc.pid)
+        client_cpu = time.process_time()
         received, elapsed = asyncio.run(receive(url, count=count, seconds=seconds))
+        server_cpu = cpu_seconds(proc.pid) - server_cpu
+        client_cpu = time.process_time() - client_cpu
     finally:
         proc.terminate()
         proc.wait(timeout=10)
-    print(f"{label}: {received} frames in {elapsed:.2f} s = {received / elapsed:,.0f} frames/s")
+    print(
+        f"{label}: {received} frames in {elapsed:.2f} s = {received / elapsed:,.0f} frames/s "
+        f"(server CPU {server_cpu / received * 1e6:.1f} us/frame, "
+        f"client CPU {client_cpu / elapsed:.0%} of a core)"
+    )
 
 
 def main() -> None:
@@ -83,7 +100,12 @@ def main() -> None:
         path = Path(tmp) / "replay.csv"
         write_replay(path, REPLAY_TRADES)
         run("replay speed 0", ["--replay", str(path), "--speed", "0"], count=REPLAY_TRADES, seconds=None)
-    run("synthetic tps 0", ["--tps", "0", "--symbols", ",".join(SYMBOLS)], count=None, seconds=SYNTHETIC_SECONDS)
+    run(
+        "synthetic tps 0",
+        ["--tps", "0", "--symbols", ",".join(SYMBOLS)],
+        count=None,
+        seconds=SYNTHETIC_SECONDS,
+    )
 
 
 if __name__ == "__main__":

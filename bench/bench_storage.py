@@ -71,9 +71,8 @@ async def bench_postgres(admin_url: str, rows: int) -> None:
         dup = make_trades(10_000, 0)
         start = time.perf_counter()
         assert await store.insert_trades(dup) == []
-        print(
-            f"postgres insert_trades all-duplicate 10k batch: {10_000 / (time.perf_counter() - start):>10,.0f} rows/s"
-        )
+        rate = 10_000 / (time.perf_counter() - start)
+        print(f"postgres insert_trades all-duplicate 10k batch: {rate:>10,.0f} rows/s")
         await store.close()
     finally:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

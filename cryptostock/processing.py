@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from typing import TypeVar
 
 from loguru import logger
@@ -41,6 +41,8 @@ class ShutdownAbandoned(PlatformError):
 RETRYABLE = (StorageError, CircuitOpenError, BusError)
 WARM_UP_BARS = 1000
 MAX_WARM_UP_NS = 2 * 86400 * NS_PER_SECOND
+WARM_UP_PAGE = 10_000
+CAUGHT_UP_SLACK_NS = NS_PER_SECOND
 
 
 class ProcessorService:
@@ -110,10 +112,18 @@ class ProcessorService:
                     await self.process(deliveries)
                 elif stopping:
                     break
-                await self.close_due()
+                if self._caught_up(deliveries):
+                    await self.close_due()
         except ShutdownAbandoned as exc:
             self._log.error("stopped with work unacknowledged (it stays on the bus): {}", exc)
         self._log.info("processor stopped after applying {} trades", self.trades_applied)
+
+    def _caught_up(self, deliveries: Sequence[Delivery]) -> bool:
+        """True when the bus is drained or what was just read is fresh: only then may the clock close
+        bars. While a backlog is worked off (after a restart or an outage) its trades were received long
+        ago and are not late; event time alone closes bars then."""
+        newest = max((t.ts_recv for d in deliveries for t in d.trades), default=None)
+        return newest is None or self._clock.now_ns() - newest <= self._grace_ns + CAUGHT_UP_SLACK_NS
 
     async def process(self, deliveries: Sequence[Delivery]) -> None:
         """Store, aggregate and acknowledge one read's worth of deliveries."""
@@ -272,18 +282,34 @@ class ProcessorService:
             for item in history:
                 features.update(item.bar)
         since = max(min(starts), now - MAX_WARM_UP_NS)
-        stored = await self._store.trades(exchange, symbol, since_ns=since)
-        reopened = [bar for trade in stored for bar in self._aggregator.add(trade).closed]
+        replayed, reopened = 0, list[Bar]()
+        async for page in self._stored_trades(exchange, symbol, since):
+            replayed += len(page)
+            reopened.extend(bar for trade in page for bar in self._aggregator.add(trade).closed)
         self._warm.add((exchange, symbol))
         if reopened:
             await self._persist(self._finish(reopened))
         self._log.info(
             "warmed up from {} stored trades, {} bars re-closed",
-            len(stored),
+            replayed,
             len(reopened),
             exchange=exchange,
             symbol=symbol,
         )
+
+    async def _stored_trades(self, exchange: str, symbol: str, since_ns: int) -> AsyncIterator[list[Trade]]:
+        """Every stored trade with ts_event >= since_ns, oldest first, in pages (the store pages by time;
+        trades sharing the boundary time are skipped by id when they come round again)."""
+        boundary_ids: set[int] = set()
+        while True:
+            page = await self._store.trades(exchange, symbol, since_ns=since_ns, limit=WARM_UP_PAGE)
+            fresh = [t for t in page if not (t.ts_event == since_ns and t.trade_id in boundary_ids)]
+            if fresh:
+                yield fresh
+            if len(page) < WARM_UP_PAGE or not fresh:
+                return
+            since_ns = page[-1].ts_event
+            boundary_ids = {t.trade_id for t in page if t.ts_event == since_ns}
 
     async def _retry(
         self, operation: str, fn: Callable[..., Awaitable[T]], *args: object, **kwargs: object

@@ -220,12 +220,13 @@ class _Cursor:
 class _SymbolState:
     """Open bars of one (exchange, symbol): per timeframe level, bucket start -> builder."""
 
-    __slots__ = ("closed_until", "cursors", "exchange", "next_due", "open", "symbol", "watermark")
+    __slots__ = ("clock", "closed_until", "cursors", "exchange", "next_due", "open", "symbol", "watermark")
 
     def __init__(self, exchange: str, symbol: str, levels: int, leaves: Sequence[int]) -> None:
         self.exchange = exchange
         self.symbol = symbol
         self.watermark = -1
+        self.clock = -1  # the latest close_due() time this symbol has seen: buckets due by then are closed
         self.next_due = _INF_NS
         self.open: list[dict[int, BarBuilder]] = [{} for _ in range(levels)]
         self.closed_until = [-1] * levels
@@ -252,7 +253,6 @@ class BarAggregator:
                 self._consumers[source].append(level)
         self._leaves = [i for i, source in enumerate(self._source) if source is None]
         self._states: dict[tuple[str, str], _SymbolState] = {}
-        self._now = -1
 
     def _source_of(self, level: int) -> int | None:
         """The largest finer timeframe that divides this one: its closed bars build this one's."""
@@ -340,7 +340,7 @@ class BarAggregator:
             return builder
         end = start + self._lengths[level]
         due = end + self.grace_ns
-        if due <= state.watermark or due <= self._now or end <= state.closed_until[level]:
+        if due <= state.watermark or due <= state.clock or end <= state.closed_until[level]:
             return None
         builder = BarBuilder(state.exchange, state.symbol, self.timeframes[level], start, end)
         builders[start] = builder
@@ -409,12 +409,13 @@ class BarAggregator:
     def close_due(self, now_ns: int) -> list[Bar]:
         """Clock-driven closing for quiet markets: close bars with close_time + grace_ns <= now_ns.
 
-        now_ns is wall-clock ns UTC (an injected clock); from then on trades for those buckets are late.
+        now_ns is wall-clock ns UTC (an injected clock); from then on trades of the symbols known now for
+        those buckets are late. A symbol first seen later is not: no bar of it can have been closed.
         """
-        if now_ns > self._now:
-            self._now = now_ns
         out: list[Bar] = []
         for state in self._states.values():
+            if now_ns > state.clock:
+                state.clock = now_ns
             if state.next_due <= now_ns:
                 out.extend(self._close_through(state, max(now_ns, state.watermark)))
         return out

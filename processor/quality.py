@@ -15,7 +15,7 @@ Trade checks (times are ns UTC):
 
 Bar checks:
 - bar_ohlc: low <= open, close <= high, else "ohlc_inconsistent".
-- bar_volume: volume > 0 and volume == buy + sell within 1e-9 relative, else "volume_sanity".
+- volume_sanity: volume > 0 and volume == buy + sell within 1e-9 relative, else "volume_sanity".
 - bar_trade_count: trade_count > 0, else "empty_bar".
 - bar_vwap: low <= vwap <= high (1e-9 relative slack for float sums), else "vwap_out_of_range".
 - bar_continuity: INFO only -- passed is always True; anomaly "missing_bars" when open_time is later
@@ -39,7 +39,7 @@ CHECK_TRADE_LATENCY = "trade_latency"
 CHECK_TRADE_PRICE_JUMP = "trade_price_jump"
 CHECK_TRADE_ORDER = "trade_order"
 CHECK_BAR_OHLC = "bar_ohlc"
-CHECK_BAR_VOLUME = "bar_volume"
+CHECK_BAR_VOLUME = "volume_sanity"
 CHECK_BAR_TRADE_COUNT = "bar_trade_count"
 CHECK_BAR_VWAP = "bar_vwap"
 CHECK_BAR_CONTINUITY = "bar_continuity"

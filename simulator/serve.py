@@ -8,6 +8,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from core.errors import ConfigError
 from monitoring.metrics import METRICS, PlatformMetrics
 from simulator.binance.server import DEFAULT_MAX_BACKLOG, DEFAULT_MAX_HISTORY, BinanceSimulator
 from simulator.faults import FaultRequest
@@ -92,7 +93,10 @@ async def serve(
     await simulator.start()
     try:
         if settings.faults is not None:
-            simulator.apply_faults(settings.faults)
+            try:
+                simulator.apply_faults(settings.faults)
+            except ValueError as exc:
+                raise ConfigError(f"faults at start: {exc}") from exc
         if on_ready is not None:
             on_ready(simulator)
         await asyncio.Event().wait()

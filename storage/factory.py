@@ -11,6 +11,7 @@ from pathlib import Path
 
 from loguru import logger
 
+from core.ports import MarketCache, MarketStore, TradeBus
 from monitoring.metrics import METRICS, PlatformMetrics
 from storage.dsn import redact_dsn
 from storage.memory_bus import InProcessBus
@@ -78,3 +79,8 @@ def open_cache(
         return RedisCache(redis_url, prefix=prefix, metrics=metrics)
     _log.info("cache: in-memory")
     return MemoryCache(metrics=metrics)
+
+
+def _ports(store: SqlStore, bus: Bus, cache: Cache) -> tuple[MarketStore, TradeBus, MarketCache]:
+    """Never called: mypy proves here that every adapter satisfies its port in core.ports."""
+    return store, bus, cache

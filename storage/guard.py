@@ -13,7 +13,7 @@ from typing import TypeVar
 from loguru import logger
 from prometheus_client import Counter, Histogram
 
-from core.errors import CircuitOpenError, StorageError
+from core.errors import StorageError
 from monitoring.circuit_breaker import CircuitBreaker
 from monitoring.metrics import PlatformMetrics
 
@@ -48,7 +48,7 @@ class OperationGuard:
         start = time.perf_counter()
         try:
             result = await self.breaker.call(self._translated, operation, fn)
-        except (StorageError, CircuitOpenError):
+        except Exception:  # StorageError, CircuitOpenError, or a bug: counted, then raised
             error.inc()
             raise
         finally:

@@ -344,8 +344,5 @@ class SQLiteStore:
     async def close(self) -> None:
         await self._writer.close()
         await self._reader.close()
-        self._pool_stats_refresh()
-
-    def _pool_stats_refresh(self) -> None:
         self._metrics.db_connection_pool_size.set(0)
         self._metrics.db_connections_available.set(0)

@@ -7,7 +7,9 @@ subscription keeps its cursor at the live end, so a SUBSCRIBE starts from the tr
 
 Binance's keep-alive and limits: a ping frame every `ping_interval` seconds; a connection that has not
 answered a ping (pong echoing its payload) within `ping_timeout` is dropped; more than 5 incoming messages
-(text, binary, ping or pong frames) within one second closes the connection (1008).
+(text, binary, ping or unsolicited pong frames) within one second closes the connection (1008). Pongs that
+answer the server's own pings are not counted, unlike on Binance, where at one ping per 20 s they never
+matter but in tests with short ping intervals they would trip the limit by themselves.
 """
 
 from __future__ import annotations
@@ -161,6 +163,8 @@ class StreamConnection:
             msg = await self._ws.receive()
             if msg.type in _END_STREAMS:
                 return
+            if msg.type is WSMsgType.PONG and self._on_pong(msg.data):
+                continue  # an answer to our own ping: not counted (short test intervals would trip the limit)
             now = loop.time()
             if len(self._incoming) == MAX_INCOMING_PER_SECOND and now - self._incoming[0] < 1.0:
                 self._log.info("more than {} incoming messages per second: closing", MAX_INCOMING_PER_SECOND)
@@ -169,8 +173,6 @@ class StreamConnection:
             self._incoming.append(now)
             if msg.type is WSMsgType.PING:
                 await self._ws.pong(msg.data)
-            elif msg.type is WSMsgType.PONG:
-                self._on_pong(msg.data)
             elif msg.type in (WSMsgType.TEXT, WSMsgType.BINARY):
                 self._on_control(msg.data)
 
@@ -184,14 +186,16 @@ class StreamConnection:
         self._hub.wake.notify()
         self._hub.drained.notify()
 
-    def _on_pong(self, data: bytes | bytearray) -> None:
+    def _on_pong(self, data: bytes | bytearray) -> bool:
+        """True if the pong answers an outstanding ping (which it and all older pings then clear)."""
         payload = bytes(data)
         if payload not in self._pings:
-            return  # unsolicited pongs are allowed but do not keep the connection alive
+            return False  # unsolicited pongs are allowed but do not keep the connection alive
         for key in list(self._pings):
             del self._pings[key]
             if key == payload:
                 break
+        return True
 
     async def _ping_loop(self) -> None:
         loop = asyncio.get_running_loop()

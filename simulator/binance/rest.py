@@ -153,7 +153,11 @@ class RestApi:
     async def _middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         route = request.match_info.route.resource
         endpoint = route.canonical if route is not None else "unmatched"
-        response = await self._answer(request, handler, endpoint)
+        try:
+            response = await self._answer(request, handler, endpoint)
+        except web.HTTPException as exc:
+            self._sim.count_request(request.method, endpoint, exc.status)
+            raise
         self._sim.count_request(request.method, endpoint, response.status)
         return response
 

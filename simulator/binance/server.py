@@ -184,6 +184,8 @@ class BinanceSimulator:
             return json_response({"code": 2, "msg": f"Invalid request: {exc}"}, status=400)
         ws = web.WebSocketResponse(autoping=False, compress=False, timeout=2.0, max_msg_size=1 << 20)
         await ws.prepare(request)
+        if request.transport is None:  # the client left during the handshake
+            return ws
         conn = StreamConnection(
             next(self._conn_ids),
             ws,
@@ -248,6 +250,7 @@ class BinanceSimulator:
 
     def skip_ids(self, count: int, symbol: str | None = None) -> None:
         """Withhold the next `count` trades (of `symbol`, or of each symbol) from every websocket."""
+        symbol = symbol.upper() if symbol else None
         if symbol is not None and symbol not in self.symbols:
             raise ValueError(f"unknown symbol {symbol!r}")
         self.faults.add_skip([symbol] if symbol else sorted(self.symbols), count)

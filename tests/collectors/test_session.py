@@ -18,6 +18,8 @@ from collectors.adapter import AdapterLimits
 from collectors.backfill import RestBackfiller, discover
 from collectors.exchanges.binance import BinanceAdapter
 from collectors.session import CollectorSession
+from collectors.transport import WebsocketsConnector, WsConnector
+from collectors.transport_picows import PicowsConnector
 from core.errors import BusError
 from core.types import Trade
 from monitoring.metrics import PlatformMetrics
@@ -26,6 +28,11 @@ from simulator.markets import SyntheticMarket
 from tests.conftest import free_port
 
 SYMBOLS = ["BTCUSDT", "ETHUSDT"]
+CONNECTORS: dict[str, Callable[[], WsConnector]] = {
+    "websockets": WebsocketsConnector,
+    "picows": PicowsConnector,
+}
+both_transports = pytest.mark.parametrize("transport", sorted(CONNECTORS))
 
 
 class RecordingSink:
@@ -118,11 +125,12 @@ async def start(
             await run.stop()
 
 
+@both_transports
 async def test_trades_flow_with_metrics_and_stop_is_prompt(
-    start: Callable[..., Awaitable[Running]], sim: BinanceSimulator, metrics: PlatformMetrics
+    start: Callable[..., Awaitable[Running]], sim: BinanceSimulator, metrics: PlatformMetrics, transport: str
 ) -> None:
     sink = RecordingSink()
-    run = await start(sink)
+    run = await start(sink, connector=CONNECTORS[transport]())
     await eventually(lambda: all(len(sink.ids(s)) > 50 for s in SYMBOLS))
     assert sample(metrics, "collector_status") == 1
     assert sample(metrics, "exchange_connected") == 1
@@ -142,11 +150,12 @@ async def test_trades_flow_with_metrics_and_stop_is_prompt(
     assert sample(metrics, "websocket_reconnections_total") == 0
 
 
+@both_transports
 async def test_dropped_connection_loses_no_trade(
-    start: Callable[..., Awaitable[Running]], sim: BinanceSimulator, metrics: PlatformMetrics
+    start: Callable[..., Awaitable[Running]], sim: BinanceSimulator, metrics: PlatformMetrics, transport: str
 ) -> None:
     sink = RecordingSink()
-    run = await start(sink)
+    run = await start(sink, connector=CONNECTORS[transport]())
     await eventually(lambda: len(sink.trades) > 50)
     for _ in range(2):
         sim.drop_connections()
@@ -161,11 +170,12 @@ async def test_dropped_connection_loses_no_trade(
     assert sample(metrics, "collector_errors_total", error_type="connection_lost") == 2
 
 
+@both_transports
 async def test_stalled_stream_is_reconnected_by_the_watchdog(
-    start: Callable[..., Awaitable[Running]], sim: BinanceSimulator, metrics: PlatformMetrics
+    start: Callable[..., Awaitable[Running]], sim: BinanceSimulator, metrics: PlatformMetrics, transport: str
 ) -> None:
     sink = RecordingSink()
-    run = await start(sink, stale_timeout=0.4)
+    run = await start(sink, stale_timeout=0.4, connector=CONNECTORS[transport]())
     await eventually(lambda: len(sink.trades) > 20)
     sim.stall(1.0)
     await eventually(lambda: sample(metrics, "collector_errors_total", error_type="stale") >= 1)
@@ -215,11 +225,12 @@ async def test_failed_backfill_publishes_live_and_repairs_later(
     assert run.session.tracker.missing() == []
 
 
+@both_transports
 async def test_malformed_frames_are_counted_and_survived(
-    start: Callable[..., Awaitable[Running]], sim: BinanceSimulator, metrics: PlatformMetrics
+    start: Callable[..., Awaitable[Running]], sim: BinanceSimulator, metrics: PlatformMetrics, transport: str
 ) -> None:
     sink = RecordingSink()
-    run = await start(sink)
+    run = await start(sink, connector=CONNECTORS[transport]())
     await eventually(lambda: len(sink.trades) > 20)
     sim.send_malformed(11)  # one of each kind the simulator knows
     expected = {
@@ -255,11 +266,12 @@ async def test_sink_failures_are_retried_without_loss(
         assert_complete(sink, sim, symbol)
 
 
+@both_transports
 async def test_proactive_reconnect_before_the_connection_age_limit(
-    start: Callable[..., Awaitable[Running]], sim: BinanceSimulator, metrics: PlatformMetrics
+    start: Callable[..., Awaitable[Running]], sim: BinanceSimulator, metrics: PlatformMetrics, transport: str
 ) -> None:
     sink = RecordingSink()
-    run = await start(sink, max_connection_age=0.3)
+    run = await start(sink, max_connection_age=0.3, connector=CONNECTORS[transport]())
     await eventually(lambda: sample(metrics, "websocket_reconnections_total") >= 3)
     seen = len(sink.trades)
     await eventually(lambda: len(sink.trades) > seen + 20)

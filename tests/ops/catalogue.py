@@ -16,7 +16,11 @@ ROOT = Path(__file__).resolve().parents[2]
 RULES_DIR = ROOT / "prometheus" / "rules"
 RULE_TESTS_DIR = ROOT / "prometheus" / "tests"
 DASHBOARDS_DIR = ROOT / "grafana" / "dashboards"
-EXPORTER_PREFIXES = {"node-exporter": ("node_",), "redis-exporter": ("redis_",), "postgres-exporter": ("pg_",)}
+EXPORTER_PREFIXES = {
+    "node-exporter": ("node_",),
+    "redis-exporter": ("redis_",),
+    "postgres-exporter": ("pg_",),
+}
 PROMETHEUS_BUILTINS = {"up", "ALERTS", "ALERTS_FOR_STATE"}
 _KEYWORDS = {"and", "or", "unless", "bool", "offset", "inf", "nan", "by", "without", "on", "ignoring"}
 _SUFFIXES = {
@@ -31,7 +35,7 @@ def platform_metric_names() -> set[str]:
     """Every sample name PlatformMetrics can expose (prometheus_client adds _total, _bucket...)."""
     registry = CollectorRegistry()
     PlatformMetrics(registry)
-    names = set()
+    names: set[str] = set()
     for family in registry.collect():
         names.update(family.name + suffix for suffix in _SUFFIXES[family.type])
     return names

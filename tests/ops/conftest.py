@@ -4,11 +4,13 @@
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.ops.catalogue import ROOT
+from tests.ops.processes import CRYPTOSTOCK, ApiTraffic, Platform, start_platform, stop
 
 
 def _ensure(script: str) -> Path:
@@ -26,10 +28,23 @@ def prometheus_bin() -> Path:
 
 
 @pytest.fixture(scope="session")
-def amtool(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def amtool() -> Path:
     return _ensure("ensure-alertmanager.sh") / "amtool"
 
 
 @pytest.fixture(scope="session")
 def compose_schema() -> Path:
     return _ensure("ensure-compose-schema.sh")
+
+
+@pytest.fixture(scope="module")
+def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
+    """One `cryptostock run` (simulator, 200 trades/s, 1m bars) for a module's live tests, with traffic."""
+    if not CRYPTOSTOCK.exists():
+        pytest.fail(f"{CRYPTOSTOCK} is missing: run `make venv`")
+    running = start_platform(tmp_path_factory.mktemp("platform"))
+    try:
+        with ApiTraffic(running.api_port):
+            yield running
+    finally:
+        stop(running.process)

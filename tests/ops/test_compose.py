@@ -27,7 +27,9 @@ REQUIRED_SERVICES = {
 } | PLATFORM_SERVICES
 SECRETS = {"POSTGRES_PASSWORD", "REDIS_PASSWORD", "GRAFANA_ADMIN_PASSWORD"}
 COMPOSE_TEXT = "\n".join(
-    line for line in (ROOT / "docker-compose.yml").read_text().splitlines() if not line.lstrip().startswith("#")
+    line
+    for line in (ROOT / "docker-compose.yml").read_text().splitlines()
+    if not line.lstrip().startswith("#")
 )
 
 

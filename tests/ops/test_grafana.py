@@ -42,7 +42,11 @@ REQUIRED_PANELS = {
         "Anomalies over time",
         "Volume sanity failures",
     },
-    "cryptostock-circuit-breakers": {"Circuit states", "Transitions over time", "Time open in the selected range"},
+    "cryptostock-circuit-breakers": {
+        "Circuit states",
+        "Transitions over time",
+        "Time open in the selected range",
+    },
     "cryptostock-database-cache": {"Query latency p95", "Connection pool", "Cache hit rate", "Redis memory"},
 }
 BOARDS = dashboards()
@@ -119,10 +123,10 @@ def test_panel_queries_use_real_metrics(name: str, panel: dict[str, Any]) -> Non
 def test_exporter_panels_cover_node_redis_and_postgres() -> None:
     sources = {panel_source(panel) for _, panel in _panels()}
     assert set(EXPORTER_PREFIXES) <= sources
-    redis = [p for _, p in _panels() if p["title"] == "Redis memory"][0]
+    redis = next(p for _, p in _panels() if p["title"] == "Redis memory")
     assert "redis_memory_used_bytes" in redis["targets"][0]["expr"]
 
 
 def test_volume_sanity_panel_queries_failed_volume_sanity_checks() -> None:
-    panel = [p for _, p in _panels() if p["title"] == "Volume sanity failures"][0]
+    panel = next(p for _, p in _panels() if p["title"] == "Volume sanity failures")
     assert 'data_quality_checks_total{check="volume_sanity", result="failed"}' in panel["targets"][0]["expr"]

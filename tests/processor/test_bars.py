@@ -139,12 +139,23 @@ def test_late_trade_reported_per_timeframe_and_applied_to_open_coarser_bars() ->
     assert agg.open_bars() == []
 
 
-def test_trade_for_a_clock_closed_empty_interval_is_late() -> None:
+def test_trade_for_a_clock_closed_empty_interval_of_a_known_symbol_is_late() -> None:
     agg = BarAggregator(["1m"], GRACE)
-    assert agg.close_due(T0 + 122 * S) == []  # nothing open, but [0, 60) and [60, 120) are over
-    assert agg.add(trade(1, 100, "1", "1")).late_timeframes == ("1m",)
-    assert agg.add(trade(2, 179, "1", "1")).late_timeframes == ()  # [120, 180) is still open
+    agg.add(trade(1, 1, "1", "1"))
+    agg.close_due(T0 + 122 * S)  # [0, 60) closes; [60, 120) was empty and is over too
+    assert agg.add(trade(2, 100, "1", "1")).late_timeframes == ("1m",)
+    assert agg.add(trade(3, 179, "1", "1")).late_timeframes == ()  # [120, 180) is still open
     assert [b.open_time for b in agg.open_bars()] == [T0 + 120 * S]
+
+
+def test_clock_ticks_before_a_symbol_is_first_seen_do_not_make_its_trades_late() -> None:
+    """A processor that ticks while a new symbol's first trades are still in transit (a new stream not
+    yet discovered) closed no bar of that symbol: its first trades open bars as usual."""
+    agg = BarAggregator(["1m"], GRACE)
+    assert agg.close_due(T0 + 122 * S) == []
+    assert agg.add(trade(1, 100, "1", "1")).late_timeframes == ()
+    [bar] = agg.close_due(T0 + 125 * S)
+    assert (bar.open_time, bar.trade_count) == (T0 + 60 * S, 1)
 
 
 def test_empty_intervals_produce_no_bar() -> None:

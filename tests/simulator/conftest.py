@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import websockets
 
 from monitoring.metrics import PlatformMetrics
 from simulator.binance import BinanceSimulator
@@ -38,3 +39,9 @@ def write_csv(path: Path, rows: Sequence[Sequence[object]], header: Sequence[str
         writer.writerow(header)
         writer.writerows(rows)
     return path
+
+
+def ws_connect(url: str, **kwargs: Any) -> websockets.connect:
+    """A websockets client that can always complete the close handshake: with a bounded queue, a client
+    that stops reading a busy stream never sees the server's close frame and waits close_timeout."""
+    return websockets.connect(url, **{"max_queue": None, "close_timeout": 1.0, **kwargs})

@@ -7,11 +7,10 @@ import json
 from pathlib import Path
 
 import pytest
-import websockets
 
 from core.errors import ConfigError
 from simulator.markets import ReplayMarket
-from tests.simulator.conftest import StartSim, write_csv
+from tests.simulator.conftest import StartSim, write_csv, ws_connect
 
 ODD_STRINGS = [("16543.21", "0.0015"), ("0.00000001", "12"), ("100", "1.50000000"), ("7.1E-5", "3.300")]
 
@@ -36,7 +35,7 @@ async def test_speed_0_delivers_exactly_the_csv_rows(start_sim: StartSim, tmp_pa
     sim = await start_sim(ReplayMarket(write_csv(tmp_path / "r.csv", rows), speed=0))
     await asyncio.sleep(0.1)
     assert sim.history("BTCUSDT") == [] and not sim.finished  # nobody subscribed: the replay waits
-    async with websockets.connect(f"{sim.ws_url}/stream?streams=btcusdt@trade/ethusdt@trade") as ws:
+    async with ws_connect(f"{sim.ws_url}/stream?streams=btcusdt@trade/ethusdt@trade") as ws:
         received = [json.loads(await asyncio.wait_for(ws.recv(), 5))["data"] for _ in range(len(rows))]
     for row, event in zip(rows, received, strict=True):
         ts, symbol, trade_id, price, qty, maker = row
@@ -48,12 +47,14 @@ async def test_speed_0_delivers_exactly_the_csv_rows(start_sim: StartSim, tmp_pa
 
 
 async def test_speed_0_waits_for_a_slow_client(start_sim: StartSim, tmp_path: Path) -> None:
-    sim = await start_sim(ReplayMarket(write_csv(tmp_path / "r.csv", replay_rows(50_000, step_ms=1)), speed=0))
-    async with websockets.connect(f"{sim.ws_url}/ws/btcusdt@trade", max_queue=4) as ws:
+    sim = await start_sim(
+        ReplayMarket(write_csv(tmp_path / "r.csv", replay_rows(200_000, step_ms=1)), speed=0)
+    )
+    async with ws_connect(f"{sim.ws_url}/ws/btcusdt@trade", max_queue=4, close_timeout=0.2) as ws:
         await ws.recv()
         await asyncio.sleep(0.3)  # not reading: production must stop well short of the whole file
         produced = sum(len(sim.history(s)) for s in ("BTCUSDT", "ETHUSDT"))
-        assert produced < 40_000 and not sim.finished
+        assert produced < 150_000 and not sim.finished
 
 
 async def test_speed_multiplier_scales_the_gaps(start_sim: StartSim, tmp_path: Path) -> None:
@@ -63,7 +64,7 @@ async def test_speed_multiplier_scales_the_gaps(start_sim: StartSim, tmp_path: P
     sim = await start_sim(ReplayMarket(write_csv(tmp_path / "r.csv", rows), speed=2.0))
     loop = asyncio.get_running_loop()
     arrivals: dict[int, float] = {}
-    async with websockets.connect(f"{sim.ws_url}/ws/btcusdt@trade") as ws:
+    async with ws_connect(f"{sim.ws_url}/ws/btcusdt@trade") as ws:
         while len(arrivals) < 11:
             event = json.loads(await asyncio.wait_for(ws.recv(), 5))
             arrivals[event["t"]] = loop.time()

@@ -12,7 +12,7 @@ import pytest
 import websockets
 
 from simulator.markets import SyntheticMarket
-from tests.simulator.conftest import StartSim
+from tests.simulator.conftest import StartSim, ws_connect
 
 TRADE_KEYS = ["e", "E", "s", "t", "p", "q", "T", "m", "M"]
 EIGHT_DECIMALS = re.compile(r"^\d+\.\d{8}$")
@@ -33,7 +33,7 @@ def assert_trade_event(event: dict[str, Any], symbol: str) -> None:
 
 async def test_raw_stream_sends_bare_trade_events_with_consecutive_ids(start_sim: StartSim) -> None:
     sim = await start_sim(SyntheticMarket(["BTCUSDT", "ETHUSDT"], tps=3000, seed=1))
-    async with websockets.connect(f"{sim.ws_url}/ws/btcusdt@trade") as ws:
+    async with ws_connect(f"{sim.ws_url}/ws/btcusdt@trade") as ws:
         events = [await recv_json(ws) for _ in range(200)]
     for event in events:
         assert_trade_event(event, "BTCUSDT")
@@ -45,7 +45,7 @@ async def test_raw_stream_sends_bare_trade_events_with_consecutive_ids(start_sim
 
 async def test_combined_stream_wraps_events_per_stream(start_sim: StartSim) -> None:
     sim = await start_sim(SyntheticMarket(["BTCUSDT", "ETHUSDT", "SOLUSDT"], tps=3000, seed=2))
-    async with websockets.connect(f"{sim.ws_url}/stream?streams=btcusdt@trade/ethusdt@trade") as ws:
+    async with ws_connect(f"{sim.ws_url}/stream?streams=btcusdt@trade/ethusdt@trade") as ws:
         frames = [await recv_json(ws) for _ in range(300)]
     ids: dict[str, list[int]] = {"BTCUSDT": [], "ETHUSDT": []}
     for wrapped in frames:
@@ -60,11 +60,11 @@ async def test_combined_stream_wraps_events_per_stream(start_sim: StartSim) -> N
 
 async def test_agg_trade_stream_and_microsecond_time_unit(start_sim: StartSim) -> None:
     sim = await start_sim(SyntheticMarket(["BTCUSDT"], tps=2000, seed=3))
-    async with websockets.connect(f"{sim.ws_url}/ws/btcusdt@aggTrade") as ws:
+    async with ws_connect(f"{sim.ws_url}/ws/btcusdt@aggTrade") as ws:
         agg = await recv_json(ws)
     assert list(agg) == ["e", "E", "s", "a", "p", "q", "f", "l", "T", "m", "M"]
     assert agg["e"] == "aggTrade" and agg["a"] == agg["f"] == agg["l"]
-    async with websockets.connect(f"{sim.ws_url}/ws/btcusdt@trade?timeUnit=MICROSECOND") as ws:
+    async with ws_connect(f"{sim.ws_url}/ws/btcusdt@trade?timeUnit=MICROSECOND") as ws:
         event = await recv_json(ws)
     assert event["T"] > 1_600_000_000_000_000 and event["E"] == event["T"]
     trade = next(t for t in sim.history("BTCUSDT") if t.trade_id == event["t"])
@@ -73,7 +73,7 @@ async def test_agg_trade_stream_and_microsecond_time_unit(start_sim: StartSim) -
 
 async def test_live_subscribe_list_and_unsubscribe(start_sim: StartSim) -> None:
     sim = await start_sim(SyntheticMarket(["BTCUSDT", "ETHUSDT"], tps=2000, seed=4))
-    async with websockets.connect(f"{sim.ws_url}/ws") as ws:
+    async with ws_connect(f"{sim.ws_url}/ws") as ws:
         await ws.send(
             json.dumps({"method": "SUBSCRIBE", "params": ["btcusdt@trade", "ethusdt@trade"], "id": 1})
         )
@@ -98,7 +98,7 @@ async def test_live_subscribe_list_and_unsubscribe(start_sim: StartSim) -> None:
 
 async def test_set_property_combined_wraps_a_raw_connection(start_sim: StartSim) -> None:
     sim = await start_sim(SyntheticMarket(["BTCUSDT"], tps=2000, seed=5))
-    async with websockets.connect(f"{sim.ws_url}/ws/btcusdt@trade") as ws:
+    async with ws_connect(f"{sim.ws_url}/ws/btcusdt@trade") as ws:
         assert "e" in await recv_json(ws)
         await ws.send(json.dumps({"method": "SET_PROPERTY", "params": ["combined", True], "id": 5}))
         while "result" not in (message := await recv_json(ws)):
@@ -110,7 +110,7 @@ async def test_set_property_combined_wraps_a_raw_connection(start_sim: StartSim)
 
 async def test_unknown_symbol_is_acknowledged_and_silent(start_sim: StartSim) -> None:
     sim = await start_sim(SyntheticMarket(["BTCUSDT"], tps=2000, seed=6))
-    async with websockets.connect(f"{sim.ws_url}/ws") as ws:
+    async with ws_connect(f"{sim.ws_url}/ws") as ws:
         await ws.send(json.dumps({"method": "SUBSCRIBE", "params": ["nosuchcoin@trade"], "id": 1}))
         assert await recv_json(ws) == {"result": None, "id": 1}
         with pytest.raises(TimeoutError):
@@ -122,18 +122,18 @@ async def test_unknown_symbol_is_acknowledged_and_silent(start_sim: StartSim) ->
 async def test_invalid_or_too_many_streams_in_the_url_are_refused(start_sim: StartSim) -> None:
     sim = await start_sim(SyntheticMarket(["BTCUSDT"], tps=10, seed=7))
     with pytest.raises(websockets.InvalidStatus) as bad:
-        await websockets.connect(f"{sim.ws_url}/ws/btcusdt@nonsense")
+        await ws_connect(f"{sim.ws_url}/ws/btcusdt@nonsense")
     assert bad.value.response.status_code == 400
     streams = "/".join(f"c{i}usdt@trade" for i in range(1025))
     with pytest.raises(websockets.InvalidStatus):
-        await websockets.connect(f"{sim.ws_url}/stream?streams={streams}", max_size=None)
-    async with websockets.connect(f"{sim.ws_url}/stream?streams={streams[: streams.rindex('/')]}"):
+        await ws_connect(f"{sim.ws_url}/stream?streams={streams}", max_size=None)
+    async with ws_connect(f"{sim.ws_url}/stream?streams={streams[: streams.rindex('/')]}"):
         pass
 
 
 async def test_more_than_5_incoming_messages_per_second_disconnects(start_sim: StartSim) -> None:
     sim = await start_sim(SyntheticMarket(["BTCUSDT"], tps=10, seed=8))
-    async with websockets.connect(f"{sim.ws_url}/ws", ping_interval=None) as ws:
+    async with ws_connect(f"{sim.ws_url}/ws", ping_interval=None) as ws:
         for i in range(5):
             await ws.send(json.dumps({"method": "LIST_SUBSCRIPTIONS", "id": i}))
         for i in range(5):
@@ -165,7 +165,7 @@ async def test_server_pings_and_drops_a_client_that_does_not_answer(start_sim: S
 
 async def test_a_client_that_answers_pings_stays_connected(start_sim: StartSim) -> None:
     sim = await start_sim(SyntheticMarket(["BTCUSDT"], tps=5, seed=10), ping_interval=0.3, ping_timeout=0.5)
-    async with websockets.connect(f"{sim.ws_url}/ws", ping_interval=None) as ws:
+    async with ws_connect(f"{sim.ws_url}/ws", ping_interval=None) as ws:
         await asyncio.sleep(1.6)
         await ws.send(json.dumps({"method": "LIST_SUBSCRIPTIONS", "id": 1}))
         assert await recv_json(ws) == {"result": [], "id": 1}
@@ -174,7 +174,7 @@ async def test_a_client_that_answers_pings_stays_connected(start_sim: StartSim) 
 
 async def test_stop_sends_server_shutdown_and_closes_with_1001(start_sim: StartSim) -> None:
     sim = await start_sim(SyntheticMarket(["BTCUSDT"], tps=5, seed=11))
-    async with websockets.connect(f"{sim.ws_url}/stream?streams=btcusdt@trade") as ws:
+    async with ws_connect(f"{sim.ws_url}/stream?streams=btcusdt@trade") as ws:
         await asyncio.sleep(0.05)
         stopping = asyncio.create_task(sim.stop())
         message = await recv_json(ws)

@@ -37,8 +37,10 @@ END $$;
 -- the store's write path on a hypertable: de-duplicating insert, exact numeric text
 CREATE TEMP TABLE trades_in (LIKE trades);
 INSERT INTO trades_in VALUES
-    ('binance', 'BTC-USDT', 'BTCUSDT', 1, '0.00150000', '2.50', 'buy', '2024-01-01 00:00:00.000001+00', now(), false),
-    ('binance', 'BTC-USDT', 'BTCUSDT', 1, '0.00150000', '2.50', 'buy', '2024-01-01 00:00:00.000001+00', now(), false),
+    ('binance', 'BTC-USDT', 'BTCUSDT', 1, '0.00150000', '2.50', 'buy', '2024-01-01 00:00:00.000001+00', now(),
+     false),
+    ('binance', 'BTC-USDT', 'BTCUSDT', 1, '0.00150000', '2.50', 'buy', '2024-01-01 00:00:00.000001+00', now(),
+     false),
     ('binance', 'BTC-USDT', 'BTCUSDT', 2, '67000.10', '0.1', 'sell', '2024-01-02 00:00:00+00', now(), false);
 DO $$
 DECLARE n int; p text;

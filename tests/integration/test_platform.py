@@ -1,0 +1,208 @@
+"""The platform as separate real processes (simulator, collector, processor, API) over real sockets, with
+PostgreSQL and Redis: faults end with no trade id missing, a killed processor loses and double-counts
+nothing, SIGTERM flushes."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Callable
+
+import asyncpg
+import httpx
+import pytest
+
+from tests.integration.conftest import Platform
+from tests.integration.procs import Daemon, wait_until
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
+SYMBOLS = ("BTCUSDT", "ETHUSDT")
+
+
+async def fetch(pg_url: str, sql: str) -> list[asyncpg.Record]:
+    conn = await asyncpg.connect(pg_url)
+    try:
+        if not await conn.fetchval("SELECT to_regclass('trades') IS NOT NULL"):
+            return []
+        return await conn.fetch(sql)
+    finally:
+        await conn.close()
+
+
+async def stored_ids(pg_url: str) -> dict[str, list[int]]:
+    ids: dict[str, list[int]] = {}
+    for row in await fetch(pg_url, "SELECT raw_symbol, trade_id FROM trades ORDER BY raw_symbol, trade_id"):
+        ids.setdefault(row["raw_symbol"], []).append(row["trade_id"])
+    return ids
+
+
+async def trade_count(pg_url: str) -> int:
+    rows = await fetch(pg_url, "SELECT count(*) AS n FROM trades")
+    return int(rows[0]["n"]) if rows else 0
+
+
+async def inject(platform: Platform, **fault: object) -> None:
+    async with httpx.AsyncClient(timeout=5) as client:
+        response = await client.post(f"{platform.sim_url}/admin/faults", json=fault)
+        assert response.status_code == 200, response.text
+
+
+def assert_contiguous(ids: dict[str, list[int]]) -> None:
+    """Every id between the first and the last stored is stored exactly once."""
+    for symbol in SYMBOLS:
+        got = ids.get(symbol, [])
+        assert got, f"no trades stored for {symbol}"
+        missing = sorted(set(range(got[0], got[-1] + 1)) - set(got))
+        assert not missing, f"{symbol}: {len(missing)} ids missing, first {missing[:10]}"
+        assert len(got) == len(set(got)), f"{symbol}: a trade stored twice"
+
+
+async def metric_at_least(daemon: Daemon, name: str, value: float, **labels: str) -> bool:
+    daemon.assert_running()
+    return await daemon.metric(name, **labels) >= value
+
+
+async def wait_metric(daemon: Daemon, name: str, value: float, timeout: float = 20, **labels: str) -> None:
+    await wait_until(lambda: metric_at_least(daemon, name, value, **labels), timeout, f"{name} >= {value}")
+
+
+async def wait_stable_count(pg_url: str, settle: float = 1.5, timeout: float = 40) -> int:
+    """The stored trade count once it has stopped changing for `settle` seconds."""
+    last, since = -1, asyncio.get_running_loop().time()
+    deadline = since + timeout
+    while asyncio.get_running_loop().time() < deadline:
+        count = await trade_count(pg_url)
+        now = asyncio.get_running_loop().time()
+        if count != last:
+            last, since = count, now
+        elif now - since >= settle:
+            return count
+        await asyncio.sleep(0.25)
+    raise AssertionError("the stored trade count never settled")
+
+
+async def start_pipeline(platform: Platform, *collector_args: str) -> tuple[Daemon, Daemon, Daemon]:
+    simulator = platform.simulator(tps=200)
+    await simulator.wait_ready()
+    processor = platform.processor()
+    collector = platform.collector(*collector_args)
+    await processor.wait_ready()
+    await collector.wait_ready()
+    await wait_until(lambda: _has_trades(platform.pg_url), 30, "first stored trades")
+    return simulator, collector, processor
+
+
+async def _has_trades(pg_url: str) -> bool:
+    return await trade_count(pg_url) > 0
+
+
+async def stop_source_then_collector(simulator: Daemon, collector: Daemon) -> float:
+    """Stop the exchange, let the collector settle, read what it received, then SIGTERM it (must exit 0)."""
+    assert simulator.stop()[0] == 0
+    await asyncio.sleep(1.0)
+    received = await collector.metric("trades_received_total")
+    code, took = collector.stop()
+    assert code == 0, collector.output()
+    assert took < 8, f"collector took {took:.1f}s to stop"
+    return received
+
+
+async def test_drop_stall_skip_and_malformed_end_with_no_trade_missing(
+    platform: Platform, dump_logs: Callable[[], str]
+) -> None:
+    simulator, collector, processor = await start_pipeline(platform, "--stale-timeout", "1.5")
+
+    await inject(platform, drop=True)
+    await wait_metric(collector, "websocket_reconnections_total", 1)
+    await inject(platform, stall=4.0)
+    await wait_metric(collector, "websocket_reconnections_total", 2)
+    await inject(platform, skip=7)
+    await wait_metric(collector, "trades_backfilled_total", 7)
+    assert await collector.metric("trade_gaps_total") >= 1
+    await inject(platform, malformed=12)
+    await wait_metric(collector, "collector_errors_total", 5)
+    await asyncio.sleep(0.5)
+
+    received = await stop_source_then_collector(simulator, collector)
+    stored = await wait_stable_count(platform.pg_url)
+    assert stored == received, dump_logs()
+    assert_contiguous(await stored_ids(platform.pg_url))
+    assert await processor.metric("bars_completed_total") > 0
+    assert await processor.metric("db_queries_total", operation="insert_trades", status="ok") > 0
+    code, took = processor.stop()
+    assert code == 0 and took < 8, dump_logs()
+
+
+async def test_killed_processor_restarts_without_losing_or_double_counting(
+    platform: Platform, dump_logs: Callable[[], str]
+) -> None:
+    simulator, collector, processor = await start_pipeline(platform)
+    await wait_metric(processor, "bars_completed_total", 3)
+    processor.kill()  # SIGKILL: no flush, no acknowledgement of what it was working on
+    await asyncio.sleep(2.5)  # trades keep arriving on the Redis stream meanwhile
+    restarted = platform.processor(name="processor-restarted")
+    await restarted.wait_ready()
+    await asyncio.sleep(2.0)
+
+    received = await stop_source_then_collector(simulator, collector)
+    stored = await wait_stable_count(platform.pg_url)
+    assert stored == received, dump_logs()
+    assert_contiguous(await stored_ids(platform.pg_url))
+    await asyncio.sleep(1.5)  # the clock closes the last bars of the now quiet market
+    await assert_bars_match_trades(platform.pg_url)
+    assert await restarted.metric("late_trades_total") == 0, dump_logs()
+    code, took = restarted.stop()
+    assert code == 0 and took < 8, dump_logs()
+
+
+async def assert_bars_match_trades(pg_url: str) -> None:
+    """Each stored bar equals an independent SQL aggregation of the stored trades in its interval, and
+    every interval that holds trades has its bar (none lost, none counted twice)."""
+    rows = await fetch(
+        pg_url,
+        """
+        WITH buckets AS (
+            SELECT b.timeframe, b.symbol, b.open_time, b.trade_count, b.volume,
+                   b.open::text AS open, b.close::text AS close,
+                   (SELECT count(*) FROM trades t WHERE t.symbol = b.symbol
+                      AND t.ts_event >= b.open_time AND t.ts_event < b.close_time) AS n,
+                   (SELECT sum(t.quantity)::float8 FROM trades t WHERE t.symbol = b.symbol
+                      AND t.ts_event >= b.open_time AND t.ts_event < b.close_time) AS vol
+            FROM bars b WHERE b.timeframe IN ('1s', '5s')
+        ) SELECT * FROM buckets
+        """,
+    )
+    assert rows, "no bars stored"
+    for row in rows:
+        assert row["trade_count"] == row["n"], dict(row)
+        assert row["volume"] == pytest.approx(row["vol"], rel=1e-9), dict(row)
+    uncovered = await fetch(
+        pg_url,
+        """
+        SELECT t.symbol, date_trunc('second', t.ts_event) AS second, count(*) AS n FROM trades t
+        WHERE NOT EXISTS (SELECT 1 FROM bars b WHERE b.symbol = t.symbol AND b.timeframe = '1s'
+                          AND t.ts_event >= b.open_time AND t.ts_event < b.close_time)
+        GROUP BY 1, 2 ORDER BY 2
+        """,
+    )
+    assert not uncovered, [dict(r) for r in uncovered[:5]]
+
+
+async def test_api_process_serves_what_the_processor_stored(
+    platform: Platform, dump_logs: Callable[[], str]
+) -> None:
+    simulator, collector, processor = await start_pipeline(platform)
+    api = platform.api()
+    await api.wait_ready()
+    await wait_metric(processor, "bars_completed_total", 2)
+    async with httpx.AsyncClient(base_url=platform.api_url, timeout=5) as client:
+        bars = (await client.get("/api/v1/bars", params={"symbol": "BTC-USDT", "timeframe": "1s"})).json()
+        assert bars["bars"], bars
+        latest = await client.get("/api/v1/bars/latest", params={"symbol": "BTC-USDT", "timeframe": "1s"})
+        assert latest.status_code == 200 and latest.headers["X-Request-ID"]
+        bad = await client.get("/api/v1/bars", params={"symbol": "BTC-USDT", "timeframe": "7x"})
+        assert bad.status_code == 422 and "timeframe" in bad.text
+    assert await api.metric("http_requests_total", endpoint="/api/v1/bars", status="200") >= 1
+    for daemon in (simulator, collector, processor, api):
+        code, took = daemon.stop(signal.SIGINT if daemon is api else signal.SIGTERM)
+        assert code == 0 and took < 8, dump_logs()

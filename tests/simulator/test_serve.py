@@ -1,0 +1,69 @@
+"""The service entry points: `serve(settings)` and `python -m simulator`."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import websockets
+
+from monitoring.metrics import PlatformMetrics
+from simulator.binance import BinanceSimulator
+from simulator.faults import FaultRequest
+from simulator.serve import SimulatorSettings, build_market, serve
+from simulator.synthetic import SyntheticMarket
+from tests.simulator.conftest import write_csv, ws_connect
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+async def test_serve_runs_until_cancelled_then_closes_with_1001(metrics: PlatformMetrics) -> None:
+    ready: asyncio.Future[BinanceSimulator] = asyncio.get_running_loop().create_future()
+    settings = SimulatorSettings(
+        port=0, symbols="BTCUSDT,ETHUSDT", tps=200, seed=1, faults=FaultRequest(rate_limit=1)
+    )
+    task = asyncio.create_task(serve(settings, metrics, on_ready=ready.set_result))
+    sim = await asyncio.wait_for(ready, 5)
+    assert sim.symbols == {"BTCUSDT", "ETHUSDT"} and sim.faults.rate_limited == 1
+    async with ws_connect(f"{sim.ws_url}/ws/btcusdt@trade") as ws:
+        assert json.loads(await asyncio.wait_for(ws.recv(), 5))["s"] == "BTCUSDT"
+        task.cancel()
+        with pytest.raises(websockets.ConnectionClosed):
+            while True:
+                await asyncio.wait_for(ws.recv(), 5)
+        assert ws.close_code == 1001
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+
+def test_settings_choose_the_market(tmp_path: Path) -> None:
+    assert isinstance(build_market(SimulatorSettings()), SyntheticMarket)
+    rows = [[1_700_000_000_000, "SOLUSDT", 1, "150.0", "1.0", "true"]]
+    replay = build_market(SimulatorSettings(replay=write_csv(tmp_path / "r.csv", rows), speed=0))
+    assert replay.kind == "replay" and replay.symbols == ("SOLUSDT",) and replay.on_demand
+    with pytest.raises(ValueError):
+        SimulatorSettings(tps=1, colour="red")  # type: ignore[call-arg]
+
+
+def test_python_m_simulator_starts_and_stops_on_sigterm() -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "simulator", "--port", "0", "--symbols", "BTCUSDT", "--tps", "10"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().startswith("READY ws://127.0.0.1:")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+    finally:
+        proc.kill()
