@@ -62,7 +62,13 @@ async def measure(label: str, connector: WsConnector, url: str, seconds: float) 
     async with await discover("binance", url.replace("ws://", "http://"), metrics=metrics) as rest:
         sink = CountingSink()
         session = CollectorSession(
-            rest.adapter, SYMBOLS, sink=sink, ws_base_url=url, backfiller=rest, metrics=metrics, connector=connector
+            rest.adapter,
+            SYMBOLS,
+            sink=sink,
+            ws_base_url=url,
+            backfiller=rest,
+            metrics=metrics,
+            connector=connector,
         )
         task = asyncio.create_task(session.run())
         await asyncio.sleep(1.0)  # warm-up
@@ -73,8 +79,12 @@ async def measure(label: str, connector: WsConnector, url: str, seconds: float) 
         busy = (time.process_time() - cpu) / elapsed
         session.stop()
         await task
-    gaps = metrics.registry.get_sample_value("trade_gaps_total", {"exchange": "binance", "symbol": "BTC-USDT"})
-    print(f"{label:<12} {rate / 1000:8.1f} k trades/s  collector CPU {busy:4.0%}  gaps repaired: {gaps or 0:.0f}")
+    gaps = metrics.registry.get_sample_value(
+        "trade_gaps_total", {"exchange": "binance", "symbol": "BTC-USDT"}
+    )
+    print(
+        f"{label:<12} {rate / 1000:8.1f} k trades/s  collector CPU {busy:4.0%}  gaps repaired: {gaps or 0:.0f}"
+    )
 
 
 def main() -> None:

@@ -220,13 +220,24 @@ class _Cursor:
 class _SymbolState:
     """Open bars of one (exchange, symbol): per timeframe level, bucket start -> builder."""
 
-    __slots__ = ("clock", "closed_until", "cursors", "exchange", "next_due", "open", "symbol", "watermark")
+    __slots__ = (
+        "clock",
+        "closed_until",
+        "cursors",
+        "exchange",
+        "lag",
+        "next_due",
+        "open",
+        "symbol",
+        "watermark",
+    )
 
     def __init__(self, exchange: str, symbol: str, levels: int, leaves: Sequence[int]) -> None:
         self.exchange = exchange
         self.symbol = symbol
         self.watermark = -1
         self.clock = -1  # the latest close_due() time this symbol has seen: buckets due by then are closed
+        self.lag = 0  # ts_recv - ts_event of the trade that set the watermark: wall clock -> event clock
         self.next_due = _INF_NS
         self.open: list[dict[int, BarBuilder]] = [{} for _ in range(levels)]
         self.closed_until = [-1] * levels
@@ -288,6 +299,7 @@ class BarAggregator:
                 if cursor.start <= ts < cursor.end:
                     if ts > state.watermark:
                         state.watermark = ts
+                        state.lag = trade.ts_recv - ts
                     price = trade.price
                     cursor.builder.add(  # type: ignore[union-attr]
                         ts, trade.trade_id, price, float(price), float(trade.quantity), trade.side == "buy"
@@ -303,6 +315,7 @@ class BarAggregator:
         ts = trade.ts_event
         if ts > state.watermark:
             state.watermark = ts
+            state.lag = trade.ts_recv - ts
         price = trade.price
         px = float(price)
         qty = float(trade.quantity)
@@ -407,17 +420,21 @@ class BarAggregator:
         return builder
 
     def close_due(self, now_ns: int) -> list[Bar]:
-        """Clock-driven closing for quiet markets: close bars with close_time + grace_ns <= now_ns.
+        """Clock-driven closing for quiet markets: close bars with close_time + grace_ns <= the symbol's
+        event clock, which is now_ns (wall-clock ns UTC, an injected clock) less the symbol's receive lag
+        (ts_recv - ts_event of the trade that set its watermark). Live, that is about now_ns; in a replay
+        of old trades it advances only while the market is quiet, so replayed trades are never late.
 
-        now_ns is wall-clock ns UTC (an injected clock); from then on trades of the symbols known now for
-        those buckets are late. A symbol first seen later is not: no bar of it can have been closed.
+        From then on trades of the symbols known now for those buckets are late. A symbol first seen
+        later is not: no bar of it can have been closed.
         """
         out: list[Bar] = []
         for state in self._states.values():
-            if now_ns > state.clock:
-                state.clock = now_ns
-            if state.next_due <= now_ns:
-                out.extend(self._close_through(state, max(now_ns, state.watermark)))
+            event_now = now_ns - max(state.lag, 0)
+            if event_now > state.clock:
+                state.clock = event_now
+            if state.next_due <= event_now:
+                out.extend(self._close_through(state, max(event_now, state.watermark)))
         return out
 
     def open_bars(self) -> list[Bar]:

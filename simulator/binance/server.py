@@ -43,7 +43,14 @@ log = logger.bind(component="simulator", exchange="binance")
 
 
 class BinanceSimulator:
-    """The simulated exchange (see the module docstring). Implements TradeSink for its market."""
+    """The simulated exchange (see the module docstring). Implements TradeSink for its market.
+
+    Public state: `port` (the bound one after start), `symbols`, `trades_sent` (trade frames written,
+    summed over connections), `malformed_sent`, `connection_count`, `finished` (the market ended),
+    `faults` (pending faults), `history(symbol)`, `state()` (what GET /admin/state answers).
+    max_history: trades kept per symbol for REST; max_backlog: how far a subscribed connection may fall
+    behind before it is closed; weight_limit: REST weight per minute before 429 (None = unlimited).
+    """
 
     def __init__(
         self,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -100,10 +101,8 @@ class Platform:
     def stop_all(self) -> None:
         for daemon in reversed(self.daemons):
             if daemon.process is not None and daemon.process.poll() is None:
-                try:
+                with contextlib.suppress(AssertionError):
                     daemon.stop(timeout=10)
-                except AssertionError:
-                    pass
 
 
 @pytest.fixture

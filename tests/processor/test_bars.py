@@ -15,7 +15,7 @@ GRACE = 2 * S
 
 def trade(tid: int, at_s: float, price: str, qty: str, side: str = "buy", symbol: str = "BTC-USDT") -> Trade:
     ts = T0 + round(at_s * S)
-    return Trade("binance", symbol, symbol.replace("-", ""), tid, price, qty, Side(side), ts, ts + 1000)
+    return Trade("binance", symbol, symbol.replace("-", ""), tid, price, qty, Side(side), ts, ts)
 
 
 def by_tf(bars: list[Bar] | tuple[Bar, ...], timeframe: str) -> list[Bar]:
@@ -228,3 +228,21 @@ def test_replaying_stored_trades_recreates_open_bars() -> None:
     assert restarted.open_bars() == open_before
     later = [trade(1000 + i, 3900 + i * 20, "105", "1") for i in range(400)]
     assert live.add_many(later).closed[-3:] == restarted.add_many(later).closed[-3:]
+
+
+def test_replayed_old_trades_are_closed_by_their_own_event_clock_not_the_wall_clock() -> None:
+    """Trades from a replay carry old event times but are received now: the wall clock must not close
+    their bars between batches; once the replay goes quiet, its bars close after the grace period."""
+    wall = T0 + 10**6 * S  # about 11.6 days after the trades' event times
+    agg = BarAggregator(["1m"], GRACE)
+
+    def replayed(tid: int, at_s: float) -> Trade:
+        ts = T0 + round(at_s * S)
+        return Trade("binance", "BTC-USDT", "BTCUSDT", tid, "1", "1", Side.BUY, ts, wall + round(at_s * S))
+
+    agg.add(replayed(1, 10))
+    assert agg.close_due(wall + 11 * S) == []  # 1 s of wall time after the trade: bar [0, 60) stays open
+    assert agg.add(replayed(2, 50)).late_timeframes == ()
+    assert agg.close_due(wall + 55 * S) == []
+    [bar] = agg.close_due(wall + 50 * S + 61 * S)  # quiet for longer than the bar's end + grace
+    assert (bar.open_time, bar.trade_count) == (T0, 2)
