@@ -15,6 +15,7 @@ import socket
 import sys
 import time
 from collections.abc import Sequence
+from typing import Any
 
 from prometheus_client import CollectorRegistry
 
@@ -28,7 +29,7 @@ from monitoring.metrics import PlatformMetrics
 SYMBOLS = ["BTCUSDT", "ETHUSDT", "BNBUSDT", "SOLUSDT"]
 
 
-def _serve(port: int, ready: multiprocessing.synchronize.Event, seconds: float) -> None:  # type: ignore[name-defined]
+def _serve(port: int, ready: Any, seconds: float) -> None:
     from simulator.binance import BinanceSimulator
     from simulator.markets import SyntheticMarket
 
@@ -82,9 +83,7 @@ async def measure(label: str, connector: WsConnector, url: str, seconds: float) 
     gaps = metrics.registry.get_sample_value(
         "trade_gaps_total", {"exchange": "binance", "symbol": "BTC-USDT"}
     )
-    print(
-        f"{label:<12} {rate / 1000:8.1f} k trades/s  collector CPU {busy:4.0%}  gaps repaired: {gaps or 0:.0f}"
-    )
+    print(f"{label:<12} {rate / 1000:8.1f} k trades/s  CPU {busy:4.0%}  gaps repaired: {gaps or 0:.0f}")
 
 
 def main() -> None:

@@ -50,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--ws-url", default=S, help="collect from this websocket base URL instead")
     run.add_argument("--rest-url", default=S, help="backfill from this REST base URL instead")
     run.add_argument("--live", action="store_true", default=S, help="collect from the real Binance")
+    run.add_argument("--ws-client", choices=["websockets", "picows"], default=S, help="websocket client")
 
     collector = commands.add_parser("collector", help="collect trades from an exchange onto the bus")
     _common(collector, 9092)

@@ -68,6 +68,7 @@ async def run_collector(settings: CollectorSettings) -> None:
                 rest_url=settings.rest_url,
                 sink=bus,
                 stale_timeout=settings.stale_timeout,
+                ws_client=settings.ws_client,
             )
             ctx.health.add_check("bus", bus.ping)
             await _run_until_stopped(ctx, {"collector": (session.run, session.stop)})
@@ -130,6 +131,7 @@ async def run_all(settings: RunSettings) -> None:
                 rest_url=rest_url,
                 sink=bus,
                 stale_timeout=settings.stale_timeout,
+                ws_client=settings.ws_client,
             )
             service = _processor(settings, bus, store, cache)
             api = serve_api(store, cache, host=settings.api_host, port=settings.api_port, health=ctx.health)
@@ -169,6 +171,7 @@ def _processor(
         consumer=settings.consumer,
         read_batch=settings.read_batch,
         tick_interval=settings.tick_interval,
+        drain_on_stop=settings.redis_url is None,  # an in-process bus dies with the process: drain it
     )
 
 

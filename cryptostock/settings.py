@@ -58,6 +58,7 @@ class CollectorSettings(CommonSettings):
     backoff_initial: float = Field(default=0.5, gt=0)
     backoff_max: float = Field(default=30.0, gt=0)
     max_connection_age: float | None = Field(default=None, gt=0)
+    ws_client: Literal["websockets", "picows"] = "websockets"
 
     _symbols = field_validator("symbols", mode="before")(_split_symbols)
 
@@ -112,6 +113,7 @@ class RunSettings(ProcessorSettings):
     rest_url: str | None = None
     live: bool = False
     stale_timeout: float = Field(default=30.0, gt=0)
+    ws_client: Literal["websockets", "picows"] = "websockets"
 
     _symbols = field_validator("symbols", mode="before")(_split_symbols)
 

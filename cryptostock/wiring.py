@@ -14,6 +14,7 @@ from loguru import logger
 
 from api.app import create_app
 from collectors.backfill import RestBackfiller, discover
+from collectors.registry import create_connector
 from collectors.session import CollectorSession, TradeSink
 from core.errors import ConfigError, ExchangeError
 from cryptostock.settings import CommonSettings, ProcessorSettings, RunSettings, SimulateSettings
@@ -85,8 +86,10 @@ class CollectorRunner:
         rest_url: str,
         sink: TradeSink,
         stale_timeout: float,
+        ws_client: str = "websockets",
         metrics: PlatformMetrics = METRICS,
     ) -> None:
+        self._connector = create_connector(ws_client)
         self._exchange = exchange
         self._symbols = list(symbols)
         self._ws_url = ws_url
@@ -145,9 +148,16 @@ async def build_collector(
     rest_url: str,
     sink: TradeSink,
     stale_timeout: float,
+    ws_client: str = "websockets",
 ) -> CollectorRunner:
     return CollectorRunner(
-        exchange, symbols, ws_url=ws_url, rest_url=rest_url, sink=sink, stale_timeout=stale_timeout
+        exchange,
+        symbols,
+        ws_url=ws_url,
+        rest_url=rest_url,
+        sink=sink,
+        stale_timeout=stale_timeout,
+        ws_client=ws_client,
     )
 
 

@@ -84,3 +84,16 @@ def test_backoff_doubles_to_the_cap_with_jitter_and_resets() -> None:
     assert 0.5 <= jittered.next_delay() < 0.51
     with pytest.raises(ValueError):
         Backoff(0.0, 1.0)
+
+
+def test_registry_names_known_exchanges_and_clients() -> None:
+    from collectors.registry import create_adapter, create_connector
+    from collectors.transport_picows import PicowsConnector
+    from core.errors import ConfigError
+
+    assert create_adapter("Binance").name == "binance"
+    assert isinstance(create_connector("picows"), PicowsConnector)
+    with pytest.raises(ConfigError, match="binance, binance_delivery, binance_futures"):
+        create_adapter("kraken")
+    with pytest.raises(ConfigError, match="picows, websockets"):
+        create_connector("aiohttp")

@@ -338,3 +338,17 @@ async def test_backoff_grows_while_refused_and_resets_once_data_flows(
         session.stop()
         await asyncio.wait_for(task, 5.0)
         await late.stop()
+
+
+async def test_server_shutdown_makes_the_session_reconnect(
+    start: Callable[..., Awaitable[Running]], sim: BinanceSimulator, metrics: PlatformMetrics
+) -> None:
+    sink = RecordingSink()
+    run = await start(sink)
+    await eventually(lambda: len(sink.trades) > 20)
+    await sim.stop()  # announces serverShutdown, then closes every websocket
+    await eventually(lambda: sample(metrics, "websocket_reconnections_total") >= 1)
+    assert sample(metrics, "collector_errors_total", error_type="connection_lost") == 0
+    assert sample(metrics, "exchange_connected") == 0
+    await run.stop()
+    assert sample(metrics, "collector_status") == 0
