@@ -95,27 +95,22 @@ def rate_until(port: int, name: str, total: int, timeout: float = 300.0) -> tupl
     raise SystemExit(f"timed out: {metric(port, name):.0f}/{total} {name}")
 
 
-def embedded(csv: Path, rows: int, tmp: Path) -> None:
+def embedded(csv: Path, rows: int, tmp: Path, ws_client: str) -> None:
     with ExitStack() as stack:
-        port = daemon(
-            stack,
-            tmp,
-            "run",
-            "run",
-            "--replay",
-            str(csv),
-            "--speed",
-            "0",
+        args = ["run", "--replay", str(csv), "--speed", "0", "--ws-client", ws_client]
+        args += [
             "--api-port",
             str(free_port()),
             "--sim-port",
             str(free_port()),
             "--data-dir",
             str(tmp / "embedded"),
-        )
+        ]
+        port = daemon(stack, tmp, "run", *args)
         rate, took = rate_until(port, "trades_processed_total", rows)
     print(
-        f"embedded (cryptostock run, SQLite, in-process bus): {rate:,.0f} trades/s into storage ({took:.1f}s)"
+        f"embedded (cryptostock run: one process, SQLite, in-process bus, {ws_client}): "
+        f"{rate:,.0f} trades/s into storage ({took:.1f}s)"
     )
 
 
@@ -132,7 +127,7 @@ def flush_redis() -> None:
     subprocess.run(["redis-cli", "-u", REDIS_URL, "flushdb"], check=False, capture_output=True)
 
 
-def distributed(csv: Path, rows: int, tmp: Path) -> None:
+def distributed(csv: Path, rows: int, tmp: Path, ws_client: str) -> None:
     database = asyncio.run(fresh_database())
     flush_redis()
     env = {"DATABASE_URL": database, "REDIS_URL": REDIS_URL}
@@ -155,11 +150,14 @@ def distributed(csv: Path, rows: int, tmp: Path) -> None:
             f"ws://127.0.0.1:{sim_port}",
             "--rest-url",
             f"http://127.0.0.1:{sim_port}",
+            "--ws-client",
+            ws_client,
             env=env,
         )
         rate, took = rate_until(processor, "trades_processed_total", rows)
     print(
-        f"separate processes (simulator -> collector -> Redis Streams -> processor -> PostgreSQL COPY): "
+        f"separate processes (simulator -> collector ({ws_client}) -> Redis Streams -> processor -> "
+        "PostgreSQL COPY + upsert): "
         f"{rate:,.0f} trades/s into storage ({took:.1f}s)"
     )
 
@@ -209,16 +207,17 @@ def latency(tmp: Path, seconds: float = 20.0, tps: int = 2000) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--trades", type=int, default=200_000)
+    parser.add_argument("--trades", type=int, default=400_000)
     parser.add_argument("--skip-services", action="store_true", help="only the embedded measurement")
+    parser.add_argument("--ws-client", choices=["websockets", "picows"], default="picows")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as directory:
         tmp = Path(directory)
         csv = tmp / "market.csv"
         rows = write_random_walk_csv(csv, trades_per_symbol=args.trades // 2, mean_gap_ms=5.0, seed=2)
-        embedded(csv, rows, tmp)
+        embedded(csv, rows, tmp, args.ws_client)
         if not args.skip_services:
-            distributed(csv, rows, tmp)
+            distributed(csv, rows, tmp, args.ws_client)
             latency(tmp)
 
 

@@ -61,6 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
     collector.add_argument(
         "--stale-timeout", type=float, default=S, help="reconnect after this many idle seconds"
     )
+    collector.add_argument(
+        "--ws-client", choices=["websockets", "picows"], default=S, help="websocket client"
+    )
 
     processor = commands.add_parser("processor", help="turn trades from the bus into stored bars")
     _common(processor, 9093)
