@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from typing import TypeVar
 
@@ -29,7 +30,7 @@ from monitoring.metrics import METRICS, PlatformMetrics
 from processor.bars import BarAggregator
 from processor.features import FeatureCalculator
 from processor.indicators import IndicatorEngine
-from processor.quality import QualityMonitor
+from processor.quality import CheckResult, QualityMonitor
 
 T = TypeVar("T")
 
@@ -193,32 +194,38 @@ class ProcessorService:
         self._metrics.features_calculated.inc()
 
     def _record_trade_quality(self, trades: Sequence[Trade]) -> None:
-        outcomes: dict[tuple[str, str], int] = {}
+        check_trade = self._quality.check_trade
+        outcomes: Counter[CheckResult] = Counter()
+        anomalies: Counter[tuple[str, str, str]] = Counter()
         touched: set[tuple[str, str]] = set()
         for trade in trades:
-            for result in self._quality.check_trade(trade):
-                self._count_check(trade.exchange, trade.symbol, result, outcomes)
+            results = check_trade(trade)
+            outcomes.update(results)
+            for result in results:
+                if result.anomaly_type is not None:
+                    anomalies[(trade.exchange, trade.symbol, result.anomaly_type)] += 1
             touched.add((trade.exchange, trade.symbol))
-        self._flush_quality(outcomes, touched)
+        self._flush_quality(outcomes, anomalies, touched)
 
     def _record_bar_quality(self, bar: Bar) -> None:
-        outcomes: dict[tuple[str, str], int] = {}
-        for result in self._quality.check_bar(bar):
-            self._count_check(bar.exchange, bar.symbol, result, outcomes)
-        self._flush_quality(outcomes, {(bar.exchange, bar.symbol)})
+        results = self._quality.check_bar(bar)
+        anomalies = Counter(
+            (bar.exchange, bar.symbol, r.anomaly_type) for r in results if r.anomaly_type is not None
+        )
+        self._flush_quality(Counter(results), anomalies, {(bar.exchange, bar.symbol)})
 
-    def _count_check(
-        self, exchange: str, symbol: str, result: object, outcomes: dict[tuple[str, str], int]
+    def _flush_quality(
+        self,
+        outcomes: Counter[CheckResult],
+        anomalies: Counter[tuple[str, str, str]],
+        touched: set[tuple[str, str]],
     ) -> None:
-        check, passed, anomaly = result.check, result.passed, result.anomaly_type  # type: ignore[attr-defined]
-        key = (check, "passed" if passed else "failed")
-        outcomes[key] = outcomes.get(key, 0) + 1
-        if anomaly is not None:
-            self._metrics.data_anomalies_detected.labels(exchange, symbol, anomaly).inc()
-
-    def _flush_quality(self, outcomes: dict[tuple[str, str], int], touched: set[tuple[str, str]]) -> None:
-        for (check, result), count in outcomes.items():
-            self._metrics.data_quality_checks.labels(check, result).inc(count)
+        for result, count in outcomes.items():
+            self._metrics.data_quality_checks.labels(
+                result.check, "passed" if result.passed else "failed"
+            ).inc(count)
+        for (exchange, symbol, anomaly), count in anomalies.items():
+            self._metrics.data_anomalies_detected.labels(exchange, symbol, anomaly).inc(count)
         for exchange, symbol in touched:
             self._metrics.data_quality_score.labels(exchange, symbol).set(
                 self._quality.score(exchange, symbol)

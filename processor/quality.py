@@ -90,8 +90,17 @@ class CheckResult(msgspec.Struct, frozen=True, gc=False):
     anomaly_type: str | None = None
 
 
+_PASSED: dict[str, CheckResult] = {}
+
+
 def _result(check: str, ok: bool, anomaly: str) -> CheckResult:
-    return CheckResult(check, True) if ok else CheckResult(check, False, anomaly)
+    """Passing results are shared constants: checks run per trade, so allocation matters."""
+    if ok:
+        passed = _PASSED.get(check)
+        if passed is None:
+            passed = _PASSED[check] = CheckResult(check, True)
+        return passed
+    return CheckResult(check, False, anomaly)
 
 
 def _positive(text: str) -> float | None:
