@@ -24,7 +24,7 @@ from cryptostock.settings import (
     SimulateSettings,
 )
 from cryptostock.wiring import (
-    build_collector,
+    CollectorRunner,
     build_simulator,
     open_bus_for,
     open_cache_for,
@@ -61,7 +61,7 @@ async def run_collector(settings: CollectorSettings) -> None:
     async with daemon_context("collector", settings) as ctx:
         bus = await open_bus_for(settings, role="collector")
         try:
-            session = await build_collector(
+            session = CollectorRunner(
                 settings.exchange,
                 settings.symbols,
                 ws_url=settings.ws_url,
@@ -124,7 +124,7 @@ async def run_all(settings: RunSettings) -> None:
                 ws_url = ws_url or "wss://stream.binance.com:9443"
                 rest_url = rest_url or "https://api.binance.com"
             assert ws_url is not None and rest_url is not None
-            collector = await build_collector(
+            collector = CollectorRunner(
                 "binance",
                 settings.symbols,
                 ws_url=ws_url,

@@ -140,27 +140,6 @@ class CollectorRunner:
         return None
 
 
-async def build_collector(
-    exchange: str,
-    symbols: Sequence[str],
-    *,
-    ws_url: str,
-    rest_url: str,
-    sink: TradeSink,
-    stale_timeout: float,
-    ws_client: str = "websockets",
-) -> CollectorRunner:
-    return CollectorRunner(
-        exchange,
-        symbols,
-        ws_url=ws_url,
-        rest_url=rest_url,
-        sink=sink,
-        stale_timeout=stale_timeout,
-        ws_client=ws_client,
-    )
-
-
 class _EmbeddedUvicorn(uvicorn.Server):
     """uvicorn that leaves SIGTERM/SIGINT to the daemon, which stops every component in order."""
 

@@ -29,6 +29,7 @@ from api.schemas import (
     TradeOut,
     TradesOut,
 )
+from core.types import ClosedBar
 
 _ERRORS: dict[int | str, dict[str, object]] = {
     404: {"model": ErrorOut, "description": "unknown exchange or symbol"},
@@ -38,6 +39,19 @@ _ERRORS: dict[int | str, dict[str, object]] = {
 }
 
 router = APIRouter(prefix="/api/v1", tags=["market data"], responses=_ERRORS)
+
+
+async def _closed_bars(
+    store: StoreDep, instrument: InstrumentDep, timeframe: str, window: TimeRangeDep, limit: int
+) -> list[ClosedBar]:
+    return await store.bars(
+        instrument.exchange,
+        instrument.symbol,
+        timeframe,
+        start_ns=window.start_ns,
+        end_ns=window.end_ns,
+        limit=limit,
+    )
 
 
 @router.get("/symbols", summary="Known instruments")
@@ -54,14 +68,7 @@ async def get_bars(
     instrument: InstrumentDep,
     indicators: Annotated[bool, Query(description="include each bar's indicators")] = True,
 ) -> BarsOut:
-    closed = await store.bars(
-        instrument.exchange,
-        instrument.symbol,
-        timeframe,
-        start_ns=window.start_ns,
-        end_ns=window.end_ns,
-        limit=limit,
-    )
+    closed = await _closed_bars(store, instrument, timeframe, window, limit)
     bars = [BarOut.of(c, with_indicators=indicators) for c in closed]
     return BarsOut(
         exchange=instrument.exchange,
@@ -94,14 +101,7 @@ async def get_indicators(
     limit: BarsLimitDep,
     instrument: InstrumentDep,
 ) -> IndicatorsSeriesOut:
-    closed = await store.bars(
-        instrument.exchange,
-        instrument.symbol,
-        timeframe,
-        start_ns=window.start_ns,
-        end_ns=window.end_ns,
-        limit=limit,
-    )
+    closed = await _closed_bars(store, instrument, timeframe, window, limit)
     points = [IndicatorPointOut.at(c) for c in closed]
     return IndicatorsSeriesOut(
         exchange=instrument.exchange,
