@@ -44,6 +44,9 @@ WARM_UP_BARS = 1000
 MAX_WARM_UP_NS = 2 * 86400 * NS_PER_SECOND
 WARM_UP_PAGE = 10_000
 CAUGHT_UP_SLACK_NS = NS_PER_SECOND
+# Retries are cheap while a circuit is open (refused locally), and each second of delay after a dependency
+# returns is a second of market data waiting: keep the ceiling low.
+MAX_RETRY_DELAY_S = 2.0
 
 
 class ProcessorService:
@@ -333,4 +336,4 @@ class ProcessorService:
                     "{} failed, retrying in {:.1f}s: {}", operation, delay, exc, operation=operation
                 )
             await asyncio.sleep(delay * (0.5 + random.random()))
-            delay = min(delay * 2, 10.0)
+            delay = min(delay * 2, MAX_RETRY_DELAY_S)

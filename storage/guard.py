@@ -19,6 +19,10 @@ from monitoring.metrics import PlatformMetrics
 
 T = TypeVar("T")
 
+# After a database outage the first trial call goes out this long after the circuit opened: short, because
+# the trial is one cheap call and every second open is a second of market data waiting to be stored.
+DB_RESET_TIMEOUT_S = 5.0
+
 PoolStats = Callable[[], tuple[int, int]]
 """Returns (connections in the pool, idle connections)."""
 

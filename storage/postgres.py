@@ -25,7 +25,7 @@ from core.types import ClosedBar, SymbolInfo, Trade
 from monitoring.circuit_breaker import CircuitBreaker
 from monitoring.metrics import METRICS, PlatformMetrics
 from storage.dsn import redact_dsn
-from storage.guard import OperationGuard
+from storage.guard import DB_RESET_TIMEOUT_S, OperationGuard
 from storage.rows import (
     BAR_COLUMNS,
     BAR_KEY_COLUMNS,
@@ -163,7 +163,12 @@ class PostgresStore:
         self._guard = OperationGuard(
             metrics=metrics,
             breaker=breaker
-            or CircuitBreaker("database", failure_exceptions=(StorageError,), metrics=metrics),
+            or CircuitBreaker(
+                "database",
+                failure_exceptions=(StorageError,),
+                reset_timeout=DB_RESET_TIMEOUT_S,
+                metrics=metrics,
+            ),
             library_errors=LIBRARY_ERRORS,
             pool_stats=self._pool_stats,
             backend="postgres",

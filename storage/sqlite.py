@@ -23,7 +23,7 @@ from core.errors import CircuitOpenError, StorageError
 from core.types import ClosedBar, SymbolInfo, Trade
 from monitoring.circuit_breaker import CircuitBreaker
 from monitoring.metrics import METRICS, PlatformMetrics
-from storage.guard import OperationGuard
+from storage.guard import DB_RESET_TIMEOUT_S, OperationGuard
 from storage.rows import (
     BAR_COLUMNS,
     BAR_KEY_COLUMNS,
@@ -167,7 +167,12 @@ class SQLiteStore:
         self._guard = OperationGuard(
             metrics=metrics,
             breaker=breaker
-            or CircuitBreaker("database", failure_exceptions=(StorageError,), metrics=metrics),
+            or CircuitBreaker(
+                "database",
+                failure_exceptions=(StorageError,),
+                reset_timeout=DB_RESET_TIMEOUT_S,
+                metrics=metrics,
+            ),
             library_errors=(sqlite3.Error, OSError),
             pool_stats=self._pool_stats,
             backend="sqlite",

@@ -66,19 +66,19 @@ async def wait_metric(daemon: Daemon, name: str, value: float, timeout: float = 
     await wait_until(lambda: metric_at_least(daemon, name, value, **labels), timeout, f"{name} >= {value}")
 
 
-async def wait_stable_count(pg_url: str, settle: float = 1.5, timeout: float = 40) -> int:
-    """The stored trade count once it has stopped changing for `settle` seconds."""
-    last, since = -1, asyncio.get_running_loop().time()
-    deadline = since + timeout
-    while asyncio.get_running_loop().time() < deadline:
-        count = await trade_count(pg_url)
-        now = asyncio.get_running_loop().time()
-        if count != last:
-            last, since = count, now
-        elif now - since >= settle:
-            return count
-        await asyncio.sleep(0.25)
-    raise AssertionError("the stored trade count never settled")
+async def wait_stored(pg_url: str, expected: float, timeout: float = 45) -> int:
+    """The stored trade count once it reaches `expected` (every trade the collector received), then
+    half a second later to show nothing more (no duplicate) arrives."""
+
+    async def reached() -> bool:
+        return await trade_count(pg_url) >= expected
+
+    try:
+        await wait_until(reached, timeout, f"{expected:.0f} stored trades")
+    except AssertionError:
+        return await trade_count(pg_url)
+    await asyncio.sleep(0.5)
+    return await trade_count(pg_url)
 
 
 async def start_pipeline(platform: Platform, *collector_args: str) -> tuple[Daemon, Daemon, Daemon]:
@@ -98,10 +98,10 @@ async def _has_trades(pg_url: str) -> bool:
 
 async def stop_source_then_collector(simulator: Daemon, collector: Daemon) -> float:
     """Stop the exchange, let the collector settle, read what it received, then SIGTERM it (must exit 0)."""
-    assert simulator.stop()[0] == 0
+    assert (await asyncio.to_thread(simulator.stop))[0] == 0
     await asyncio.sleep(1.0)
     received = await collector.metric("trades_received_total")
-    code, took = collector.stop()
+    code, took = await asyncio.to_thread(collector.stop)  # the event loop keeps serving test proxies
     assert code == 0, collector.output()
     assert took < 8, f"collector took {took:.1f}s to stop"
     return received
@@ -124,7 +124,7 @@ async def test_drop_stall_skip_and_malformed_end_with_no_trade_missing(
     await asyncio.sleep(0.5)
 
     received = await stop_source_then_collector(simulator, collector)
-    stored = await wait_stable_count(platform.pg_url)
+    stored = await wait_stored(platform.pg_url, received)
     assert stored == received, dump_logs()
     assert_contiguous(await stored_ids(platform.pg_url))
     assert await processor.metric("bars_completed_total") > 0
@@ -145,7 +145,7 @@ async def test_killed_processor_restarts_without_losing_or_double_counting(
     await asyncio.sleep(2.0)
 
     received = await stop_source_then_collector(simulator, collector)
-    stored = await wait_stable_count(platform.pg_url)
+    stored = await wait_stored(platform.pg_url, received)
     assert stored == received, dump_logs()
     assert_contiguous(await stored_ids(platform.pg_url))
     await asyncio.sleep(1.5)  # the clock closes the last bars of the now quiet market
@@ -206,3 +206,43 @@ async def test_api_process_serves_what_the_processor_stored(
     for daemon in (simulator, collector, processor, api):
         code, took = daemon.stop(signal.SIGINT if daemon is api else signal.SIGTERM)
         assert code == 0 and took < 8, dump_logs()
+
+
+async def test_database_and_redis_outages_are_survived_and_buffered_trades_written_after(
+    platform: Platform, dump_logs: Callable[[], str]
+) -> None:
+    """PostgreSQL and Redis each go away for a few seconds (a proxy cuts every connection and refuses new
+    ones) while trades keep flowing: the daemons stay up and every trade ends up stored exactly once."""
+    from tests.conftest import free_port
+    from tests.storage.tcp_proxy import TcpProxy
+
+    pg_proxy = TcpProxy("127.0.0.1", 5432, free_port())
+    redis_proxy = TcpProxy("127.0.0.1", 6379, free_port())
+    await pg_proxy.start()
+    await redis_proxy.start()
+    platform.pg_url = platform.pg_url.replace(":5432/", f":{pg_proxy.port}/")
+    direct_redis = platform.redis_url
+    platform.redis_url = direct_redis.replace(":6379/", f":{redis_proxy.port}/")
+    try:
+        simulator, collector, processor = await start_pipeline(platform)
+        await pg_proxy.stop()  # database outage: the processor retries, acknowledges nothing
+        await asyncio.sleep(4.0)
+        processor.assert_running()
+        await pg_proxy.start()
+        await wait_metric(processor, "db_queries_total", 1, operation="insert_trades", status="error")
+        await redis_proxy.stop()  # bus outage: the collector buffers, the processor waits
+        await asyncio.sleep(4.0)
+        collector.assert_running()
+        processor.assert_running()
+        await redis_proxy.start()
+        await asyncio.sleep(2.0)
+
+        received = await stop_source_then_collector(simulator, collector)
+        stored = await wait_stored(platform.pg_url, received)
+        assert stored == received, dump_logs()
+        assert_contiguous(await stored_ids(platform.pg_url))
+        code, _ = await asyncio.to_thread(processor.stop)
+        assert code == 0, dump_logs()
+    finally:
+        await pg_proxy.stop()
+        await redis_proxy.stop()
