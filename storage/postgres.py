@@ -34,6 +34,7 @@ from storage.rows import (
     SYMBOL_COLUMNS,
     TRADE_COLUMNS,
     TradeKey,
+    bar_range_params,
     bar_row,
     new_in_order,
     row_bar,
@@ -46,8 +47,6 @@ from storage.source import check_source
 
 T = TypeVar("T")
 PG_EPOCH_US = 946_684_800_000_000  # 2000-01-01 (PostgreSQL's epoch) in Unix microseconds
-INT64_MIN = -(2**63)
-INT64_MAX = 2**63 - 1
 MIGRATION_LOCK_ID = 0x6372_7970_746F  # pg_advisory_lock key shared by every migrating process
 LIBRARY_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.PostgresError,
@@ -294,14 +293,7 @@ class PostgresStore:
         limit: int = 500,
     ) -> list[ClosedBar]:
         """Bars with open_time in [start_ns, end_ns), the most recent `limit`, oldest first."""
-        args = (
-            exchange,
-            symbol,
-            timeframe,
-            INT64_MIN if start_ns is None else start_ns,
-            INT64_MAX if end_ns is None else end_ns,
-            max(limit, 0),
-        )
+        args = bar_range_params(exchange, symbol, timeframe, start_ns, end_ns, limit)
         rows = await self._run("select_bars", lambda c: c.fetch(SQL_SELECT_BARS, *args))
         return [row_bar(r) for r in reversed(rows)]
 

@@ -27,6 +27,25 @@ SOURCE_KEY = "data_source"
 """platform_meta key recording whether the data is 'simulated' or 'live'."""
 
 
+INT64_MIN = -(2**63)
+INT64_MAX = 2**63 - 1
+
+
+def bar_range_params(
+    exchange: str, symbol: str, timeframe: str, start_ns: int | None, end_ns: int | None, limit: int
+) -> tuple[str, str, str, int, int, int]:
+    """Query parameters for bars with open_time in [start_ns, end_ns) (open-ended when None), most
+    recent `limit` (never negative)."""
+    return (
+        exchange,
+        symbol,
+        timeframe,
+        INT64_MIN if start_ns is None else start_ns,
+        INT64_MAX if end_ns is None else end_ns,
+        max(limit, 0),
+    )
+
+
 def trade_key(trade: Trade) -> TradeKey:
     return (trade.exchange, trade.symbol, trade.trade_id, trade.ts_event)
 

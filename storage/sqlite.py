@@ -31,6 +31,7 @@ from storage.rows import (
     SYMBOL_COLUMNS,
     TRADE_COLUMNS,
     TradeKey,
+    bar_range_params,
     bar_row,
     new_in_order,
     row_bar,
@@ -42,8 +43,6 @@ from storage.schema import load_migrations, sqlite_statements
 from storage.source import check_source
 
 T = TypeVar("T")
-INT64_MIN = -(2**63)
-INT64_MAX = 2**63 - 1
 
 _TRADE_COLS = ", ".join(TRADE_COLUMNS)
 _TRADE_MARKS = ", ".join("?" * len(TRADE_COLUMNS))
@@ -270,14 +269,7 @@ class SQLiteStore:
         limit: int = 500,
     ) -> list[ClosedBar]:
         """Bars with open_time in [start_ns, end_ns), the most recent `limit`, oldest first."""
-        params = (
-            exchange,
-            symbol,
-            timeframe,
-            INT64_MIN if start_ns is None else start_ns,
-            INT64_MAX if end_ns is None else end_ns,
-            max(limit, 0),
-        )
+        params = bar_range_params(exchange, symbol, timeframe, start_ns, end_ns, limit)
         rows = await self._read("select_bars", lambda c: c.execute(SQL_SELECT_BARS, params).fetchall())
         return [row_bar(r) for r in reversed(rows)]
 
