@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable, Coroutine
-from pathlib import Path
 from typing import Any
 
 from loguru import logger
@@ -222,8 +221,3 @@ async def _close_all(*resources: TradeBus | MarketCache | MarketStore) -> None:
 
 async def _always_ready() -> bool:
     return True
-
-
-def data_path(settings: CommonSettings, name: str) -> Path:
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    return settings.data_dir / name

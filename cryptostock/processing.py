@@ -125,8 +125,9 @@ class ProcessorService:
     def _caught_up(self, deliveries: Sequence[Delivery]) -> bool:
         """True when the bus is drained or what was just read is fresh: only then may the clock close
         bars. While a backlog is worked off (after a restart or an outage) its trades were received long
-        ago and are not late; event time alone closes bars then."""
-        newest = max((t.ts_recv for d in deliveries for t in d.trades), default=None)
+        ago and are not late; event time alone closes bars then. A delivery's trades are in receipt
+        order, so its last trade is its newest."""
+        newest = max((d.trades[-1].ts_recv for d in deliveries if d.trades), default=None)
         return newest is None or self._clock.now_ns() - newest <= self._grace_ns + CAUGHT_UP_SLACK_NS
 
     async def process(self, deliveries: Sequence[Delivery]) -> None:
@@ -145,18 +146,9 @@ class ProcessorService:
             await self._retry("store_bars", self._persist, self._finish(bars))
 
     def _apply(self, trades: Sequence[Trade]) -> list[ClosedBar]:
-        closed: list[Bar] = []
-        late: dict[tuple[str, str], int] = {}
-        per_exchange: dict[str, int] = {}
-        for trade in trades:
-            result = self._aggregator.add(trade)
-            if result.closed:
-                closed.extend(result.closed)
-            if result.late_timeframes:
-                key = (trade.exchange, trade.symbol)
-                late[key] = late.get(key, 0) + 1
-            per_exchange[trade.exchange] = per_exchange.get(trade.exchange, 0) + 1
+        result = self._aggregator.add_many(trades)
         self._record_trade_quality(trades)
+        late = Counter((item.trade.exchange, item.trade.symbol) for item in result.late)
         for (exchange, symbol), count in late.items():
             self._metrics.late_trades.labels(exchange, symbol).inc(count)
             self._log.warning(
@@ -165,10 +157,10 @@ class ProcessorService:
                 exchange=exchange,
                 symbol=symbol,
             )
-        for exchange, count in per_exchange.items():
+        for exchange, count in Counter(trade.exchange for trade in trades).items():
             self._metrics.trades_processed.labels(exchange).inc(count)
         self.trades_applied += len(trades)
-        return self._finish(closed)
+        return self._finish(result.closed)
 
     def _finish(self, bars: Iterable[Bar]) -> list[ClosedBar]:
         """Indicators, features and quality checks on closed bars (in close order)."""
@@ -295,7 +287,7 @@ class ProcessorService:
         replayed, reopened = 0, list[Bar]()
         async for page in self._stored_trades(exchange, symbol, since):
             replayed += len(page)
-            reopened.extend(bar for trade in page for bar in self._aggregator.add(trade).closed)
+            reopened.extend(self._aggregator.add_many(page).closed)
         self._warm.add((exchange, symbol))
         if reopened:
             await self._persist(self._finish(reopened))

@@ -5,12 +5,14 @@ nothing, SIGTERM flushes."""
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 from collections.abc import Callable
 
 import asyncpg
 import httpx
 import pytest
+import websockets
 
 from tests.integration.conftest import Platform
 from tests.integration.procs import Daemon, wait_until
@@ -203,6 +205,11 @@ async def test_api_process_serves_what_the_processor_stored(
         bad = await client.get("/api/v1/bars", params={"symbol": "BTC-USDT", "timeframe": "7x"})
         assert bad.status_code == 422 and "timeframe" in bad.text
     assert await api.metric("http_requests_total", endpoint="/api/v1/bars", status="200") >= 1
+    pushed = await next_pushed_bar(
+        f"ws://127.0.0.1:{platform.api_port}/api/v1/ws/bars?symbol=BTC-USDT&timeframe=1s"
+    )
+    assert pushed["symbol"] == "BTC-USDT" and pushed["timeframe"] == "1s"
+    assert await api.metric("websocket_messages_sent_total") >= 1
     for daemon in (simulator, collector, processor, api):
         code, took = daemon.stop(signal.SIGINT if daemon is api else signal.SIGTERM)
         assert code == 0 and took < 8, dump_logs()
@@ -246,3 +253,14 @@ async def test_database_and_redis_outages_are_survived_and_buffered_trades_writt
     finally:
         await pg_proxy.stop()
         await redis_proxy.stop()
+
+
+async def next_pushed_bar(url: str) -> dict:
+    """The first bar the API pushes over its WebSocket: the processor (another process) published it on
+    Redis pub/sub, the API process relays it."""
+    async with websockets.connect(url, open_timeout=5) as socket:
+        first = json.loads(await asyncio.wait_for(socket.recv(), 5))
+        assert first["type"] == "subscribed", first
+        message = json.loads(await asyncio.wait_for(socket.recv(), 10))
+    assert message["type"] == "bar", message
+    return message["data"]
