@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field
 
 from api.params import format_time
 from core.timeframes import NS_PER_MS
-from core.types import Bar, ClosedBar, Indicators, SymbolInfo, Trade
+from core.types import Bar, ClosedBar, Features, Indicators, SymbolInfo, Trade
 
 
 def _finite(value: float | None) -> float | None:
@@ -70,6 +70,22 @@ class IndicatorsOut(BaseModel):
         return cls(**_indicator_values(ind))
 
 
+class FeaturesOut(BaseModel):
+    """ML features of the bar (null until warm): see core.types.Features for definitions."""
+
+    log_return: float | None = None
+    realized_vol_20: float | None = None
+    volume_zscore_20: float | None = None
+    taker_buy_ratio: float | None = None
+    range_pct: float | None = None
+    vwap_deviation: float | None = None
+    rsi_norm: float | None = None
+
+    @classmethod
+    def of(cls, features: Features) -> FeaturesOut:
+        return cls(**{name: _finite(getattr(features, name)) for name in Features.__struct_fields__})
+
+
 class BarOut(BaseModel):
     """OHLCV over [open_time, close_time) by exchange event time."""
 
@@ -93,6 +109,7 @@ class BarOut(BaseModel):
     first_trade_id: int
     last_trade_id: int
     indicators: IndicatorsOut | None = Field(default=None, description="null when indicators=false")
+    features: FeaturesOut | None = Field(default=None, description="null when indicators=false")
 
     @classmethod
     def of(cls, closed: ClosedBar, *, with_indicators: bool = True) -> BarOut:
@@ -118,6 +135,7 @@ class BarOut(BaseModel):
             first_trade_id=bar.first_trade_id,
             last_trade_id=bar.last_trade_id,
             indicators=IndicatorsOut.of(closed.indicators) if with_indicators else None,
+            features=FeaturesOut.of(closed.features) if with_indicators else None,
         )
 
 

@@ -83,11 +83,31 @@ class Indicators(msgspec.Struct, gc=False):
     atr_14: float | None = None
 
 
+class Features(msgspec.Struct, gc=False):
+    """ML features of a closed bar, computed incrementally over real bars (None until warm).
+
+    log_return: ln(close / previous close); realized_vol_20: population std of the last 20 log returns
+    (per bar, not annualized); volume_zscore_20: (volume - mean) / std over the last 20 volumes;
+    taker_buy_ratio: buy_volume / volume; range_pct: (high - low) / close; vwap_deviation:
+    (close - vwap) / vwap; rsi_norm: (RSI(14) - 50) / 50.
+    """
+
+    log_return: float | None = None
+    realized_vol_20: float | None = None
+    volume_zscore_20: float | None = None
+    taker_buy_ratio: float | None = None
+    range_pct: float | None = None
+    vwap_deviation: float | None = None
+    rsi_norm: float | None = None
+
+
 class ClosedBar(msgspec.Struct, gc=False):
-    """A finished bar with the indicators computed on it: what storage, cache and API exchange."""
+    """A finished bar with the indicators and features computed on it: what storage, cache and API
+    exchange."""
 
     bar: Bar
     indicators: Indicators
+    features: Features = msgspec.field(default_factory=Features)
 
 
 class SymbolInfo(msgspec.Struct, frozen=True):

@@ -25,7 +25,7 @@ from core.clock import Clock, SystemClock
 from core.errors import BusError, CircuitOpenError, PlatformError, StorageError
 from core.ports import BarKey, MarketCache, MarketStore, TradeBus, bar_key
 from core.timeframes import NS_PER_SECOND, bucket_start, timeframe_ns
-from core.types import Bar, ClosedBar, Delivery, SymbolInfo, Trade
+from core.types import Bar, ClosedBar, Delivery, Features, SymbolInfo, Trade
 from monitoring.metrics import METRICS, PlatformMetrics
 from processor.bars import BarAggregator
 from processor.features import FeatureCalculator
@@ -176,17 +176,18 @@ class ProcessorService:
                     self._metrics.indicator_calculation_duration.labels(name).observe(
                         time.perf_counter() - started
                     )
-            self._compute_features(key, bar)
+            features = self._compute_features(key, bar)
             self._record_bar_quality(bar)
-            finished.append(ClosedBar(bar=bar, indicators=engine.snapshot()))
+            finished.append(ClosedBar(bar=bar, indicators=engine.snapshot(), features=features))
         return finished
 
-    def _compute_features(self, key: BarKey, bar: Bar) -> None:
+    def _compute_features(self, key: BarKey, bar: Bar) -> Features:
         calculator = self._features.get(key) or self._features.setdefault(key, FeatureCalculator())
         started = time.perf_counter()
-        calculator.update(bar)
+        features = calculator.update(bar)
         self._metrics.feature_calculation_duration.observe(time.perf_counter() - started)
         self._metrics.features_calculated.inc()
+        return features
 
     def _record_trade_quality(self, trades: Sequence[Trade]) -> None:
         check_trade = self._quality.check_trade

@@ -18,28 +18,10 @@ from __future__ import annotations
 import math
 from collections import deque
 
-import msgspec
-
-from core.types import Bar
+from core.types import Bar, Features
 from processor.indicators import RSI
 
 WINDOW = 20
-
-
-class Features(msgspec.Struct, gc=False):
-    """Feature vector of one closed bar [open_time, close_time) (ns UTC); None until warm."""
-
-    exchange: str
-    symbol: str
-    timeframe: str
-    open_time: int
-    log_return: float | None = None
-    realized_vol_20: float | None = None
-    volume_zscore_20: float | None = None
-    taker_buy_ratio: float | None = None
-    range_pct: float | None = None
-    vwap_deviation: float | None = None
-    rsi_norm: float | None = None
 
 
 def _mean_std(values: deque[float]) -> tuple[float, float]:
@@ -76,10 +58,6 @@ class FeatureCalculator:
         self._volumes.append(bar.volume)
         self._rsi.update(high, low, close)
         features = Features(
-            exchange=bar.exchange,
-            symbol=bar.symbol,
-            timeframe=bar.timeframe,
-            open_time=bar.open_time,
             log_return=log_return,
             realized_vol_20=self._realized_vol(),
             volume_zscore_20=self._volume_zscore(bar.volume),

@@ -10,12 +10,15 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from core.types import Bar, ClosedBar, Indicators, Side, SymbolInfo, Trade
+from msgspec.structs import astuple
+
+from core.types import Bar, ClosedBar, Features, Indicators, Side, SymbolInfo, Trade
 
 TRADE_COLUMNS: tuple[str, ...] = Trade.__struct_fields__
 BAR_FIELDS: tuple[str, ...] = Bar.__struct_fields__
 INDICATOR_FIELDS: tuple[str, ...] = Indicators.__struct_fields__
-BAR_COLUMNS: tuple[str, ...] = BAR_FIELDS + INDICATOR_FIELDS
+FEATURE_FIELDS: tuple[str, ...] = Features.__struct_fields__
+BAR_COLUMNS: tuple[str, ...] = BAR_FIELDS + INDICATOR_FIELDS + FEATURE_FIELDS
 BAR_KEY_COLUMNS: tuple[str, ...] = ("exchange", "symbol", "timeframe", "open_time")
 SYMBOL_COLUMNS: tuple[str, ...] = SymbolInfo.__struct_fields__
 PRICE_BAR_FIELDS = frozenset({"open", "high", "low", "close"})
@@ -81,42 +84,17 @@ def row_trade(row: Sequence[Any]) -> Trade:
 
 
 def bar_row(closed: ClosedBar) -> tuple[Any, ...]:
-    b, i = closed.bar, closed.indicators
-    return (
-        b.exchange,
-        b.symbol,
-        b.timeframe,
-        b.open_time,
-        b.close_time,
-        b.open,
-        b.high,
-        b.low,
-        b.close,
-        b.volume,
-        b.quote_volume,
-        b.vwap,
-        b.trade_count,
-        b.buy_volume,
-        b.sell_volume,
-        b.first_trade_id,
-        b.last_trade_id,
-        i.sma_20,
-        i.ema_20,
-        i.rsi_14,
-        i.macd,
-        i.macd_signal,
-        i.macd_hist,
-        i.bb_upper,
-        i.bb_middle,
-        i.bb_lower,
-        i.atr_14,
-    )
+    """The bars-table row: bar, indicator and feature fields in BAR_COLUMNS order."""
+    return astuple(closed.bar) + astuple(closed.indicators) + astuple(closed.features)
 
 
 def row_bar(row: Sequence[Any]) -> ClosedBar:
-    n = len(BAR_FIELDS)
-    bar = Bar(*row[:n])
-    return ClosedBar(bar=bar, indicators=Indicators(*row[n : n + len(INDICATOR_FIELDS)]))
+    bars, indicators = len(BAR_FIELDS), len(BAR_FIELDS) + len(INDICATOR_FIELDS)
+    return ClosedBar(
+        bar=Bar(*row[:bars]),
+        indicators=Indicators(*row[bars:indicators]),
+        features=Features(*row[indicators : len(BAR_COLUMNS)]),
+    )
 
 
 def symbol_row(s: SymbolInfo) -> tuple[str, str, str, str, str]:

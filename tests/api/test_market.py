@@ -77,6 +77,15 @@ async def test_bars_oldest_first_with_exact_strings_and_indicators(client: httpx
             "bb_lower": None,
             "atr_14": None,
         },
+        "features": {
+            "log_return": None,
+            "realized_vol_20": None,
+            "volume_zscore_20": None,
+            "taker_buy_ratio": None,
+            "range_pct": None,
+            "vwap_deviation": None,
+            "rsi_norm": None,
+        },
     }
     assert third["open"] == "42002.10"
     assert third["indicators"]["sma_20"] == 42002.5

@@ -4,6 +4,7 @@ CSV file."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import httpx
@@ -117,3 +118,12 @@ async def test_replayed_csv_bars_equal_pandas(tmp_path: Path, timeframe: str) ->
         assert bar["trade_count"] == want["trade_count"]
         assert bar["volume"] == pytest.approx(want["volume"], rel=1e-9)
         assert bar["buy_volume"] == pytest.approx(want["buy_volume"], rel=1e-9)
+
+    # ML features travel with each bar through the store and the API
+    closes = [float(bar["close"]) for bar in bars]
+    assert bars[0]["features"]["log_return"] is None
+    for bar, previous_close, close in zip(bars[1:], closes, closes[1:], strict=False):
+        assert bar["features"]["log_return"] == pytest.approx(math.log(close / previous_close), rel=1e-9)
+        assert bar["features"]["taker_buy_ratio"] == pytest.approx(
+            bar["buy_volume"] / bar["volume"], rel=1e-9
+        )

@@ -10,7 +10,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from core.types import Bar, ClosedBar, Indicators, Side, Trade
+from core.types import Bar, ClosedBar, Features, Indicators, Side, Trade
 from monitoring.metrics import PlatformMetrics
 from storage.postgres import PostgresStore
 from storage.sqlite import SQLiteStore
@@ -59,7 +59,8 @@ def make_bar(
         last_trade_id=minute * 10 + 2,
     )
     indicators = Indicators(sma_20=sma, rsi_14=55.5, macd=-0.25, bb_lower=None, atr_14=1.75)
-    return ClosedBar(bar=bar, indicators=indicators)
+    features = Features(log_return=0.0025, taker_buy_ratio=2 / 3, rsi_norm=None)
+    return ClosedBar(bar=bar, indicators=indicators, features=features)
 
 
 @asynccontextmanager

@@ -66,6 +66,7 @@ async def test_bars_upsert_replace_and_ranges(store: Store, metrics: PlatformMet
     assert bars[4] == replaced
     assert bars[5] == make_bar(5, sma=5.0)
     assert bars[5].indicators.rsi_14 == 55.5 and bars[5].indicators.bb_lower is None
+    assert bars[5].features.taker_buy_ratio == 2 / 3 and bars[5].features.rsi_norm is None
     last3 = await store.bars("binance", "BTC-USDT", "1m", limit=3)
     assert [b.bar.open_time for b in last3] == [T0 + m * MINUTE for m in (7, 8, 9)]
     window = await store.bars("binance", "BTC-USDT", "1m", start_ns=T0 + 2 * MINUTE, end_ns=T0 + 5 * MINUTE)

@@ -12,6 +12,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 TOOL = ROOT.parent / "shared" / "tools" / "timescaledb-check"
 BASE = ROOT / "storage" / "migrations" / "postgres" / "001_initial.sql"
+POSTGRES = sorted((ROOT / "storage" / "migrations" / "postgres").glob("*.sql"))
+FEATURES = ROOT / "storage" / "migrations" / "postgres" / "002_bar_features.sql"
 TIMESCALE = ROOT / "storage" / "migrations" / "timescale" / "100_hypertables.sql"
 
 VERIFY_DEFAULTS = """
@@ -86,7 +88,7 @@ def assert_ran(result: subprocess.CompletedProcess[str]) -> None:
 def test_migrations_with_default_policies(tmp_path: Path) -> None:
     verify = tmp_path / "verify.sql"
     verify.write_text(VERIFY_DEFAULTS)
-    assert_ran(run_check(BASE, TIMESCALE, verify))
+    assert_ran(run_check(*POSTGRES, TIMESCALE, verify))
 
 
 def test_policies_follow_the_store_settings(tmp_path: Path) -> None:
@@ -99,3 +101,36 @@ def test_policies_follow_the_store_settings(tmp_path: Path) -> None:
     verify = tmp_path / "verify.sql"
     verify.write_text(VERIFY_CONFIGURED)
     assert_ran(run_check(BASE, configured, verify))
+
+
+COMPRESSED_BAR = """
+INSERT INTO bars (exchange, symbol, timeframe, open_time, close_time, open, high, low, close, volume,
+                  quote_volume, vwap, trade_count, buy_volume, sell_volume, first_trade_id, last_trade_id)
+VALUES ('binance', 'BTC-USDT', '1m', '2024-01-01 00:00+00', '2024-01-01 00:01+00', 1, 2, 0.5, 1.5, 3, 4.5,
+        1.5, 2, 1, 2, 1, 2);
+SELECT compress_chunk(c) FROM show_chunks('bars') c;
+"""
+
+FEATURED_BAR = """
+INSERT INTO bars (exchange, symbol, timeframe, open_time, close_time, open, high, low, close, volume,
+                  quote_volume, vwap, trade_count, buy_volume, sell_volume, first_trade_id, last_trade_id,
+                  log_return, taker_buy_ratio)
+VALUES ('binance', 'BTC-USDT', '1m', '2024-06-01 00:00+00', '2024-06-01 00:01+00', 1, 2, 0.5, 1.5, 3, 4.5,
+        1.5, 2, 1, 2, 3, 4, 0.01, 0.5);
+DO $$ BEGIN
+    PERFORM 1 FROM bars WHERE log_return = 0.01 AND taker_buy_ratio = 0.5;
+    IF NOT FOUND THEN RAISE EXCEPTION 'features not stored'; END IF;
+    PERFORM 1 FROM bars WHERE open_time = '2024-01-01 00:00+00' AND log_return IS NULL;
+    IF NOT FOUND THEN RAISE EXCEPTION 'the compressed bar is gone'; END IF;
+END $$;
+"""
+
+
+def test_feature_columns_upgrade_a_deployment_with_compressed_bars(tmp_path: Path) -> None:
+    """An existing TimescaleDB deployment applies 002 after its hypertables exist and chunks are
+    compressed (version order is per database: 100 was applied before 002 shipped)."""
+    compressed = tmp_path / "compressed.sql"
+    compressed.write_text(COMPRESSED_BAR)
+    featured = tmp_path / "featured.sql"
+    featured.write_text(FEATURED_BAR)
+    assert_ran(run_check(BASE, TIMESCALE, compressed, FEATURES, featured))
