@@ -44,7 +44,7 @@ async def migrate_database(settings: CommonSettings) -> None:
 
 async def run_simulator(settings: SimulateSettings) -> None:
     async with daemon_context("simulator", settings) as ctx:
-        simulator = build_simulator(settings.symbols, settings)
+        simulator = build_simulator(settings)
         await simulator.start()
         ctx.health.add_check("simulator", _always_ready)
         logger.bind(component="simulator").info(
@@ -115,7 +115,7 @@ async def run_all(settings: RunSettings) -> None:
             await store.ensure_source(settings.source)
             ws_url, rest_url = settings.ws_url, settings.rest_url
             if settings.uses_simulator:
-                simulator = build_simulator(settings.symbols, settings, port=settings.sim_port)
+                simulator = build_simulator(settings)
                 await simulator.start()
                 ws_url, rest_url = simulator.ws_url, simulator.rest_url
                 log.info("simulated Binance on {}", ws_url)

@@ -9,7 +9,9 @@ from typing import Literal
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from core.errors import ConfigError
 from core.timeframes import DEFAULT_TIMEFRAMES, parse_timeframes
+from simulator.serve import SimulatorSettings
 
 BINANCE_WS_URL = "wss://stream.binance.com:9443"
 BINANCE_REST_URL = "https://api.binance.com"
@@ -76,7 +78,10 @@ class ProcessorSettings(CommonSettings):
     @classmethod
     def _timeframes(cls, value: object) -> tuple[str, ...]:
         if isinstance(value, str | list | tuple):
-            return parse_timeframes(value)
+            try:
+                return parse_timeframes(value)
+            except ConfigError as exc:
+                raise ValueError(str(exc)) from None  # reported against the setting's name
         raise ValueError("timeframes must be a comma-separated list such as 1m,5m,1h")
 
 
@@ -85,18 +90,13 @@ class ApiDaemonSettings(CommonSettings):
     port: int = Field(default=8000, ge=0, le=65535)
 
 
-class SimulateSettings(CommonSettings):
-    host: str = "127.0.0.1"
-    port: int = Field(default=8765, ge=0, le=65535)
-    symbols: list[str] = Field(default_factory=lambda: ["BTCUSDT", "ETHUSDT"], min_length=1)
-    tps: float = Field(default=50.0, gt=0)
-    seed: int | None = None
-    replay: Path | None = None
-    speed: float = Field(default=1.0, ge=0)
-    ping_interval: float = Field(default=20.0, gt=0)
-    ping_timeout: float = Field(default=60.0, gt=0)
+class SimulateSettings(CommonSettings, SimulatorSettings):
+    """`cryptostock simulate`: the simulator's own settings plus what every daemon shares."""
 
-    _symbols = field_validator("symbols", mode="before")(_split_symbols)
+    model_config = SettingsConfigDict(env_prefix="CRYPTOSTOCK_", extra="forbid", populate_by_name=True)
+
+    def simulator(self) -> SimulatorSettings:
+        return SimulatorSettings.model_validate(self.model_dump(include=set(SimulatorSettings.model_fields)))
 
 
 class RunSettings(ProcessorSettings):

@@ -47,31 +47,20 @@ async def open_cache_for(settings: CommonSettings) -> Cache:
     return open_cache(settings.redis_dsn(), prefix=settings.redis_prefix)
 
 
-def build_simulator(
-    symbols: Sequence[str], settings: SimulateSettings | RunSettings, *, port: int | None = None
-) -> BinanceSimulator:
+def build_simulator(settings: SimulateSettings | RunSettings) -> BinanceSimulator:
+    """The simulated exchange of `cryptostock simulate`, or the one `cryptostock run` starts itself."""
     if isinstance(settings, SimulateSettings):
-        sim = SimulatorSettings(
-            host=settings.host,
-            port=settings.port if port is None else port,
-            symbols=list(symbols),
-            tps=settings.tps,
-            seed=settings.seed,
-            replay=settings.replay,
-            speed=settings.speed,
-            ping_interval=settings.ping_interval,
-            ping_timeout=settings.ping_timeout,
-        )
-    else:
-        sim = SimulatorSettings(
+        return build_simulator_from(settings.simulator())
+    return build_simulator_from(
+        SimulatorSettings(
             host="127.0.0.1",
-            port=settings.sim_port if port is None else port,
-            symbols=None if settings.replay else list(symbols),
+            port=settings.sim_port,
+            symbols=None if settings.replay else list(settings.symbols),
             tps=settings.tps,
             replay=settings.replay,
             speed=settings.speed,
         )
-    return build_simulator_from(sim)
+    )
 
 
 class CollectorRunner:

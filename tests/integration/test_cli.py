@@ -1,0 +1,69 @@
+"""The `cryptostock` command as a user runs it: migrations, and bad settings rejected with one clear line
+(exit 2), never a traceback."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from tests.conftest import free_port
+from tests.integration.procs import CRYPTOSTOCK, ROOT, base_env
+
+pytestmark = pytest.mark.integration
+
+
+def cryptostock(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*CRYPTOSTOCK, *args], cwd=ROOT, env=base_env(tmp_path, **env), capture_output=True, text=True,
+        timeout=60, check=False,
+    )  # fmt: skip
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess[str], *expected: str) -> None:
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
+    error_lines = [line for line in result.stderr.splitlines() if line.startswith("cryptostock")]
+    assert len(error_lines) == 1, result.stderr
+    for text in expected:
+        assert text in error_lines[0], error_lines[0]
+
+
+async def test_db_migrate_applies_every_migration(tmp_path: Path, pg_url: str) -> None:
+    result = cryptostock(tmp_path, "db", "migrate", DATABASE_URL=pg_url)
+    assert result.returncode == 0, result.stdout + result.stderr
+    conn = await asyncpg.connect(pg_url)
+    try:
+        versions = [
+            r["version"] for r in await conn.fetch("SELECT version FROM schema_migrations ORDER BY 1")
+        ]
+    finally:
+        await conn.close()
+    assert versions[:2] == [1, 2]
+    again = cryptostock(tmp_path, "db", "migrate", DATABASE_URL=pg_url)
+    assert again.returncode == 0, again.stderr
+
+
+def test_unknown_exchange_is_one_clear_line(tmp_path: Path) -> None:
+    result = cryptostock(
+        tmp_path, "collector", "--exchange", "nope", "--ws-url", "ws://127.0.0.1:9", "--rest-url",
+        "http://127.0.0.1:9", "--metrics-port", str(free_port()),
+    )  # fmt: skip
+    assert_one_line_error(result, "unknown exchange 'nope'", "binance")
+
+
+def test_invalid_setting_is_one_clear_line(tmp_path: Path) -> None:
+    result = cryptostock(tmp_path, "processor", "--timeframes", "7x", "--metrics-port", str(free_port()))
+    assert_one_line_error(result, "timeframes", "7x")
+
+
+def test_metrics_port_in_use_is_one_clear_line(tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = cryptostock(tmp_path, "run", "--metrics-port", str(port), "--metrics-addr", "127.0.0.1")
+    assert_one_line_error(result, f"metrics port {port}", "already in use")
