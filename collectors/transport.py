@@ -7,6 +7,7 @@ text frames over as undecoded UTF-8 bytes (msgspec decodes bytes directly). Libr
 
 from __future__ import annotations
 
+from importlib.metadata import PackageNotFoundError, version
 from typing import Protocol
 
 from websockets.asyncio.client import ClientConnection, connect
@@ -76,6 +77,15 @@ class _WebsocketsConnection:
         self._ws.transport.abort()
 
 
+def user_agent(client: str) -> str:
+    """How the collector introduces itself to an exchange: product, version and websocket client."""
+    try:
+        release = version("cryptostock")
+    except PackageNotFoundError:
+        release = "dev"
+    return f"cryptostock/{release} ({client})"
+
+
 class WebsocketsConnector:
     """Connects with the `websockets` library: `close_timeout` and `open_timeout` in seconds."""
 
@@ -94,6 +104,7 @@ class WebsocketsConnector:
                 max_size=max(LIBRARY_MAX_FRAME_BYTES, limits.max_frame_bytes),
                 max_queue=1024,
                 proxy=None,
+                user_agent_header=user_agent("websockets"),
             )
         except (OSError, TimeoutError, InvalidHandshake, InvalidURI) as exc:
             raise ExchangeError(f"cannot connect to {url}: {type(exc).__name__}: {exc}") from exc

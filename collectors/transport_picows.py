@@ -14,7 +14,7 @@ from collections import deque
 from picows import WSCloseCode, WSError, WSFrame, WSListener, WSMsgType, WSTransport, ws_connect
 
 from collectors.adapter import AdapterLimits
-from collectors.transport import LIBRARY_MAX_FRAME_BYTES, TransportClosed, WsConnection
+from collectors.transport import LIBRARY_MAX_FRAME_BYTES, TransportClosed, WsConnection, user_agent
 from core.errors import ExchangeError
 
 HIGH_WATER = 4096
@@ -131,6 +131,7 @@ class PicowsConnector:
                 auto_ping_idle_timeout=ping or 20.0,
                 auto_ping_reply_timeout=limits.client_ping_timeout_s or 20.0,
                 max_frame_size=max(LIBRARY_MAX_FRAME_BYTES, limits.max_frame_bytes),
+                extra_headers={"User-Agent": user_agent("picows")},
             )
         except (OSError, TimeoutError, WSError) as exc:
             raise ExchangeError(f"cannot connect to {url}: {type(exc).__name__}: {exc}") from exc

@@ -79,6 +79,7 @@ class CollectorRunner:
         metrics: PlatformMetrics = METRICS,
     ) -> None:
         self._connector = create_connector(ws_client)
+        self._ws_client = ws_client
         self._exchange = exchange
         self._symbols = list(symbols)
         self._ws_url = ws_url
@@ -103,7 +104,9 @@ class CollectorRunner:
                 backfiller=backfiller,
                 stale_timeout=self._stale_timeout,
                 metrics=self._metrics,
+                connector=self._connector,
             )
+            self._log.info("collecting {} over {}", ",".join(self._symbols), self._ws_client)
             if self._stopping.is_set():
                 return
             await self._session.run()

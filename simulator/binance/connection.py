@@ -83,6 +83,7 @@ class StreamConnection:
         assert request.transport is not None
         self.conn_id = conn_id
         self.path = request.path_qs
+        self.user_agent = request.headers.get("User-Agent", "")
         self.subs = subs
         self.cursor = hub.log.end
         self.sent = 0

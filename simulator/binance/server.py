@@ -312,6 +312,7 @@ class BinanceSimulator:
                 {
                     "id": c.conn_id,
                     "path": c.path,
+                    "user_agent": c.user_agent,
                     "streams": c.subs.names,
                     "sent": c.sent,
                     "lag": self.log.end - c.cursor,

@@ -264,3 +264,19 @@ async def next_pushed_bar(url: str) -> dict:
         message = json.loads(await asyncio.wait_for(socket.recv(), 10))
     assert message["type"] == "bar", message
     return message["data"]
+
+
+@pytest.mark.parametrize("client", ["websockets", "picows"])
+async def test_collector_uses_the_websocket_client_it_is_told_to(platform: Platform, client: str) -> None:
+    """--ws-client reaches the connection: the exchange sees that client's User-Agent, and trades flow."""
+    simulator = platform.simulator(tps=100)
+    await simulator.wait_ready()
+    collector = platform.collector("--ws-client", client)
+    await collector.wait_ready()
+    await wait_metric(collector, "trades_received_total", 20)
+    async with httpx.AsyncClient(timeout=5) as http:
+        state = (await http.get(f"{platform.sim_url}/admin/state")).json()
+    agents = [c["user_agent"] for c in state["connection_details"]]
+    assert agents and all(agent.startswith("cryptostock/") and f"({client})" in agent for agent in agents), (
+        agents
+    )
