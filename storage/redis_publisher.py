@@ -95,7 +95,6 @@ class StreamPublisher:
             else:
                 buf.append(t)
         self.buffered += len(trades)
-        self._depth.set(self.buffered)
         self._drained.clear()
         self._wake.set()
 
@@ -138,6 +137,9 @@ class StreamPublisher:
     async def _flush_once(self) -> None:
         batch, self._buffers = self._buffers, {}
         count = sum(len(v) for v in batch.values())
+        # The depth gauge moves per flush attempt (every few ms, and on each retry during an outage),
+        # not per publish: publish() runs once per websocket frame.
+        self._depth.set(self.buffered)
         try:
             lengths = await self._call("xadd", lambda: self._xadd(batch))
         except BaseException:

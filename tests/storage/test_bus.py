@@ -224,6 +224,7 @@ async def test_redis_outage_keeps_buffer_and_recovers(
         await bus.publish(trades_for(["BTC-USDT"], 40, start=11))
         await asyncio.sleep(0.5)
         assert bus.buffered == 40  # kept, not dropped
+        assert metrics.registry.get_sample_value("bus_queue_depth", {"bus": "redis"}) == 40  # visible
         blocked = asyncio.create_task(bus.publish(trades_for(["BTC-USDT"], 20, start=51)))
         await asyncio.sleep(0.2)
         assert not blocked.done()
@@ -232,6 +233,7 @@ async def test_redis_outage_keeps_buffer_and_recovers(
         got = await drain(bus, "p1", 70, timeout=20)
         await blocked
         assert by_symbol(got) == {"BTC-USDT": list(range(1, 71))}
+        assert metrics.registry.get_sample_value("bus_queue_depth", {"bus": "redis"}) == 0
     finally:
         await bus.close()
         await proxy.stop()
