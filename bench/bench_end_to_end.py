@@ -13,12 +13,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -31,6 +33,8 @@ from simulator.csv_market import write_random_walk_csv  # noqa: E402
 
 PG_ADMIN = os.environ.get("BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/12")
+PROFILE = set(filter(None, os.environ.get("BENCH_PROFILE", "").split(",")))
+"""Daemon names to run under py-spy, e.g. BENCH_PROFILE=processor,collector (needs py-spy on PATH)."""
 
 
 def free_port() -> int:
@@ -64,23 +68,95 @@ def histogram_quantile(port: int, name: str, q: float) -> float:
     return float("nan")
 
 
-def daemon(stack: ExitStack, tmp: Path, name: str, *args: str, env: dict[str, str] | None = None) -> int:
+class CpuMeter:
+    """CPU seconds (user + system) each named group of processes spent between start() and stop()."""
+
+    def __init__(self) -> None:
+        self.groups: dict[str, Callable[[], list[int]]] = {}
+        self._start: dict[str, float] = {}
+        self.spent: dict[str, float] = {}
+
+    def add(self, name: str, pids: Callable[[], list[int]]) -> None:
+        self.groups[name] = pids
+
+    def _sample(self) -> dict[str, float]:
+        return {name: sum(cpu_seconds(pid) for pid in pids()) for name, pids in self.groups.items()}
+
+    def start(self) -> None:
+        self._start = self._sample()
+
+    def stop(self) -> None:
+        end = self._sample()
+        self.spent = {name: end[name] - self._start.get(name, 0.0) for name in end}
+
+    def report(self, trades: float) -> str:
+        parts = [f"{name} {seconds / trades * 1e6:.1f}" for name, seconds in self.spent.items()]
+        total = sum(self.spent.values()) / trades * 1e6
+        return f"CPU us per trade: {', '.join(parts)}; total {total:.1f}"
+
+
+def cpu_seconds(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def children(pid: int) -> list[int]:
+    try:
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+def pids_named(name: str) -> Callable[[], list[int]]:
+    def find() -> list[int]:
+        found = subprocess.run(["pgrep", "-x", name], capture_output=True, text=True).stdout.split()
+        return [int(pid) for pid in found]
+
+    return find
+
+
+def daemon(
+    stack: ExitStack,
+    tmp: Path,
+    name: str,
+    *args: str,
+    env: dict[str, str] | None = None,
+    meter: CpuMeter | None = None,
+) -> int:
     port = free_port()
     log = (tmp / f"{name}.log").open("wb")
     full_env = {**os.environ, "LOG_DIR": str(tmp / "logs"), "LOG_LEVEL": "WARNING", **(env or {})}
+    command = [sys.executable, "-m", "cryptostock.cli", *args, "--metrics-port", str(port)]
+    if name in PROFILE:  # py-spy's raw (collapsed) stacks; the CPU meter then counts py-spy's process
+        command = ["py-spy", "record", "-r", "250", "-f", "raw", "-o", f"profile-{name}.txt", "--", *command]
     process = subprocess.Popen(
-        [sys.executable, "-m", "cryptostock.cli", *args, "--metrics-port", str(port)],
+        command,
         cwd=ROOT,
         env=full_env,
         stdout=log,
         stderr=subprocess.STDOUT,
     )
-    stack.callback(lambda: (process.terminate(), process.wait(20), log.close()))
+
+    def stop() -> None:
+        for pid in children(process.pid) if name in PROFILE else [process.pid]:
+            os.kill(pid, signal.SIGTERM)  # py-spy writes its profile once the daemon it runs has exited
+        process.wait(20)
+        log.close()
+
+    stack.callback(stop)
+    if meter is not None:
+        meter.add(name, lambda: children(process.pid) if name in PROFILE else [process.pid])
     return port
 
 
-def rate_until(port: int, name: str, total: int, timeout: float = 300.0) -> tuple[float, float]:
-    """(trades/s from the first processed trade to the last, seconds it took)."""
+def rate_until(
+    port: int, name: str, total: int, timeout: float = 300.0, meter: CpuMeter | None = None
+) -> tuple[float, float]:
+    """(trades/s from the first processed trade to the last, seconds it took); `meter` measures the CPU
+    spent over the same window."""
     deadline = time.monotonic() + timeout
     first = None
     while time.monotonic() < deadline:
@@ -88,10 +164,14 @@ def rate_until(port: int, name: str, total: int, timeout: float = 300.0) -> tupl
         now = time.monotonic()
         if first is None and done > 0:
             first = (now, done)
+            if meter is not None:
+                meter.start()
         if done >= total and first is not None:
+            if meter is not None:
+                meter.stop()
             elapsed = now - first[0]
             return (done - first[1]) / elapsed if elapsed > 0 else float("inf"), elapsed
-        time.sleep(0.05)
+        time.sleep(0.2)  # a scrape costs the daemon a few ms of CPU: poll gently
     raise SystemExit(f"timed out: {metric(port, name):.0f}/{total} {name}")
 
 
@@ -106,11 +186,12 @@ def embedded(csv: Path, rows: int, tmp: Path, ws_client: str) -> None:
             "--data-dir",
             str(tmp / "embedded"),
         ]
-        port = daemon(stack, tmp, "run", *args)
-        rate, took = rate_until(port, "trades_processed_total", rows)
+        meter = CpuMeter()
+        port = daemon(stack, tmp, "run", *args, meter=meter)
+        rate, took = rate_until(port, "trades_processed_total", rows, meter=meter)
     print(
         f"embedded (cryptostock run: one process, SQLite, in-process bus, {ws_client}): "
-        f"{rate:,.0f} trades/s into storage ({took:.1f}s)"
+        f"{rate:,.0f} trades/s into storage ({took:.1f}s)\n  {meter.report(rate * took)}"
     )
 
 
@@ -132,12 +213,26 @@ def distributed(csv: Path, rows: int, tmp: Path, ws_client: str) -> None:
     flush_redis()
     env = {"DATABASE_URL": database, "REDIS_URL": REDIS_URL}
     sim_port = free_port()
+    meter = CpuMeter()
     with ExitStack() as stack:
+        daemon(
+            stack,
+            tmp,
+            "simulator",
+            "simulate",
+            *("--replay", str(csv), "--speed", "0", "--port", str(sim_port)),
+            meter=meter,
+        )
         processor = daemon(
-            stack, tmp, "processor", "processor", "--timeframes", "1m,5m,15m,1h,4h,1d", env=env
+            stack,
+            tmp,
+            "processor",
+            "processor",
+            *("--timeframes", "1m,5m,15m,1h,4h,1d"),
+            env=env,
+            meter=meter,
         )
         time.sleep(2.0)
-        daemon(stack, tmp, "sim", "simulate", "--replay", str(csv), "--speed", "0", "--port", str(sim_port))
         time.sleep(1.5)
         daemon(
             stack,
@@ -153,12 +248,15 @@ def distributed(csv: Path, rows: int, tmp: Path, ws_client: str) -> None:
             "--ws-client",
             ws_client,
             env=env,
+            meter=meter,
         )
-        rate, took = rate_until(processor, "trades_processed_total", rows)
+        meter.add("postgresql", pids_named("postgres"))
+        meter.add("redis", pids_named("redis-server"))
+        rate, took = rate_until(processor, "trades_processed_total", rows, meter=meter)
     print(
         f"separate processes (simulator -> collector ({ws_client}) -> Redis Streams -> processor -> "
-        "PostgreSQL COPY + upsert): "
-        f"{rate:,.0f} trades/s into storage ({took:.1f}s)"
+        "PostgreSQL): "
+        f"{rate:,.0f} trades/s into storage ({took:.1f}s)\n  {meter.report(rate * took)}"
     )
 
 

@@ -30,7 +30,7 @@ from monitoring.metrics import METRICS, PlatformMetrics
 from processor.bars import BarAggregator
 from processor.features import FeatureCalculator
 from processor.indicators import IndicatorEngine
-from processor.quality import CheckResult, QualityMonitor
+from processor.quality import QualityMonitor, QualityTally
 
 T = TypeVar("T")
 
@@ -135,9 +135,26 @@ class ProcessorService:
         trades = [trade for delivery in deliveries for trade in delivery.trades]
         await self._warm_up_symbols(trades)
         new_trades = await self._retry("insert_trades", self._store.insert_trades, trades)
+        if len(new_trades) < len(trades):
+            self._count_duplicates(trades, new_trades)
         closed = self._apply(new_trades)
         await self._retry("store_bars", self._persist, closed)
         await self._retry("ack", self._bus.ack, deliveries)
+
+    def _count_duplicates(self, trades: Sequence[Trade], new_trades: Sequence[Trade]) -> None:
+        """Trades the store already had (a redelivery after a crash, a repeated backfill): counted and
+        logged, never silently dropped."""
+        dropped = Counter((t.exchange, t.symbol) for t in trades)
+        dropped.subtract((t.exchange, t.symbol) for t in new_trades)
+        for (exchange, symbol), count in dropped.items():
+            if count:
+                self._metrics.trades_duplicate.labels(exchange, symbol).inc(count)
+                self._log.info(
+                    "{} trades were already stored; not applied again",
+                    count,
+                    exchange=exchange,
+                    symbol=symbol,
+                )
 
     async def close_due(self) -> None:
         """Close bars whose end plus grace has passed on the clock (a quiet market)."""
@@ -147,7 +164,7 @@ class ProcessorService:
 
     def _apply(self, trades: Sequence[Trade]) -> list[ClosedBar]:
         result = self._aggregator.add_many(trades)
-        self._record_trade_quality(trades)
+        self._record_quality(self._quality.check_trades(trades))
         late = Counter((item.trade.exchange, item.trade.symbol) for item in result.late)
         for (exchange, symbol), count in late.items():
             self._metrics.late_trades.labels(exchange, symbol).inc(count)
@@ -177,8 +194,9 @@ class ProcessorService:
                         time.perf_counter() - started
                     )
             features = self._compute_features(key, bar)
-            self._record_bar_quality(bar)
             finished.append(ClosedBar(bar=bar, indicators=engine.snapshot(), features=features))
+        if finished:
+            self._record_quality(self._quality.check_bars(item.bar for item in finished))
         return finished
 
     def _compute_features(self, key: BarKey, bar: Bar) -> Features:
@@ -189,40 +207,15 @@ class ProcessorService:
         self._metrics.features_calculated.inc()
         return features
 
-    def _record_trade_quality(self, trades: Sequence[Trade]) -> None:
-        check_trade = self._quality.check_trade
-        outcomes: Counter[CheckResult] = Counter()
-        anomalies: Counter[tuple[str, str, str]] = Counter()
-        touched: set[tuple[str, str]] = set()
-        for trade in trades:
-            results = check_trade(trade)
-            outcomes.update(results)
-            for result in results:
-                if result.anomaly_type is not None:
-                    anomalies[(trade.exchange, trade.symbol, result.anomaly_type)] += 1
-            touched.add((trade.exchange, trade.symbol))
-        self._flush_quality(outcomes, anomalies, touched)
-
-    def _record_bar_quality(self, bar: Bar) -> None:
-        results = self._quality.check_bar(bar)
-        anomalies = Counter(
-            (bar.exchange, bar.symbol, r.anomaly_type) for r in results if r.anomaly_type is not None
-        )
-        self._flush_quality(Counter(results), anomalies, {(bar.exchange, bar.symbol)})
-
-    def _flush_quality(
-        self,
-        outcomes: Counter[CheckResult],
-        anomalies: Counter[tuple[str, str, str]],
-        touched: set[tuple[str, str]],
-    ) -> None:
-        for result, count in outcomes.items():
-            self._metrics.data_quality_checks.labels(
-                result.check, "passed" if result.passed else "failed"
-            ).inc(count)
-        for (exchange, symbol, anomaly), count in anomalies.items():
+    def _record_quality(self, tally: QualityTally) -> None:
+        checks = self._metrics.data_quality_checks
+        for check, count in tally.passed.items():
+            checks.labels(check, "passed").inc(count)
+        for check, count in tally.failed.items():
+            checks.labels(check, "failed").inc(count)
+        for (exchange, symbol, anomaly), count in tally.anomalies.items():
             self._metrics.data_anomalies_detected.labels(exchange, symbol, anomaly).inc(count)
-        for exchange, symbol in touched:
+        for exchange, symbol in tally.symbols:
             self._metrics.data_quality_score.labels(exchange, symbol).set(
                 self._quality.score(exchange, symbol)
             )

@@ -1,8 +1,9 @@
 """Data-quality checks on trades and closed bars: pure, bounded labels, a rolling score per symbol.
 
-Every check returns a `CheckResult(check, passed, anomaly_type)`; `check` is one of CHECKS and
-`anomaly_type` one of ANOMALY_TYPES (or None), so both are safe metric label values
-(`data_quality_checks{check,result}`, `data_anomalies_detected{anomaly_type}`).
+Checks run over a batch and add up in a `QualityTally`: passed and failed counts per check (one of CHECKS)
+and anomaly counts per (exchange, symbol, anomaly type) (one of ANOMALY_TYPES), so every label is a safe
+metric label value (`data_quality_checks{check,result}`, `data_anomalies_detected{anomaly_type}`). Trade
+checks run for every trade in a tight loop that allocates nothing for a passing trade.
 
 Trade checks (times are ns UTC):
 - trade_values: price and quantity parse as finite numbers > 0, else "invalid_value".
@@ -27,9 +28,8 @@ Bar checks:
 from __future__ import annotations
 
 import math
-from collections import deque
-
-import msgspec
+from collections import Counter, deque
+from collections.abc import Iterable
 
 from core.types import Bar, Trade
 
@@ -82,45 +82,31 @@ ANOMALY_TYPES: tuple[str, ...] = (
 _REL = 1e-9
 
 
-class CheckResult(msgspec.Struct, frozen=True, gc=False):
-    """One check's outcome; anomaly_type is set when an anomaly was seen (also for info checks)."""
+class QualityTally:
+    """What a batch of checks found: counts per check, anomalies per symbol, the symbols checked."""
 
-    check: str
-    passed: bool
-    anomaly_type: str | None = None
+    __slots__ = ("anomalies", "failed", "passed", "symbols")
 
-
-_PASSED: dict[str, CheckResult] = {}
-
-
-def _result(check: str, ok: bool, anomaly: str) -> CheckResult:
-    """Passing results are shared constants: checks run per trade, so allocation matters."""
-    if ok:
-        passed = _PASSED.get(check)
-        if passed is None:
-            passed = _PASSED[check] = CheckResult(check, True)
-        return passed
-    return CheckResult(check, False, anomaly)
-
-
-def _positive(text: str) -> float | None:
-    """The value of a decimal string if finite and > 0, else None."""
-    try:
-        value = float(text)
-    except ValueError:
-        return None
-    return value if math.isfinite(value) and value > 0 else None
+    def __init__(self) -> None:
+        self.passed: Counter[str] = Counter()
+        self.failed: Counter[str] = Counter()
+        self.anomalies: Counter[tuple[str, str, str]] = Counter()
+        self.symbols: set[tuple[str, str]] = set()
 
 
 class _SymbolQuality:
-    __slots__ = ("bar_close", "last_id", "last_price", "passed", "recent")
+    """A symbol's check state. The score window holds the last `window` results: `seen` counts every
+    result recorded and `failures` keeps the positions of the failed ones (failures are rare, so this
+    costs nothing per passing check)."""
 
-    def __init__(self, window: int) -> None:
+    __slots__ = ("bar_close", "failures", "last_id", "last_price", "seen")
+
+    def __init__(self) -> None:
         self.last_price: float | None = None
         self.last_id: int | None = None
         self.bar_close: dict[str, int] = {}
-        self.recent: deque[bool] = deque(maxlen=window)
-        self.passed = 0
+        self.seen = 0
+        self.failures: deque[int] = deque()
 
 
 class QualityMonitor:
@@ -148,69 +134,119 @@ class QualityMonitor:
     def _state(self, exchange: str, symbol: str) -> _SymbolQuality:
         state = self._symbols.get((exchange, symbol))
         if state is None:
-            state = self._symbols[(exchange, symbol)] = _SymbolQuality(self.window)
+            state = self._symbols[(exchange, symbol)] = _SymbolQuality()
         return state
 
-    def check_trade(self, trade: Trade) -> list[CheckResult]:
-        """Run the trade checks (see module doc) and record them in the symbol's score."""
-        state = self._state(trade.exchange, trade.symbol)
-        price = _positive(trade.price)
-        valid = price is not None and _positive(trade.quantity) is not None
-        lead = trade.ts_event - trade.ts_recv
-        results = [
-            _result(CHECK_TRADE_VALUES, valid, ANOMALY_INVALID_VALUE),
-            _result(CHECK_TRADE_TIMESTAMP, lead <= self.future_tolerance_ns, ANOMALY_FUTURE_TIMESTAMP),
-        ]
-        if not trade.backfilled:
-            results.append(_result(CHECK_TRADE_LATENCY, -lead <= self.max_latency_ns, ANOMALY_HIGH_LATENCY))
-            if price is not None and state.last_price is not None:
-                jump = abs(price / state.last_price - 1.0)
-                results.append(_result(CHECK_TRADE_PRICE_JUMP, jump <= self.spike_ratio, ANOMALY_PRICE_SPIKE))
-            if state.last_id is not None:
-                results.append(
-                    _result(CHECK_TRADE_ORDER, trade.trade_id > state.last_id, ANOMALY_OUT_OF_ORDER)
-                )
-            if price is not None:
+    def check_trades(self, trades: Iterable[Trade]) -> QualityTally:
+        """Run the trade checks (see module doc) over `trades` in order and record them in each symbol's
+        score."""
+        tally = QualityTally()
+        future, latency, spike = self.future_tolerance_ns, self.max_latency_ns, self.spike_ratio
+        trades_checked = live = jumps = orders = 0
+        exchange = symbol = ""
+        state = _SymbolQuality()
+        position = 0  # the current symbol's result count (state.seen while it is current)
+
+        def fail(check: str, anomaly: str, at: int) -> None:
+            tally.failed[check] += 1
+            tally.anomalies[(exchange, symbol, anomaly)] += 1
+            state.failures.append(at)
+
+        for trade in trades:
+            if trade.symbol != symbol or trade.exchange != exchange:
+                state.seen = position
+                exchange, symbol = trade.exchange, trade.symbol
+                state = self._state(exchange, symbol)
+                position = state.seen
+                tally.symbols.add((exchange, symbol))
+            trades_checked += 1
+            try:
+                price, quantity = float(trade.price), float(trade.quantity)
+            except ValueError:
+                price = quantity = math.nan
+            price_ok = 0.0 < price < math.inf  # False for NaN
+            if not (price_ok and 0.0 < quantity < math.inf):
+                fail(CHECK_TRADE_VALUES, ANOMALY_INVALID_VALUE, position)
+            lead = trade.ts_event - trade.ts_recv
+            if lead > future:
+                fail(CHECK_TRADE_TIMESTAMP, ANOMALY_FUTURE_TIMESTAMP, position + 1)
+            position += 2
+            if trade.backfilled:
+                continue
+            live += 1
+            if -lead > latency:
+                fail(CHECK_TRADE_LATENCY, ANOMALY_HIGH_LATENCY, position)
+            position += 1
+            last_price = state.last_price
+            if price_ok and last_price is not None:
+                jumps += 1
+                if abs(price / last_price - 1.0) > spike:
+                    fail(CHECK_TRADE_PRICE_JUMP, ANOMALY_PRICE_SPIKE, position)
+                position += 1
+            last_id = state.last_id
+            if last_id is not None:
+                orders += 1
+                if trade.trade_id <= last_id:
+                    fail(CHECK_TRADE_ORDER, ANOMALY_OUT_OF_ORDER, position)
+                position += 1
+            if price_ok:
                 state.last_price = price
-            if state.last_id is None or trade.trade_id > state.last_id:
+            if last_id is None or trade.trade_id > last_id:
                 state.last_id = trade.trade_id
-        self._record(state, results)
-        return results
+        state.seen = position
+        checked = {
+            CHECK_TRADE_VALUES: trades_checked,
+            CHECK_TRADE_TIMESTAMP: trades_checked,
+            CHECK_TRADE_LATENCY: live,
+            CHECK_TRADE_PRICE_JUMP: jumps,
+            CHECK_TRADE_ORDER: orders,
+        }
+        for check, count in checked.items():
+            if count > tally.failed[check]:
+                tally.passed[check] = count - tally.failed[check]
+        return tally
 
-    def check_bar(self, bar: Bar) -> list[CheckResult]:
-        """Run the bar checks (see module doc) and record them in the symbol's score."""
-        state = self._state(bar.exchange, bar.symbol)
-        o, h, lo, c = (float(x) for x in (bar.open, bar.high, bar.low, bar.close))
-        ohlc_ok = lo <= min(o, c) and max(o, c) <= h
-        parts = bar.buy_volume + bar.sell_volume
-        volume_ok = bar.volume > 0 and abs(bar.volume - parts) <= _REL * bar.volume
-        slack = _REL * abs(h)
-        results = [
-            _result(CHECK_BAR_OHLC, ohlc_ok, ANOMALY_OHLC),
-            _result(CHECK_BAR_VOLUME, volume_ok, ANOMALY_VOLUME),
-            _result(CHECK_BAR_TRADE_COUNT, bar.trade_count > 0, ANOMALY_EMPTY_BAR),
-            _result(CHECK_BAR_VWAP, lo - slack <= bar.vwap <= h + slack, ANOMALY_VWAP),
-        ]
-        previous = state.bar_close.get(bar.timeframe)
-        if previous is not None:
-            gap = bar.open_time > previous
-            results.append(CheckResult(CHECK_BAR_CONTINUITY, True, ANOMALY_MISSING_BARS if gap else None))
-        if previous is None or bar.close_time > previous:
-            state.bar_close[bar.timeframe] = bar.close_time
-        self._record(state, results)
-        return results
-
-    def _record(self, state: _SymbolQuality, results: list[CheckResult]) -> None:
-        recent = state.recent
-        for result in results:
-            if len(recent) == recent.maxlen and recent[0]:
-                state.passed -= 1
-            recent.append(result.passed)
-            state.passed += result.passed
+    def check_bars(self, bars: Iterable[Bar]) -> QualityTally:
+        """Run the bar checks (see module doc) and record them in each symbol's score."""
+        tally = QualityTally()
+        for bar in bars:
+            o, h, lo, c = (float(x) for x in (bar.open, bar.high, bar.low, bar.close))
+            parts = bar.buy_volume + bar.sell_volume
+            slack = _REL * abs(h)
+            outcomes = [
+                (CHECK_BAR_OHLC, lo <= min(o, c) and max(o, c) <= h, ANOMALY_OHLC),
+                (CHECK_BAR_VOLUME, bar.volume > 0 and abs(bar.volume - parts) <= _REL * bar.volume,
+                 ANOMALY_VOLUME),
+                (CHECK_BAR_TRADE_COUNT, bar.trade_count > 0, ANOMALY_EMPTY_BAR),
+                (CHECK_BAR_VWAP, lo - slack <= bar.vwap <= h + slack, ANOMALY_VWAP),
+            ]  # fmt: skip
+            state = self._state(bar.exchange, bar.symbol)
+            previous = state.bar_close.get(bar.timeframe)
+            if previous is not None:
+                tally.passed[CHECK_BAR_CONTINUITY] += 1  # info only: never a failure
+                if bar.open_time > previous:
+                    tally.anomalies[(bar.exchange, bar.symbol, ANOMALY_MISSING_BARS)] += 1
+                state.seen += 1
+            if previous is None or bar.close_time > previous:
+                state.bar_close[bar.timeframe] = bar.close_time
+            for check, passed, anomaly in outcomes:
+                if passed:
+                    tally.passed[check] += 1
+                else:
+                    tally.failed[check] += 1
+                    tally.anomalies[(bar.exchange, bar.symbol, anomaly)] += 1
+                    state.failures.append(state.seen)
+                state.seen += 1
+            tally.symbols.add((bar.exchange, bar.symbol))
+        return tally
 
     def score(self, exchange: str, symbol: str) -> float:
         """Share of passed checks among the last `window` for the symbol, 0..1 (1.0 if none yet)."""
         state = self._symbols.get((exchange, symbol))
-        if state is None or not state.recent:
+        if state is None or not state.seen:
             return 1.0
-        return state.passed / len(state.recent)
+        failures, oldest = state.failures, state.seen - self.window
+        while failures and failures[0] < oldest:
+            failures.popleft()
+        results = min(state.seen, self.window)
+        return (results - len(failures)) / results

@@ -41,10 +41,11 @@ async def test_insert_trades_returns_only_new(store: Store, metrics: PlatformMet
     assert [t.trade_id for t in new] == [6, 7]
     assert await store.insert_trades(first) == []
     assert await store.insert_trades([]) == []
-    assert metrics.registry.get_sample_value("db_rows_written_total", {"table": "trades"}) == 7
+    assert await store.insert_trades([make_trade(8), make_trade(8)]) == [make_trade(8)]  # within one batch
+    assert metrics.registry.get_sample_value("db_rows_written_total", {"table": "trades"}) == 8
     stored = await store.trades("binance", "BTC-USDT", limit=100)
-    assert [t.trade_id for t in stored] == [1, 2, 3, 4, 5, 6, 7]
-    assert stored[-1] == make_trade(7, side=Side.SELL)
+    assert [t.trade_id for t in stored] == [1, 2, 3, 4, 5, 6, 7, 8]
+    assert stored[-2] == make_trade(7, side=Side.SELL)
 
 
 async def test_trades_recent_oldest_first_and_since(store: Store) -> None:
