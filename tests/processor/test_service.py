@@ -33,7 +33,7 @@ async def test_a_redelivered_batch_is_applied_once_and_counted(
     )
     first = [make_trade(i) for i in range(1, 6)]
     await service.process([delivery(1, first)])
-    await service.process([delivery(2, first[2:] + [make_trade(6)])])  # 3, 4, 5 again, then 6
+    await service.process([delivery(2, [*first[2:], make_trade(6)])])  # 3, 4, 5 again, then 6
 
     sample = metrics.registry.get_sample_value
     assert sample("trades_processed_total", {"exchange": "binance"}) == 6
