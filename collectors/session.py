@@ -34,6 +34,7 @@ from monitoring.metrics import METRICS, PlatformMetrics
 T = TypeVar("T")
 _PREVIEW_CHARS = 200
 _STOP_PUBLISH_ATTEMPTS = 3
+MAX_FRAMES_PER_READ = 1000  # frames parsed, gap-checked and published as one batch (at most)
 
 
 class TradeSink(Protocol):
@@ -203,14 +204,23 @@ class CollectorSession:
         now_ns = self._clock.now_ns
         monotonic = self._monotonic
         while not self._stop.is_set():
-            frame = await ws.recv()
+            frames = await ws.recv_many(MAX_FRAMES_PER_READ)
             conn.last_rx = monotonic()
+            ts_recv = now_ns()
+            trades: list[Trade] = []
+            parsed = False
             try:
-                trades = parse(frame, now_ns())
-            except ParseError as exc:
-                self._on_parse_error(exc, frame)
-                continue
-            if not conn.data_flowed:
+                for frame in frames:
+                    try:
+                        trades += parse(frame, ts_recv)
+                    except ParseError as exc:
+                        self._on_parse_error(exc, frame)
+                        continue
+                    parsed = True
+            except ReconnectRequested:
+                await self._admit(trades)  # the trades before the announcement still count
+                raise
+            if parsed and not conn.data_flowed:
                 conn.data_flowed = True
                 backoff.reset()
             if trades:

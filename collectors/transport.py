@@ -31,8 +31,10 @@ class TransportClosed(ExchangeError):
 
 
 class WsConnection(Protocol):
-    async def recv(self) -> bytes | str:
-        """The next data frame; TransportClosed once the connection is closed."""
+    async def recv_many(self, limit: int) -> list[bytes | str]:
+        """The data frames that have arrived, oldest first: at least one (waiting for it) and at most
+        `limit`. TransportClosed once the connection is closed and every frame before that was read.
+        Reading in batches spreads the per-read cost of the event loop over every frame waiting."""
         ...
 
     async def send(self, text: str) -> None: ...
@@ -56,9 +58,10 @@ class _WebsocketsConnection:
     def __init__(self, ws: ClientConnection) -> None:
         self._ws = ws
 
-    async def recv(self) -> bytes | str:
+    async def recv_many(self, limit: int) -> list[bytes | str]:
+        """One frame per call: websockets does not expose the frames it has already buffered."""
         try:
-            return await self._ws.recv(decode=False)
+            return [await self._ws.recv(decode=False)]
         except ConnectionClosed as exc:
             code = exc.rcvd.code if exc.rcvd is not None else None
             reason = exc.rcvd.reason if exc.rcvd is not None else ""

@@ -1,6 +1,6 @@
 """A `WsConnector` on picows (a Cython websocket client, several times cheaper per frame than websockets).
 
-picows is callback-based: the listener copies each complete message into a deque that `recv()` drains.
+picows is callback-based: the listener copies each complete message into a deque that `recv_many()` drains.
 When more than `HIGH_WATER` messages wait, reading from the socket pauses until the reader catches up
 (so memory stays bounded and TCP pushes back on the exchange, as with `websockets`). Pings from the
 server are answered by picows itself; close frames are echoed, then the socket is closed.
@@ -76,15 +76,21 @@ class _PicowsConnection:
         self._listener = listener
         self._close_timeout = close_timeout
 
-    async def recv(self) -> bytes | str:
+    async def recv_many(self, limit: int) -> list[bytes | str]:
         listener = self._listener
+        messages = listener.messages
         while True:
-            if listener.messages:
-                message = listener.messages.popleft()
-                if listener.paused and len(listener.messages) <= LOW_WATER:
+            if messages:
+                batch: list[bytes | str]
+                if len(messages) <= limit:
+                    batch = list(messages)
+                    messages.clear()
+                else:
+                    batch = [messages.popleft() for _ in range(limit)]
+                if listener.paused and len(messages) <= LOW_WATER:
                     listener.paused = False
                     self._transport.underlying_transport.resume_reading()
-                return message
+                return batch
             if listener.disconnected:
                 code = listener.close_code
                 raise TransportClosed(f"websocket closed (code {code})", code, listener.close_reason)

@@ -17,7 +17,7 @@ import random
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
 
 from loguru import logger
 
@@ -47,6 +47,13 @@ CAUGHT_UP_SLACK_NS = NS_PER_SECOND
 # Retries are cheap while a circuit is open (refused locally), and each second of delay after a dependency
 # returns is a second of market data waiting: keep the ceiling low.
 MAX_RETRY_DELAY_S = 2.0
+
+
+class _Stored(NamedTuple):
+    """A read's deliveries and, of their trades, those the store did not have before."""
+
+    deliveries: Sequence[Delivery]
+    new_trades: list[Trade]
 
 
 class ProcessorService:
@@ -98,29 +105,60 @@ class ProcessorService:
         self._stopping.set()
 
     async def run(self) -> None:
+        """Two stages, so that the store's work on one batch overlaps the aggregation of the one before:
+        the store stage reads and stores trades; the apply stage aggregates, stores the bars and
+        acknowledges, in the order the batches were read. Symbols are warmed up with nothing in flight."""
         self._log.info("processor starting: timeframes {}", ",".join(self._timeframes))
         try:
             await self._retry("warm_up", self._warm_up_known_symbols)
-            while True:
-                stopping = self._stopping.is_set()
-                if stopping and not self._drain_on_stop:
-                    break
-                deliveries = await self._retry(
-                    "read",
-                    self._bus.read,
-                    self._consumer,
-                    max_count=self._read_batch,
-                    block_ms=1 if stopping else self._tick_ms,
-                )
-                if deliveries:
-                    await self.process(deliveries)
-                elif stopping:
-                    break
-                if self._caught_up(deliveries):
-                    await self.close_due()
+            stored: asyncio.Queue[_Stored | None] = asyncio.Queue(maxsize=1)
+            stages = [
+                asyncio.create_task(self._store_stage(stored), name="processor-store"),
+                asyncio.create_task(self._apply_stage(stored), name="processor-apply"),
+            ]
+            try:
+                await asyncio.wait(stages, return_when=asyncio.FIRST_EXCEPTION)
+            finally:
+                for stage in stages:
+                    stage.cancel()
+                outcomes = await asyncio.gather(*stages, return_exceptions=True)
+            for outcome in outcomes:
+                if isinstance(outcome, Exception):
+                    raise outcome
         except ShutdownAbandoned as exc:
             self._log.error("stopped with work unacknowledged (it stays on the bus): {}", exc)
         self._log.info("processor stopped after applying {} trades", self.trades_applied)
+
+    async def _store_stage(self, stored: asyncio.Queue[_Stored | None]) -> None:
+        while True:
+            stopping = self._stopping.is_set()
+            if stopping and not self._drain_on_stop:
+                break
+            deliveries = await self._retry(
+                "read",
+                self._bus.read,
+                self._consumer,
+                max_count=self._read_batch,
+                block_ms=1 if stopping else self._tick_ms,
+            )
+            if deliveries:
+                trades = [trade for delivery in deliveries for trade in delivery.trades]
+                fresh = self._unseen_symbols(trades)
+                if fresh:
+                    await stored.join()  # a warm-up reads the store and feeds the aggregator: drain first
+                await stored.put(await self._store_trades(deliveries, trades, fresh))
+            elif stopping:
+                break
+            else:
+                await stored.put(_Stored([], []))  # a tick: the apply stage may close bars on the clock
+        await stored.put(None)
+
+    async def _apply_stage(self, stored: asyncio.Queue[_Stored | None]) -> None:
+        while (item := await stored.get()) is not None:
+            try:
+                await self._apply_stored(item)
+            finally:
+                stored.task_done()
 
     def _caught_up(self, deliveries: Sequence[Delivery]) -> bool:
         """True when the bus is drained or what was just read is fresh: only then may the clock close
@@ -131,15 +169,30 @@ class ProcessorService:
         return newest is None or self._clock.now_ns() - newest <= self._grace_ns + CAUGHT_UP_SLACK_NS
 
     async def process(self, deliveries: Sequence[Delivery]) -> None:
-        """Store, aggregate and acknowledge one read's worth of deliveries."""
+        """Store, aggregate and acknowledge one read's worth of deliveries (both stages, in turn)."""
         trades = [trade for delivery in deliveries for trade in delivery.trades]
-        await self._warm_up_symbols(trades)
+        fresh = self._unseen_symbols(trades)
+        await self._apply_stored(await self._store_trades(deliveries, trades, fresh))
+
+    async def _store_trades(
+        self, deliveries: Sequence[Delivery], trades: list[Trade], fresh: dict[tuple[str, str], Trade]
+    ) -> _Stored:
+        """Warm up the `fresh` symbols (see _unseen_symbols), then store the trades."""
+        await self._warm_up_symbols(fresh)
         new_trades = await self._retry("insert_trades", self._store.insert_trades, trades)
         if len(new_trades) < len(trades):
             self._count_duplicates(trades, new_trades)
-        closed = self._apply(new_trades)
-        await self._retry("store_bars", self._persist, closed)
-        await self._retry("ack", self._bus.ack, deliveries)
+        return _Stored(deliveries, new_trades)
+
+    async def _apply_stored(self, stored: _Stored) -> None:
+        """Aggregate what was stored, store the bars it closed, acknowledge; then close bars on the clock
+        if the bus is caught up."""
+        if stored.deliveries:
+            closed = self._apply(stored.new_trades)
+            await self._retry("store_bars", self._persist, closed)
+            await self._retry("ack", self._bus.ack, stored.deliveries)
+        if self._caught_up(stored.deliveries):
+            await self.close_due()
 
     def _count_duplicates(self, trades: Sequence[Trade], new_trades: Sequence[Trade]) -> None:
         """Trades the store already had (a redelivery after a crash, a repeated backfill): counted and
@@ -244,12 +297,21 @@ class ProcessorService:
         for info in await self._store.symbols():
             await self._warm_up(info.exchange, info.symbol)
 
-    async def _warm_up_symbols(self, trades: Sequence[Trade]) -> None:
+    def _unseen_symbols(self, trades: Sequence[Trade]) -> dict[tuple[str, str], Trade]:
+        """The first trade of each symbol not warmed up yet."""
         fresh: dict[tuple[str, str], Trade] = {}
+        warm = self._warm
+        exchange = symbol = ""
         for trade in trades:
-            key = (trade.exchange, trade.symbol)
-            if key not in self._warm and key not in fresh:
+            if trade.symbol == symbol and trade.exchange == exchange:
+                continue  # runs of one symbol are the rule: one check per run
+            exchange, symbol = trade.exchange, trade.symbol
+            key = (exchange, symbol)
+            if key not in warm and key not in fresh:
                 fresh[key] = trade
+        return fresh
+
+    async def _warm_up_symbols(self, fresh: dict[tuple[str, str], Trade]) -> None:
         for (exchange, symbol), trade in fresh.items():
             base, _, quote = symbol.partition("-")
             info = SymbolInfo(exchange, symbol, trade.raw_symbol, base, quote)

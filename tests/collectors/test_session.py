@@ -8,6 +8,7 @@ exact price strings.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
@@ -18,7 +19,7 @@ from collectors.adapter import AdapterLimits
 from collectors.backfill import RestBackfiller, discover
 from collectors.exchanges.binance import BinanceAdapter
 from collectors.session import CollectorSession
-from collectors.transport import WebsocketsConnector, WsConnector
+from collectors.transport import TransportClosed, WebsocketsConnector, WsConnector
 from collectors.transport_picows import PicowsConnector
 from core.errors import BusError
 from core.types import Trade
@@ -179,7 +180,8 @@ async def test_stalled_stream_is_reconnected_by_the_watchdog(
     await eventually(lambda: len(sink.trades) > 20)
     sim.stall(1.0)
     await eventually(lambda: sample(metrics, "collector_errors_total", error_type="stale") >= 1)
-    assert sample(metrics, "websocket_reconnections_total") >= 1
+    # counted once the aborted connection's reader has noticed, a moment after the watchdog fired
+    await eventually(lambda: sample(metrics, "websocket_reconnections_total") >= 1)
     seen = len(sink.trades)
     await eventually(lambda: len(sink.trades) > seen + 100)
     await run.stop()
@@ -352,3 +354,56 @@ async def test_server_shutdown_makes_the_session_reconnect(
     assert sample(metrics, "exchange_connected") == 0
     await run.stop()
     assert sample(metrics, "collector_status") == 0
+
+
+class ScriptedConnector:
+    """A fake transport, because which frames share one read is up to timing on a real socket: the first
+    connection delivers `first_read` as one batch; every connection after that stays silent."""
+
+    def __init__(self, first_read: list[bytes]) -> None:
+        self.first_read = first_read
+        self.connections = 0
+
+    async def connect(self, url: str, limits: AdapterLimits) -> Any:
+        self.connections += 1
+        return _ScriptedConnection(self.first_read if self.connections == 1 else [])
+
+
+class _ScriptedConnection:
+    def __init__(self, frames: list[bytes]) -> None:
+        self.frames = frames
+        self.closed = asyncio.Event()
+
+    async def recv_many(self, limit: int) -> list[bytes | str]:
+        if self.frames:
+            batch, self.frames = list(self.frames), []
+            return batch
+        await self.closed.wait()
+        raise TransportClosed("closed")
+
+    async def send(self, text: str) -> None:
+        return None
+
+    async def close(self) -> None:
+        self.closed.set()
+
+    def abort(self) -> None:
+        self.closed.set()
+
+
+async def test_trades_read_with_a_server_shutdown_are_published_before_reconnecting(
+    start: Callable[..., Awaitable[Running]], metrics: PlatformMetrics
+) -> None:
+    def trade(trade_id: int) -> bytes:
+        event = {"e": "trade", "E": 1, "s": "BTCUSDT", "t": trade_id, "p": "100.5", "q": "0.25",
+                 "T": 1_700_000_000_000 + trade_id, "m": False, "M": True}  # fmt: skip
+        return json.dumps({"stream": "btcusdt@trade", "data": event}).encode()
+
+    shutdown = json.dumps({"stream": "!serverShutdown", "data": {"e": "serverShutdown", "E": 1}}).encode()
+    connector = ScriptedConnector([trade(7), trade(8), shutdown, trade(9)])
+    sink = RecordingSink()
+    run = await start(sink, connector=connector)
+    await eventually(lambda: connector.connections >= 2)
+    assert sink.ids("BTCUSDT") == [7, 8]  # 9 came after the announcement: the next connection's business
+    assert sample(metrics, "websocket_reconnections_total") >= 1
+    await run.stop()
