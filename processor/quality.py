@@ -79,6 +79,15 @@ ANOMALY_TYPES: tuple[str, ...] = (
     ANOMALY_MISSING_BARS,
 )
 
+TRADE_ANOMALIES: dict[str, str] = {
+    CHECK_TRADE_VALUES: ANOMALY_INVALID_VALUE,
+    CHECK_TRADE_TIMESTAMP: ANOMALY_FUTURE_TIMESTAMP,
+    CHECK_TRADE_LATENCY: ANOMALY_HIGH_LATENCY,
+    CHECK_TRADE_PRICE_JUMP: ANOMALY_PRICE_SPIKE,
+    CHECK_TRADE_ORDER: ANOMALY_OUT_OF_ORDER,
+}
+"""The anomaly each failed trade check reports."""
+
 _REL = 1e-9
 
 
@@ -146,14 +155,12 @@ class QualityMonitor:
         exchange = symbol = ""
         state = _SymbolQuality()
         position = 0  # the current symbol's result count (state.seen while it is current)
-
-        def fail(check: str, anomaly: str, at: int) -> None:
-            tally.failed[check] += 1
-            tally.anomalies[(exchange, symbol, anomaly)] += 1
-            state.failures.append(at)
+        failed_at: list[int] = []  # the current symbol's failures: positions and checks, tallied per run
+        failed_checks: list[str] = []
 
         for trade in trades:
             if trade.symbol != symbol or trade.exchange != exchange:
+                self._tally_failures(tally, exchange, symbol, state, failed_at, failed_checks)
                 state.seen = position
                 exchange, symbol = trade.exchange, trade.symbol
                 state = self._state(exchange, symbol)
@@ -166,33 +173,39 @@ class QualityMonitor:
                 price = quantity = math.nan
             price_ok = 0.0 < price < math.inf  # False for NaN
             if not (price_ok and 0.0 < quantity < math.inf):
-                fail(CHECK_TRADE_VALUES, ANOMALY_INVALID_VALUE, position)
+                failed_at.append(position)
+                failed_checks.append(CHECK_TRADE_VALUES)
             lead = trade.ts_event - trade.ts_recv
             if lead > future:
-                fail(CHECK_TRADE_TIMESTAMP, ANOMALY_FUTURE_TIMESTAMP, position + 1)
+                failed_at.append(position + 1)
+                failed_checks.append(CHECK_TRADE_TIMESTAMP)
             position += 2
             if trade.backfilled:
                 continue
             live += 1
             if -lead > latency:
-                fail(CHECK_TRADE_LATENCY, ANOMALY_HIGH_LATENCY, position)
+                failed_at.append(position)
+                failed_checks.append(CHECK_TRADE_LATENCY)
             position += 1
             last_price = state.last_price
             if price_ok and last_price is not None:
                 jumps += 1
                 if abs(price / last_price - 1.0) > spike:
-                    fail(CHECK_TRADE_PRICE_JUMP, ANOMALY_PRICE_SPIKE, position)
+                    failed_at.append(position)
+                    failed_checks.append(CHECK_TRADE_PRICE_JUMP)
                 position += 1
             last_id = state.last_id
             if last_id is not None:
                 orders += 1
                 if trade.trade_id <= last_id:
-                    fail(CHECK_TRADE_ORDER, ANOMALY_OUT_OF_ORDER, position)
+                    failed_at.append(position)
+                    failed_checks.append(CHECK_TRADE_ORDER)
                 position += 1
             if price_ok:
                 state.last_price = price
             if last_id is None or trade.trade_id > last_id:
                 state.last_id = trade.trade_id
+        self._tally_failures(tally, exchange, symbol, state, failed_at, failed_checks)
         state.seen = position
         checked = {
             CHECK_TRADE_VALUES: trades_checked,
@@ -205,6 +218,25 @@ class QualityMonitor:
             if count > tally.failed[check]:
                 tally.passed[check] = count - tally.failed[check]
         return tally
+
+    @staticmethod
+    def _tally_failures(
+        tally: QualityTally,
+        exchange: str,
+        symbol: str,
+        state: _SymbolQuality,
+        failed_at: list[int],
+        failed_checks: list[str],
+    ) -> None:
+        """Move one run of a symbol's failures into its score window and the tally; clears both lists."""
+        if not failed_at:
+            return
+        state.failures.extend(failed_at)
+        for check, count in Counter(failed_checks).items():
+            tally.failed[check] += count
+            tally.anomalies[(exchange, symbol, TRADE_ANOMALIES[check])] += count
+        failed_at.clear()
+        failed_checks.clear()
 
     def check_bars(self, bars: Iterable[Bar]) -> QualityTally:
         """Run the bar checks (see module doc) and record them in each symbol's score."""
