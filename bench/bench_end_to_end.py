@@ -86,6 +86,7 @@ class CpuMeter:
         self.groups: dict[str, Callable[[], list[int]]] = {}
         self._start: dict[str, float] = {}
         self.started = False
+        self.notes: list[str] = []
         self.spent: dict[str, float] = {}
 
     def add(self, name: str, pids: Callable[[], list[int]]) -> None:
@@ -105,7 +106,7 @@ class CpuMeter:
     def report(self, trades: float) -> str:
         parts = [f"{name} {seconds / trades * 1e6:.1f}" for name, seconds in self.spent.items()]
         total = sum(self.spent.values()) / trades * 1e6
-        return f"CPU us per trade: {', '.join(parts)}; total {total:.1f}"
+        return "; ".join([f"CPU us per trade: {', '.join(parts)}; total {total:.1f}", *self.notes])
 
 
 def cpu_seconds(pid: int) -> float:
@@ -185,6 +186,11 @@ def rate_until(
         time.sleep(0.1)  # a scrape costs the daemon a few ms of CPU: poll gently
     meter.stop()
     elapsed = time.monotonic() - first
+    inserts = metric(stored_port, 'db_query_duration_seconds_count{operation="insert_trades"}')
+    seconds = metric(stored_port, 'db_query_duration_seconds_sum{operation="insert_trades"}')
+    if inserts:
+        each = seconds / inserts * 1000
+        meter.notes.append(f"{inserts:.0f} trade inserts of {total / inserts:.0f} trades, {each:.1f} ms each")
     return total / elapsed, elapsed
 
 

@@ -169,6 +169,7 @@ def _processor(
         grace_ns=int(settings.grace_seconds * NS_PER_SECOND),
         consumer=settings.consumer,
         read_batch=settings.read_batch,
+        store_batch=settings.store_batch,
         tick_interval=settings.tick_interval,
         drain_on_stop=settings.redis_url is None,  # an in-process bus dies with the process: drain it
     )

@@ -16,7 +16,7 @@ import asyncio
 import random
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from typing import NamedTuple, TypeVar
 
 from loguru import logger
@@ -49,6 +49,20 @@ CAUGHT_UP_SLACK_NS = NS_PER_SECOND
 MAX_RETRY_DELAY_S = 2.0
 
 
+def batches(deliveries: Sequence[Delivery], max_trades: int) -> Iterator[Sequence[Delivery]]:
+    """Consecutive groups of whole deliveries, each with at most `max_trades` trades (a larger delivery
+    alone): a read of hundreds of thousands of trades is stored and applied in pipelined steps."""
+    start, count = 0, 0
+    for end, delivery in enumerate(deliveries):
+        size = len(delivery.trades)
+        if count and count + size > max_trades:
+            yield deliveries[start:end]
+            start, count = end, 0
+        count += size
+    if start < len(deliveries):
+        yield deliveries[start:]
+
+
 class _Stored(NamedTuple):
     """A read's deliveries and, of their trades, those the store did not have before."""
 
@@ -69,6 +83,7 @@ class ProcessorService:
         grace_ns: int,
         consumer: str = "processor-1",
         read_batch: int = 200,
+        store_batch: int = 20_000,
         tick_interval: float = 0.5,
         drain_on_stop: bool = False,
         stop_timeout: float = 6.0,
@@ -82,6 +97,7 @@ class ProcessorService:
         self._grace_ns = grace_ns
         self._consumer = consumer
         self._read_batch = read_batch
+        self._store_batch = store_batch
         self._tick_ms = max(1, int(tick_interval * 1000))
         self._metrics = metrics
         self._clock = clock or SystemClock()
@@ -142,11 +158,12 @@ class ProcessorService:
                 block_ms=1 if stopping else self._tick_ms,
             )
             if deliveries:
-                trades = [trade for delivery in deliveries for trade in delivery.trades]
-                fresh = self._unseen_symbols(trades)
-                if fresh:
-                    await stored.join()  # a warm-up reads the store and feeds the aggregator: drain first
-                await stored.put(await self._store_trades(deliveries, trades, fresh))
+                for group in batches(deliveries, self._store_batch):
+                    trades = [trade for delivery in group for trade in delivery.trades]
+                    fresh = self._unseen_symbols(trades)
+                    if fresh:
+                        await stored.join()  # a warm-up reads the store and feeds the aggregator: drain first
+                    await stored.put(await self._store_trades(group, trades, fresh))
             elif stopping:
                 break
             else:

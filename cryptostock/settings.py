@@ -73,6 +73,7 @@ class ProcessorSettings(CommonSettings):
     shard_count: int = Field(default=1, ge=1)
     tick_interval: float = Field(default=0.5, gt=0)
     read_batch: int = Field(default=200, ge=1)
+    store_batch: int = Field(default=20_000, ge=1)
 
     @field_validator("timeframes", mode="before")
     @classmethod

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from core.types import Delivery, Trade
-from cryptostock.processing import ProcessorService
+from cryptostock.processing import ProcessorService, batches
 from monitoring.metrics import PlatformMetrics
 from storage.memory_bus import InProcessBus
 from storage.memory_cache import MemoryCache
@@ -44,3 +44,12 @@ async def test_a_redelivered_batch_is_applied_once_and_counted(
     open_bars = service._aggregator.open_bars()
     assert [b.trade_count for b in open_bars] == [6]
     await store.close()
+
+
+def test_batches_group_whole_deliveries_up_to_a_trade_count() -> None:
+    sizes = [3, 4, 2, 9, 1, 1]
+    deliveries = [delivery(n, [make_trade(n * 100 + i) for i in range(size)]) for n, size in enumerate(sizes)]
+    groups = list(batches(deliveries, 7))
+    assert [[len(d.trades) for d in group] for group in groups] == [[3, 4], [2], [9], [1, 1]]
+    assert [d for group in groups for d in group] == deliveries
+    assert list(batches([], 7)) == []
