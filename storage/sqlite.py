@@ -56,6 +56,7 @@ SQL_TEMP_TRADES = """CREATE TEMP TABLE IF NOT EXISTS trades_in (
     exchange TEXT, symbol TEXT, raw_symbol TEXT, trade_id INTEGER, price TEXT, quantity TEXT, side TEXT,
     ts_event INTEGER, ts_recv INTEGER, backfilled INTEGER)"""
 SQL_STAGE_TRADES = f"INSERT INTO temp.trades_in ({_TRADE_COLS}) VALUES ({_TRADE_MARKS})"
+SQL_INSERT_NEW_TRADES = f"INSERT INTO trades ({_TRADE_COLS}) VALUES ({_TRADE_MARKS})"
 # "WHERE true" resolves SQLite's parsing ambiguity between a SELECT's join and the ON CONFLICT clause.
 SQL_INSERT_TRADES = f"""INSERT INTO trades ({_TRADE_COLS})
     SELECT {_TRADE_COLS} FROM temp.trades_in WHERE true ORDER BY rowid
@@ -244,14 +245,24 @@ class SQLiteStore:
             return []
         rows = [trade_row(t) for t in trades]
 
-        def insert(conn: sqlite3.Connection) -> list[TradeKey]:
+        def insert(conn: sqlite3.Connection) -> list[TradeKey] | None:
+            """None when every trade was new, else the keys of those that were (as in PostgresStore)."""
             with _transaction(conn):
+                conn.execute("SAVEPOINT plain_insert")
+                try:
+                    conn.executemany(SQL_INSERT_NEW_TRADES, rows)
+                    return None
+                except sqlite3.IntegrityError:
+                    conn.execute("ROLLBACK TO plain_insert")
+                finally:
+                    conn.execute("RELEASE plain_insert")
                 conn.executemany(SQL_STAGE_TRADES, rows)
                 keys = conn.execute(SQL_INSERT_TRADES).fetchall()
                 conn.execute("DELETE FROM temp.trades_in")
             return keys
 
-        new = new_in_order(trades, await self._write("insert_trades", insert))
+        inserted = await self._write("insert_trades", insert)
+        new = list(trades) if inserted is None else new_in_order(trades, inserted)
         self._metrics.db_rows_written.labels("trades").inc(len(new))
         return new
 
