@@ -3,8 +3,10 @@
 Per connection (symbols are split over several when they exceed the adapter's stream limit):
 connect with the adapter's URL and subscribe messages (so every reconnect resubscribes), read frames,
 parse them with the adapter, check trade ids with a shared `GapTracker`, repair gaps over REST before
-publishing the newer trade, publish to the sink per frame. A watchdog closes the connection when no
-frame arrived for `stale_timeout` seconds, before the exchange's connection-age cut-off, or on stop().
+publishing the newer trade, publish to the sink per batch of frames read. A watchdog closes the
+connection when no frame arrived for `stale_timeout` seconds, or on stop(). Before the exchange's
+connection-age cut-off it opens a successor on the same symbols and closes the old connection only once
+the successor receives data (make before break: no gap to backfill; the overlap's duplicates are dropped).
 Failed connects back off exponentially with jitter; the backoff resets once data flows.
 Gaps that could not be repaired stay pending and are retried in the background with backoff.
 """
@@ -44,9 +46,13 @@ class TradeSink(Protocol):
 
 
 class _Connection:
-    """Per-connection state shared by its reader and its watchdog (times from `monotonic`, seconds)."""
+    """Per-connection state shared by its reader and its watchdog (times from `monotonic`, seconds).
 
-    def __init__(self, index: int, raw_symbols: list[str]) -> None:
+    A connection that reaches its maximum age starts a successor on the same symbols and keeps reading
+    until the successor receives data (make before break): `successor_flowing` is the event the
+    successor sets then (`announce` on the successor's side)."""
+
+    def __init__(self, index: int, raw_symbols: list[str], announce: asyncio.Event | None = None) -> None:
         self.index = index
         self.raw_symbols = raw_symbols
         self.opened_at = 0.0
@@ -54,6 +60,8 @@ class _Connection:
         self.busy = False  # reader is publishing or backfilling, not waiting on the exchange
         self.data_flowed = False
         self.reason = ""
+        self.announce = announce
+        self.successor_flowing: asyncio.Event | None = None
 
 
 class CollectorSession:
@@ -105,6 +113,7 @@ class CollectorSession:
         self._sleep = sleep
         self._monotonic = monotonic
         self._stop = asyncio.Event()
+        self._group: asyncio.TaskGroup | None = None
         self._tracker = GapTracker()
         per_conn = max(adapter.limits.max_streams_per_connection // adapter.streams_per_symbol(), 1)
         self._connections = [
@@ -133,6 +142,7 @@ class CollectorSession:
         )
         try:
             async with asyncio.TaskGroup() as group:
+                self._group = group
                 for conn in self._connections:
                     group.create_task(self._connection_loop(conn))
                 group.create_task(self._gap_retry_loop())
@@ -161,9 +171,20 @@ class CollectorSession:
             if self._stop.is_set():
                 break
             self._metrics.reconnected()
-            delay = 0.0 if reason == "max_age" else backoff.next_delay()
+            if conn.successor_flowing is not None:
+                return  # the successor started at the maximum age owns these symbols now
+            delay = backoff.next_delay()
             self._log.info("reconnecting connection {} ({}) in {:.2f}s", conn.index, reason, delay)
             await self._pause(delay)
+
+    def _start_successor(self, conn: _Connection) -> asyncio.Event:
+        """A new connection on `conn`'s symbols; the event is set once data flows on it. Trades that
+        arrive on both while they overlap are dropped by the gap tracker as duplicates."""
+        flowing = asyncio.Event()
+        successor = _Connection(conn.index, conn.raw_symbols, announce=flowing)
+        assert self._group is not None  # run() is running: the watchdog only exists inside it
+        self._group.create_task(self._connection_loop(successor), name=f"connection-{conn.index}")
+        return flowing
 
     async def _connect_and_read(self, conn: _Connection, backoff: Backoff) -> str:
         url = self._adapter.ws_url(self._ws_base_url, conn.raw_symbols)
@@ -223,6 +244,9 @@ class CollectorSession:
             if parsed and not conn.data_flowed:
                 conn.data_flowed = True
                 backoff.reset()
+                if conn.announce is not None:
+                    conn.announce.set()
+                    conn.announce = None
             if trades:
                 conn.busy = True
                 try:
@@ -244,12 +268,18 @@ class CollectorSession:
                 ws.abort()
                 return
             if now - conn.opened_at >= self._max_age:
-                conn.reason = "max_age"
-                self._log.info(
-                    "connection {} reached {:.0f}s, reconnecting proactively", conn.index, self._max_age
-                )
-                await self._close(ws)
-                return
+                if conn.successor_flowing is None:
+                    self._log.info(
+                        "connection {} reached {:.0f}s: opening its successor before closing it",
+                        conn.index,
+                        self._max_age,
+                    )
+                    conn.successor_flowing = self._start_successor(conn)
+                elif conn.successor_flowing.is_set():  # a tick after the successor's first data
+                    conn.reason = "max_age"
+                    self._log.info("connection {}: successor receiving, closing this one", conn.index)
+                    await self._close(ws)
+                    return
         conn.reason = "stop"
         await self._close(ws)
 

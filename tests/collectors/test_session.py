@@ -273,13 +273,24 @@ async def test_proactive_reconnect_before_the_connection_age_limit(
     start: Callable[..., Awaitable[Running]], sim: BinanceSimulator, metrics: PlatformMetrics, transport: str
 ) -> None:
     sink = RecordingSink()
+    open_at_once: list[int] = []
+
+    async def watch_connections() -> None:
+        while True:
+            open_at_once.append(sim.connection_count)
+            await asyncio.sleep(0.005)
+
+    watcher = asyncio.create_task(watch_connections())
     run = await start(sink, max_connection_age=0.3, connector=CONNECTORS[transport]())
     await eventually(lambda: sample(metrics, "websocket_reconnections_total") >= 3)
     seen = len(sink.trades)
     await eventually(lambda: len(sink.trades) > seen + 20)
     await run.stop()
+    watcher.cancel()
+    assert max(open_at_once) == 2, "the successor opens before the old connection closes"
     assert sample(metrics, "collector_errors_total", error_type="connection_lost") == 0
     assert sample(metrics, "collector_errors_total", error_type="stale") == 0
+    assert sample(metrics, "trades_duplicate_total", symbol="BTC-USDT") > 0  # both delivered, one kept
     for symbol in SYMBOLS:
         assert_complete(sink, sim, symbol)
 
