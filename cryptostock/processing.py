@@ -44,6 +44,7 @@ WARM_UP_BARS = 1000
 MAX_WARM_UP_NS = 2 * 86400 * NS_PER_SECOND
 WARM_UP_PAGE = 10_000
 CAUGHT_UP_SLACK_NS = NS_PER_SECOND
+STORE_AHEAD = 2  # batches being stored while the apply stage works on an earlier one
 # Retries are cheap while a circuit is open (refused locally), and each second of delay after a dependency
 # returns is a second of market data waiting: keep the ceiling low.
 MAX_RETRY_DELAY_S = 2.0
@@ -98,6 +99,7 @@ class ProcessorService:
         self._consumer = consumer
         self._read_batch = read_batch
         self._store_batch = store_batch
+        self._storing: set[asyncio.Task[_Stored]] = set()
         self._tick_ms = max(1, int(tick_interval * 1000))
         self._metrics = metrics
         self._clock = clock or SystemClock()
@@ -121,13 +123,14 @@ class ProcessorService:
         self._stopping.set()
 
     async def run(self) -> None:
-        """Two stages, so that the store's work on one batch overlaps the aggregation of the one before:
-        the store stage reads and stores trades; the apply stage aggregates, stores the bars and
-        acknowledges, in the order the batches were read. Symbols are warmed up with nothing in flight."""
+        """Two stages, so that the store's work overlaps aggregation: the store stage reads batches and
+        starts storing their trades (up to STORE_AHEAD batches ahead, each on its own connection); the
+        apply stage takes the batches in read order, waits for each to be stored, aggregates, stores the
+        bars and acknowledges. Symbols are warmed up with nothing in flight."""
         self._log.info("processor starting: timeframes {}", ",".join(self._timeframes))
         try:
             await self._retry("warm_up", self._warm_up_known_symbols)
-            stored: asyncio.Queue[_Stored | None] = asyncio.Queue(maxsize=1)
+            stored: asyncio.Queue[asyncio.Future[_Stored] | None] = asyncio.Queue(maxsize=STORE_AHEAD)
             stages = [
                 asyncio.create_task(self._store_stage(stored), name="processor-store"),
                 asyncio.create_task(self._apply_stage(stored), name="processor-apply"),
@@ -135,9 +138,10 @@ class ProcessorService:
             try:
                 await asyncio.wait(stages, return_when=asyncio.FIRST_EXCEPTION)
             finally:
-                for stage in stages:
-                    stage.cancel()
-                outcomes = await asyncio.gather(*stages, return_exceptions=True)
+                in_flight = [*stages, *self._storing]
+                for task in in_flight:
+                    task.cancel()
+                outcomes = await asyncio.gather(*in_flight, return_exceptions=True)
             for outcome in outcomes:
                 if isinstance(outcome, Exception):
                     raise outcome
@@ -145,7 +149,7 @@ class ProcessorService:
             self._log.error("stopped with work unacknowledged (it stays on the bus): {}", exc)
         self._log.info("processor stopped after applying {} trades", self.trades_applied)
 
-    async def _store_stage(self, stored: asyncio.Queue[_Stored | None]) -> None:
+    async def _store_stage(self, stored: asyncio.Queue[asyncio.Future[_Stored] | None]) -> None:
         while True:
             stopping = self._stopping.is_set()
             if stopping and not self._drain_on_stop:
@@ -163,17 +167,26 @@ class ProcessorService:
                     fresh = self._unseen_symbols(trades)
                     if fresh:
                         await stored.join()  # a warm-up reads the store and feeds the aggregator: drain first
-                    await stored.put(await self._store_trades(group, trades, fresh))
+                        await self._warm_up_symbols(fresh)
+                    await stored.put(self._start_storing(group, trades))
             elif stopping:
                 break
-            else:
-                await stored.put(_Stored([], []))  # a tick: the apply stage may close bars on the clock
+            else:  # a tick: the apply stage may close bars on the clock
+                tick = asyncio.get_running_loop().create_future()
+                tick.set_result(_Stored([], []))
+                await stored.put(tick)
         await stored.put(None)
 
-    async def _apply_stage(self, stored: asyncio.Queue[_Stored | None]) -> None:
+    def _start_storing(self, deliveries: Sequence[Delivery], trades: list[Trade]) -> asyncio.Task[_Stored]:
+        task = asyncio.create_task(self._store_trades(deliveries, trades), name="processor-insert")
+        self._storing.add(task)
+        task.add_done_callback(self._storing.discard)
+        return task
+
+    async def _apply_stage(self, stored: asyncio.Queue[asyncio.Future[_Stored] | None]) -> None:
         while (item := await stored.get()) is not None:
             try:
-                await self._apply_stored(item)
+                await self._apply_stored(await item)
             finally:
                 stored.task_done()
 
@@ -188,14 +201,10 @@ class ProcessorService:
     async def process(self, deliveries: Sequence[Delivery]) -> None:
         """Store, aggregate and acknowledge one read's worth of deliveries (both stages, in turn)."""
         trades = [trade for delivery in deliveries for trade in delivery.trades]
-        fresh = self._unseen_symbols(trades)
-        await self._apply_stored(await self._store_trades(deliveries, trades, fresh))
+        await self._warm_up_symbols(self._unseen_symbols(trades))
+        await self._apply_stored(await self._store_trades(deliveries, trades))
 
-    async def _store_trades(
-        self, deliveries: Sequence[Delivery], trades: list[Trade], fresh: dict[tuple[str, str], Trade]
-    ) -> _Stored:
-        """Warm up the `fresh` symbols (see _unseen_symbols), then store the trades."""
-        await self._warm_up_symbols(fresh)
+    async def _store_trades(self, deliveries: Sequence[Delivery], trades: list[Trade]) -> _Stored:
         new_trades = await self._retry("insert_trades", self._store.insert_trades, trades)
         if len(new_trades) < len(trades):
             self._count_duplicates(trades, new_trades)
