@@ -65,11 +65,19 @@ _BAR_READ = ", ".join(f"{c}::text" if c in PRICE_BAR_FIELDS else c for c in BAR_
 _BAR_MARKS = ", ".join(f"${i}" for i in range(1, len(BAR_COLUMNS) + 1))
 _BAR_UPDATES = ", ".join(f"{c} = excluded.{c}" for c in BAR_COLUMNS if c not in BAR_KEY_COLUMNS)
 
-# Prices stay text in the staging table: the server parses numeric faster than the client encodes it.
+# The staging table takes prices as text and times as integer ns: the server parses numeric and converts
+# times faster than the client encodes them (about 0.5 us of client CPU per trade saved on the times).
 SQL_TEMP_TRADES = """CREATE TEMP TABLE IF NOT EXISTS trades_in (
     exchange text, symbol text, raw_symbol text, trade_id bigint, price text, quantity text,
-    side text, ts_event timestamptz, ts_recv timestamptz, backfilled boolean) ON COMMIT DELETE ROWS"""
-_TRADE_STAGED = ", ".join(f"{c}::numeric" if c in ("price", "quantity") else c for c in TRADE_COLUMNS)
+    side text, ts_event bigint, ts_recv bigint, backfilled boolean) ON COMMIT DELETE ROWS"""
+_STAGED_AS = {
+    "price": "price::numeric",
+    "quantity": "quantity::numeric",
+    # ns -> timestamptz at microsecond precision, truncated like the codec (times are positive)
+    "ts_event": "'epoch'::timestamptz + (ts_event / 1000) * interval '1 microsecond'",
+    "ts_recv": "'epoch'::timestamptz + (ts_recv / 1000) * interval '1 microsecond'",
+}
+_TRADE_STAGED = ", ".join(_STAGED_AS.get(c, c) for c in TRADE_COLUMNS)
 SQL_INSERT_TRADES = f"INSERT INTO trades ({_TRADE_COLS}) SELECT {_TRADE_STAGED} FROM trades_in"
 SQL_INSERT_NEW_TRADES = f"""{SQL_INSERT_TRADES}
     ON CONFLICT DO NOTHING RETURNING exchange, symbol, trade_id, ts_event"""
