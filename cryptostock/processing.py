@@ -124,9 +124,10 @@ class ProcessorService:
 
     async def run(self) -> None:
         """Two stages, so that the store's work overlaps aggregation: the store stage reads batches and
-        starts storing their trades (up to STORE_AHEAD batches ahead, each on its own connection); the
-        apply stage takes the batches in read order, waits for each to be stored, aggregates, stores the
-        bars and acknowledges. Symbols are warmed up with nothing in flight."""
+        starts storing their trades, each on its own pooled connection, and queues them (at most
+        STORE_AHEAD waiting, so at most STORE_AHEAD + 2 inserts run at once); the apply stage takes the
+        batches in read order, waits for each to be stored, aggregates, stores the bars and acknowledges.
+        Symbols are warmed up with nothing in flight."""
         self._log.info("processor starting: timeframes {}", ",".join(self._timeframes))
         try:
             await self._retry("warm_up", self._warm_up_known_symbols)
