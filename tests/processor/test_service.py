@@ -3,14 +3,20 @@ stored and applied once, and the repeat is counted, not silently dropped."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 from pathlib import Path
 
+from core.timeframes import NS_PER_SECOND
 from core.types import Delivery, Trade
 from cryptostock.processing import ProcessorService, batches
 from monitoring.metrics import PlatformMetrics
+from processor.bars import BarAggregator
 from storage.memory_bus import InProcessBus
 from storage.memory_cache import MemoryCache
 from storage.sqlite import SQLiteStore
+from tests.processor.test_bars_pandas import random_trades
+from tests.processor.test_restart import assert_same_bar
 from tests.storage.conftest import make_trade
 
 
@@ -53,3 +59,48 @@ def test_batches_group_whole_deliveries_up_to_a_trade_count() -> None:
     assert [[len(d.trades) for d in group] for group in groups] == [[3, 4], [2], [9], [1, 1]]
     assert [d for group in groups for d in group] == deliveries
     assert list(batches([], 7)) == []
+
+
+async def test_many_batches_in_flight_are_applied_in_read_order(
+    tmp_path: Path, metrics: PlatformMetrics
+) -> None:
+    """Small reads and store groups keep several inserts in flight at once; the bars stored must be
+    exactly those of one aggregator fed the trades in bus order."""
+    trades = random_trades(6000, seed=3)  # hours of trades, received long ago: bars close by event time
+    timeframes, grace = ("1m", "5m"), 2 * NS_PER_SECOND
+    store = SQLiteStore(tmp_path / "db.sqlite", metrics=metrics)
+    await store.migrate()
+    bus = InProcessBus(metrics=metrics)
+    for start in range(0, len(trades), 37):
+        await bus.publish(trades[start : start + 37])
+    service = ProcessorService(
+        bus, store, MemoryCache(metrics=metrics), timeframes=timeframes, grace_ns=grace,
+        read_batch=20, store_batch=150, drain_on_stop=True, metrics=metrics,
+    )  # fmt: skip
+    running = asyncio.create_task(service.run())
+    deadline = time.monotonic() + 30
+    while service.trades_applied < len(trades):
+        assert time.monotonic() < deadline, f"applied {service.trades_applied} of {len(trades)}"
+        await asyncio.sleep(0.05)
+    service.stop()
+    await asyncio.wait_for(running, 10)
+
+    aggregator = BarAggregator(timeframes, grace)
+    # once the bus is drained the clock closes the open bars too (the trades are old)
+    closed = aggregator.add_many(trades).closed + aggregator.close_due(time.time_ns())
+    expected = {(b.timeframe, b.open_time): b for b in closed}
+    stored = {}
+    for timeframe in timeframes:
+        for item in await store.bars("binance", "BTC-USDT", timeframe, limit=10_000):
+            stored[(timeframe, item.bar.open_time)] = item.bar
+    assert stored.keys() == expected.keys()
+    for key, bar in expected.items():
+        assert_same_bar(stored[key], bar)
+    assert len(await store.trades("binance", "BTC-USDT", limit=10_000)) == len(trades)
+    assert metrics.registry.get_sample_value(
+        "late_trades_total", {"exchange": "binance", "symbol": "BTC-USDT"}
+    ) in (
+        None,
+        0.0,
+    )
+    await store.close()
