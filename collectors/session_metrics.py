@@ -130,8 +130,12 @@ class SessionMetrics:
 
     def published(self, trades: Sequence[Trade]) -> None:
         latest_live: Trade | None = None
+        symbol = ""
+        counters: _SymbolCounters | None = None
         for trade in trades:
-            counters = self._counters(trade)
+            if trade.symbol != symbol or counters is None:  # runs of one symbol: one lookup per run
+                symbol = trade.symbol
+                counters = self._counters(trade)
             counters.received += 1
             if trade.ts_event > counters.last_ts:
                 counters.last_ts = trade.ts_event

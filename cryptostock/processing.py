@@ -17,6 +17,7 @@ import random
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
+from operator import attrgetter
 from typing import NamedTuple, TypeVar
 
 from loguru import logger
@@ -254,7 +255,7 @@ class ProcessorService:
                 exchange=exchange,
                 symbol=symbol,
             )
-        for exchange, count in Counter(trade.exchange for trade in trades).items():
+        for exchange, count in Counter(map(attrgetter("exchange"), trades)).items():
             self._metrics.trades_processed.labels(exchange).inc(count)
         self.trades_applied += len(trades)
         return self._finish(result.closed)

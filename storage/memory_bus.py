@@ -60,8 +60,13 @@ class InProcessBus:
 
     def _enqueue(self, trades: Sequence[Trade]) -> None:
         groups: dict[tuple[str, str], list[Trade]] = {}
+        exchange = symbol = ""
+        group: list[Trade] = []
         for t in trades:
-            groups.setdefault((t.exchange, t.symbol), []).append(t)
+            if t.symbol != symbol or t.exchange != exchange:  # runs of one symbol: one lookup per run
+                exchange, symbol = t.exchange, t.symbol
+                group = groups.setdefault((exchange, symbol), [])
+            group.append(t)
         for (exchange, symbol), group in groups.items():
             stream = f"{STREAM_PREFIX}:{exchange}:{symbol}"
             self._queue.append(Delivery(stream=stream, delivery_id=str(next(self._ids)), trades=group))

@@ -85,15 +85,16 @@ class StreamPublisher:
             start += len(chunk)
 
     def _buffer(self, trades: Sequence[Trade]) -> None:
+        exchange = symbol = ""
+        buf: list[Trade] = []
         for t in trades:
-            key = self._keys.get((t.exchange, t.symbol))
-            if key is None:
-                key = self._keys[(t.exchange, t.symbol)] = f"{self._prefix}:{t.exchange}:{t.symbol}"
-            buf = self._buffers.get(key)
-            if buf is None:
-                self._buffers[key] = [t]
-            else:
-                buf.append(t)
+            if t.symbol != symbol or t.exchange != exchange:  # runs of one symbol: one lookup per run
+                exchange, symbol = t.exchange, t.symbol
+                key = self._keys.get((exchange, symbol))
+                if key is None:
+                    key = self._keys[(exchange, symbol)] = f"{self._prefix}:{exchange}:{symbol}"
+                buf = self._buffers.setdefault(key, [])
+            buf.append(t)
         self.buffered += len(trades)
         self._drained.clear()
         self._wake.set()
