@@ -49,7 +49,7 @@ class _Connection:
     """Per-connection state shared by its reader and its watchdog (times from `monotonic`, seconds).
 
     A connection that reaches its maximum age starts a successor on the same symbols and keeps reading
-    until the successor receives data (make before break): `successor_flowing` is the event the
+    until the successor receives trades (make before break): `successor_flowing` is the event the
     successor sets then (`announce` on the successor's side)."""
 
     def __init__(self, index: int, raw_symbols: list[str], announce: asyncio.Event | None = None) -> None:
@@ -244,9 +244,9 @@ class CollectorSession:
             if parsed and not conn.data_flowed:
                 conn.data_flowed = True
                 backoff.reset()
-                if conn.announce is not None:
-                    conn.announce.set()
-                    conn.announce = None
+            if trades and conn.announce is not None:  # trades, not just an acknowledgement, flow here
+                conn.announce.set()
+                conn.announce = None
             if trades:
                 conn.busy = True
                 try:
