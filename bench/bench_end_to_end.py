@@ -220,6 +220,11 @@ def embedded(csv: Path, rows: int, tmp: Path, ws_client: str) -> None:
     )
 
 
+def sim_urls(sim_port: int) -> tuple[str, ...]:
+    """Flags pointing a collector (or `run`) at the simulator on `sim_port`."""
+    return ("--ws-url", f"ws://127.0.0.1:{sim_port}", "--rest-url", f"http://127.0.0.1:{sim_port}")
+
+
 def pipeline(csv: Path, rows: int, tmp: Path, ws_client: str) -> None:
     """The simulator in its own process; collector, processor and API in one (`cryptostock run` pointed at
     the simulator), storing into PostgreSQL over the in-process bus."""
@@ -229,8 +234,7 @@ def pipeline(csv: Path, rows: int, tmp: Path, ws_client: str) -> None:
     with ExitStack() as stack:
         sim = ("--replay", str(csv), "--speed", "0", "--port", str(sim_port))
         wait_up(daemon(stack, tmp, "simulator", "simulate", *sim, meter=meter))
-        urls = ("--ws-url", f"ws://127.0.0.1:{sim_port}", "--rest-url", f"http://127.0.0.1:{sim_port}")
-        args = ("run", *urls, "--ws-client", ws_client, "--api-port", str(free_port()))
+        args = ("run", *sim_urls(sim_port), "--ws-client", ws_client, "--api-port", str(free_port()))
         env = {"DATABASE_URL": database}
         port = daemon(stack, tmp, "run", *args, "--data-dir", str(tmp / "pipeline"), env=env, meter=meter)
         meter.add("postgresql", pids_named("postgres"))
@@ -278,21 +282,13 @@ def distributed(csv: Path, rows: int, tmp: Path, ws_client: str) -> None:
             env=env,
             meter=meter,
         )
-        time.sleep(2.0)
-        time.sleep(1.5)
+        time.sleep(2.0)  # the processor has created its consumer group before trades arrive
         collector = daemon(
             stack,
             tmp,
             "collector",
             "collector",
-            "--symbols",
-            "BTCUSDT,ETHUSDT",
-            "--ws-url",
-            f"ws://127.0.0.1:{sim_port}",
-            "--rest-url",
-            f"http://127.0.0.1:{sim_port}",
-            "--ws-client",
-            ws_client,
+            *("--symbols", "BTCUSDT,ETHUSDT", *sim_urls(sim_port), "--ws-client", ws_client),
             env=env,
             meter=meter,
         )
@@ -334,12 +330,7 @@ def latency(tmp: Path, seconds: float = 20.0, tps: int = 2000) -> None:
             tmp,
             "collector-live",
             "collector",
-            "--symbols",
-            "BTCUSDT,ETHUSDT",
-            "--ws-url",
-            f"ws://127.0.0.1:{sim_port}",
-            "--rest-url",
-            f"http://127.0.0.1:{sim_port}",
+            *("--symbols", "BTCUSDT,ETHUSDT", *sim_urls(sim_port)),
             env=env,
         )
         time.sleep(seconds)

@@ -21,6 +21,7 @@ from operator import attrgetter
 from typing import NamedTuple, TypeVar
 
 from loguru import logger
+from prometheus_client import Counter as PromCounter
 
 from core.clock import Clock, SystemClock
 from core.errors import BusError, CircuitOpenError, PlatformError, StorageError
@@ -227,15 +228,21 @@ class ProcessorService:
         logged, never silently dropped."""
         dropped = Counter((t.exchange, t.symbol) for t in trades)
         dropped.subtract((t.exchange, t.symbol) for t in new_trades)
-        for (exchange, symbol), count in dropped.items():
+        self._report_per_symbol(
+            dropped,
+            self._metrics.trades_duplicate,
+            "{} trades were already stored; not applied again",
+            "INFO",
+        )
+
+    def _report_per_symbol(
+        self, counts: Counter[tuple[str, str]], metric: PromCounter, message: str, level: str
+    ) -> None:
+        """Add each symbol's count to `metric` and log `message` (formatted with the count) for it."""
+        for (exchange, symbol), count in counts.items():
             if count:
-                self._metrics.trades_duplicate.labels(exchange, symbol).inc(count)
-                self._log.info(
-                    "{} trades were already stored; not applied again",
-                    count,
-                    exchange=exchange,
-                    symbol=symbol,
-                )
+                metric.labels(exchange, symbol).inc(count)
+                self._log.log(level, message, count, exchange=exchange, symbol=symbol)
 
     async def close_due(self) -> None:
         """Close bars whose end plus grace has passed on the clock (a quiet market)."""
@@ -246,15 +253,12 @@ class ProcessorService:
     def _apply(self, trades: Sequence[Trade]) -> list[ClosedBar]:
         result = self._aggregator.add_many(trades)
         self._record_quality(self._quality.check_trades(trades))
-        late = Counter((item.trade.exchange, item.trade.symbol) for item in result.late)
-        for (exchange, symbol), count in late.items():
-            self._metrics.late_trades.labels(exchange, symbol).inc(count)
-            self._log.warning(
-                "{} trades arrived after their bar closed; stored, bar not revised",
-                count,
-                exchange=exchange,
-                symbol=symbol,
-            )
+        self._report_per_symbol(
+            Counter((item.trade.exchange, item.trade.symbol) for item in result.late),
+            self._metrics.late_trades,
+            "{} trades arrived after their bar closed; stored, bar not revised",
+            "WARNING",
+        )
         for exchange, count in Counter(map(attrgetter("exchange"), trades)).items():
             self._metrics.trades_processed.labels(exchange).inc(count)
         self.trades_applied += len(trades)

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from core.errors import BusError
 from core.types import Delivery, Trade
 from monitoring.metrics import METRICS, PlatformMetrics
+from storage.backpressure import RoomGate, group_by_symbol
 
 STREAM_PREFIX = "memory:trades"
 
@@ -34,40 +35,19 @@ class InProcessBus:
         self._held = 0  # trades queued + unacknowledged
         self._ids = itertools.count(1)
         self._has_data = asyncio.Event()
-        self._has_room = asyncio.Event()
         self._closed = False
         self._published = metrics.bus_published.labels("memory")
-        self._waits = metrics.bus_backpressure.labels("memory")
+        self._gate = RoomGate(metrics.bus_backpressure.labels("memory"))
         self._depth = metrics.bus_queue_depth.labels("memory")
 
     async def publish(self, trades: Sequence[Trade]) -> None:
         """Queue trades (grouped per symbol, order kept); waits while the bus holds `max_trades`."""
-        waited = False
-        start = 0
-        while start < len(trades):
-            self._check_open()
-            room = self.max_trades - self._held
-            if room <= 0:
-                if not waited:
-                    self._waits.inc()
-                    waited = True
-                self._has_room.clear()
-                await self._has_room.wait()
-                continue
-            chunk = trades[start : start + room]
-            self._enqueue(chunk)
-            start += len(chunk)
+        await self._gate.admit(
+            trades, room=lambda: self.max_trades - self._held, take=self._enqueue, check_open=self._check_open
+        )
 
     def _enqueue(self, trades: Sequence[Trade]) -> None:
-        groups: dict[tuple[str, str], list[Trade]] = {}
-        exchange = symbol = ""
-        group: list[Trade] = []
-        for t in trades:
-            if t.symbol != symbol or t.exchange != exchange:  # runs of one symbol: one lookup per run
-                exchange, symbol = t.exchange, t.symbol
-                group = groups.setdefault((exchange, symbol), [])
-            group.append(t)
-        for (exchange, symbol), group in groups.items():
+        for (exchange, symbol), group in group_by_symbol(trades).items():
             stream = f"{STREAM_PREFIX}:{exchange}:{symbol}"
             self._queue.append(Delivery(stream=stream, delivery_id=str(next(self._ids)), trades=group))
         self._held += len(trades)
@@ -98,7 +78,7 @@ class InProcessBus:
         if freed:
             self._held -= freed
             self._depth.set(self._held)
-            self._has_room.set()
+            self._gate.freed()
 
     @property
     def unacknowledged(self) -> int:
@@ -111,7 +91,7 @@ class InProcessBus:
     async def close(self) -> None:
         self._closed = True
         self._has_data.set()
-        self._has_room.set()
+        self._gate.freed()
 
     def _check_open(self) -> None:
         if self._closed:

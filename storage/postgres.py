@@ -283,8 +283,7 @@ class PostgresStore:
                 except asyncpg.UniqueViolationError:
                     return await conn.fetch(SQL_INSERT_NEW_TRADES)
 
-        inserted = await self._run("insert_trades", insert)
-        new = list(trades) if inserted is None else new_in_order(trades, inserted, key=_stored_key)
+        new = new_in_order(trades, await self._run("insert_trades", insert), key=_stored_key)
         self._metrics.db_rows_written.labels("trades").inc(len(new))
         return new
 

@@ -14,6 +14,7 @@ from loguru import logger
 from core.errors import BusError, CircuitOpenError
 from core.types import Trade
 from monitoring.metrics import PlatformMetrics
+from storage.backpressure import RoomGate, group_by_symbol
 from storage.codec import encode_trades
 
 T = TypeVar("T")
@@ -54,47 +55,34 @@ class StreamPublisher:
         self._keys: dict[tuple[str, str], str] = {}
         self.buffered = 0
         self._wake = asyncio.Event()
-        self._room = asyncio.Event()
         self._drained = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._closing = False
         self._published = metrics.bus_published.labels("redis")
-        self._waits = metrics.bus_backpressure.labels("redis")
+        self._gate = RoomGate(metrics.bus_backpressure.labels("redis"))
         self._depth = metrics.bus_queue_depth.labels("redis")
         self._log = logger.bind(component="bus", bus="redis")
 
     async def publish(self, trades: Sequence[Trade]) -> None:
+        self._check_open()
+        self._start()
+        await self._gate.admit(
+            trades,
+            room=lambda: self.max_pending_trades - self.buffered,
+            take=self._buffer,
+            check_open=self._check_open,
+        )
+
+    def _check_open(self) -> None:
         if self._closing:
             raise BusError("the Redis bus is closed")
-        self._start()
-        waited = False
-        start = 0
-        while start < len(trades):
-            room = self.max_pending_trades - self.buffered
-            if room <= 0:
-                if not waited:
-                    self._waits.inc()
-                    waited = True
-                self._room.clear()
-                await self._room.wait()
-                if self._closing:
-                    raise BusError("the Redis bus closed while publish() was waiting for room")
-                continue
-            chunk = trades[start : start + room]
-            self._buffer(chunk)
-            start += len(chunk)
 
     def _buffer(self, trades: Sequence[Trade]) -> None:
-        exchange = symbol = ""
-        buf: list[Trade] = []
-        for t in trades:
-            if t.symbol != symbol or t.exchange != exchange:  # runs of one symbol: one lookup per run
-                exchange, symbol = t.exchange, t.symbol
-                key = self._keys.get((exchange, symbol))
-                if key is None:
-                    key = self._keys[(exchange, symbol)] = f"{self._prefix}:{exchange}:{symbol}"
-                buf = self._buffers.setdefault(key, [])
-            buf.append(t)
+        for (exchange, symbol), group in group_by_symbol(trades).items():
+            key = self._keys.get((exchange, symbol))
+            if key is None:
+                key = self._keys[(exchange, symbol)] = f"{self._prefix}:{exchange}:{symbol}"
+            self._buffers.setdefault(key, []).extend(group)
         self.buffered += len(trades)
         self._drained.clear()
         self._wake.set()
@@ -151,7 +139,7 @@ class StreamPublisher:
         self.buffered -= count
         self._published.inc(count)
         self._depth.set(self.buffered)
-        self._room.set()
+        self._gate.freed()
         await self._wait_backlog(lengths)
 
     async def _xadd(self, batch: dict[str, list[Trade]]) -> dict[str, int]:
@@ -191,7 +179,7 @@ class StreamPublisher:
 
     async def close(self) -> None:
         self._closing = True
-        self._room.set()
+        self._gate.freed()
         self._wake.set()
         task, self._task = self._task, None
         if task is None:

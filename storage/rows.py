@@ -103,10 +103,13 @@ def symbol_row(s: SymbolInfo) -> tuple[str, str, str, str, str]:
 
 def new_in_order(
     trades: Sequence[Trade],
-    inserted: Iterable[Sequence[Any]],
+    inserted: Iterable[Sequence[Any]] | None,
     key: Callable[[Trade], TradeKey] = trade_key,
 ) -> list[Trade]:
-    """The input trades whose keys (as `key` computes them) were inserted, in input order, each key once."""
+    """The input trades whose keys (as `key` computes them) were inserted, in input order, each key once.
+    `inserted` None: the plain insert took every trade, so all of them are new."""
+    if inserted is None:
+        return list(trades)
     pending = {(k[0], k[1], int(k[2]), int(k[3])) for k in inserted}
     out: list[Trade] = []
     for t in trades:

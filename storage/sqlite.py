@@ -261,8 +261,7 @@ class SQLiteStore:
                 conn.execute("DELETE FROM temp.trades_in")
             return keys
 
-        inserted = await self._write("insert_trades", insert)
-        new = list(trades) if inserted is None else new_in_order(trades, inserted)
+        new = new_in_order(trades, await self._write("insert_trades", insert))
         self._metrics.db_rows_written.labels("trades").inc(len(new))
         return new
 

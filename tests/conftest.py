@@ -7,6 +7,7 @@ import os
 import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import asyncpg
@@ -41,22 +42,30 @@ def captures_dir() -> Path:
     return CAPTURES
 
 
-@pytest.fixture
-async def pg_url() -> AsyncIterator[str]:
-    """URL of a brand-new empty database, dropped after the test."""
+@asynccontextmanager
+async def fresh_pg_database() -> AsyncIterator[str]:
+    """URL of a brand-new empty database, dropped on exit (also usable where a fixture cannot be)."""
     name = f"cs_test_{uuid.uuid4().hex[:12]}"
     admin = await asyncpg.connect(PG_ADMIN_URL)
     try:
         await admin.execute(f'CREATE DATABASE "{name}"')
     finally:
         await admin.close()
-    base = PG_ADMIN_URL.rsplit("/", 1)[0]
-    yield f"{base}/{name}"
-    admin = await asyncpg.connect(PG_ADMIN_URL)
     try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        yield f"{PG_ADMIN_URL.rsplit('/', 1)[0]}/{name}"
     finally:
-        await admin.close()
+        admin = await asyncpg.connect(PG_ADMIN_URL)
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()
+
+
+@pytest.fixture
+async def pg_url() -> AsyncIterator[str]:
+    """URL of a brand-new empty database, dropped after the test."""
+    async with fresh_pg_database() as url:
+        yield url
 
 
 @pytest.fixture

@@ -9,8 +9,9 @@ import pytest
 from api.errors import InvalidParameter, NotFound
 from api.params import format_time, parse_time
 from api.ratelimit import TokenBucketLimiter
+from api.schemas import FeaturesOut, IndicatorsOut
 from api.symbols import SymbolDirectory
-from core.types import SymbolInfo
+from core.types import Features, Indicators, SymbolInfo
 from storage.sqlite import SQLiteStore
 from tests.api.conftest import Sample
 
@@ -99,3 +100,10 @@ async def test_directory_concurrent_first_loads_share_one_read(store: SQLiteStor
     found = await asyncio.gather(*(directory.resolve("binance", "ETHUSDT") for _ in range(20)))
     assert {info.symbol for info in found} == {"ETH-USDT"}
     assert sample("db_queries_total", operation="select_symbols", status="ok") == before + 1
+
+
+def test_response_models_mirror_every_indicator_and_feature_field() -> None:
+    """IndicatorsOut and FeaturesOut copy the core field lists for the OpenAPI schema; a field added to
+    the core types must not be dropped silently on the way out."""
+    assert tuple(IndicatorsOut.model_fields) == Indicators.__struct_fields__
+    assert tuple(FeaturesOut.model_fields) == Features.__struct_fields__

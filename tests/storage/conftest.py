@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
-import asyncpg
 import pytest
 
 from core.types import Bar, ClosedBar, Features, Indicators, Side, Trade
 from monitoring.metrics import PlatformMetrics
 from storage.postgres import PostgresStore
 from storage.sqlite import SQLiteStore
-from tests.conftest import PG_ADMIN_URL
+from tests.conftest import fresh_pg_database
 
 T0 = 1_700_000_000_000_000_000  # ns, a whole second
 MINUTE = 60_000_000_000
@@ -61,25 +58,6 @@ def make_bar(
     indicators = Indicators(sma_20=sma, rsi_14=55.5, macd=-0.25, bb_lower=None, atr_14=1.75)
     features = Features(log_return=0.0025, taker_buy_ratio=2 / 3, rsi_norm=None)
     return ClosedBar(bar=bar, indicators=indicators, features=features)
-
-
-@asynccontextmanager
-async def fresh_pg_database() -> AsyncIterator[str]:
-    """Like the `pg_url` fixture, usable inside a parametrized async fixture (which cannot request it)."""
-    name = f"cs_test_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(PG_ADMIN_URL)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    try:
-        yield f"{PG_ADMIN_URL.rsplit('/', 1)[0]}/{name}"
-    finally:
-        admin = await asyncpg.connect(PG_ADMIN_URL)
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
 
 
 @pytest.fixture(params=["postgres", "sqlite"])
