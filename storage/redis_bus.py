@@ -9,7 +9,9 @@ flusher keeps the buffer and retries with backoff through the "redis" circuit br
 that failed half-way may be re-sent: delivery is at-least-once and the store de-duplicates.
 
 Consuming: streams are discovered by SCAN and filtered by shard (crc32(stream) % shard_count), so each
-symbol's bars stay in one processor. read() returns, in order of preference: entries claimed from other
+symbol's bars stay in one processor. A consumer owning streams looks for new ones every
+`discovery_interval_s`; one owning none looks every EMPTY_DISCOVERY_INTERVAL_S, so that the first trades
+after a start do not wait a whole interval. read() returns, in order of preference: entries claimed from other
 consumers idle longer than `claim_idle_s` (a crashed processor's work), this consumer's own pending
 entries (re-delivery after its own crash: a new bus with the same consumer name), then new entries.
 ack() is XACK + XDEL, which keeps Redis memory bounded (so one consumer group per stream prefix).
@@ -37,6 +39,7 @@ from storage.redis_publisher import StreamPublisher
 
 T = TypeVar("T")
 FIELD = b"t"
+EMPTY_DISCOVERY_INTERVAL_S = 0.1  # how often a consumer that owns no stream yet looks for one
 Entry = tuple[bytes, dict[bytes, bytes] | None]
 
 
@@ -117,7 +120,7 @@ class RedisStreamBus:
         `max_count` bounds entries per stream; each entry carries up to `batch_size` trades."""
         streams = await self._owned_streams()
         if not streams:
-            await asyncio.sleep(min(block_ms / 1000, self.discovery_interval_s))
+            await asyncio.sleep(min(block_ms / 1000, EMPTY_DISCOVERY_INTERVAL_S))
             return []
         for step in (self._claim_stale, self._read_pending):
             deliveries = await step(consumer, streams, max_count)
@@ -143,8 +146,8 @@ class RedisStreamBus:
 
     async def _owned_streams(self) -> list[str]:
         now = time.monotonic()
-        if now - self._discovered_at < self.discovery_interval_s:
-            return self._streams
+        if self._streams and now - self._discovered_at < self.discovery_interval_s:
+            return self._streams  # owning nothing yet, look again on every read: the first trades wait
         keys = await self._call("scan", self._scan)
         owned = sorted(k for k in keys if shard_of(k, self.shard_count) == self.shard_index)
         for stream in owned:

@@ -168,6 +168,21 @@ async def test_own_pending_is_not_reclaimed_while_in_flight(make_bus: Callable[.
     assert await bus.read("p1", block_ms=50) == []
 
 
+async def test_a_consumer_owning_no_stream_finds_the_first_one_at_its_next_read(
+    make_bus: Callable[..., RedisStreamBus],
+) -> None:
+    # Started before any collector: the long discovery interval must not hold back the first trades.
+    consumer, publisher = make_bus(discovery_interval_s=3600), make_bus()
+    assert await consumer.read("p1", block_ms=10) == []
+    await publisher.publish(trades_for(["BTC-USDT"], 3))
+    await publisher.flush()
+    assert by_symbol(await consumer.read("p1", block_ms=10)) == {"BTC-USDT": [1, 2, 3]}
+    # Owning a stream, it looks for new ones once per interval (a new symbol waits at most that long).
+    await publisher.publish(trades_for(["ETH-USDT"], 1))
+    await publisher.flush()
+    assert await consumer.read("p1", block_ms=10) == []
+
+
 async def test_shards_split_streams_between_processors(make_bus: Callable[..., RedisStreamBus]) -> None:
     symbols = [f"C{i}-USDT" for i in range(20)]
     publisher = make_bus()
