@@ -139,7 +139,9 @@ def daemon(
     *args: str,
     env: dict[str, str] | None = None,
     meter: CpuMeter | None = None,
+    cpus: set[int] | None = None,
 ) -> int:
+    """Start `cryptostock <args>` (on the CPUs `cpus` only, when given); returns its metrics port."""
     port = free_port()
     log = (tmp / f"{name}.log").open("wb")
     full_env = {**os.environ, "LOG_DIR": str(tmp / "logs"), "LOG_LEVEL": "WARNING", **(env or {})}
@@ -152,6 +154,7 @@ def daemon(
         env=full_env,
         stdout=log,
         stderr=subprocess.STDOUT,
+        preexec_fn=None if cpus is None else lambda: os.sched_setaffinity(0, cpus),
     )
 
     def stop() -> None:
@@ -225,22 +228,27 @@ def sim_urls(sim_port: int) -> tuple[str, ...]:
     return ("--ws-url", f"ws://127.0.0.1:{sim_port}", "--rest-url", f"http://127.0.0.1:{sim_port}")
 
 
-def pipeline(csv: Path, rows: int, tmp: Path, ws_client: str) -> None:
+def pipeline(csv: Path, rows: int, tmp: Path, ws_client: str, *, one_core: bool = False) -> None:
     """The simulator in its own process; collector, processor and API in one (`cryptostock run` pointed at
-    the simulator), storing into PostgreSQL over the in-process bus."""
+    the simulator), storing into PostgreSQL over the in-process bus. With `one_core`, the platform
+    process may run on CPU 0 only and the simulator on CPU 1 only (PostgreSQL, a system service, is
+    left where the kernel puts it): the platform's own throughput on one core."""
     database = asyncio.run(fresh_database())
     sim_port = free_port()
     meter = CpuMeter()
+    platform_cpus, simulator_cpus = ({0}, {1}) if one_core else (None, None)
     with ExitStack() as stack:
         sim = ("--replay", str(csv), "--speed", "0", "--port", str(sim_port))
-        wait_up(daemon(stack, tmp, "simulator", "simulate", *sim, meter=meter))
+        wait_up(daemon(stack, tmp, "simulator", "simulate", *sim, meter=meter, cpus=simulator_cpus))
         args = ("run", *sim_urls(sim_port), "--ws-client", ws_client, "--api-port", str(free_port()))
         env = {"DATABASE_URL": database}
-        port = daemon(stack, tmp, "run", *args, "--data-dir", str(tmp / "pipeline"), env=env, meter=meter)
+        data_dir = ("--data-dir", str(tmp / "pipeline"))
+        port = daemon(stack, tmp, "run", *args, *data_dir, env=env, meter=meter, cpus=platform_cpus)
         meter.add("postgresql", pids_named("postgres"))
         rate, took = rate_until(port, rows, port, meter)
+    where = "pinned to CPU 0, simulator to CPU 1" if one_core else "in-process bus"
     print(
-        f"one pipeline process (simulator -> cryptostock run ({ws_client}, in-process bus) -> PostgreSQL): "
+        f"one pipeline process (simulator -> cryptostock run ({ws_client}, {where}) -> PostgreSQL): "
         f"{rate:,.0f} trades/s into storage ({took:.1f}s)\n  {meter.report(rate * took)}"
     )
 
@@ -350,8 +358,8 @@ def main() -> None:
     parser.add_argument("--skip-services", action="store_true", help="only the embedded measurement")
     parser.add_argument(
         "--parts",
-        default="embedded,pipeline,distributed,latency",
-        help="comma-separated subset of embedded,pipeline,distributed,latency",
+        default="embedded,pipeline,one-core,distributed,latency",
+        help="comma-separated subset of embedded,pipeline,one-core,distributed,latency",
     )
     parser.add_argument("--ws-client", choices=["websockets", "picows"], default="picows")
     args = parser.parse_args()
@@ -366,6 +374,8 @@ def main() -> None:
             embedded(csv, rows, tmp, args.ws_client)
         if "pipeline" in parts:
             pipeline(csv, rows, tmp, args.ws_client)
+        if "one-core" in parts and len(os.sched_getaffinity(0)) >= 2:
+            pipeline(csv, rows, tmp, args.ws_client, one_core=True)
         if "distributed" in parts:
             distributed(csv, rows, tmp, args.ws_client)
         if "latency" in parts:
