@@ -12,16 +12,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import bisect
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from collections.abc import Callable
-from contextlib import ExitStack
+from contextlib import ExitStack, closing
 from pathlib import Path
 
 import asyncpg
@@ -80,28 +83,54 @@ def histogram_quantile(port: int, name: str, q: float) -> float:
 
 
 class CpuMeter:
-    """CPU seconds (user + system) each named group of processes spent between start() and stop()."""
+    """CPU seconds (user + system) each named group of processes spends in a window. A thread samples
+    every group every SAMPLE_S from start(), so that the window can be placed afterwards: from the first
+    trade received (a time read from the store once the run is over) to the last one stored."""
+
+    SAMPLE_S = 0.02
 
     def __init__(self) -> None:
         self.groups: dict[str, Callable[[], list[int]]] = {}
-        self._start: dict[str, float] = {}
-        self.started = False
         self.notes: list[str] = []
         self.spent: dict[str, float] = {}
+        self._samples: list[tuple[float, dict[str, float]]] = []
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._sample_until_done, name="cpu-meter", daemon=True)
 
     def add(self, name: str, pids: Callable[[], list[int]]) -> None:
+        """Add a group; call before start()."""
         self.groups[name] = pids
 
-    def _sample(self) -> dict[str, float]:
-        return {name: sum(cpu_seconds(pid) for pid in pids()) for name, pids in self.groups.items()}
-
     def start(self) -> None:
-        self._start = self._sample()
-        self.started = True
+        self._thread.start()
 
-    def stop(self) -> None:
-        end = self._sample()
-        self.spent = {name: end[name] - self._start.get(name, 0.0) for name in end}
+    def close(self) -> None:
+        self._done.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def measure(self, start: float, end: float) -> None:
+        """Stop sampling; `spent` becomes each group's CPU seconds between wall-clock times start and end."""
+        self.close()
+        if self._samples:
+            self.spent = {name: self._at(name, end) - self._at(name, start) for name in self.groups}
+
+    def _sample_until_done(self) -> None:
+        while not self._done.is_set():
+            now = time.time()
+            cpu = {name: sum(map(cpu_seconds, find())) for name, find in self.groups.items()}
+            self._samples.append((now, cpu))
+            self._done.wait(self.SAMPLE_S)
+
+    def _at(self, name: str, when: float) -> float:
+        """The group's CPU seconds at `when`, interpolated between the samples around it."""
+        times = [t for t, _ in self._samples]
+        i = min(max(bisect.bisect_left(times, when), 1), len(times) - 1) if len(times) > 1 else 0
+        (t0, a), (t1, b) = self._samples[max(i - 1, 0)], self._samples[i]
+        if t1 <= t0:
+            return b[name]
+        share = min(max((when - t0) / (t1 - t0), 0.0), 1.0)
+        return a[name] + share * (b[name] - a[name])
 
     def report(self, trades: float) -> str:
         parts = [f"{name} {seconds / trades * 1e6:.1f}" for name, seconds in self.spent.items()]
@@ -124,10 +153,14 @@ def children(pid: int) -> list[int]:
         return []
 
 
-def pids_named(name: str) -> Callable[[], list[int]]:
+def process_tree(name: str) -> Callable[[], list[int]]:
+    """The oldest process named `name` (a server's main process, looked up once) and its children at each
+    call: cheap enough to call at every CPU sample, so a new PostgreSQL backend is counted from its start."""
+    found = subprocess.run(["pgrep", "-o", "-x", name], capture_output=True, text=True).stdout.split()
+    roots = [int(pid) for pid in found]
+
     def find() -> list[int]:
-        found = subprocess.run(["pgrep", "-x", name], capture_output=True, text=True).stdout.split()
-        return [int(pid) for pid in found]
+        return [pid for root in roots for pid in (root, *children(root))]
 
     return find
 
@@ -169,38 +202,49 @@ def daemon(
     return port
 
 
-def rate_until(
-    stored_port: int, total: int, received_port: int, meter: CpuMeter, timeout: float = 300.0
-) -> tuple[float, float]:
-    """(trades/s, seconds) from the first trade the collector received (on `received_port`) to the last
-    one stored (on `stored_port`): the whole pipeline's time, not one stage's. The end is seen at the
-    next poll, so the rate errs low. `meter` measures the CPU spent until the end."""
-    deadline = time.monotonic() + timeout
-    while metric(received_port, "trades_received_total") <= 0:
-        if time.monotonic() > deadline:
-            raise SystemExit("timed out waiting for the first trade")
-        time.sleep(0.01)
-    first = time.monotonic()
-    if not meter.started:
-        meter.start()
+def rate_until(stored_port: int, total: int, meter: CpuMeter, database: str | Path) -> tuple[float, float]:
+    """(trades/s, seconds) from the first trade the collector received to the last one stored (seen on
+    `stored_port`): the whole pipeline's time, not one stage's. The start is the earliest receive time
+    in `database` (a scrape of a busy daemon answers late, by as much as a short run). The end is placed
+    between the last two polls. `meter`, started before any trade, measures the CPU in that window."""
+    deadline = time.monotonic() + 300.0
     # A scrape costs the daemon several ms of CPU (the embedded process exposes every metric): poll
     # every half second and place the end by linear interpolation within the last interval.
-    before = (first, 0.0)
+    before = (time.time(), 0.0)
     while (stored := metric(stored_port, "trades_processed_total")) < total:
         if time.monotonic() > deadline:
             raise SystemExit(f"timed out: {stored:.0f}/{total} stored")
-        before = (time.monotonic(), stored)
+        before = (time.time(), stored)
         time.sleep(0.5)
-    now = time.monotonic()
-    meter.stop()
+    now = time.time()
     share = (total - before[1]) / (stored - before[1]) if stored > before[1] else 1.0
-    elapsed = before[0] + share * (now - before[0]) - first
+    first, last = first_received(database), before[0] + share * (now - before[0])
+    meter.measure(first, last)
+    elapsed = last - first
     inserts = metric(stored_port, 'db_query_duration_seconds_count{operation="insert_trades"}')
     seconds = metric(stored_port, 'db_query_duration_seconds_sum{operation="insert_trades"}')
     if inserts:
         each = seconds / inserts * 1000
         meter.notes.append(f"{inserts:.0f} trade inserts of {total / inserts:.0f} trades, {each:.1f} ms each")
     return total / elapsed, elapsed
+
+
+def first_received(database: str | Path) -> float:
+    """Wall-clock time (s) at which the collector received the earliest stored trade: `database` is a
+    PostgreSQL URL or the directory of an embedded SQLite file."""
+    if isinstance(database, Path):
+        (path,) = database.glob("*.db")
+        with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
+            return float(conn.execute("SELECT min(ts_recv) FROM trades").fetchone()[0]) / 1e9
+
+    async def fetch() -> float:
+        conn = await asyncpg.connect(database)
+        try:
+            return float(await conn.fetchval("SELECT extract(epoch FROM min(ts_recv)) FROM trades"))
+        finally:
+            await conn.close()
+
+    return asyncio.run(fetch())
 
 
 def embedded(csv: Path, rows: int, tmp: Path, ws_client: str) -> None:
@@ -215,8 +259,10 @@ def embedded(csv: Path, rows: int, tmp: Path, ws_client: str) -> None:
             str(tmp / "embedded"),
         ]
         meter = CpuMeter()
+        stack.callback(meter.close)
         port = daemon(stack, tmp, "run", *args, meter=meter)
-        rate, took = rate_until(port, rows, port, meter)
+        meter.start()
+        rate, took = rate_until(port, rows, meter, tmp / "embedded")
     print(
         f"embedded (cryptostock run: one process, SQLite, in-process bus, {ws_client}): "
         f"{rate:,.0f} trades/s into storage ({took:.1f}s)\n  {meter.report(rate * took)}"
@@ -233,19 +279,21 @@ def pipeline(csv: Path, rows: int, tmp: Path, ws_client: str, *, one_core: bool 
     the simulator), storing into PostgreSQL over the in-process bus. With `one_core`, the platform
     process may run on CPU 0 only and the simulator on CPU 1 only (PostgreSQL, a system service, is
     left where the kernel puts it): the platform's own throughput on one core."""
-    database = asyncio.run(fresh_database())
     sim_port = free_port()
     meter = CpuMeter()
     platform_cpus, simulator_cpus = ({0}, {1}) if one_core else (None, None)
     with ExitStack() as stack:
+        stack.callback(meter.close)
+        database = fresh_database(stack)
         sim = ("--replay", str(csv), "--speed", "0", "--port", str(sim_port))
         wait_up(daemon(stack, tmp, "simulator", "simulate", *sim, meter=meter, cpus=simulator_cpus))
         args = ("run", *sim_urls(sim_port), "--ws-client", ws_client, "--api-port", str(free_port()))
         env = {"DATABASE_URL": database}
         data_dir = ("--data-dir", str(tmp / "pipeline"))
         port = daemon(stack, tmp, "run", *args, *data_dir, env=env, meter=meter, cpus=platform_cpus)
-        meter.add("postgresql", pids_named("postgres"))
-        rate, took = rate_until(port, rows, port, meter)
+        meter.add("postgresql", process_tree("postgres"))
+        meter.start()
+        rate, took = rate_until(port, rows, meter, database)
     where = "pinned to CPU 0, simulator to CPU 1" if one_core else "in-process bus"
     print(
         f"one pipeline process (simulator -> cryptostock run ({ws_client}, {where}) -> PostgreSQL): "
@@ -253,13 +301,21 @@ def pipeline(csv: Path, rows: int, tmp: Path, ws_client: str, *, one_core: bool 
     )
 
 
-async def fresh_database() -> str:
-    name = f"bench_{int(time.time())}"
-    conn = await asyncpg.connect(PG_ADMIN)
-    await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    await conn.execute(f'CREATE DATABASE "{name}"')
-    await conn.close()
+def fresh_database(stack: ExitStack) -> str:
+    """A new, empty database for one part, dropped when `stack` closes (after the daemons started later
+    on the same stack have stopped)."""
+    name = f"bench_{os.getpid()}_{time.monotonic_ns()}"
+    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    stack.callback(lambda: asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')))
     return PG_ADMIN.rsplit("/", 1)[0] + "/" + name
+
+
+async def admin(sql: str) -> None:
+    conn = await asyncpg.connect(PG_ADMIN)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
 
 
 def flush_redis() -> None:
@@ -267,12 +323,12 @@ def flush_redis() -> None:
 
 
 def distributed(csv: Path, rows: int, tmp: Path, ws_client: str) -> None:
-    database = asyncio.run(fresh_database())
     flush_redis()
-    env = {"DATABASE_URL": database, "REDIS_URL": REDIS_URL}
     sim_port = free_port()
     meter = CpuMeter()
     with ExitStack() as stack:
+        stack.callback(meter.close)
+        env = {"DATABASE_URL": fresh_database(stack), "REDIS_URL": REDIS_URL}
         daemon(
             stack,
             tmp,
@@ -300,13 +356,11 @@ def distributed(csv: Path, rows: int, tmp: Path, ws_client: str) -> None:
             env=env,
             meter=meter,
         )
-        meter.add("postgresql", pids_named("postgres"))
-        meter.add("redis", pids_named("redis-server"))
-        # From the moment the collector is up (its imports done, before it reads): the simulator and the
-        # collector do most of their work before the processor has stored its first trade.
-        wait_up(collector)
+        meter.add("postgresql", process_tree("postgres"))
+        meter.add("redis", process_tree("redis-server"))
         meter.start()
-        rate, took = rate_until(processor, rows, collector, meter)
+        wait_up(collector)
+        rate, took = rate_until(processor, rows, meter, env["DATABASE_URL"])
     print(
         f"separate processes (simulator -> collector ({ws_client}) -> Redis Streams -> processor -> "
         "PostgreSQL): "
@@ -315,11 +369,10 @@ def distributed(csv: Path, rows: int, tmp: Path, ws_client: str) -> None:
 
 
 def latency(tmp: Path, seconds: float = 20.0, tps: int = 2000) -> None:
-    database = asyncio.run(fresh_database())
     flush_redis()
-    env = {"DATABASE_URL": database, "REDIS_URL": REDIS_URL}
     sim_port = free_port()
     with ExitStack() as stack:
+        env = {"DATABASE_URL": fresh_database(stack), "REDIS_URL": REDIS_URL}
         daemon(stack, tmp, "sim-live", "simulate", "--tps", str(tps), "--port", str(sim_port))
         processor = daemon(
             stack,

@@ -9,6 +9,7 @@ Run: .venv/bin/python bench/bench_pipeline.py
 
 from __future__ import annotations
 
+import argparse
 import random
 import time
 
@@ -69,14 +70,17 @@ def run(data: list[bytes], timeframes: tuple[str, ...]) -> float:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--frames", type=int, default=N)
+    count = parser.parse_args().frames
     for realistic in (True, False):
-        data = frames(N, realistic=realistic)
+        data = frames(count, realistic=realistic)
         kind = "tick-grid prices, lot-step sizes" if realistic else "every price and size distinct"
         for timeframes in (DEFAULT_TIMEFRAMES, ("1m",)):
             best = max(run(data, timeframes) for _ in range(3))
             print(
                 f"decode+normalize+bars [{','.join(timeframes)}] ({kind}): {best:,.0f} trades/s "
-                f"(best of 3, {N:,} frames, one core)"
+                f"(best of 3, {count:,} frames, one core)"
             )
 
 
