@@ -8,13 +8,15 @@ deleted) exceeds `max_stream_entries`, publishers wait: nothing is dropped. Whil
 flusher keeps the buffer and retries with backoff through the "redis" circuit breaker. A pipeline
 that failed half-way may be re-sent: delivery is at-least-once and the store de-duplicates.
 
-Consuming: streams are discovered by SCAN and filtered by shard (crc32(stream) % shard_count), so each
-symbol's bars stay in one processor. A consumer owning streams looks for new ones every
-`discovery_interval_s`; one owning none looks every EMPTY_DISCOVERY_INTERVAL_S, so that the first trades
-after a start do not wait a whole interval. read() returns, in order of preference: entries claimed from other
-consumers idle longer than `claim_idle_s` (a crashed processor's work), this consumer's own pending
-entries (re-delivery after its own crash: a new bus with the same consumer name), then new entries.
-ack() is XACK + XDEL, which keeps Redis memory bounded (so one consumer group per stream prefix).
+Consuming: a publisher adds each stream it creates to the set `{prefix}:streams`. A consumer checks the
+set's size (SCARD) at every read and lists it again when it grew, so a new symbol's first trades are
+read at once; every `discovery_interval_s` it also SCANs for streams, which finds those the set missed (a
+publisher that lost its registration to a Redis flush). Streams are filtered by shard
+(crc32(stream) % shard_count), so each symbol's bars stay in one processor. read() returns, in order of
+preference: entries claimed from other consumers idle longer than `claim_idle_s` (a crashed processor's
+work), this consumer's own pending entries (re-delivery after its own crash: a new bus with the same
+consumer name), then new entries. ack() is XACK + XDEL, which keeps Redis memory bounded (so one consumer
+group per stream prefix).
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ from storage.redis_publisher import StreamPublisher
 
 T = TypeVar("T")
 FIELD = b"t"
-EMPTY_DISCOVERY_INTERVAL_S = 0.1  # how often a consumer that owns no stream yet looks for one
+IDLE_POLL_S = 0.1  # how often a consumer that owns no stream yet looks for one
 Entry = tuple[bytes, dict[bytes, bytes] | None]
 
 
@@ -77,11 +79,13 @@ class RedisStreamBus:
         self.claim_idle_s = claim_idle_s
         self.discovery_interval_s = discovery_interval_s
         self._redis = redis_client(url, f"{prefix}-bus")
+        self._registry = f"{prefix}:streams"
         self._breaker = breaker or redis_breaker(BusError, metrics)
         self._publisher = StreamPublisher(
             self._redis,
             self._call,
             stream_prefix=f"{prefix}:trades",
+            registry=self._registry,
             max_pending_trades=max_pending_trades,
             max_stream_entries=max_stream_entries,
             flush_interval=flush_interval,
@@ -90,7 +94,8 @@ class RedisStreamBus:
         )
         self._streams: list[str] = []
         self._grouped: set[str] = set()
-        self._discovered_at = float("-inf")
+        self._scanned_at = float("-inf")
+        self._registered = -1  # the registry's size when last listed
         self._cursors: dict[str, dict[str, str]] = {}  # consumer -> stream -> pending-phase cursor
         self._claimed_at: dict[str, float] = {}
         self._log = logger.bind(component="bus", bus="redis", url=redact_dsn(url), group=group)
@@ -120,7 +125,7 @@ class RedisStreamBus:
         `max_count` bounds entries per stream; each entry carries up to `batch_size` trades."""
         streams = await self._owned_streams()
         if not streams:
-            await asyncio.sleep(min(block_ms / 1000, EMPTY_DISCOVERY_INTERVAL_S))
+            await asyncio.sleep(min(block_ms / 1000, IDLE_POLL_S))
             return []
         for step in (self._claim_stale, self._read_pending):
             deliveries = await step(consumer, streams, max_count)
@@ -146,16 +151,25 @@ class RedisStreamBus:
 
     async def _owned_streams(self) -> list[str]:
         now = time.monotonic()
-        if self._streams and now - self._discovered_at < self.discovery_interval_s:
-            return self._streams  # owning nothing yet, look again on every read: the first trades wait
-        keys = await self._call("scan", self._scan)
+        registered = int(await self._call("scard", lambda: self._redis.scard(self._registry)))
+        scan_due = now - self._scanned_at >= self.discovery_interval_s
+        if registered == self._registered and not scan_due:
+            return self._streams
+        keys = set(await self._call("smembers", self._registered_streams))
+        if scan_due:
+            keys.update(await self._call("scan", self._scan))
+            self._scanned_at = now
         owned = sorted(k for k in keys if shard_of(k, self.shard_count) == self.shard_index)
         for stream in owned:
             if stream not in self._grouped:
                 await self._call("xgroup_create", lambda s=stream: self._create_group(s))  # type: ignore[misc]
                 self._grouped.add(stream)
-        self._streams, self._discovered_at = owned, now
+        self._streams, self._registered = owned, registered
         return owned
+
+    async def _registered_streams(self) -> list[str]:
+        members = await self._redis.smembers(self._registry)
+        return [k.decode() if isinstance(k, bytes) else k for k in members]
 
     async def _scan(self) -> list[str]:
         match = f"{self.prefix}:trades:*"
@@ -171,7 +185,7 @@ class RedisStreamBus:
     def _forget_streams(self) -> None:
         """A stream or group vanished (deleted, flushed): rediscover and recreate groups on the next read."""
         self._grouped.clear()
-        self._discovered_at = float("-inf")
+        self._scanned_at = float("-inf")
 
     async def _read_pending(self, consumer: str, streams: list[str], max_count: int) -> list[Delivery]:
         """This consumer's unacknowledged entries, once each, walking a cursor per stream from 0."""

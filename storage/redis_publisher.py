@@ -36,6 +36,7 @@ class StreamPublisher:
         call: Call,
         *,
         stream_prefix: str,
+        registry: str,
         max_pending_trades: int,
         max_stream_entries: int,
         flush_interval: float,
@@ -53,6 +54,8 @@ class StreamPublisher:
         self.batch_size = batch_size
         self._buffers: dict[str, list[Trade]] = {}
         self._keys: dict[tuple[str, str], str] = {}
+        self._registry = registry
+        self._registered: set[str] = set()  # stream keys this publisher has added to the registry set
         self.buffered = 0
         self._wake = asyncio.Event()
         self._drained = asyncio.Event()
@@ -143,12 +146,18 @@ class StreamPublisher:
         await self._wait_backlog(lengths)
 
     async def _xadd(self, batch: dict[str, list[Trade]]) -> dict[str, int]:
+        """XADD the batch and XLEN each stream; a stream new to this publisher is also added to the
+        registry set, where consumers see it at their next read."""
+        unregistered = [key for key in batch if key not in self._registered]
         async with self._redis.pipeline(transaction=False) as pipe:
             for key, trades in batch.items():
                 for i in range(0, len(trades), self.batch_size):
                     pipe.xadd(key, {FIELD: encode_trades(trades[i : i + self.batch_size])})
                 pipe.xlen(key)
+            if unregistered:
+                pipe.sadd(self._registry, *unregistered)
             results = await pipe.execute()
+        self._registered.update(unregistered)
         lengths: dict[str, int] = {}
         position = 0
         for key, trades in batch.items():

@@ -196,10 +196,10 @@ async def test_api_process_serves_what_the_processor_stored(
     simulator, collector, processor = await start_pipeline(platform)
     api = platform.api()
     await api.wait_ready()
-    await wait_metric(processor, "bars_completed_total", 2)
+    await wait_metric(processor, "bars_completed_total", 2, symbol="BTC-USDT", timeframe="1s")
     async with httpx.AsyncClient(base_url=platform.api_url, timeout=5) as client:
         bars = (await client.get("/api/v1/bars", params={"symbol": "BTC-USDT", "timeframe": "1s"})).json()
-        assert bars["bars"], bars
+        assert bars.get("bars"), bars
         latest = await client.get("/api/v1/bars/latest", params={"symbol": "BTC-USDT", "timeframe": "1s"})
         assert latest.status_code == 200 and latest.headers["X-Request-ID"]
         bad = await client.get("/api/v1/bars", params={"symbol": "BTC-USDT", "timeframe": "7x"})

@@ -14,6 +14,7 @@ import redis.asyncio as aioredis
 from core.errors import BusError, CircuitOpenError
 from core.types import Delivery, Trade
 from monitoring.metrics import PlatformMetrics
+from storage.codec import encode_trades
 from storage.memory_bus import InProcessBus
 from storage.redis_bus import RedisStreamBus, shard_of
 from tests.conftest import free_port
@@ -168,19 +169,33 @@ async def test_own_pending_is_not_reclaimed_while_in_flight(make_bus: Callable[.
     assert await bus.read("p1", block_ms=50) == []
 
 
-async def test_a_consumer_owning_no_stream_finds_the_first_one_at_its_next_read(
+async def test_a_consumer_reads_a_new_symbol_at_its_next_read(
     make_bus: Callable[..., RedisStreamBus],
 ) -> None:
-    # Started before any collector: the long discovery interval must not hold back the first trades.
+    # The periodic SCAN is an hour away: new streams are found through the publisher's registry set.
     consumer, publisher = make_bus(discovery_interval_s=3600), make_bus()
     assert await consumer.read("p1", block_ms=10) == []
+    assert await consumer.read("p1", block_ms=10) == []  # the SCAN at the first read found nothing
     await publisher.publish(trades_for(["BTC-USDT"], 3))
     await publisher.flush()
     assert by_symbol(await consumer.read("p1", block_ms=10)) == {"BTC-USDT": [1, 2, 3]}
-    # Owning a stream, it looks for new ones once per interval (a new symbol waits at most that long).
     await publisher.publish(trades_for(["ETH-USDT"], 1))
     await publisher.flush()
+    assert by_symbol(await consumer.read("p1", block_ms=10)) == {"ETH-USDT": [1]}
+
+
+async def test_a_stream_missing_from_the_registry_is_found_by_the_periodic_scan(
+    make_bus: Callable[..., RedisStreamBus], redis_url: str, prefix: str
+) -> None:
+    consumer = make_bus(discovery_interval_s=0.2)
     assert await consumer.read("p1", block_ms=10) == []
+    # Written by a publisher whose registration was lost (Redis flushed while it ran): no registry entry.
+    client = aioredis.Redis.from_url(redis_url)
+    await client.xadd(f"{prefix}:trades:binance:BTC-USDT", {b"t": encode_trades(trades_for(["BTC-USDT"], 2))})
+    await client.aclose()
+    assert await consumer.read("p1", block_ms=10) == []  # not yet: the next SCAN is due in 0.2 s
+    await asyncio.sleep(0.25)
+    assert by_symbol(await consumer.read("p1", block_ms=10)) == {"BTC-USDT": [1, 2]}
 
 
 async def test_shards_split_streams_between_processors(make_bus: Callable[..., RedisStreamBus]) -> None:
