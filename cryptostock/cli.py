@@ -8,14 +8,15 @@ import sys
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from core.errors import ConfigError, PlatformError
 
 S = argparse.SUPPRESS
 
 
-def _common(parser: argparse.ArgumentParser, metrics_port: int) -> None:
+def _common(parser: argparse.ArgumentParser, settings_type: type[BaseModel]) -> None:
+    metrics_port = settings_type.model_fields["metrics_port"].default
     parser.add_argument(
         "--metrics-port", type=int, default=S, help=f"metrics/health port (default {metrics_port})"
     )
@@ -34,11 +35,13 @@ def _processing(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from cryptostock import settings
+
     parser = argparse.ArgumentParser(prog="cryptostock", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
     run = commands.add_parser("run", help="simulator + collector + processor + API in one process")
-    _common(run, 9091)
+    _common(run, settings.RunSettings)
     _processing(run)
     run.add_argument("--symbols", default=S, help="exchange symbols (default BTCUSDT,ETHUSDT)")
     run.add_argument("--api-host", default=S)
@@ -53,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--ws-client", choices=["websockets", "picows"], default=S, help="websocket client")
 
     collector = commands.add_parser("collector", help="collect trades from an exchange onto the bus")
-    _common(collector, 9092)
+    _common(collector, settings.CollectorSettings)
     collector.add_argument("--exchange", default=S, help="exchange name (binance)")
     collector.add_argument("--symbols", default=S, help="comma-separated exchange symbols")
     collector.add_argument("--ws-url", default=S, help="websocket base URL (e.g. the simulator's)")
@@ -61,24 +64,32 @@ def build_parser() -> argparse.ArgumentParser:
     collector.add_argument(
         "--stale-timeout", type=float, default=S, help="reconnect after this many idle seconds"
     )
+    collector.add_argument("--backoff-initial", type=float, default=S, help="first reconnect delay (0.5 s)")
+    collector.add_argument("--backoff-max", type=float, default=S, help="longest reconnect delay (30 s)")
+    collector.add_argument(
+        "--max-connection-age",
+        type=float,
+        default=S,
+        help="seconds before a connection is replaced (default: the exchange's limit minus a margin)",
+    )
     collector.add_argument(
         "--ws-client", choices=["websockets", "picows"], default=S, help="websocket client"
     )
 
     processor = commands.add_parser("processor", help="turn trades from the bus into stored bars")
-    _common(processor, 9093)
+    _common(processor, settings.ProcessorSettings)
     _processing(processor)
     processor.add_argument("--consumer", default=S, help="consumer name, stable across restarts")
     processor.add_argument("--shard-index", type=int, default=S)
     processor.add_argument("--shard-count", type=int, default=S)
 
     api = commands.add_parser("api", help="serve the REST and WebSocket API")
-    _common(api, 9094)
+    _common(api, settings.ApiDaemonSettings)
     api.add_argument("--host", default=S)
     api.add_argument("--port", type=int, default=S, help="API port (default 8000)")
 
     simulate = commands.add_parser("simulate", help="serve a simulated Binance (websocket and REST)")
-    _common(simulate, 9095)
+    _common(simulate, settings.SimulateSettings)
     simulate.add_argument("--host", default=S)
     simulate.add_argument("--port", type=int, default=S, help="port (default 8765)")
     simulate.add_argument("--symbols", default=S)
@@ -96,7 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     db = commands.add_parser("db", help="database administration")
     db_commands = db.add_subparsers(dest="db_command", required=True)
     migrate = db_commands.add_parser("migrate", help="apply pending migrations")
-    _common(migrate, 9091)
+    _common(migrate, settings.CommonSettings)
     return parser
 
 

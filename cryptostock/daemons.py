@@ -60,15 +60,7 @@ async def run_collector(settings: CollectorSettings) -> None:
     async with daemon_context("collector", settings) as ctx:
         bus = await open_bus_for(settings, role="collector")
         try:
-            session = CollectorRunner(
-                settings.exchange,
-                settings.symbols,
-                ws_url=settings.ws_url,
-                rest_url=settings.rest_url,
-                sink=bus,
-                stale_timeout=settings.stale_timeout,
-                ws_client=settings.ws_client,
-            )
+            session = CollectorRunner(settings.exchange, settings, sink=bus)
             ctx.health.add_check("bus", bus.ping)
             await _run_until_stopped(ctx, {"collector": (session.run, session.stop)})
         finally:
@@ -113,25 +105,13 @@ async def run_all(settings: RunSettings) -> None:
         try:
             await store.migrate()
             await store.ensure_source(settings.source)
-            ws_url, rest_url = settings.ws_url, settings.rest_url
+            ws_url = rest_url = None  # the settings' endpoints, else Binance's own (with --live)
             if settings.uses_simulator:
                 simulator = build_simulator(settings)
                 await simulator.start()
                 ws_url, rest_url = simulator.ws_url, simulator.rest_url
                 log.info("simulated Binance on {}", ws_url)
-            elif settings.live:
-                ws_url = ws_url or "wss://stream.binance.com:9443"
-                rest_url = rest_url or "https://api.binance.com"
-            assert ws_url is not None and rest_url is not None
-            collector = CollectorRunner(
-                "binance",
-                settings.symbols,
-                ws_url=ws_url,
-                rest_url=rest_url,
-                sink=bus,
-                stale_timeout=settings.stale_timeout,
-                ws_client=settings.ws_client,
-            )
+            collector = CollectorRunner("binance", settings, sink=bus, ws_url=ws_url, rest_url=rest_url)
             service = _processor(settings, bus, store, cache)
             api = serve_api(store, cache, host=settings.api_host, port=settings.api_port, health=ctx.health)
             _add_checks(ctx, store=store, bus=bus, cache=cache)

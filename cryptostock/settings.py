@@ -4,17 +4,20 @@ environment. Unknown keys are rejected; secrets (DSNs with passwords) are Secret
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from core.errors import ConfigError
 from core.timeframes import DEFAULT_TIMEFRAMES, parse_timeframes
 from simulator.serve import SimulatorSettings
 
-BINANCE_WS_URL = "wss://stream.binance.com:9443"
-BINANCE_REST_URL = "https://api.binance.com"
+
+def _metrics_port(default: int) -> Any:
+    """The metrics/health port field: each daemon has its own default, so that they run side by side."""
+    env = AliasChoices("metrics_port", "METRICS_PORT")
+    return Field(default=default, ge=0, le=65535, validation_alias=env)
 
 
 class CommonSettings(BaseSettings):
@@ -28,9 +31,7 @@ class CommonSettings(BaseSettings):
     redis_url: SecretStr | None = Field(default=None, validation_alias=AliasChoices("redis_url", "REDIS_URL"))
     redis_prefix: str = "cryptostock"
     data_dir: Path = Path("data")
-    metrics_port: int = Field(
-        default=9091, ge=0, le=65535, validation_alias=AliasChoices("metrics_port", "METRICS_PORT")
-    )
+    metrics_port: int = _metrics_port(9091)
     metrics_addr: str = "0.0.0.0"
     log_level: str = Field(default="INFO", validation_alias=AliasChoices("log_level", "LOG_LEVEL"))
     log_format: Literal["text", "json"] = Field(
@@ -51,11 +52,15 @@ def _split_symbols(value: object) -> object:
     return value
 
 
-class CollectorSettings(CommonSettings):
-    exchange: str = "binance"
+class CollectorOptions(BaseModel):
+    """How a collector connects: shared by `cryptostock collector` and `cryptostock run`.
+
+    ws_url / rest_url: None means the exchange's own endpoints. Times in seconds; max_connection_age
+    None means the exchange's connection limit minus its margin (Binance: 24 h - 30 min)."""
+
     symbols: list[str] = Field(default_factory=lambda: ["BTCUSDT", "ETHUSDT"], min_length=1)
-    ws_url: str = BINANCE_WS_URL
-    rest_url: str = BINANCE_REST_URL
+    ws_url: str | None = None
+    rest_url: str | None = None
     stale_timeout: float = Field(default=30.0, gt=0)
     backoff_initial: float = Field(default=0.5, gt=0)
     backoff_max: float = Field(default=30.0, gt=0)
@@ -64,8 +69,20 @@ class CollectorSettings(CommonSettings):
 
     _symbols = field_validator("symbols", mode="before")(_split_symbols)
 
+    @model_validator(mode="after")
+    def _backoff_order(self) -> CollectorOptions:
+        if self.backoff_max < self.backoff_initial:
+            raise ValueError("backoff_max must be at least backoff_initial")
+        return self
+
+
+class CollectorSettings(CommonSettings, CollectorOptions):
+    exchange: str = "binance"
+    metrics_port: int = _metrics_port(9092)
+
 
 class ProcessorSettings(CommonSettings):
+    metrics_port: int = _metrics_port(9093)
     timeframes: tuple[str, ...] = DEFAULT_TIMEFRAMES
     grace_seconds: float = Field(default=2.0, ge=0)
     consumer: str = "processor-1"
@@ -87,6 +104,7 @@ class ProcessorSettings(CommonSettings):
 
 
 class ApiDaemonSettings(CommonSettings):
+    metrics_port: int = _metrics_port(9094)
     host: str = "0.0.0.0"
     port: int = Field(default=8000, ge=0, le=65535)
 
@@ -95,28 +113,23 @@ class SimulateSettings(CommonSettings, SimulatorSettings):
     """`cryptostock simulate`: the simulator's own settings plus what every daemon shares."""
 
     model_config = SettingsConfigDict(env_prefix="CRYPTOSTOCK_", extra="forbid", populate_by_name=True)
+    metrics_port: int = _metrics_port(9095)
 
     def simulator(self) -> SimulatorSettings:
         return SimulatorSettings.model_validate(self.model_dump(include=set(SimulatorSettings.model_fields)))
 
 
-class RunSettings(ProcessorSettings):
+class RunSettings(ProcessorSettings, CollectorOptions):
     """`cryptostock run`: simulator + collector + processor + API in one process."""
 
-    symbols: list[str] = Field(default_factory=lambda: ["BTCUSDT", "ETHUSDT"], min_length=1)
+    metrics_port: int = _metrics_port(9091)
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=0, le=65535)
     sim_port: int = Field(default=8765, ge=0, le=65535)
     tps: float = Field(default=20.0, gt=0)
     replay: Path | None = None
     speed: float = Field(default=1.0, ge=0)
-    ws_url: str | None = None
-    rest_url: str | None = None
     live: bool = False
-    stale_timeout: float = Field(default=30.0, gt=0)
-    ws_client: Literal["websockets", "picows"] = "websockets"
-
-    _symbols = field_validator("symbols", mode="before")(_split_symbols)
 
     @property
     def uses_simulator(self) -> bool:

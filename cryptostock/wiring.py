@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import random
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 
 import uvicorn
@@ -14,10 +13,17 @@ from loguru import logger
 
 from api.app import create_app
 from collectors.backfill import RestBackfiller, discover
+from collectors.backoff import Backoff
 from collectors.registry import create_connector
 from collectors.session import CollectorSession, TradeSink
 from core.errors import ConfigError, ExchangeError
-from cryptostock.settings import CommonSettings, ProcessorSettings, RunSettings, SimulateSettings
+from cryptostock.settings import (
+    CollectorOptions,
+    CommonSettings,
+    ProcessorSettings,
+    RunSettings,
+    SimulateSettings,
+)
 from monitoring.health import Health
 from monitoring.metrics import METRICS, PlatformMetrics
 from simulator.binance.server import BinanceSimulator
@@ -64,28 +70,27 @@ def build_simulator(settings: SimulateSettings | RunSettings) -> BinanceSimulato
 
 
 class CollectorRunner:
-    """Discovers the exchange's instruments (retrying while it is unreachable), then runs the session."""
+    """Discovers the exchange's instruments (retrying while it is unreachable), then runs the session.
+
+    `ws_url` / `rest_url` override the options' endpoints (`cryptostock run` points them at its own
+    simulator); None everywhere means the exchange's own."""
 
     def __init__(
         self,
         exchange: str,
-        symbols: Sequence[str],
+        options: CollectorOptions,
         *,
-        ws_url: str,
-        rest_url: str,
         sink: TradeSink,
-        stale_timeout: float,
-        ws_client: str = "websockets",
+        ws_url: str | None = None,
+        rest_url: str | None = None,
         metrics: PlatformMetrics = METRICS,
     ) -> None:
-        self._connector = create_connector(ws_client)
-        self._ws_client = ws_client
+        self._connector = create_connector(options.ws_client)
         self._exchange = exchange
-        self._symbols = list(symbols)
-        self._ws_url = ws_url
-        self._rest_url = rest_url
+        self._options = options
+        self._ws_url = ws_url or options.ws_url
+        self._rest_url = rest_url or options.rest_url
         self._sink = sink
-        self._stale_timeout = stale_timeout
         self._metrics = metrics
         self._stopping = asyncio.Event()
         self._session: CollectorSession | None = None
@@ -95,18 +100,22 @@ class CollectorRunner:
         backfiller = await self._discover()
         if backfiller is None:
             return
+        options = self._options
         try:
             self._session = CollectorSession(
                 backfiller.adapter,
-                self._symbols,
+                options.symbols,
                 sink=self._sink,
                 ws_base_url=self._ws_url,
                 backfiller=backfiller,
-                stale_timeout=self._stale_timeout,
+                stale_timeout=options.stale_timeout,
+                backoff_initial=options.backoff_initial,
+                backoff_max=options.backoff_max,
+                max_connection_age=options.max_connection_age,
                 metrics=self._metrics,
                 connector=self._connector,
             )
-            self._log.info("collecting {} over {}", ",".join(self._symbols), self._ws_client)
+            self._log.info("collecting {} over {}", ",".join(options.symbols), options.ws_client)
             if self._stopping.is_set():
                 return
             await self._session.run()
@@ -119,16 +128,16 @@ class CollectorRunner:
             self._session.stop()
 
     async def _discover(self) -> RestBackfiller | None:
-        delay = 0.5
+        backoff = Backoff(0.5, 30.0)
         while not self._stopping.is_set():
             try:
                 return await discover(self._exchange, self._rest_url, metrics=self._metrics)
             except ExchangeError as exc:
+                delay = backoff.next_delay()
                 self._log.warning("instrument discovery failed, retrying in {:.1f}s: {}", delay, exc)
                 self._metrics.collector_errors.labels(self._exchange, "discovery_failed").inc()
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), delay * (0.5 + random.random()))
-            delay = min(delay * 2, 30.0)
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), delay)
         return None
 
 

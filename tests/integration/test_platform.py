@@ -280,3 +280,16 @@ async def test_collector_uses_the_websocket_client_it_is_told_to(platform: Platf
     assert agents and all(agent.startswith("cryptostock/") and f"({client})" in agent for agent in agents), (
         agents
     )
+
+
+async def test_collector_flags_reach_the_session(platform: Platform, dump_logs: Callable[[], str]) -> None:
+    # --max-connection-age replaces each connection (make before break) once it is that old.
+    simulator = platform.simulator(tps=50)
+    await simulator.wait_ready()
+    collector = platform.collector("--max-connection-age", "1", "--backoff-max", "2")
+    await collector.wait_ready()
+    await wait_metric(collector, "websocket_reconnections_total", 2, timeout=15)
+    assert await collector.metric("collector_errors_total", error_type="stale") == 0, dump_logs()
+    for daemon in (simulator, collector):
+        code, _ = daemon.stop()
+        assert code == 0, dump_logs()

@@ -1,0 +1,45 @@
+"""Daemon settings: what a user gets without flags."""
+
+from __future__ import annotations
+
+import pytest
+
+from cryptostock.cli import build_parser
+from cryptostock.settings import (
+    ApiDaemonSettings,
+    CollectorSettings,
+    ProcessorSettings,
+    RunSettings,
+    SimulateSettings,
+)
+
+DAEMONS = {
+    "collector": CollectorSettings,
+    "processor": ProcessorSettings,
+    "api": ApiDaemonSettings,
+    "simulate": SimulateSettings,
+}
+
+
+def test_each_daemon_has_its_own_metrics_port_so_they_run_side_by_side(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("METRICS_PORT", raising=False)
+    ports = {name: settings().metrics_port for name, settings in DAEMONS.items()}
+    assert len(set(ports.values())) == len(DAEMONS), ports
+    assert RunSettings().metrics_port == 9091  # the README's address for `make run`
+    assert 9091 not in ports.values()
+
+
+def test_help_states_each_daemons_metrics_port(capsys: pytest.CaptureFixture[str]) -> None:
+    for name, settings in DAEMONS.items():
+        with pytest.raises(SystemExit):
+            build_parser().parse_args([name, "--help"])
+        assert f"(default {settings().metrics_port})" in " ".join(capsys.readouterr().out.split())
+
+
+def test_collector_endpoints_default_to_the_exchanges_own() -> None:
+    settings = CollectorSettings(exchange="binance_futures")
+    assert settings.ws_url is None and settings.rest_url is None  # the adapter's endpoints, not spot's
+    with pytest.raises(ValueError, match="backoff_max"):
+        CollectorSettings(backoff_initial=5, backoff_max=1)
