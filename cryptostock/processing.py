@@ -326,8 +326,11 @@ class ProcessorService:
             self._log.warning("could not cache bar: {}", exc, symbol=item.bar.symbol)
 
     async def _warm_up_known_symbols(self) -> None:
+        """Every stored symbol this processor's shard owns: another shard's open bars, rebuilt here, would
+        be closed here too and overwrite that shard's complete bars."""
         for info in await self._store.symbols():
-            await self._warm_up(info.exchange, info.symbol)
+            if self._bus.owns(info.exchange, info.symbol):
+                await self._warm_up(info.exchange, info.symbol)
 
     def _unseen_symbols(self, trades: Sequence[Trade]) -> dict[tuple[str, str], Trade]:
         """The first trade of each symbol not warmed up yet."""

@@ -85,6 +85,9 @@ class InProcessBus:
         """Deliveries handed out and not yet acknowledged."""
         return len(self._unacked)
 
+    def owns(self, exchange: str, symbol: str) -> bool:
+        return True  # one process, one consumer: every symbol
+
     async def ping(self) -> bool:
         return not self._closed
 

@@ -37,10 +37,9 @@ from monitoring.metrics import METRICS, PlatformMetrics
 from storage.codec import decode_trades
 from storage.dsn import redact_dsn
 from storage.redis_link import guarded, redis_breaker, redis_client
-from storage.redis_publisher import StreamPublisher
+from storage.redis_publisher import FIELD, StreamPublisher
 
 T = TypeVar("T")
-FIELD = b"t"
 IDLE_POLL_S = 0.1  # how often a consumer that owns no stream yet looks for one
 Entry = tuple[bytes, dict[bytes, bytes] | None]
 
@@ -266,6 +265,9 @@ class RedisStreamBus:
         if poison:
             await self.ack(poison)
         return out
+
+    def owns(self, exchange: str, symbol: str) -> bool:
+        return shard_of(self._publisher.stream_key(exchange, symbol), self.shard_count) == self.shard_index
 
     async def ping(self) -> bool:
         try:

@@ -80,12 +80,16 @@ class StreamPublisher:
         if self._closing:
             raise BusError("the Redis bus is closed")
 
+    def stream_key(self, exchange: str, symbol: str) -> str:
+        """The Redis stream that carries a symbol's trades."""
+        key = self._keys.get((exchange, symbol))
+        if key is None:
+            key = self._keys[(exchange, symbol)] = f"{self._prefix}:{exchange}:{symbol}"
+        return key
+
     def _buffer(self, trades: Sequence[Trade]) -> None:
         for (exchange, symbol), group in group_by_symbol(trades).items():
-            key = self._keys.get((exchange, symbol))
-            if key is None:
-                key = self._keys[(exchange, symbol)] = f"{self._prefix}:{exchange}:{symbol}"
-            self._buffers.setdefault(key, []).extend(group)
+            self._buffers.setdefault(self.stream_key(exchange, symbol), []).extend(group)
         self.buffered += len(trades)
         self._drained.clear()
         self._wake.set()

@@ -7,13 +7,14 @@ import asyncio
 import time
 from pathlib import Path
 
-from core.timeframes import NS_PER_SECOND
-from core.types import Delivery, Trade
+from core.timeframes import NS_PER_SECOND, bucket_start, timeframe_ns
+from core.types import Delivery, SymbolInfo, Trade
 from cryptostock.processing import ProcessorService, batches
 from monitoring.metrics import PlatformMetrics
 from processor.bars import BarAggregator
 from storage.memory_bus import InProcessBus
 from storage.memory_cache import MemoryCache
+from storage.redis_bus import RedisStreamBus
 from storage.sqlite import SQLiteStore
 from tests.processor.test_bars_pandas import random_trades
 from tests.processor.test_restart import assert_same_bar
@@ -103,4 +104,35 @@ async def test_many_batches_in_flight_are_applied_in_read_order(
         None,
         0.0,
     )
+    await store.close()
+
+
+async def test_a_sharded_processor_warms_up_and_closes_only_its_own_symbols(
+    tmp_path: Path, metrics: PlatformMetrics, redis_url: str
+) -> None:
+    """Another shard's open bars, rebuilt and closed here, would overwrite that shard's complete bars."""
+    symbols = [f"C{i}-USDT" for i in range(10)]
+    in_last_minute = bucket_start(time.time_ns(), timeframe_ns("1m")) - 30 * NS_PER_SECOND
+    store = SQLiteStore(tmp_path / "db.sqlite", metrics=metrics)
+    await store.migrate()
+    await store.upsert_symbols([SymbolInfo("binance", s, s.replace("-", ""), s[:2], "USDT") for s in symbols])
+    await store.insert_trades([make_trade(1, symbol=s, ts=in_last_minute) for s in symbols])
+    bus = RedisStreamBus(redis_url, prefix="shardtest", shard_index=0, shard_count=2, metrics=metrics)
+    owned = {s for s in symbols if bus.owns("binance", s)}
+    assert owned and owned != set(symbols)
+    service = ProcessorService(
+        bus, store, MemoryCache(metrics=metrics), timeframes=("1m",), grace_ns=0, tick_interval=0.05,
+        metrics=metrics,
+    )  # fmt: skip
+    running = asyncio.create_task(service.run())
+    deadline = time.monotonic() + 10
+    while len(await store.bars("binance", min(owned), "1m")) == 0:
+        assert time.monotonic() < deadline, "the owned symbols' last minute was never closed"
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(0.3)  # a few more ticks: time for the other shard's bars to close, were they open
+    service.stop()
+    await asyncio.wait_for(running, 10)
+    await bus.close()
+    with_bars = {s for s in symbols if await store.bars("binance", s, "1m")}
+    assert with_bars == owned
     await store.close()
