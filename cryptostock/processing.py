@@ -251,8 +251,14 @@ class ProcessorService:
             await self._retry("store_bars", self._persist, self._finish(bars))
 
     def _apply(self, trades: Sequence[Trade]) -> list[ClosedBar]:
-        result = self._aggregator.add_many(trades)
-        self._record_quality(self._quality.check_trades(trades))
+        tally = self._quality.check_trades(trades)
+        self._record_quality(tally)
+        aggregated = trades
+        if tally.future:  # stored and counted, but an event time from a clock far ahead would move the
+            rejected = set(map(id, tally.future))  # watermark and close the open bars early
+            self._log.warning("{} trades ahead of their receive time not aggregated", len(rejected))
+            aggregated = [trade for trade in trades if id(trade) not in rejected]
+        result = self._aggregator.add_many(aggregated)
         self._report_per_symbol(
             Counter((item.trade.exchange, item.trade.symbol) for item in result.late),
             self._metrics.late_trades,

@@ -15,7 +15,7 @@ Policies (also in docs/bars-and-indicators.md):
 - An interval without trades produces no bar: there is no price to put in it, and indicators
   advance only on real bars.
 - Feed each trade once (the store de-duplicates before the aggregator sees a trade). The aggregator
-  trusts ts_event; drop trades that fail the future-timestamp quality check before `add`.
+  trusts ts_event: the processor leaves out trades that fail the future-timestamp quality check.
 - Restart warm-up: feeding the stored trades back through `add` in (ts_event, trade_id) order,
   starting at the smallest `last_bar_close` over the timeframes (so at or before the open_time of every
   bar still open), re-creates the open bars exactly; the bars it closes on the way are the ones already

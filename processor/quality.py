@@ -92,15 +92,17 @@ _REL = 1e-9
 
 
 class QualityTally:
-    """What a batch of checks found: counts per check, anomalies per symbol, the symbols checked."""
+    """What a batch of checks found: counts per check, anomalies per symbol, the symbols checked, and the
+    trades whose event time leads their receive time too far (`future`)."""
 
-    __slots__ = ("anomalies", "failed", "passed", "symbols")
+    __slots__ = ("anomalies", "failed", "future", "passed", "symbols")
 
     def __init__(self) -> None:
         self.passed: Counter[str] = Counter()
         self.failed: Counter[str] = Counter()
         self.anomalies: Counter[tuple[str, str, str]] = Counter()
         self.symbols: set[tuple[str, str]] = set()
+        self.future: list[Trade] = []  # trades that failed trade_timestamp: not to be aggregated
 
 
 class _SymbolQuality:
@@ -179,6 +181,7 @@ class QualityMonitor:
             if lead > future:
                 failed_at.append(position + 1)
                 failed_checks.append(CHECK_TRADE_TIMESTAMP)
+                tally.future.append(trade)
             position += 2
             if trade.backfilled:
                 continue

@@ -7,6 +7,8 @@ import asyncio
 import time
 from pathlib import Path
 
+import msgspec
+
 from core.timeframes import NS_PER_SECOND, bucket_start, timeframe_ns
 from core.types import Delivery, SymbolInfo, Trade
 from cryptostock.processing import ProcessorService, batches
@@ -135,4 +137,28 @@ async def test_a_sharded_processor_warms_up_and_closes_only_its_own_symbols(
     await bus.close()
     with_bars = {s for s in symbols if await store.bars("binance", s, "1m")}
     assert with_bars == owned
+    await store.close()
+
+
+async def test_a_trade_from_a_clock_far_ahead_is_stored_and_counted_but_closes_no_bar(
+    tmp_path: Path, metrics: PlatformMetrics
+) -> None:
+    store = SQLiteStore(tmp_path / "db.sqlite", metrics=metrics)
+    await store.migrate()
+    service = ProcessorService(
+        InProcessBus(metrics=metrics), store, MemoryCache(metrics=metrics), timeframes=("1m",), grace_ns=0,
+        metrics=metrics,
+    )  # fmt: skip
+    minute = [make_trade(i) for i in range(1, 4)]
+    ahead = msgspec.structs.replace(make_trade(4, ts=minute[0].ts_event + 3600 * NS_PER_SECOND),
+                                    ts_recv=minute[-1].ts_recv)  # fmt: skip
+    await service.process([delivery(1, [*minute, ahead])])
+    assert [t.trade_id for t in await store.trades("binance", "BTC-USDT", limit=10)] == [1, 2, 3, 4]
+    assert await store.bars("binance", "BTC-USDT", "1m") == []  # the open minute was not closed early
+    sample = metrics.registry.get_sample_value
+    labels = {"exchange": "binance", "symbol": "BTC-USDT", "anomaly_type": "future_timestamp"}
+    assert sample("data_anomalies_detected_total", labels) == 1
+    assert sample("trades_processed_total", {"exchange": "binance"}) == 4
+    await service.process([delivery(2, [make_trade(5)])])
+    assert await store.bars("binance", "BTC-USDT", "1m") == []
     await store.close()
