@@ -24,12 +24,13 @@ from cryptostock.settings import (
 )
 from cryptostock.wiring import (
     CollectorRunner,
-    build_simulator,
     open_bus_for,
     open_cache_for,
     open_store_for,
     serve_api,
+    simulator_settings,
 )
+from simulator.serve import start_simulator
 
 
 async def migrate_database(settings: CommonSettings) -> None:
@@ -44,8 +45,7 @@ async def migrate_database(settings: CommonSettings) -> None:
 
 async def run_simulator(settings: SimulateSettings) -> None:
     async with daemon_context("simulator", settings) as ctx:
-        simulator = build_simulator(settings)
-        await simulator.start()
+        simulator = await start_simulator(simulator_settings(settings))
         ctx.health.add_check("simulator", _always_ready)
         logger.bind(component="simulator").info(
             "simulated Binance on {} (REST {})", simulator.ws_url, simulator.rest_url
@@ -107,8 +107,7 @@ async def run_all(settings: RunSettings) -> None:
             await store.ensure_source(settings.source)
             ws_url = rest_url = None  # the settings' endpoints, else Binance's own (with --live)
             if settings.uses_simulator:
-                simulator = build_simulator(settings)
-                await simulator.start()
+                simulator = await start_simulator(simulator_settings(settings))
                 ws_url, rest_url = simulator.ws_url, simulator.rest_url
                 log.info("simulated Binance on {}", ws_url)
             collector = CollectorRunner("binance", settings, sink=bus, ws_url=ws_url, rest_url=rest_url)

@@ -26,9 +26,7 @@ from cryptostock.settings import (
 )
 from monitoring.health import Health
 from monitoring.metrics import METRICS, PlatformMetrics
-from simulator.binance.server import BinanceSimulator
 from simulator.serve import SimulatorSettings
-from simulator.serve import build_simulator as build_simulator_from
 from storage.factory import Bus, Cache, SqlStore, open_bus, open_cache, open_store
 
 
@@ -53,19 +51,17 @@ async def open_cache_for(settings: CommonSettings) -> Cache:
     return open_cache(settings.redis_dsn(), prefix=settings.redis_prefix)
 
 
-def build_simulator(settings: SimulateSettings | RunSettings) -> BinanceSimulator:
+def simulator_settings(settings: SimulateSettings | RunSettings) -> SimulatorSettings:
     """The simulated exchange of `cryptostock simulate`, or the one `cryptostock run` starts itself."""
     if isinstance(settings, SimulateSettings):
-        return build_simulator_from(settings.simulator())
-    return build_simulator_from(
-        SimulatorSettings(
-            host="127.0.0.1",
-            port=settings.sim_port,
-            symbols=None if settings.replay else list(settings.symbols),
-            tps=settings.tps,
-            replay=settings.replay,
-            speed=settings.speed,
-        )
+        return settings.simulator()
+    return SimulatorSettings(
+        host="127.0.0.1",
+        port=settings.sim_port,
+        symbols=None if settings.replay else list(settings.symbols),
+        tps=settings.tps,
+        replay=settings.replay,
+        speed=settings.speed,
     )
 
 

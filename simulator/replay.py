@@ -32,6 +32,7 @@ _SAFE_DECIMAL = re.compile(r"^[0-9A-Za-z.+\-]+$")  # anything JSON-safe inside q
 MAX_BATCH = 10_000
 MIN_TICK_S = 0.001
 _WARN_LIMIT = 20
+_MAX_SPELLINGS = 1000
 
 log = logger.bind(component="simulator", market="replay")
 
@@ -48,6 +49,7 @@ class ReplayMarket:
         self.speed = speed
         self.skipped_rows = 0
         self.replayed_rows = 0
+        self._spellings: dict[str, str] = {}
         self._check_header()
         names = symbols if symbols is not None else self._scan_symbols()
         self._symbols = tuple(dict.fromkeys(normalize_symbol(s) for s in names))
@@ -125,7 +127,7 @@ class ReplayMarket:
             return None
         ts, symbol, trade_id, price, quantity, maker = row
         if symbol not in self._symbol_set:
-            symbol = symbol.strip().upper()
+            symbol = self._normalized(symbol)
         is_buyer_maker = _BOOLS.get(maker)
         if is_buyer_maker is None:
             is_buyer_maker = _BOOLS.get(maker.strip().lower())
@@ -143,6 +145,19 @@ class ReplayMarket:
                 self._skip(line_no, row, "price/quantity are not decimal strings")
                 return None
         return MarketTrade(symbol, tid, price, quantity, time_ms, is_buyer_maker)
+
+    def _normalized(self, spelling: str) -> str:
+        """A symbol as the file spells it ('btc-usdt') in the simulator's form ('BTCUSDT'); '' if
+        invalid. Remembered per spelling (a bounded few), since this runs per row."""
+        symbol = self._spellings.get(spelling)
+        if symbol is None:
+            try:
+                symbol = normalize_symbol(spelling)
+            except ConfigError:
+                symbol = ""
+            if len(self._spellings) < _MAX_SPELLINGS:
+                self._spellings[spelling] = symbol
+        return symbol
 
     def _skip(self, line_no: int, row: list[str], reason: str) -> None:
         self.skipped_rows += 1

@@ -46,6 +46,12 @@ class SimulatorSettings(BaseModel):
     weight_limit: int | None = Field(default=None, ge=1)
     faults: FaultRequest | None = None
 
+    @field_validator("faults", mode="before")
+    @classmethod
+    def _faults_json(cls, value: object) -> object:
+        """A flag or environment value arrives as JSON text."""
+        return FaultRequest.model_validate_json(value) if isinstance(value, str | bytes) else value
+
     @field_validator("symbols", mode="before")
     @classmethod
     def _split(cls, value: object) -> object:
@@ -89,16 +95,25 @@ async def serve(
 
     `on_ready` is called with the started simulator (its `port` is the bound one when settings.port is 0).
     """
-    simulator = build_simulator(settings, metrics)
-    await simulator.start()
+    simulator = await start_simulator(settings, metrics)
     try:
-        if settings.faults is not None:
-            try:
-                simulator.apply_faults(settings.faults)
-            except ValueError as exc:
-                raise ConfigError(f"faults at start: {exc}") from exc
         if on_ready is not None:
             on_ready(simulator)
         await asyncio.Event().wait()
     finally:
         await simulator.stop()
+
+
+async def start_simulator(
+    settings: SimulatorSettings, metrics: PlatformMetrics = METRICS
+) -> BinanceSimulator:
+    """Build and start the simulated exchange, with the start-up faults injected; the caller stops it."""
+    simulator = build_simulator(settings, metrics)
+    await simulator.start()
+    if settings.faults is not None:
+        try:
+            simulator.apply_faults(settings.faults)
+        except ValueError as exc:
+            await simulator.stop()
+            raise ConfigError(f"faults at start: {exc}") from exc
+    return simulator

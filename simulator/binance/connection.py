@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import random
-import struct
 from collections.abc import Coroutine
 from typing import Any, Protocol
 
@@ -30,7 +29,9 @@ from simulator.binance.frames import (
     OP_TEXT,
     agg_trade_payload,
     combined,
+    combined_prefix,
     frame,
+    frame_header,
     malformed_payload,
     server_shutdown_payload,
     trade_payload,
@@ -45,8 +46,6 @@ HIGH_WATER = 1 << 20
 LOW_WATER = 256 << 10
 MAX_INCOMING_PER_SECOND = 5
 CLOSE_TIMEOUT = 2.0
-_PACK2 = struct.Struct("!BBH").pack
-_HEADERS = [bytes((0x81, n)) for n in range(126)]
 _END_STREAMS = (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR)
 
 Route = tuple[str, bytes | None]  # (stream kind, combined-wrapper prefix or None for raw)
@@ -266,8 +265,7 @@ class StreamConnection:
                     body = agg_trade_payload(trade, micros=micros)
                 if prefix is not None:
                     body = prefix + body + b"}"
-                size = len(body)
-                parts.append(_HEADERS[size] if size < 126 else _PACK2(0x81, 126, size))
+                parts.append(frame_header(len(body)))
                 parts.append(body)
         if parts:
             self._transport.write(b"".join(parts))
@@ -279,7 +277,7 @@ class StreamConnection:
         routes: dict[str, list[Route]] = {}
         for stream in self.subs.streams:
             if stream.kind in DATA_KINDS:
-                prefix = b'{"stream":"' + stream.name.encode() + b'","data":' if self.subs.combined else None
+                prefix = combined_prefix(stream.name) if self.subs.combined else None
                 routes.setdefault(stream.symbol, []).append((stream.kind, prefix))
         self._routes, self._routes_version = routes, self.subs.version
 

@@ -41,9 +41,14 @@ def server_shutdown_payload(time_ms: int) -> bytes:
     return f'{{"e":"serverShutdown","E":{time_ms}}}'.encode()
 
 
+def combined_prefix(stream: str) -> bytes:
+    """What precedes a raw payload on /stream connections (a closing brace follows it)."""
+    return b'{"stream":"' + stream.encode() + b'","data":'
+
+
 def combined(stream: str, payload: bytes) -> bytes:
     """Wrap a raw payload the way /stream connections receive it."""
-    return b'{"stream":"' + stream.encode() + b'","data":' + payload + b"}"
+    return combined_prefix(stream) + payload + b"}"
 
 
 def frame_header(length: int, opcode: int = OP_TEXT) -> bytes:

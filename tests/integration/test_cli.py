@@ -67,3 +67,10 @@ def test_metrics_port_in_use_is_one_clear_line(tmp_path: Path) -> None:
         port = busy.getsockname()[1]
         result = cryptostock(tmp_path, "run", "--metrics-port", str(port), "--metrics-addr", "127.0.0.1")
     assert_one_line_error(result, f"metrics port {port}", "already in use")
+
+
+def test_bad_start_up_faults_are_one_clear_line(tmp_path: Path) -> None:
+    result = cryptostock(
+        tmp_path, "simulate", "--faults", '{"explode": 1}', "--metrics-port", str(free_port())
+    )
+    assert_one_line_error(result, "faults")

@@ -293,3 +293,14 @@ async def test_collector_flags_reach_the_session(platform: Platform, dump_logs: 
     for daemon in (simulator, collector):
         code, _ = daemon.stop()
         assert code == 0, dump_logs()
+
+
+async def test_simulate_injects_the_faults_given_at_start(platform: Platform) -> None:
+    simulator = platform.simulator("--faults", '{"stall": 60, "skip": 3}')
+    await simulator.wait_ready()
+    async with httpx.AsyncClient(base_url=platform.sim_url, timeout=5) as client:
+        faults = (await client.get("/admin/state")).json()["faults"]
+    assert faults["stall_remaining_s"] > 30
+    assert faults["skip_pending"] or faults["trades_skipped"] > 0, faults  # withheld, or still to be
+    code, _ = simulator.stop()
+    assert code == 0

@@ -101,3 +101,20 @@ def test_header_and_speed_are_checked(tmp_path: Path) -> None:
     with pytest.raises(ConfigError):
         ReplayMarket(tmp_path / "missing.csv")
     assert ReplayMarket(write_csv(tmp_path / "c.csv", replay_rows(3))).symbols == ("ETHUSDT", "BTCUSDT")
+
+
+async def test_symbols_spelled_otherwise_and_frames_over_64_kib_are_replayed(
+    start_sim: StartSim, tmp_path: Path
+) -> None:
+    huge = "1" * 70_000  # a frame beyond the 16-bit websocket length: the 64-bit header form
+    rows = [
+        [1_700_000_000_000, "btc-usdt", 1, "100.5", "0.1", "true"],
+        [1_700_000_000_001, "BTC/USDT", 2, "100.6", "0.2", "false"],
+        [1_700_000_000_002, "BTCUSDT", 3, huge, "0.3", "false"],
+        [1_700_000_000_003, "btcusdt", 4, "100.7", "0.4", "true"],
+    ]
+    sim = await start_sim(ReplayMarket(write_csv(tmp_path / "r.csv", rows), speed=0))
+    async with ws_connect(f"{sim.ws_url}/ws/btcusdt@trade") as ws:
+        events = [json.loads(await asyncio.wait_for(ws.recv(), 5)) for _ in rows]
+    assert [(e["s"], e["t"]) for e in events] == [("BTCUSDT", i) for i in (1, 2, 3, 4)]
+    assert events[2]["p"] == huge
