@@ -106,8 +106,8 @@ class BarOut(BaseModel):
     trade_count: int
     buy_volume: float
     sell_volume: float
-    first_trade_id: int
-    last_trade_id: int
+    first_trade_id: str = Field(description="the venue's id of the open trade, exactly as it sent it")
+    last_trade_id: str = Field(description="the venue's id of the close trade, exactly as it sent it")
     indicators: IndicatorsOut | None = Field(default=None, description="null when indicators=false")
     features: FeaturesOut | None = Field(default=None, description="null when indicators=false")
 
@@ -179,7 +179,10 @@ class IndicatorsSeriesOut(BaseModel):
 
 
 class TradeOut(BaseModel):
-    trade_id: int
+    trade_id: str = Field(description="the venue's own trade id, exactly as sent", examples=["3123456789"])
+    sequence: int | None = Field(
+        description="the venue's contiguous per-symbol sequence (null where the venue gives none)"
+    )
     price: str = Field(examples=["42000.10"])
     quantity: str = Field(examples=["0.0150"])
     side: Literal["buy", "sell"] = Field(description="the taker's side")
@@ -192,6 +195,7 @@ class TradeOut(BaseModel):
     def of(cls, trade: Trade) -> TradeOut:
         return cls(
             trade_id=trade.trade_id,
+            sequence=trade.sequence,
             price=trade.price,
             quantity=trade.quantity,
             side=trade.side.value,

@@ -1,43 +1,43 @@
 """REST gap repair and instrument discovery over aiohttp: the collectors' HTTP edge.
 
-aiohttp and timeout errors become `core.errors.ExchangeError` here; HTTP 429/418 become
-`RateLimitedError` and further calls are refused locally until `Retry-After` has passed. Every call goes
-through a `CircuitBreaker` (component `<exchange>_rest`) so an unreachable exchange is not hammered.
+The adapter owns the conversation (which request comes next, what a page holds, what an answer means);
+this module only executes it: aiohttp and timeout errors become `core.errors.ExchangeError`, an answer the
+adapter classifies as rate limited or banned becomes `RateLimitedError` and further calls are refused
+locally until its retry time has passed, and every call goes through a `CircuitBreaker` (component
+`<exchange>_rest`) so an unreachable venue is not hammered.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol
 
 import aiohttp
 
-from collectors.adapter import ExchangeAdapter, RestRequest
+from collectors.adapter import ExchangeAdapter, Gap, RestRequest, RestVerdict
 from collectors.registry import create_adapter
-from core.clock import Clock, SystemClock
+from core.clock import Clock, SystemClock, receive_time_ns
 from core.errors import ExchangeError, RateLimitedError
 from core.types import SymbolInfo, Trade
 from monitoring.circuit_breaker import CircuitBreaker
 from monitoring.metrics import METRICS, PlatformMetrics
 
-DEFAULT_RETRY_AFTER_S = 60.0
-_BODY_PREVIEW = 200
-
 
 class TradeBackfill(Protocol):
     """What the session needs to repair a gap."""
 
-    async def fetch_range(self, raw_symbol: str, first_id: int, last_id: int) -> list[Trade]:
-        """Trades with first_id <= id <= last_id, ascending, backfilled=True (may be fewer)."""
+    async def fetch_gap(self, gap: Gap) -> list[Trade]:
+        """Trades of `gap` the venue still has (backfilled=True; may be fewer than missing, or none)."""
         ...
 
 
 class RestBackfiller:
-    """Pages an adapter's backfill request until a gap is covered; also fetches the symbol list.
+    """Runs an adapter's repair requests page by page until the adapter says the gap is covered; also
+    fetches the symbol list.
 
     One aiohttp `ClientSession` (created on first use, closed by `close()`), a total timeout per request
-    (`timeout`, seconds) and at most `max_pages` requests per `fetch_range` call. `adapter` is public so
+    (`timeout`, seconds) and at most `max_pages` requests per `fetch_gap` call. `adapter` is public so
     that it can be replaced once the symbols are known (see `discover`).
     """
 
@@ -80,20 +80,17 @@ class RestBackfiller:
         body = await self.get(self.adapter.symbols_request())
         return self.adapter.parse_symbols(body)
 
-    async def fetch_range(self, raw_symbol: str, first_id: int, last_id: int) -> list[Trade]:
+    async def fetch_gap(self, gap: Gap) -> list[Trade]:
         out: list[Trade] = []
-        from_id = first_id
-        page_size = self.adapter.limits.backfill_page_size
-        for _ in range(self._max_pages):
-            body = await self.get(self.adapter.backfill_request(raw_symbol, from_id, page_size))
-            rows = self.adapter.parse_backfill(body, raw_symbol, self._clock.now_ns())
-            if not rows:
-                break
-            out.extend(t for t in rows if first_id <= t.trade_id <= last_id)
-            newest = rows[-1].trade_id
-            if newest >= last_id or newest < from_id:
-                break
-            from_id = newest + 1
+        adapter = self.adapter
+        request = adapter.repair_request(gap)
+        pages = 0
+        while request is not None and pages < self._max_pages:
+            body = await self.get(request)
+            page = adapter.repair_page(gap, request, body, receive_time_ns(self._clock))
+            out.extend(page.trades)
+            request = page.next
+            pages += 1
         return out
 
     async def get(self, request: RestRequest) -> bytes:
@@ -108,32 +105,27 @@ class RestBackfiller:
         try:
             async with self._client().request(request.method, url, params=list(request.params)) as resp:
                 body = await resp.read()
-                self._check_status(resp.status, resp.headers.get("Retry-After"), url, body)
+                self._check_answer(resp.status, resp.headers, url, body)
                 return body
         except (TimeoutError, aiohttp.ClientError) as exc:
             raise ExchangeError(f"GET {url} failed: {type(exc).__name__}: {exc}") from exc
 
-    def _check_status(self, status: int, retry_after: str | None, url: str, body: bytes) -> None:
-        if status in (429, 418):
-            seconds = _retry_after_seconds(retry_after)
+    def _check_answer(self, status: int, headers: Mapping[str, str], url: str, body: bytes) -> None:
+        answer = self.adapter.classify_response(status, headers, body)
+        if answer.verdict is RestVerdict.OK:
+            return
+        if answer.verdict in (RestVerdict.RATE_LIMITED, RestVerdict.BANNED):
+            seconds = answer.retry_after_s
             self._blocked_until = self._monotonic() + seconds
-            raise RateLimitedError(f"HTTP {status} from {url}; retry after {seconds:.0f}s", seconds)
-        if status >= 400:
-            preview = body[:_BODY_PREVIEW].decode("utf-8", "replace")
-            raise ExchangeError(f"HTTP {status} from {url}: {preview}")
+            raise RateLimitedError(
+                f"{answer.verdict.value} by {url} ({answer.detail}); retry after {seconds:.0f}s", seconds
+            )
+        raise ExchangeError(f"{url}: {answer.detail}")
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(timeout=self._timeout)
         return self._session
-
-
-def _retry_after_seconds(header: str | None) -> float:
-    try:
-        seconds = float(header) if header is not None else DEFAULT_RETRY_AFTER_S
-    except ValueError:
-        return DEFAULT_RETRY_AFTER_S
-    return seconds if seconds >= 0 else DEFAULT_RETRY_AFTER_S
 
 
 async def discover(

@@ -1,20 +1,21 @@
-"""Trade-id gap tracking per exchange symbol: pure, no I/O, no clock.
+"""Sequence gap tracking per venue symbol: pure, no I/O, no clock.
 
-Exchanges whose trade ids increase by exactly one per trade within a symbol (Binance `t` and `a`) let
-a collector prove completeness: an id above `last + 1` opens a gap, an id at or below `last` is a
-duplicate unless it is one of the ids still missing. State lives as long as the tracker, so it spans
-reconnects: the first trade after a reconnect reveals what was lost while disconnected.
+Venues whose trades carry a contiguous sequence (`Trade.sequence`, Capabilities.sequence CONTIGUOUS) let a
+collector prove completeness: a sequence above `last + 1` opens a gap, one at or below `last` is a
+duplicate unless it is one of those still missing. State lives as long as the tracker, so it spans
+reconnects: the first trade after a reconnect reveals what was lost while disconnected. Each gap keeps
+the event times of the trades on either side of it, for venues that repair by time.
 """
 
 from __future__ import annotations
 
 from enum import Enum
 
-import msgspec
+from collectors.adapter import Gap
 
 
 class Verdict(Enum):
-    """Outcome of observing a trade id that did not open a gap."""
+    """Outcome of observing a sequence number that did not open a gap."""
 
     NEW = "new"
     DUPLICATE = "duplicate"
@@ -23,24 +24,17 @@ class Verdict(Enum):
 NEW = Verdict.NEW
 DUPLICATE = Verdict.DUPLICATE
 
-
-class Gap(msgspec.Struct, frozen=True):
-    """Trade ids `first`..`last` (inclusive) of `raw_symbol` that the live stream skipped."""
-
-    raw_symbol: str
-    first: int
-    last: int
-
-    @property
-    def size(self) -> int:
-        return self.last - self.first + 1
+# A missing range: [first, last, after_ns, before_ns] (a list: its bounds shrink as sequences come in).
+_Range = list[int]
 
 
 class GapTracker:
-    """Last trade id and the ranges still missing, per raw symbol.
+    """Last sequence number (and its event time) and the ranges still missing, per raw symbol.
 
-    `observe` classifies live ids; `fill` admits ids recovered over REST. Missing ranges are bounded per
-    symbol (`max_ranges`): the oldest range is evicted first and can be read with `drain_evicted`.
+    `observe` classifies live sequences; `fill` admits sequences recovered over REST. Missing ranges are
+    bounded per symbol (`max_ranges`): the oldest range is evicted first and can be read with
+    `drain_evicted`. `resume` seeds a symbol's last sequence (e.g. the last one stored before a restart),
+    so that the first live trade reveals what was missed while the collector was away.
     """
 
     def __init__(self, max_ranges: int = 100) -> None:
@@ -48,57 +42,67 @@ class GapTracker:
             raise ValueError("max_ranges must be at least 1")
         self._max_ranges = max_ranges
         self._last: dict[str, int] = {}
-        self._missing: dict[str, list[list[int]]] = {}
+        self._last_ns: dict[str, int] = {}
+        self._missing: dict[str, list[_Range]] = {}
         self._evicted: list[Gap] = []
 
-    def last_id(self, raw_symbol: str) -> int | None:
+    def last_sequence(self, raw_symbol: str) -> int | None:
         return self._last.get(raw_symbol)
 
-    def observe(self, raw_symbol: str, trade_id: int) -> Verdict | Gap:
+    def resume(self, raw_symbol: str, sequence: int, ts_event: int = 0) -> None:
+        """Continue from `sequence` (seen before, e.g. stored) unless the tracker already knows more."""
+        last = self._last.get(raw_symbol)
+        if last is None or sequence > last:
+            self._last[raw_symbol] = sequence
+            self._last_ns[raw_symbol] = ts_event
+
+    def observe(self, raw_symbol: str, sequence: int, ts_event: int = 0) -> Verdict | Gap:
         """NEW (publish), DUPLICATE (drop), or the Gap just opened (repair it, then publish)."""
         last = self._last.get(raw_symbol)
-        if last is None or trade_id == last + 1:
-            self._last[raw_symbol] = trade_id
+        if last is None or sequence == last + 1:
+            self._last[raw_symbol] = sequence
+            self._last_ns[raw_symbol] = ts_event
             return NEW
-        if trade_id > last:
-            self._last[raw_symbol] = trade_id
-            gap = Gap(raw_symbol, last + 1, trade_id - 1)
+        if sequence > last:
+            gap = Gap(raw_symbol, last + 1, sequence - 1, self._last_ns.get(raw_symbol, 0), ts_event)
+            self._last[raw_symbol] = sequence
+            self._last_ns[raw_symbol] = ts_event
             self._add_missing(gap)
             return gap
-        return NEW if self._take(raw_symbol, trade_id) else DUPLICATE
+        return NEW if self._take(raw_symbol, sequence) else DUPLICATE
 
-    def fill(self, raw_symbol: str, trade_id: int) -> bool:
-        """Admit a backfilled id: True when it was missing (publish it), False for a duplicate."""
+    def fill(self, raw_symbol: str, sequence: int, ts_event: int = 0) -> bool:
+        """Admit a backfilled sequence: True when it was missing (publish it), False for a duplicate."""
         last = self._last.get(raw_symbol)
-        if last is None or trade_id > last:
-            return self.observe(raw_symbol, trade_id) is not DUPLICATE
-        return self._take(raw_symbol, trade_id)
+        if last is None or sequence > last:
+            return self.observe(raw_symbol, sequence, ts_event) is not DUPLICATE
+        return self._take(raw_symbol, sequence)
 
     def missing(self, raw_symbol: str | None = None) -> list[Gap]:
         """Ranges still missing (for one symbol or all), oldest first per symbol."""
         symbols = [raw_symbol] if raw_symbol is not None else list(self._missing)
-        return [Gap(sym, lo, hi) for sym in symbols for lo, hi in self._missing.get(sym, ())]
+        return [Gap(sym, *r) for sym in symbols for r in self._missing.get(sym, ())]
 
     def missing_count(self) -> int:
-        return sum(hi - lo + 1 for ranges in self._missing.values() for lo, hi in ranges)
+        return sum(r[1] - r[0] + 1 for ranges in self._missing.values() for r in ranges)
 
     def abandon(self, gap: Gap) -> int:
-        """Stop waiting for the ids of `gap`; returns how many were still missing."""
+        """Stop waiting for the sequences of `gap`; returns how many were still missing."""
         ranges = self._missing.get(gap.raw_symbol)
         if not ranges:
             return 0
         dropped = 0
-        kept: list[list[int]] = []
-        for lo, hi in ranges:
+        kept: list[_Range] = []
+        for lo, hi, after_ns, before_ns in ranges:
             o_lo, o_hi = max(lo, gap.first), min(hi, gap.last)
             if o_lo > o_hi:
-                kept.append([lo, hi])
+                kept.append([lo, hi, after_ns, before_ns])
                 continue
             dropped += o_hi - o_lo + 1
             if lo < o_lo:
-                kept.append([lo, o_lo - 1])
+                kept.append([lo, o_lo - 1, after_ns, before_ns])
             if o_hi < hi:
-                kept.append([o_hi + 1, hi])
+                kept.append([o_hi + 1, hi, after_ns, before_ns])
         self._store(gap.raw_symbol, kept)
         return dropped
 
@@ -109,24 +113,25 @@ class GapTracker:
 
     def _add_missing(self, gap: Gap) -> None:
         ranges = self._missing.setdefault(gap.raw_symbol, [])
-        ranges.append([gap.first, gap.last])
+        ranges.append([gap.first, gap.last, gap.after_ns, gap.before_ns])
         while len(ranges) > self._max_ranges:
-            lo, hi = ranges.pop(0)
-            self._evicted.append(Gap(gap.raw_symbol, lo, hi))
+            self._evicted.append(Gap(gap.raw_symbol, *ranges.pop(0)))
 
-    def _take(self, raw_symbol: str, trade_id: int) -> bool:
+    def _take(self, raw_symbol: str, sequence: int) -> bool:
         ranges = self._missing.get(raw_symbol)
         if not ranges:
             return False
-        for index, (lo, hi) in enumerate(ranges):
-            if lo <= trade_id <= hi:
-                pieces = [[a, b] for a, b in ((lo, trade_id - 1), (trade_id + 1, hi)) if a <= b]
+        for index, (lo, hi, after_ns, before_ns) in enumerate(ranges):
+            if lo <= sequence <= hi:
+                pieces = [
+                    [a, b, after_ns, before_ns] for a, b in ((lo, sequence - 1), (sequence + 1, hi)) if a <= b
+                ]
                 ranges[index : index + 1] = pieces
                 self._store(raw_symbol, ranges)
                 return True
         return False
 
-    def _store(self, raw_symbol: str, ranges: list[list[int]]) -> None:
+    def _store(self, raw_symbol: str, ranges: list[_Range]) -> None:
         if ranges:
             self._missing[raw_symbol] = ranges
         else:

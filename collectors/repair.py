@@ -12,8 +12,9 @@ from collections.abc import Awaitable, Callable
 
 from loguru import logger
 
+from collectors.adapter import Gap
 from collectors.backfill import TradeBackfill
-from collectors.gaps import Gap, GapTracker
+from collectors.gaps import GapTracker
 from collectors.session_metrics import SessionMetrics
 from core.errors import PlatformError, RateLimitedError
 from core.types import Trade
@@ -42,7 +43,9 @@ class GapRepair:
     async def repair(self, gap: Gap) -> list[Trade]:
         """Count a gap just found and return its trades recovered now (possibly none)."""
         self._metrics.gap(gap.raw_symbol, gap.size)
-        self._log.warning("gap in {}: ids {}..{} ({} missing)", gap.raw_symbol, gap.first, gap.last, gap.size)
+        self._log.warning(
+            "gap in {}: sequence {}..{} ({} missing)", gap.raw_symbol, gap.first, gap.last, gap.size
+        )
         recovered = await self._fetch(gap)
         if recovered is None:
             return []
@@ -74,7 +77,7 @@ class GapRepair:
             self._log.error("no REST backfiller: gap {} stays pending", gap)
             return None
         try:
-            fetched = await self._backfiller.fetch_range(gap.raw_symbol, gap.first, gap.last)
+            fetched = await self._backfiller.fetch_gap(gap)
         except PlatformError as exc:
             self._metrics.error("backfill_failed")
             self._log.warning("backfill of {} {}..{} failed: {}", gap.raw_symbol, gap.first, gap.last, exc)
@@ -82,7 +85,7 @@ class GapRepair:
                 self.rest_blocked_for = max(self.rest_blocked_for, exc.retry_after)
             return None
         fill = self._tracker.fill
-        return [t for t in fetched if fill(t.raw_symbol, t.trade_id)]
+        return [t for t in fetched if t.sequence is not None and fill(t.raw_symbol, t.sequence, t.ts_event)]
 
     def _count_attempt(self, gap: Gap) -> None:
         key = (gap.raw_symbol, gap.last)
@@ -95,5 +98,5 @@ class GapRepair:
         self._attempts.pop((gap.raw_symbol, gap.last), None)
         self._metrics.error("gap_abandoned")
         self._log.error(
-            "giving up on {} ids {}..{} of {} ({})", dropped, gap.first, gap.last, gap.raw_symbol, why
+            "giving up on {} trades {}..{} of {} ({})", dropped, gap.first, gap.last, gap.raw_symbol, why
         )

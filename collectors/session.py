@@ -1,14 +1,17 @@
-"""The ONE websocket loop, for every exchange: connect, subscribe, read, watch, reconnect, repair gaps.
+"""The ONE websocket loop, for every venue: connect, subscribe, keep alive, read, watch, reconnect, repair.
 
-Per connection (symbols are split over several when they exceed the adapter's stream limit):
-connect with the adapter's URL and subscribe messages (so every reconnect resubscribes), read frames,
-parse them with the adapter, check trade ids with a shared `GapTracker`, repair gaps over REST before
-publishing the newer trade, publish to the sink per batch of frames read. A watchdog closes the
-connection when no frame arrived for `stale_timeout` seconds, or on stop(). Before the exchange's
-connection-age cut-off it opens a successor on the same symbols and closes the old connection only once
-the successor receives data (make before break: no gap to backfill; the overlap's duplicates are dropped).
-Failed connects back off exponentially with jitter; the backoff resets once data flows.
-Gaps that could not be repaired stay pending and are retried in the background with backoff.
+It reads the adapter's `Capabilities` and never names a venue. Per connection (symbols are split over
+several when they exceed the venue's stream limit): connect with the adapter's URL and subscribe messages
+(at most `max_subscriptions_per_message` symbols each; every reconnect resubscribes), send the venue's
+application ping every `ping_interval_s` where it needs one, read frames, parse them with the adapter.
+Where the venue gives a contiguous sequence, a shared `GapTracker` checks it and gaps are repaired over REST
+before the newer trade is published; elsewhere the store de-duplicates by trade id. Trades are published
+to the sink per batch of frames read. A watchdog closes the connection when no frame arrived for
+`stale_timeout` seconds, when an application ping went unanswered for `ping_timeout_s`, or on stop().
+Before the venue's connection-age cut-off it opens a successor on the same symbols and closes the old
+connection only once the successor receives data (make before break: no gap to backfill; the overlap's
+duplicates are dropped). Failed connects back off exponentially with jitter; the backoff resets once data
+flows. Gaps that could not be repaired stay pending and are retried in the background with backoff.
 """
 
 from __future__ import annotations
@@ -21,14 +24,14 @@ from typing import Protocol, TypeVar
 
 from loguru import logger
 
-from collectors.adapter import ExchangeAdapter, ReconnectRequested
+from collectors.adapter import ExchangeAdapter, HeartbeatKind, ReconnectRequested, SequenceKind, chunks
 from collectors.backfill import TradeBackfill
 from collectors.backoff import Backoff
 from collectors.gaps import DUPLICATE, NEW, GapTracker
 from collectors.repair import GapRepair
 from collectors.session_metrics import SessionMetrics
 from collectors.transport import WebsocketsConnector, WsConnection, WsConnector
-from core.clock import Clock, SystemClock
+from core.clock import Clock, SystemClock, receive_time_ns
 from core.errors import ConfigError, ParseError, PlatformError
 from core.types import Trade
 from monitoring.metrics import METRICS, PlatformMetrics
@@ -57,6 +60,7 @@ class _Connection:
         self.raw_symbols = raw_symbols
         self.opened_at = 0.0
         self.last_rx = 0.0
+        self.ping_sent_at = 0.0  # when the unanswered application ping went out (0: none outstanding)
         self.busy = False  # reader is publishing or backfilling, not waiting on the exchange
         self.data_flowed = False
         self.reason = ""
@@ -67,8 +71,9 @@ class _Connection:
 class CollectorSession:
     """Collects `raw_symbols` from one exchange into `sink` until `stop()` (or cancellation).
 
-    Times: `stale_timeout`, backoff and `max_connection_age` in seconds (age default: the adapter's
-    limit minus its margin). `sleep`, `rng`, `monotonic` and `clock` are injectable for tests.
+    Times: `stale_timeout`, backoff and `max_connection_age` in seconds (age default: the venue's limit
+    minus its margin; None when the venue has none). `sleep`, `rng`, `monotonic` and `clock` are
+    injectable for tests.
     """
 
     def __init__(
@@ -105,7 +110,9 @@ class CollectorSession:
         self._ws_base_url = ws_base_url or adapter.default_ws_url
         self._stale_timeout = stale_timeout
         self._backoff_args = (backoff_initial, backoff_max, rng)
-        self._max_age = max_connection_age or adapter.limits.proactive_reconnect_s
+        self._caps = caps = adapter.capabilities
+        self._max_age = max_connection_age or caps.proactive_reconnect_s
+        self._gap_checked = caps.sequence is SequenceKind.CONTIGUOUS
         self._gap_retry = (gap_retry_initial, gap_retry_max)
         self._publish_retry_max = publish_retry_max
         self._connector = connector or WebsocketsConnector()
@@ -115,7 +122,7 @@ class CollectorSession:
         self._stop = asyncio.Event()
         self._group: asyncio.TaskGroup | None = None
         self._tracker = GapTracker()
-        per_conn = max(adapter.limits.max_streams_per_connection // adapter.streams_per_symbol(), 1)
+        per_conn = caps.symbols_per_connection
         self._connections = [
             _Connection(i, symbols[start : start + per_conn])
             for i, start in enumerate(range(0, len(symbols), per_conn))
@@ -189,7 +196,7 @@ class CollectorSession:
     async def _connect_and_read(self, conn: _Connection, backoff: Backoff) -> str:
         url = self._adapter.ws_url(self._ws_base_url, conn.raw_symbols)
         try:
-            ws = await self._until_stopped(self._connector.connect(url, self._adapter.limits))
+            ws = await self._until_stopped(self._connector.connect(url, self._caps))
         except PlatformError as exc:
             self._metrics.error("connect_failed")
             self._log.warning("connect {} failed: {}", conn.index, exc)
@@ -197,13 +204,14 @@ class CollectorSession:
         if ws is None:
             return "stop"
         conn.opened_at = conn.last_rx = self._monotonic()
-        conn.data_flowed, conn.busy, conn.reason = False, False, ""
+        conn.data_flowed, conn.busy, conn.reason, conn.ping_sent_at = False, False, "", 0.0
         self._metrics.connection_open(True)
         self._log.info("connection {} open: {} symbols", conn.index, len(conn.raw_symbols))
         watchdog = asyncio.create_task(self._watchdog(conn, ws))
         try:
-            for message in self._adapter.subscribe_messages(conn.raw_symbols):
-                await ws.send(message)
+            for batch in chunks(conn.raw_symbols, self._caps.max_subscriptions_per_message):
+                for message in self._adapter.subscribe_messages(batch):
+                    await ws.send(message)
             await self._read(conn, ws, backoff)
         except ReconnectRequested as exc:
             conn.reason = "server_shutdown"
@@ -222,12 +230,13 @@ class CollectorSession:
 
     async def _read(self, conn: _Connection, ws: WsConnection, backoff: Backoff) -> None:
         parse = self._adapter.parse
-        now_ns = self._clock.now_ns
+        clock = self._clock
         monotonic = self._monotonic
         while not self._stop.is_set():
             frames = await ws.recv_many(MAX_FRAMES_PER_READ)
             conn.last_rx = monotonic()
-            ts_recv = now_ns()
+            conn.ping_sent_at = 0.0
+            ts_recv = receive_time_ns(clock)
             trades: list[Trade] = []
             parsed = False
             try:
@@ -256,32 +265,69 @@ class CollectorSession:
                     conn.last_rx = monotonic()
 
     async def _watchdog(self, conn: _Connection, ws: WsConnection) -> None:
-        tick = min(1.0, self._stale_timeout / 4, self._max_age / 4)
+        ping_every = self._caps.ping_interval_s if self._caps.heartbeat is HeartbeatKind.APP_PING else None
+        periods = [p for p in (self._stale_timeout, self._max_age, ping_every) if p is not None]
+        tick = min(1.0, *(p / 4 for p in periods))
+        next_ping = self._monotonic() + (ping_every or 0.0)
         while not await self._wait_stop(tick):
             now = self._monotonic()
-            if not conn.busy and now - conn.last_rx > self._stale_timeout:
-                conn.reason = "stale"
-                self._metrics.error("stale")
-                self._log.warning(
-                    "connection {}: no data for {:.1f}s, reconnecting", conn.index, now - conn.last_rx
-                )
+            if not conn.busy and self._is_dead(conn, now):
                 ws.abort()
                 return
-            if now - conn.opened_at >= self._max_age:
-                if conn.successor_flowing is None:
-                    self._log.info(
-                        "connection {} reached {:.0f}s: opening its successor before closing it",
-                        conn.index,
-                        self._max_age,
-                    )
-                    conn.successor_flowing = self._start_successor(conn)
-                elif conn.successor_flowing.is_set():  # a tick after the successor's first data
-                    conn.reason = "max_age"
-                    self._log.info("connection {}: successor receiving, closing this one", conn.index)
-                    await self._close(ws)
-                    return
+            if ping_every is not None and now >= next_ping:
+                next_ping = now + ping_every
+                await self._send_ping(conn, ws, now)
+            if self._max_age is not None and now - conn.opened_at >= self._max_age and self._aged_out(conn):
+                await self._close(ws)
+                return
         conn.reason = "stop"
         await self._close(ws)
+
+    def _is_dead(self, conn: _Connection, now: float) -> bool:
+        """True (reason set, counted, logged) when nothing arrived for stale_timeout, or nothing since an
+        application ping that should have been answered within ping_timeout_s."""
+        if now - conn.last_rx > self._stale_timeout:
+            conn.reason = "stale"
+            self._log.warning(
+                "connection {}: no data for {:.1f}s, reconnecting", conn.index, now - conn.last_rx
+            )
+        elif conn.ping_sent_at and now - conn.ping_sent_at > (
+            self._caps.ping_timeout_s or self._stale_timeout
+        ):
+            conn.reason = "ping_timeout"
+            self._log.warning("connection {}: ping unanswered, reconnecting", conn.index)
+        else:
+            return False
+        self._metrics.error(conn.reason)
+        return True
+
+    async def _send_ping(self, conn: _Connection, ws: WsConnection, now: float) -> None:
+        message = self._adapter.ping_message()
+        if message is None:
+            return
+        try:
+            await ws.send(message)
+        except PlatformError as exc:
+            self._log.info("connection {}: ping not sent: {}", conn.index, exc)
+            return
+        if not conn.ping_sent_at:
+            conn.ping_sent_at = now
+
+    def _aged_out(self, conn: _Connection) -> bool:
+        """At the maximum age: start the successor once; True a tick after it receives data (close now)."""
+        if conn.successor_flowing is None:
+            self._log.info(
+                "connection {} reached {:.0f}s: opening its successor before closing it",
+                conn.index,
+                self._max_age,
+            )
+            conn.successor_flowing = self._start_successor(conn)
+            return False
+        if not conn.successor_flowing.is_set():
+            return False
+        conn.reason = "max_age"
+        self._log.info("connection {}: successor receiving, closing this one", conn.index)
+        return True
 
     async def _close(self, ws: WsConnection) -> None:
         try:
@@ -296,11 +342,15 @@ class CollectorSession:
 
     # -- gaps and publishing -------------------------------------------------------------------------
     async def _admit(self, trades: list[Trade]) -> None:
-        """Gap-check live trades; publish repaired ones first, then the new ones, in one batch."""
+        """Gap-check live trades where the venue gives a contiguous sequence; publish repaired ones first,
+        then the new ones, in one batch."""
+        if not self._gap_checked:
+            await self._publish(trades)
+            return
         observe = self._tracker.observe
         out: list[Trade] = []
         for trade in trades:
-            verdict = observe(trade.raw_symbol, trade.trade_id)
+            verdict = observe(trade.raw_symbol, trade.sequence, trade.ts_event)  # type: ignore[arg-type]
             if verdict is NEW:
                 out.append(trade)
             elif verdict is DUPLICATE:

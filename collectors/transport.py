@@ -13,12 +13,26 @@ from typing import Protocol
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
-from collectors.adapter import AdapterLimits
+from collectors.adapter import Capabilities, HeartbeatKind
 from core.errors import ExchangeError
 
-# The library takes frames up to this size (bytes) so that a frame above the adapter's own limit is
-# counted and skipped by the adapter instead of closing the connection (1009); beyond it, memory wins.
+# The library takes messages up to this size (bytes) so that a message above the adapter's own limit is
+# counted and skipped by the adapter instead of closing the connection (1009); beyond it, memory wins:
+# the client refuses the message (fragmented or not) and the connection closes.
 LIBRARY_MAX_FRAME_BYTES = 8 * 1024 * 1024
+
+
+def message_limit(caps: Capabilities) -> int:
+    """The largest message (bytes, after reassembling fragments) a websocket client accepts."""
+    return max(LIBRARY_MAX_FRAME_BYTES, caps.max_frame_bytes)
+
+
+def client_ping(caps: Capabilities) -> tuple[float | None, float | None]:
+    """(interval, timeout) of websocket ping frames the client sends itself; (None, None) when the venue
+    pings (the library answers) or keeps the connection alive otherwise."""
+    if caps.heartbeat is HeartbeatKind.CLIENT_PING:
+        return caps.ping_interval_s, caps.ping_timeout_s
+    return None, None
 
 
 class TransportClosed(ExchangeError):
@@ -49,7 +63,7 @@ class WsConnection(Protocol):
 
 
 class WsConnector(Protocol):
-    async def connect(self, url: str, limits: AdapterLimits) -> WsConnection:
+    async def connect(self, url: str, caps: Capabilities) -> WsConnection:
         """Open a connection; ExchangeError (or OSError subclasses translated) when it cannot."""
         ...
 
@@ -96,15 +110,16 @@ class WebsocketsConnector:
         self._open_timeout = open_timeout
         self._close_timeout = close_timeout
 
-    async def connect(self, url: str, limits: AdapterLimits) -> WsConnection:
+    async def connect(self, url: str, caps: Capabilities) -> WsConnection:
+        ping_interval, ping_timeout = client_ping(caps)
         try:
             ws = await connect(
                 url,
                 open_timeout=self._open_timeout,
                 close_timeout=self._close_timeout,
-                ping_interval=limits.client_ping_interval_s,
-                ping_timeout=limits.client_ping_timeout_s,
-                max_size=max(LIBRARY_MAX_FRAME_BYTES, limits.max_frame_bytes),
+                ping_interval=ping_interval,
+                ping_timeout=ping_timeout,
+                max_size=message_limit(caps),
                 max_queue=1024,
                 proxy=None,
                 user_agent_header=user_agent("websockets"),

@@ -3,7 +3,9 @@
 picows is callback-based: the listener copies each complete message into a deque that `recv_many()` drains.
 When more than `HIGH_WATER` messages wait, reading from the socket pauses until the reader catches up
 (so memory stays bounded and TCP pushes back on the exchange, as with `websockets`). Pings from the
-server are answered by picows itself; close frames are echoed, then the socket is closed.
+server are answered by picows itself; close frames are echoed, then the socket is closed. A message is
+bounded (`message_limit`) after reassembling its fragments too: a larger one closes the connection (1009)
+instead of growing the buffer.
 """
 
 from __future__ import annotations
@@ -13,8 +15,8 @@ from collections import deque
 
 from picows import WSCloseCode, WSError, WSFrame, WSListener, WSMsgType, WSTransport, ws_connect
 
-from collectors.adapter import AdapterLimits
-from collectors.transport import LIBRARY_MAX_FRAME_BYTES, TransportClosed, WsConnection, user_agent
+from collectors.adapter import Capabilities
+from collectors.transport import TransportClosed, WsConnection, client_ping, message_limit, user_agent
 from core.errors import ExchangeError
 
 HIGH_WATER = 4096
@@ -22,8 +24,9 @@ LOW_WATER = 1024
 
 
 class _Listener(WSListener):
-    def __init__(self) -> None:
+    def __init__(self, max_message_bytes: int) -> None:
         super().__init__()
+        self.max_message_bytes = max_message_bytes
         self.messages: deque[bytes] = deque()
         self.waiter: asyncio.Future[None] | None = None
         self.transport: WSTransport | None = None
@@ -44,6 +47,9 @@ class _Listener(WSListener):
             else:
                 self.partial = bytearray(frame.get_payload_as_memoryview())
         elif kind is WSMsgType.CONTINUATION and self.partial is not None:
+            if len(self.partial) + frame.payload_size > self.max_message_bytes:
+                self._refuse(transport)
+                return
             self.partial += frame.get_payload_as_memoryview()
             if frame.fin:
                 self._push(bytes(self.partial))
@@ -53,6 +59,14 @@ class _Listener(WSListener):
             self.close_reason = frame.get_close_message().decode("utf-8", "replace")
             transport.send_close(WSCloseCode.OK)
             transport.disconnect()
+
+    def _refuse(self, transport: WSTransport) -> None:
+        """A fragmented message over the limit: drop what was buffered and close with 1009."""
+        self.partial = None
+        self.close_code = WSCloseCode.MESSAGE_TOO_BIG.value
+        self.close_reason = f"message over {self.max_message_bytes} bytes"
+        transport.send_close(WSCloseCode.MESSAGE_TOO_BIG, self.close_reason.encode())
+        transport.disconnect()
 
     def on_ws_disconnected(self, transport: WSTransport) -> None:
         self.disconnected = True
@@ -126,17 +140,18 @@ class PicowsConnector:
         self._open_timeout = open_timeout
         self._close_timeout = close_timeout
 
-    async def connect(self, url: str, limits: AdapterLimits) -> WsConnection:
-        ping = limits.client_ping_interval_s
+    async def connect(self, url: str, caps: Capabilities) -> WsConnection:
+        ping, ping_timeout = client_ping(caps)
+        limit = message_limit(caps)
         try:
             transport, listener = await ws_connect(
-                _Listener,
+                lambda: _Listener(limit),
                 url,
                 websocket_handshake_timeout=self._open_timeout,
                 enable_auto_ping=ping is not None,
                 auto_ping_idle_timeout=ping or 20.0,
-                auto_ping_reply_timeout=limits.client_ping_timeout_s or 20.0,
-                max_frame_size=max(LIBRARY_MAX_FRAME_BYTES, limits.max_frame_bytes),
+                auto_ping_reply_timeout=ping_timeout or 20.0,
+                max_frame_size=limit,
                 extra_headers={"User-Agent": user_agent("picows")},
             )
         except (OSError, TimeoutError, WSError) as exc:

@@ -23,14 +23,20 @@ class Trade(msgspec.Struct, frozen=True, gc=False, array_like=True):
     """One normalized trade.
 
     symbol: canonical BASE-QUOTE (BTC-USDT); raw_symbol: the exchange's own (BTCUSDT).
-    trade_id: the exchange's per-symbol trade id. price/quantity: exact strings as sent.
+    trade_id: the venue's own trade id, exactly as sent, as text ("3123456789", "01cacfe9-...").
+    sequence: an integer that grows by exactly one per trade of the symbol, given only by venues that
+    guarantee it (gap detection and coverage rely on it); None where the venue gives no such sequence.
+    price/quantity: exact strings as sent.
+    ts_recv: when this platform received the trade, ns UTC at microsecond precision (what every store
+    keeps); with ts_event it orders trades: ties in event time are broken by receive order.
     backfilled: True when it came from REST gap repair rather than the live stream.
     """
 
     exchange: str
     symbol: str
     raw_symbol: str
-    trade_id: int
+    trade_id: str
+    sequence: int | None
     price: str
     quantity: str
     side: Side
@@ -43,7 +49,8 @@ class Bar(msgspec.Struct, gc=False):
     """OHLCV over [open_time, close_time) by exchange event time, ns.
 
     open/high/low/close are the exact price strings of the trades that set them. Volumes are sums in
-    base units (quote_volume in quote units); vwap = quote_volume / volume.
+    base units (quote_volume in quote units); vwap = quote_volume / volume. first/last_trade_id are the
+    venue's ids (text) of the open and close trades: the earliest and latest by (ts_event, receive order).
     """
 
     exchange: str
@@ -61,8 +68,8 @@ class Bar(msgspec.Struct, gc=False):
     trade_count: int
     buy_volume: float
     sell_volume: float
-    first_trade_id: int
-    last_trade_id: int
+    first_trade_id: str
+    last_trade_id: str
 
 
 class Indicators(msgspec.Struct, gc=False):

@@ -399,7 +399,7 @@ class ProcessorService:
     async def _stored_trades(self, exchange: str, symbol: str, since_ns: int) -> AsyncIterator[list[Trade]]:
         """Every stored trade with ts_event >= since_ns, oldest first, in pages (the store pages by time;
         trades sharing the boundary time are skipped by id when they come round again)."""
-        boundary_ids: set[int] = set()
+        boundary_ids: set[str] = set()
         while True:
             page = await self._store.trades(exchange, symbol, since_ns=since_ns, limit=WARM_UP_PAGE)
             fresh = [t for t in page if not (t.ts_event == since_ns and t.trade_id in boundary_ids)]

@@ -7,7 +7,8 @@ Policies (also in docs/bars-and-indicators.md):
 - A bar closes when the event-time watermark of its (exchange, symbol) -- the largest `ts_event`
   seen -- reaches close_time + grace_ns, or, in a quiet market, when `close_due(now_ns)` is called
   with now_ns >= close_time + grace_ns. Trades arriving out of order within the grace period are
-  applied to the bar they belong to: open/close are the earliest/latest trades by (ts_event, trade_id).
+  applied to the bar they belong to: open/close are the earliest/latest trades by (ts_event, receive
+  order), receive order being (ts_recv, then the order trades were added); ids are never compared.
 - A trade whose bucket has already closed (close_time + grace_ns <= max(watermark, last clock close))
   is late for that timeframe: it is never applied to a closed bar (closed bars are final), it IS
   applied to still-open bars of coarser timeframes, and it is reported in `late_timeframes` so that
@@ -16,7 +17,7 @@ Policies (also in docs/bars-and-indicators.md):
   advance only on real bars.
 - Feed each trade once (the store de-duplicates before the aggregator sees a trade). The aggregator
   trusts ts_event: the processor leaves out trades that fail the future-timestamp quality check.
-- Restart warm-up: feeding the stored trades back through `add` in (ts_event, trade_id) order,
+- Restart warm-up: feeding the stored trades back through `add` in (ts_event, ts_recv) order,
   starting at the smallest `last_bar_close` over the timeframes (so at or before the open_time of every
   bar still open), re-creates the open bars exactly; the bars it closes on the way are the ones already
   stored (upserts are idempotent).
@@ -45,8 +46,9 @@ class BarBuilder:
 
     open/high/low/close keep the exact price strings of the trades that set them (compared by float
     value; on equal high/low the first seen wins). open/close are the earliest/latest trades by
-    (ts_event, trade_id), so out-of-order arrival does not matter. buy/sell volumes are by taker side.
-    first/last_trade_id are the ids of the open and close trades.
+    (ts_event, ts_recv), ties going to the order of `add` (receive order), so out-of-order arrival does not
+    matter and venue ids of any form work. buy/sell volumes are by taker side. first/last_trade_id are the
+    venue ids of the open and close trades.
     """
 
     __slots__ = (
@@ -54,6 +56,7 @@ class BarBuilder:
         "close",
         "close_id",
         "close_px",
+        "close_recv",
         "close_time",
         "close_ts",
         "exchange",
@@ -63,6 +66,7 @@ class BarBuilder:
         "low_px",
         "open",
         "open_id",
+        "open_recv",
         "open_time",
         "open_ts",
         "quote_volume",
@@ -83,26 +87,30 @@ class BarBuilder:
         self.high_px = -math.inf
         self.low_px = math.inf
         self.close_px = 0.0
-        self.open_ts = _INF_NS
-        self.close_ts = -1
-        self.open_id = self.close_id = -1
+        self.open_ts = self.open_recv = _INF_NS
+        self.close_ts = self.close_recv = -1
+        self.open_id = self.close_id = ""
         self.volume = self.quote_volume = self.buy_volume = self.sell_volume = 0.0
         self.trade_count = 0
 
-    def add(self, ts: int, trade_id: int, price: str, px: float, qty: float, is_buy: bool) -> None:
-        """Apply one trade: event time ts (ns), its price string and float value, its base quantity."""
-        if ts > self.close_ts or (ts == self.close_ts and trade_id > self.close_id):
+    def add(self, ts: int, recv: int, trade_id: str, price: str, px: float, qty: float, is_buy: bool) -> None:
+        """Apply one trade: event time ts and receive time recv (ns), its venue id, its price string and
+        float value, its base quantity, whether the taker bought."""
+        if ts > self.close_ts or (ts == self.close_ts and recv >= self.close_recv):
             self.close = price
             self.close_px = px
             self.close_ts = ts
+            self.close_recv = recv
             self.close_id = trade_id
             if self.trade_count == 0:
                 self.open = price
                 self.open_ts = ts
+                self.open_recv = recv
                 self.open_id = trade_id
-        elif ts < self.open_ts or (ts == self.open_ts and trade_id < self.open_id):
+        elif ts < self.open_ts or (ts == self.open_ts and recv < self.open_recv):
             self.open = price
             self.open_ts = ts
+            self.open_recv = recv
             self.open_id = trade_id
         if px > self.high_px:
             self.high = price
@@ -120,20 +128,26 @@ class BarBuilder:
 
     def add_trade(self, trade: Trade) -> None:
         """Apply one trade record (parses its price and quantity strings)."""
-        px = float(trade.price)
-        self.add(trade.ts_event, trade.trade_id, trade.price, px, float(trade.quantity), trade.side == "buy")
+        _apply(self, trade, float(trade.price), float(trade.quantity))
 
     def merge(self, other: BarBuilder) -> None:
         """Fold in another builder's trades (a finer bar inside this one, or a copy)."""
         if other.trade_count == 0:
             return
         if other.close_ts > self.close_ts or (
-            other.close_ts == self.close_ts and other.close_id > self.close_id
+            other.close_ts == self.close_ts and other.close_recv >= self.close_recv
         ):
             self.close, self.close_px = other.close, other.close_px
-            self.close_ts, self.close_id = other.close_ts, other.close_id
-        if other.open_ts < self.open_ts or (other.open_ts == self.open_ts and other.open_id < self.open_id):
-            self.open, self.open_ts, self.open_id = other.open, other.open_ts, other.open_id
+            self.close_ts, self.close_recv, self.close_id = other.close_ts, other.close_recv, other.close_id
+        if other.open_ts < self.open_ts or (
+            other.open_ts == self.open_ts and other.open_recv < self.open_recv
+        ):
+            self.open, self.open_ts, self.open_recv, self.open_id = (
+                other.open,
+                other.open_ts,
+                other.open_recv,
+                other.open_id,
+            )
         if other.high_px > self.high_px:
             self.high, self.high_px = other.high, other.high_px
         if other.low_px < self.low_px:
@@ -203,6 +217,11 @@ class BatchResult(msgspec.Struct, gc=False):
 
 
 _NOTHING = AddResult()
+
+
+def _apply(builder: BarBuilder, trade: Trade, px: float, qty: float) -> None:
+    """`builder.add` for a trade record whose price and quantity are already parsed."""
+    builder.add(trade.ts_event, trade.ts_recv, trade.trade_id, trade.price, px, qty, trade.side == "buy")
 
 
 class _Cursor:
@@ -302,7 +321,13 @@ class BarAggregator:
                         state.lag = trade.ts_recv - ts
                     price = trade.price
                     cursor.builder.add(  # type: ignore[union-attr]
-                        ts, trade.trade_id, price, float(price), float(trade.quantity), trade.side == "buy"
+                        ts,
+                        trade.ts_recv,
+                        trade.trade_id,
+                        price,
+                        float(price),
+                        float(trade.quantity),
+                        trade.side == "buy",
                     )
                     continue
             late_tfs = self._add(trade, closed)
@@ -316,22 +341,20 @@ class BarAggregator:
         if ts > state.watermark:
             state.watermark = ts
             state.lag = trade.ts_recv - ts
-        price = trade.price
-        px = float(price)
+        px = float(trade.price)
         qty = float(trade.quantity)
-        is_buy = trade.side == "buy"
         late: tuple[str, ...] = ()
         for cursor in state.cursors:
             if cursor.start <= ts < cursor.end:
-                cursor.builder.add(ts, trade.trade_id, price, px, qty, is_buy)  # type: ignore[union-attr]
-                continue
-            builder = self._open_leaf(state, cursor, ts)
+                builder: BarBuilder | None = cursor.builder
+            else:
+                builder = self._open_leaf(state, cursor, ts)
             if builder is None:
                 found: list[str] = []
-                self._route_late(state, cursor.level, ts, trade.trade_id, price, px, qty, is_buy, found)
+                self._route_late(state, cursor.level, trade, px, qty, found)
                 late += tuple(found)
             else:
-                builder.add(ts, trade.trade_id, price, px, qty, is_buy)
+                _apply(builder, trade, px, qty)
         if state.watermark >= state.next_due:
             closed.extend(self._close_through(state, state.watermark))
         return late
@@ -362,26 +385,18 @@ class BarAggregator:
         return builder
 
     def _route_late(
-        self,
-        state: _SymbolState,
-        level: int,
-        ts: int,
-        trade_id: int,
-        price: str,
-        px: float,
-        qty: float,
-        is_buy: bool,
-        found: list[str],
+        self, state: _SymbolState, level: int, trade: Trade, px: float, qty: float, found: list[str]
     ) -> None:
         """Record `level` as late and apply the trade to the open bars of coarser timeframes."""
         found.append(self.timeframes[level])
+        ts = trade.ts_event
         for coarser in self._consumers[level]:
             length = self._lengths[coarser]
             builder = self._builder(state, coarser, ts - ts % length)
             if builder is None:
-                self._route_late(state, coarser, ts, trade_id, price, px, qty, is_buy, found)
+                self._route_late(state, coarser, trade, px, qty, found)
             else:
-                builder.add(ts, trade_id, price, px, qty, is_buy)
+                _apply(builder, trade, px, qty)
 
     def _close_through(self, state: _SymbolState, horizon: int) -> list[Bar]:
         """Close every bar of this symbol with close_time + grace <= horizon, finer timeframes first."""

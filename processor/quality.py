@@ -11,8 +11,9 @@ Trade checks (times are ns UTC):
 - trade_latency: ts_recv - ts_event <= max_latency_ns, else "high_latency" (live trades only).
 - trade_price_jump: |price / last price - 1| <= spike_ratio, else "price_spike" (live trades only; the
   last price moves to every valid live trade, so a lasting level change is flagged once).
-- trade_order: trade_id > the last live trade id, else "out_of_order" (live trades only: backfilled
-  trades fill gaps and are older by nature).
+- trade_order: sequence > the last live sequence, else "out_of_order" (live trades of venues with a
+  contiguous sequence only: backfilled trades fill gaps and are older by nature, and venue ids without a
+  sequence are never parsed or compared).
 
 Bar checks:
 - bar_ohlc: low <= open, close <= high, else "ohlc_inconsistent".
@@ -110,11 +111,11 @@ class _SymbolQuality:
     result recorded and `failures` keeps the positions of the failed ones (failures are rare, so this
     costs nothing per passing check)."""
 
-    __slots__ = ("bar_close", "failures", "last_id", "last_price", "seen")
+    __slots__ = ("bar_close", "failures", "last_price", "last_sequence", "seen")
 
     def __init__(self) -> None:
         self.last_price: float | None = None
-        self.last_id: int | None = None
+        self.last_sequence: int | None = None
         self.bar_close: dict[str, int] = {}
         self.seen = 0
         self.failures: deque[int] = deque()
@@ -197,17 +198,18 @@ class QualityMonitor:
                     failed_at.append(position)
                     failed_checks.append(CHECK_TRADE_PRICE_JUMP)
                 position += 1
-            last_id = state.last_id
-            if last_id is not None:
+            sequence = trade.sequence
+            last_sequence = state.last_sequence
+            if sequence is not None and last_sequence is not None:
                 orders += 1
-                if trade.trade_id <= last_id:
+                if sequence <= last_sequence:
                     failed_at.append(position)
                     failed_checks.append(CHECK_TRADE_ORDER)
                 position += 1
             if price_ok:
                 state.last_price = price
-            if last_id is None or trade.trade_id > last_id:
-                state.last_id = trade.trade_id
+            if sequence is not None and (last_sequence is None or sequence > last_sequence):
+                state.last_sequence = sequence
         self._tally_failures(tally, exchange, symbol, state, failed_at, failed_checks)
         state.seen = position
         checked = {

@@ -68,7 +68,7 @@ _BAR_UPDATES = ", ".join(f"{c} = excluded.{c}" for c in BAR_COLUMNS if c not in 
 # The staging table takes prices as text and times as integer ns: the server parses numeric and converts
 # times faster than the client encodes them (about 0.5 us of client CPU per trade saved on the times).
 SQL_TEMP_TRADES = """CREATE TEMP TABLE IF NOT EXISTS trades_in (
-    exchange text, symbol text, raw_symbol text, trade_id bigint, price text, quantity text,
+    exchange text, symbol text, raw_symbol text, trade_id text, sequence bigint, price text, quantity text,
     side text, ts_event bigint, ts_recv bigint, backfilled boolean) ON COMMIT DELETE ROWS"""
 _STAGED_AS = {
     "price": "price::numeric",
@@ -87,9 +87,9 @@ SQL_SELECT_BARS = f"""SELECT {_BAR_READ} FROM bars
     WHERE exchange = $1 AND symbol = $2 AND timeframe = $3 AND open_time >= $4 AND open_time < $5
     ORDER BY open_time DESC LIMIT $6"""
 SQL_RECENT_TRADES = f"""SELECT {_TRADE_READ} FROM trades WHERE exchange = $1 AND symbol = $2
-    ORDER BY ts_event DESC, trade_id DESC LIMIT $3"""
+    ORDER BY ts_event DESC, ts_recv DESC, sequence DESC, trade_id DESC LIMIT $3"""
 SQL_TRADES_SINCE = f"""SELECT {_TRADE_READ} FROM trades WHERE exchange = $1 AND symbol = $2
-    AND ts_event >= $3 ORDER BY ts_event, trade_id LIMIT $4"""
+    AND ts_event >= $3 ORDER BY ts_event, ts_recv, sequence, trade_id LIMIT $4"""
 SQL_LAST_BAR_CLOSE = """SELECT close_time FROM bars WHERE exchange = $1 AND symbol = $2 AND timeframe = $3
     ORDER BY open_time DESC LIMIT 1"""
 SQL_SYMBOLS = f"SELECT {', '.join(SYMBOL_COLUMNS)} FROM symbols ORDER BY exchange, symbol"

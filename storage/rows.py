@@ -23,7 +23,7 @@ BAR_KEY_COLUMNS: tuple[str, ...] = ("exchange", "symbol", "timeframe", "open_tim
 SYMBOL_COLUMNS: tuple[str, ...] = SymbolInfo.__struct_fields__
 PRICE_BAR_FIELDS = frozenset({"open", "high", "low", "close"})
 
-TradeKey = tuple[str, str, int, int]
+TradeKey = tuple[str, str, str, int]
 """(exchange, symbol, trade_id, ts_event): the unique key of a stored trade."""
 
 SOURCE_KEY = "data_source"
@@ -59,6 +59,7 @@ def trade_row(t: Trade) -> tuple[Any, ...]:
         t.symbol,
         t.raw_symbol,
         t.trade_id,
+        t.sequence,
         t.price,
         t.quantity,
         t.side.value,
@@ -73,13 +74,14 @@ def row_trade(row: Sequence[Any]) -> Trade:
         row[0],
         row[1],
         row[2],
-        int(row[3]),
-        row[4],
+        str(row[3]),
+        None if row[4] is None else int(row[4]),
         row[5],
-        Side(row[6]),
-        int(row[7]),
+        row[6],
+        Side(row[7]),
         int(row[8]),
-        bool(row[9]),
+        int(row[9]),
+        bool(row[10]),
     )
 
 
@@ -110,7 +112,7 @@ def new_in_order(
     `inserted` None: the plain insert took every trade, so all of them are new."""
     if inserted is None:
         return list(trades)
-    pending = {(k[0], k[1], int(k[2]), int(k[3])) for k in inserted}
+    pending = {(k[0], k[1], str(k[2]), int(k[3])) for k in inserted}
     out: list[Trade] = []
     for t in trades:
         k = key(t)

@@ -53,8 +53,8 @@ _BAR_UPDATES = ", ".join(
 )
 
 SQL_TEMP_TRADES = """CREATE TEMP TABLE IF NOT EXISTS trades_in (
-    exchange TEXT, symbol TEXT, raw_symbol TEXT, trade_id INTEGER, price TEXT, quantity TEXT, side TEXT,
-    ts_event INTEGER, ts_recv INTEGER, backfilled INTEGER)"""
+    exchange TEXT, symbol TEXT, raw_symbol TEXT, trade_id TEXT, sequence INTEGER, price TEXT, quantity TEXT,
+    side TEXT, ts_event INTEGER, ts_recv INTEGER, backfilled INTEGER)"""
 SQL_STAGE_TRADES = f"INSERT INTO temp.trades_in ({_TRADE_COLS}) VALUES ({_TRADE_MARKS})"
 SQL_INSERT_NEW_TRADES = f"INSERT INTO trades ({_TRADE_COLS}) VALUES ({_TRADE_MARKS})"
 # "WHERE true" resolves SQLite's parsing ambiguity between a SELECT's join and the ON CONFLICT clause.
@@ -67,9 +67,9 @@ SQL_SELECT_BARS = f"""SELECT {", ".join(BAR_COLUMNS)} FROM bars
     WHERE exchange = ? AND symbol = ? AND timeframe = ? AND open_time >= ? AND open_time < ?
     ORDER BY open_time DESC LIMIT ?"""
 SQL_RECENT_TRADES = f"""SELECT {_TRADE_COLS} FROM trades WHERE exchange = ? AND symbol = ?
-    ORDER BY ts_event DESC, trade_id DESC LIMIT ?"""
+    ORDER BY ts_event DESC, ts_recv DESC, sequence DESC, trade_id DESC LIMIT ?"""
 SQL_TRADES_SINCE = f"""SELECT {_TRADE_COLS} FROM trades WHERE exchange = ? AND symbol = ? AND ts_event >= ?
-    ORDER BY ts_event, trade_id LIMIT ?"""
+    ORDER BY ts_event, ts_recv, sequence, trade_id LIMIT ?"""
 SQL_LAST_BAR_CLOSE = """SELECT close_time FROM bars WHERE exchange = ? AND symbol = ? AND timeframe = ?
     ORDER BY open_time DESC LIMIT 1"""
 SQL_SYMBOLS = f"SELECT {', '.join(SYMBOL_COLUMNS)} FROM symbols ORDER BY exchange, symbol"

@@ -10,8 +10,7 @@ Symbols are normalized from exchangeInfo `baseAsset`/`quoteAsset` (never by gues
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Final
 
@@ -25,20 +24,27 @@ from collectors.adapter import (
     UNEXPECTED_EVENT,
     UNEXPECTED_SCHEMA,
     UNKNOWN_SYMBOL,
-    AdapterLimits,
+    Capabilities,
+    Gap,
+    HeartbeatKind,
     ReconnectRequested,
+    RepairKind,
+    RepairPage,
+    RestAnswer,
     RestRequest,
+    RestVerdict,
+    SequenceKind,
+    classify_http,
+    retry_after_seconds,
 )
+from collectors.symbols import SymbolDirectory
+from collectors.values import DECODE_ERRORS, DecimalCache, is_positive_decimal, is_sequence, ms_to_ns
 from core.errors import ParseError
 from core.types import Side, SymbolInfo, Trade
 
-NS_PER_MS: Final = 1_000_000
-_INF: Final = math.inf
-_DECIMAL_CACHE_SIZE: Final = 1 << 16
 _BUY: Final = Side.BUY
 _SELL: Final = Side.SELL
 _PERPETUAL_DELIVERY_MS: Final = 4_000_000_000_000  # Binance dates perpetuals in the year 2100
-
 # Market events a trade collector may see on a shared connection: not trades, not errors.
 _MARKET_EVENTS: Final = frozenset(
     {
@@ -135,12 +141,6 @@ _AGG_ROWS = msgspec.json.Decoder(list[AggTradeRow])
 _EXCHANGE_INFO = msgspec.json.Decoder(ExchangeInfo)
 
 
-def is_positive_decimal(text: str) -> bool:
-    """True for a plain positive decimal string such as '0.00150000' (no sign, exponent, NaN or inf)."""
-    digits = text.replace(".", "", 1)
-    return digits.isdigit() and digits.isascii() and 0.0 < float(text) < _INF
-
-
 def canonical_symbol(row: SymbolRow) -> str:
     """BASE-QUOTE for spot; futures add -PERP or the delivery date -YYMMDD (BTC-USD-211231)."""
     base = f"{row.baseAsset.upper()}-{row.quoteAsset.upper()}"
@@ -153,32 +153,37 @@ def canonical_symbol(row: SymbolRow) -> str:
 
 
 class BinanceAdapter:
-    """Binance spot `@trade` streams; REST backfill from `historicalTrades` (public, weight 25)."""
+    """Binance spot `@trade` streams; REST repair from `historicalTrades` (public, weight 25) by id."""
 
     name: str = "binance"
     default_ws_url: str = "wss://stream.binance.com:9443"
     default_rest_url: str = "https://api.binance.com"
+    default_symbols: tuple[str, ...] = ("BTCUSDT", "ETHUSDT")
     trade_stream: ClassVar[str] = "trade"
-    backfill_path: ClassVar[str] = "/api/v3/historicalTrades"
+    repair_path: ClassVar[str] = "/api/v3/historicalTrades"
     symbols_path: ClassVar[str] = "/api/v3/exchangeInfo"
-    limits: AdapterLimits = AdapterLimits(
+    capabilities: Capabilities = Capabilities(
+        sequence=SequenceKind.CONTIGUOUS,  # `t` grows by one per trade of a symbol
+        repair=RepairKind.ID_CURSOR,
+        heartbeat=HeartbeatKind.PROTOCOL_PING,  # a ping frame every 20 s; the client library answers
         max_streams_per_connection=1024,
+        max_frame_bytes=64 * 1024,
         max_connection_age_s=24 * 3600.0,
         reconnect_margin_s=1800.0,
-        max_frame_bytes=64 * 1024,
     )
 
     def __init__(self, symbols: Iterable[SymbolInfo] = ()) -> None:
-        self._info: dict[str, SymbolInfo] = {s.raw_symbol: s for s in symbols}
-        self._canonical: dict[str, str] = {raw: s.symbol for raw, s in self._info.items()}
-        self._valid_decimals: set[str] = set()
+        self._symbols = SymbolDirectory(symbols)
+        self._canonical = self._symbols.canonical
+        self._decimals = DecimalCache()
+        self._valid_decimals = self._decimals.valid
 
     # -- connection ------------------------------------------------------------------------------
     def symbol_info(self, raw_symbol: str) -> SymbolInfo | None:
-        return self._info.get(raw_symbol)
+        return self._symbols.info(raw_symbol)
 
-    def streams_per_symbol(self) -> int:
-        return 1
+    def resolve_symbol(self, text: str) -> SymbolInfo | None:
+        return self._symbols.resolve(text)
 
     def ws_url(self, base_url: str, raw_symbols: Sequence[str]) -> str:
         base = base_url.rstrip("/")
@@ -190,13 +195,16 @@ class BinanceAdapter:
     def subscribe_messages(self, raw_symbols: Sequence[str]) -> list[str]:
         return []  # the combined-stream URL subscribes on every connect
 
+    def ping_message(self) -> str | None:
+        return None
+
     # -- frames ----------------------------------------------------------------------------------
     def parse(self, frame: bytes | str, ts_recv: int) -> list[Trade]:
-        if len(frame) > self.limits.max_frame_bytes:
+        if len(frame) > self.capabilities.max_frame_bytes:
             raise ParseError(f"frame of {len(frame)} bytes", error_type=OVERSIZED, raw=frame[:512])
         try:
             event: TradeEvent | AggTradeEvent = _COMBINED.decode(frame).data
-        except msgspec.DecodeError:
+        except DECODE_ERRORS:
             return self._parse_slow(frame, ts_recv)
         return [self._normalize(event, ts_recv)]
 
@@ -205,38 +213,30 @@ class BinanceAdapter:
         symbol = self._canonical.get(ev.s)
         if symbol is None:
             raise ParseError(f"unknown symbol {ev.s!r}", error_type=UNKNOWN_SYMBOL, raw=repr(ev))
-        trade_id = ev.t if type(ev) is TradeEvent else ev.a  # type: ignore[union-attr]
+        sequence = ev.t if type(ev) is TradeEvent else ev.a  # type: ignore[union-attr]
         price = ev.p
         qty = ev.q
         valid = self._valid_decimals
+        ts_event = ms_to_ns(ev.T)
         if (
-            (price not in valid and not self._admit_decimal(price))
-            or (qty not in valid and not self._admit_decimal(qty))
-            or trade_id < 0
-            or ev.T <= 0
+            (price not in valid and not self._decimals.admit(price))
+            or (qty not in valid and not self._decimals.admit(qty))
+            or not is_sequence(sequence)
+            or not ts_event
         ):
             raise ParseError("invalid trade values", error_type=INVALID_VALUE, raw=repr(ev))
         side = _SELL if ev.m else _BUY
-        return Trade(self.name, symbol, ev.s, trade_id, price, qty, side, ev.T * NS_PER_MS, ts_recv)
-
-    def _admit_decimal(self, text: str) -> bool:
-        """Validate a decimal string and remember it (prices and sizes repeat; the set is bounded)."""
-        if not is_positive_decimal(text):
-            return False
-        if len(self._valid_decimals) >= _DECIMAL_CACHE_SIZE:
-            self._valid_decimals.clear()
-        self._valid_decimals.add(text)
-        return True
+        return Trade(self.name, symbol, ev.s, str(sequence), sequence, price, qty, side, ts_event, ts_recv)
 
     def _parse_slow(self, frame: bytes | str, ts_recv: int) -> list[Trade]:
         """Frames that are not combined trade events: raw events, control frames, other events, junk."""
         try:
             return [self._normalize(_RAW_EVENT.decode(frame), ts_recv)]
-        except msgspec.DecodeError:
+        except DECODE_ERRORS:
             pass
         try:
             obj = _ANY.decode(frame)
-        except msgspec.DecodeError as exc:
+        except DECODE_ERRORS as exc:
             raise ParseError(f"not JSON: {exc}", error_type=MALFORMED_JSON, raw=frame) from None
         payload = obj
         if isinstance(obj, dict) and "stream" in obj and "data" in obj:
@@ -274,14 +274,29 @@ class BinanceAdapter:
         raise ParseError("unrecognised frame", error_type=UNEXPECTED_EVENT, raw=frame)
 
     # -- REST --------------------------------------------------------------------------------------
-    def backfill_request(self, raw_symbol: str, from_id: int, limit: int) -> RestRequest:
-        params = (("symbol", raw_symbol), ("fromId", str(from_id)), ("limit", str(limit)))
-        return RestRequest(self.backfill_path, params)
+    def repair_request(self, gap: Gap) -> RestRequest | None:
+        return self._page_request(gap.raw_symbol, gap.first)
 
-    def parse_backfill(self, body: bytes, raw_symbol: str, ts_recv: int) -> list[Trade]:
+    def _page_request(self, raw_symbol: str, from_id: int) -> RestRequest:
+        limit = str(self.capabilities.repair_page_size)
+        return RestRequest(
+            self.repair_path, (("symbol", raw_symbol), ("fromId", str(from_id)), ("limit", limit))
+        )
+
+    def repair_page(self, gap: Gap, request: RestRequest, body: bytes, ts_recv: int) -> RepairPage:
+        """Pages run oldest first from `fromId` (inclusive); the next starts after the newest row."""
+        rows = self._repair_rows(body, gap.raw_symbol, ts_recv)
+        wanted = [t for t in rows if gap.first <= t.sequence <= gap.last]  # type: ignore[operator]
+        from_id = int(request.param("fromId") or gap.first)
+        newest = rows[-1].sequence if rows else None
+        if newest is None or newest >= gap.last or newest < from_id:
+            return RepairPage(wanted, None)
+        return RepairPage(wanted, self._page_request(gap.raw_symbol, newest + 1))
+
+    def _repair_rows(self, body: bytes, raw_symbol: str, ts_recv: int) -> list[Trade]:
         try:
             rows = _HISTORICAL.decode(body)
-        except msgspec.DecodeError as exc:
+        except DECODE_ERRORS as exc:
             raise ParseError(
                 f"bad historicalTrades body: {exc}", error_type=UNEXPECTED_SCHEMA, raw=body
             ) from None
@@ -290,17 +305,28 @@ class BinanceAdapter:
         ]
 
     def _backfilled(
-        self, raw: str, trade_id: int, price: str, qty: str, time_ms: int, maker: bool, ts_recv: int
+        self, raw: str, sequence: int, price: str, qty: str, time_ms: int, maker: bool, ts_recv: int
     ) -> Trade:
         symbol = self._canonical.get(raw)
         if symbol is None:
             raise ParseError(f"unknown symbol {raw!r}", error_type=UNKNOWN_SYMBOL, raw=raw)
-        if trade_id < 0 or time_ms <= 0 or not (is_positive_decimal(price) and is_positive_decimal(qty)):
+        ts_event = ms_to_ns(time_ms)
+        if not (
+            is_sequence(sequence) and ts_event and is_positive_decimal(price) and is_positive_decimal(qty)
+        ):
             raise ParseError(
-                "invalid backfill row", error_type=INVALID_VALUE, raw=f"{trade_id} {price} {qty}"
+                "invalid backfill row", error_type=INVALID_VALUE, raw=f"{sequence} {price} {qty} {time_ms}"
             )
         side = Side.SELL if maker else Side.BUY
-        return Trade(self.name, symbol, raw, trade_id, price, qty, side, time_ms * NS_PER_MS, ts_recv, True)
+        return Trade(
+            self.name, symbol, raw, str(sequence), sequence, price, qty, side, ts_event, ts_recv, True
+        )
+
+    def classify_response(self, status: int, headers: Mapping[str, str], body: bytes) -> RestAnswer:
+        """429: request weight exceeded; 418: this IP is banned (2 minutes to 3 days), Retry-After."""
+        if status == 418:
+            return RestAnswer(RestVerdict.BANNED, retry_after_seconds(headers), "HTTP 418: IP banned")
+        return classify_http(status, headers, body)
 
     def symbols_request(self) -> RestRequest:
         return RestRequest(self.symbols_path)
@@ -308,7 +334,7 @@ class BinanceAdapter:
     def parse_symbols(self, body: bytes) -> list[SymbolInfo]:
         try:
             info = _EXCHANGE_INFO.decode(body)
-        except msgspec.DecodeError as exc:
+        except DECODE_ERRORS as exc:
             raise ParseError(
                 f"bad exchangeInfo body: {exc}", error_type=UNEXPECTED_SCHEMA, raw=body
             ) from None
@@ -321,16 +347,21 @@ class BinanceAdapter:
 
 
 class _BinanceAggTradeAdapter(BinanceAdapter):
-    """Futures venues: `@aggTrade` streams (id `a`) and `aggTrades?fromId=` backfill."""
+    """Futures venues: `@aggTrade` streams (id `a`) and `aggTrades?fromId=` repair."""
 
     trade_stream: ClassVar[str] = "aggTrade"
 
-    def parse_backfill(self, body: bytes, raw_symbol: str, ts_recv: int) -> list[Trade]:
+    def _repair_rows(self, body: bytes, raw_symbol: str, ts_recv: int) -> list[Trade]:
         try:
             rows = _AGG_ROWS.decode(body)
-        except msgspec.DecodeError as exc:
+        except DECODE_ERRORS as exc:
             raise ParseError(f"bad aggTrades body: {exc}", error_type=UNEXPECTED_SCHEMA, raw=body) from None
         return [self._backfilled(raw_symbol, r.a, r.p, r.q, r.T, r.m, ts_recv) for r in rows]
+
+
+_FUTURES_CAPABILITIES: Final = msgspec.structs.replace(
+    BinanceAdapter.capabilities, max_streams_per_connection=200
+)
 
 
 class BinanceFuturesAdapter(_BinanceAggTradeAdapter):
@@ -339,14 +370,9 @@ class BinanceFuturesAdapter(_BinanceAggTradeAdapter):
     name = "binance_futures"
     default_ws_url = "wss://fstream.binance.com"
     default_rest_url = "https://fapi.binance.com"
-    backfill_path: ClassVar[str] = "/fapi/v1/aggTrades"
+    repair_path: ClassVar[str] = "/fapi/v1/aggTrades"
     symbols_path: ClassVar[str] = "/fapi/v1/exchangeInfo"
-    limits = AdapterLimits(
-        max_streams_per_connection=200,
-        max_connection_age_s=24 * 3600.0,
-        reconnect_margin_s=1800.0,
-        max_frame_bytes=64 * 1024,
-    )
+    capabilities = _FUTURES_CAPABILITIES
 
 
 class BinanceDeliveryAdapter(_BinanceAggTradeAdapter):
@@ -355,6 +381,7 @@ class BinanceDeliveryAdapter(_BinanceAggTradeAdapter):
     name = "binance_delivery"
     default_ws_url = "wss://dstream.binance.com"
     default_rest_url = "https://dapi.binance.com"
-    backfill_path: ClassVar[str] = "/dapi/v1/aggTrades"
+    default_symbols: tuple[str, ...] = ("BTCUSD_PERP", "ETHUSD_PERP")
+    repair_path: ClassVar[str] = "/dapi/v1/aggTrades"
     symbols_path: ClassVar[str] = "/dapi/v1/exchangeInfo"
-    limits = BinanceFuturesAdapter.limits
+    capabilities = _FUTURES_CAPABILITIES

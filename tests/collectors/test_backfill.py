@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 import pytest
 from aiohttp import web
 
+from collectors.adapter import Gap
 from collectors.backfill import RestBackfiller, discover
 from collectors.exchanges.binance import BinanceAdapter
 from core.errors import CircuitOpenError, ExchangeError, RateLimitedError
@@ -86,21 +87,22 @@ def _adapter() -> BinanceAdapter:
     return BinanceAdapter([SymbolInfo("binance", "BTC-USDT", "BTCUSDT", "BTC", "USDT")])
 
 
-async def test_fetch_range_pages_until_the_gap_is_covered(
+async def test_fetch_gap_pages_until_the_gap_is_covered(
     exchange: FakeExchange, metrics: PlatformMetrics
 ) -> None:
     async with RestBackfiller(_adapter(), exchange.url, metrics=metrics) as backfiller:
-        trades = await backfiller.fetch_range("BTCUSDT", 10, 2500)
-    assert [t.trade_id for t in trades] == list(range(10, 2501))
+        trades = await backfiller.fetch_gap(Gap("BTCUSDT", 10, 2500))
+    assert [t.sequence for t in trades] == list(range(10, 2501))
+    assert [t.trade_id for t in trades] == [str(i) for i in range(10, 2501)]
     assert all(t.backfilled and t.symbol == "BTC-USDT" for t in trades)
     assert [r["fromId"] for r in exchange.requests] == ["10", "1010", "2010"]
     assert trades[0].price == "103.50"
 
 
-async def test_fetch_range_returns_what_exists(exchange: FakeExchange, metrics: PlatformMetrics) -> None:
+async def test_fetch_gap_returns_what_exists(exchange: FakeExchange, metrics: PlatformMetrics) -> None:
     async with RestBackfiller(_adapter(), exchange.url, metrics=metrics) as backfiller:
-        trades = await backfiller.fetch_range("BTCUSDT", LAST_ID - 2, LAST_ID + 10)
-    assert [t.trade_id for t in trades] == [LAST_ID - 2, LAST_ID - 1, LAST_ID]
+        trades = await backfiller.fetch_gap(Gap("BTCUSDT", LAST_ID - 2, LAST_ID + 10))
+    assert [t.sequence for t in trades] == [LAST_ID - 2, LAST_ID - 1, LAST_ID]
 
 
 async def test_rate_limit_is_honoured_locally(exchange: FakeExchange, metrics: PlatformMetrics) -> None:
@@ -109,13 +111,13 @@ async def test_rate_limit_is_honoured_locally(exchange: FakeExchange, metrics: P
     backfiller = RestBackfiller(_adapter(), exchange.url, metrics=metrics, monotonic=lambda: now[0])
     async with backfiller:
         with pytest.raises(RateLimitedError) as caught:
-            await backfiller.fetch_range("BTCUSDT", 1, 5)
+            await backfiller.fetch_gap(Gap("BTCUSDT", 1, 5))
         assert caught.value.retry_after == 7.0
         with pytest.raises(RateLimitedError):
-            await backfiller.fetch_range("BTCUSDT", 1, 5)
+            await backfiller.fetch_gap(Gap("BTCUSDT", 1, 5))
         assert len(exchange.requests) == 1  # refused without asking the server again
         now[0] += 7.5
-        assert len(await backfiller.fetch_range("BTCUSDT", 1, 5)) == 5
+        assert len(await backfiller.fetch_gap(Gap("BTCUSDT", 1, 5))) == 5
 
 
 async def test_server_errors_open_the_circuit(exchange: FakeExchange, metrics: PlatformMetrics) -> None:
@@ -125,9 +127,9 @@ async def test_server_errors_open_the_circuit(exchange: FakeExchange, metrics: P
     async with RestBackfiller(_adapter(), exchange.url, metrics=metrics, breaker=breaker) as backfiller:
         for _ in range(2):
             with pytest.raises(ExchangeError, match="HTTP 500"):
-                await backfiller.fetch_range("BTCUSDT", 1, 5)
+                await backfiller.fetch_gap(Gap("BTCUSDT", 1, 5))
         with pytest.raises(CircuitOpenError):
-            await backfiller.fetch_range("BTCUSDT", 1, 5)
+            await backfiller.fetch_gap(Gap("BTCUSDT", 1, 5))
     assert len(exchange.requests) == 2
     assert metrics.registry.get_sample_value("circuit_breaker_state", {"component": "binance_rest"}) == 1
 
@@ -135,11 +137,11 @@ async def test_server_errors_open_the_circuit(exchange: FakeExchange, metrics: P
 async def test_unreachable_exchange_is_an_exchange_error(metrics: PlatformMetrics) -> None:
     async with RestBackfiller(_adapter(), f"http://127.0.0.1:{free_port()}", metrics=metrics) as backfiller:
         with pytest.raises(ExchangeError, match="ClientConnectorError"):
-            await backfiller.fetch_range("BTCUSDT", 1, 5)
+            await backfiller.fetch_gap(Gap("BTCUSDT", 1, 5))
 
 
 async def test_discover_builds_the_symbol_map(exchange: FakeExchange, metrics: PlatformMetrics) -> None:
     async with await discover("binance", exchange.url, metrics=metrics) as backfiller:
         info = backfiller.adapter.symbol_info("ETHBTC")
         assert info == SymbolInfo("binance", "ETH-BTC", "ETHBTC", "ETH", "BTC")
-        assert len(await backfiller.fetch_range("BTCUSDT", 1, 3)) == 3
+        assert len(await backfiller.fetch_gap(Gap("BTCUSDT", 1, 3))) == 3

@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 
-from collectors.adapter import PARSE_ERROR_TYPES, ReconnectRequested
-from collectors.exchanges.binance import BinanceAdapter, BinanceDeliveryAdapter, is_positive_decimal
+from collectors.adapter import PARSE_ERROR_TYPES, Gap, ReconnectRequested, RestRequest
+from collectors.exchanges.binance import BinanceAdapter, BinanceDeliveryAdapter
+from collectors.values import is_positive_decimal
 from core.errors import ParseError
 from core.types import Side, SymbolInfo, Trade
 
@@ -50,6 +51,7 @@ def test_combined_trade_frame(adapter: BinanceAdapter) -> None:
         "binance",
         "BTC-USDT",
         "BTCUSDT",
+        "3123456789",
         3123456789,
         "16543.21000000",
         "0.00150000",
@@ -69,12 +71,12 @@ def test_raw_trade_frame_as_text_and_buyer_maker_is_a_taker_sell(adapter: Binanc
 def test_aggregate_trade_uses_the_aggregate_id(adapter: BinanceAdapter) -> None:
     event = {"e": "aggTrade", "E": 1, "s": "BTCUSDT", "a": 77, "p": "1.5", "q": "2", "f": 100, "l": 105}
     [trade] = adapter.parse(combined({**event, "T": 1000, "m": True}, "btcusdt@aggTrade"), TS_RECV)
-    assert (trade.trade_id, trade.ts_event, trade.side) == (77, 1_000_000_000, Side.SELL)
+    assert (trade.trade_id, trade.sequence, trade.ts_event, trade.side) == ("77", 77, 1_000_000_000, Side.SELL)
 
 
 def test_old_trade_fields_and_unknown_keys_are_tolerated(adapter: BinanceAdapter) -> None:
     [trade] = adapter.parse(combined(trade_event(b=88, a=50, extra={"x": 1})), TS_RECV)
-    assert trade.trade_id == 3123456789
+    assert (trade.trade_id, trade.sequence) == ("3123456789", 3123456789)
 
 
 @pytest.mark.parametrize(
@@ -170,7 +172,9 @@ def test_combined_url_carries_every_stream(adapter: BinanceAdapter) -> None:
 
 
 def test_historical_trades_rows_become_backfilled_trades(adapter: BinanceAdapter) -> None:
-    request = adapter.backfill_request("BTCUSDT", 28457, 1000)
+    gap = Gap("BTCUSDT", 28457, 28458)
+    request = adapter.repair_request(gap)
+    assert request is not None
     assert request.path == "/api/v3/historicalTrades"
     assert dict(request.params) == {"symbol": "BTCUSDT", "fromId": "28457", "limit": "1000"}
     body = json.dumps(
@@ -181,12 +185,14 @@ def test_historical_trades_rows_become_backfilled_trades(adapter: BinanceAdapter
              "time": 1499865549591, "isBuyerMaker": False, "isBestMatch": True},
         ]
     ).encode()  # fmt: skip
-    first, second = adapter.parse_backfill(body, "BTCUSDT", TS_RECV)
+    page = adapter.repair_page(gap, request, body, TS_RECV)
+    first, second = page.trades
     assert first == Trade(
-        "binance", "BTC-USDT", "BTCUSDT", 28457, "4.00000100", "12.00000000", Side.SELL,
+        "binance", "BTC-USDT", "BTCUSDT", "28457", 28457, "4.00000100", "12.00000000", Side.SELL,
         1499865549590 * 1_000_000, TS_RECV, True,
     )  # fmt: skip
     assert (second.side, second.backfilled) == (Side.BUY, True)
+    assert page.next is None  # the page reached the gap's last id
 
 
 @pytest.mark.parametrize(
@@ -199,7 +205,8 @@ def test_historical_trades_rows_become_backfilled_trades(adapter: BinanceAdapter
 )
 def test_bad_backfill_bodies(adapter: BinanceAdapter, body: bytes, error_type: str) -> None:
     with pytest.raises(ParseError) as caught:
-        adapter.parse_backfill(body, "BTCUSDT", TS_RECV)
+        gap = Gap("BTCUSDT", 1, 5)
+        adapter.repair_page(gap, RestRequest("/api/v3/historicalTrades"), body, TS_RECV)
     assert caught.value.error_type == error_type
 
 
@@ -217,10 +224,12 @@ def test_delivery_agg_trades_backfill_and_symbols() -> None:
     symbols = BinanceDeliveryAdapter().parse_symbols(info)
     assert [s.symbol for s in symbols] == ["BTC-USD-PERP", "BTC-USD-211231"]
     adapter = BinanceDeliveryAdapter(symbols)
-    assert adapter.backfill_request("BTCUSD_PERP", 5, 10).path == "/dapi/v1/aggTrades"
+    gap = Gap("BTCUSD_PERP", 5, 10)
+    request = adapter.repair_request(gap)
+    assert request is not None and request.path == "/dapi/v1/aggTrades"
     rows = b'[{"a": 5, "p": "40000.1", "q": "3", "f": 9, "l": 9, "T": 1626916403852, "m": false}]'
-    [trade] = adapter.parse_backfill(rows, "BTCUSD_PERP", TS_RECV)
-    assert (trade.trade_id, trade.symbol, trade.side, trade.backfilled) == (5, "BTC-USD-PERP", Side.BUY, True)
+    [trade] = adapter.repair_page(gap, request, rows, TS_RECV).trades
+    assert (trade.trade_id, trade.symbol, trade.side, trade.backfilled) == ("5", "BTC-USD-PERP", Side.BUY, True)
 
 
 def test_spot_symbols_come_from_base_and_quote_assets() -> None:

@@ -84,7 +84,7 @@ def test_recorded_frames_parse_to_the_expected_trades(name: str, captures_dir: P
         assert trade.exchange == adapter.name
         assert trade.raw_symbol == data["s"]
         assert trade.symbol == fixture.symbols[data["s"]]
-        assert trade.trade_id == data["a"]
+        assert (trade.trade_id, trade.sequence) == (str(data["a"]), data["a"])
         assert trade.price == data["p"] and trade.quantity == data["q"]  # exact strings
         assert trade.side is (Side.SELL if data["m"] else Side.BUY)
         assert trade.ts_event == data["T"] * 1_000_000
@@ -103,7 +103,8 @@ def test_recorded_trade_ids_are_consecutive_per_symbol(name: str, captures_dir: 
     tracker = GapTracker()
     for record in ws_frames(captures_dir / f"{FIXTURES[name].capture}.ws.1.0"):
         for trade in adapter.parse(record.payload.encode(), 0):
-            assert tracker.observe(trade.raw_symbol, trade.trade_id) is NEW
+            assert trade.sequence is not None
+            assert tracker.observe(trade.raw_symbol, trade.sequence) is NEW
 
 
 def test_spot_symbols_match_cryptofeeds_normalisation(captures_dir: Path) -> None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from collectors.backoff import Backoff
-from collectors.gaps import DUPLICATE, NEW, Gap, GapTracker
+from collectors.adapter import Gap
+from collectors.gaps import DUPLICATE, NEW, GapTracker
 
 
 def test_consecutive_ids_are_new_and_repeats_are_duplicates() -> None:
@@ -13,7 +14,7 @@ def test_consecutive_ids_are_new_and_repeats_are_duplicates() -> None:
     assert [tracker.observe("BTCUSDT", i) for i in (10, 11, 12)] == [NEW, NEW, NEW]
     assert tracker.observe("BTCUSDT", 12) is DUPLICATE
     assert tracker.observe("BTCUSDT", 3) is DUPLICATE
-    assert tracker.last_id("BTCUSDT") == 12
+    assert tracker.last_sequence("BTCUSDT") == 12
 
 
 def test_symbols_are_independent() -> None:
@@ -97,3 +98,15 @@ def test_registry_names_known_exchanges_and_clients() -> None:
         create_adapter("kraken")
     with pytest.raises(ConfigError, match="picows, websockets"):
         create_connector("aiohttp")
+
+
+def test_gaps_carry_the_event_times_around_them_and_resume_continues_a_stored_sequence() -> None:
+    tracker = GapTracker()
+    tracker.resume("BTCUSDT", 41, ts_event=1_000)  # e.g. the last sequence stored before a restart
+    assert tracker.observe("BTCUSDT", 42, 2_000) is NEW
+    gap = tracker.observe("BTCUSDT", 50, 9_000)
+    assert gap == Gap("BTCUSDT", 43, 49, after_ns=2_000, before_ns=9_000)
+    tracker.resume("BTCUSDT", 10)  # older than what the tracker knows: ignored
+    assert tracker.last_sequence("BTCUSDT") == 50
+    assert tracker.fill("BTCUSDT", 45) is True
+    assert tracker.missing() == [Gap("BTCUSDT", 43, 44, 2_000, 9_000), Gap("BTCUSDT", 46, 49, 2_000, 9_000)]

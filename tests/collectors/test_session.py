@@ -15,7 +15,9 @@ from typing import Any
 
 import pytest
 
-from collectors.adapter import AdapterLimits
+import msgspec
+
+from collectors.adapter import Capabilities
 from collectors.backfill import RestBackfiller, discover
 from collectors.exchanges.binance import BinanceAdapter
 from collectors.session import CollectorSession
@@ -52,7 +54,7 @@ class RecordingSink:
         self.trades.extend(trades)
 
     def ids(self, symbol: str) -> list[int]:
-        return [t.trade_id for t in self.trades if t.raw_symbol == symbol]
+        return [t.sequence for t in self.trades if t.raw_symbol == symbol]  # type: ignore[misc]
 
 
 async def eventually(condition: Callable[[], bool], timeout: float = 10.0) -> None:
@@ -72,7 +74,8 @@ def assert_complete(sink: RecordingSink, sim: BinanceSimulator, symbol: str) -> 
     assert sorted(ids) == expected, f"missing ids: {sorted(set(expected) - set(ids))[:10]}"
     for trade in sink.trades:
         if trade.raw_symbol == symbol:
-            assert trade.price == history[trade.trade_id].price
+            assert trade.price == history[trade.sequence].price  # type: ignore[index]
+            assert trade.trade_id == str(trade.sequence)
 
 
 def sample(metrics: PlatformMetrics, name: str, **labels: str) -> float:
@@ -203,7 +206,7 @@ async def test_skipped_ids_are_backfilled_before_the_newer_trade(
     btc = [t for t in sink.trades if t.raw_symbol == "BTCUSDT"]
     backfilled = [i for i, t in enumerate(btc) if t.backfilled]
     assert len(backfilled) == 7
-    ids = [t.trade_id for t in btc]
+    ids = [t.sequence for t in btc]
     assert ids == sorted(ids)  # repaired trades were published before the newer live one
     assert sample(metrics, "trade_gaps_total", symbol="BTC-USDT") == 1
     assert sample(metrics, "trade_gap_missing_trades_total", symbol="BTC-USDT") == 7
@@ -302,12 +305,7 @@ async def test_symbols_are_split_over_connections_beyond_the_stream_limit(
     metrics: PlatformMetrics,
 ) -> None:
     class OneStreamAdapter(BinanceAdapter):
-        limits = AdapterLimits(
-            max_streams_per_connection=1,
-            max_connection_age_s=3600,
-            reconnect_margin_s=60,
-            max_frame_bytes=65536,
-        )
+        capabilities = msgspec.structs.replace(BinanceAdapter.capabilities, max_streams_per_connection=1)
 
     adapter = OneStreamAdapter([i for s in SYMBOLS if (i := backfiller.adapter.symbol_info(s))])
     sink = RecordingSink()
@@ -375,7 +373,7 @@ class ScriptedConnector:
         self.first_read = first_read
         self.connections = 0
 
-    async def connect(self, url: str, limits: AdapterLimits) -> Any:
+    async def connect(self, url: str, caps: Capabilities) -> Any:
         self.connections += 1
         return _ScriptedConnection(self.first_read if self.connections == 1 else [])
 

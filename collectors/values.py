@@ -1,0 +1,116 @@
+"""What a trade's values may be, checked at the edge by every adapter (pure).
+
+The limits are the stores' own: sequences and times are 64-bit integers (times in ns UTC, so event times
+must lie before 2262-04-11), prices and sizes are exact decimal strings that PostgreSQL's numeric and the
+API serve unchanged, trade ids are short text. A value outside them is rejected where it enters, as
+`ParseError(error_type=INVALID_VALUE)`, so that it can neither crash nor wedge a later stage.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Final
+
+import msgspec
+
+INT64_MAX: Final = 2**63 - 1
+NS_PER_MS: Final = 1_000_000
+NS_PER_US: Final = 1_000
+MAX_TIME_NS: Final = INT64_MAX  # the latest ns timestamp a 64-bit store column holds (2262-04-11)
+MAX_TIME_MS: Final = MAX_TIME_NS // NS_PER_MS
+MAX_DECIMAL_CHARS: Final = 40  # '123456789012345678.000000000000000000001' is plenty for any market
+MAX_TRADE_ID_CHARS: Final = 64
+DECIMAL_CACHE_SIZE: Final = 1 << 16
+
+# What decoding untrusted bytes can raise besides msgspec.DecodeError: invalid UTF-8 inside a string and
+# nesting deeper than the decoder's recursion limit. Every adapter treats them as malformed frames.
+DECODE_ERRORS: Final = (msgspec.DecodeError, UnicodeError, RecursionError)
+
+_INF: Final = math.inf
+_ISO_TIME: Final = re.compile(
+    r"^(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(Z|[+-]00:?00)?$"
+)
+
+
+def is_positive_decimal(text: str) -> bool:
+    """True for a plain positive decimal string such as '0.00150000' (digits and at most one point; no
+    sign, exponent, NaN or inf; at most MAX_DECIMAL_CHARS characters)."""
+    if len(text) > MAX_DECIMAL_CHARS:
+        return False
+    digits = text.replace(".", "", 1)
+    return digits.isdigit() and digits.isascii() and 0.0 < float(text) < _INF
+
+
+def is_sequence(value: int) -> bool:
+    """A per-symbol sequence number (or integer trade id) the 64-bit stores can hold."""
+    return 0 <= value <= INT64_MAX
+
+
+def is_trade_id(text: str) -> bool:
+    """A venue trade id: non-empty printable ASCII of at most MAX_TRADE_ID_CHARS characters."""
+    return 0 < len(text) <= MAX_TRADE_ID_CHARS and text.isascii() and text.isprintable()
+
+
+def ms_to_ns(ms: int) -> int:
+    """Milliseconds since the epoch -> ns; 0 (not a valid event time) when out of the stores' range."""
+    return ms * NS_PER_MS if 0 < ms <= MAX_TIME_MS else 0
+
+
+def iso_to_ns(text: str) -> int:
+    """An ISO-8601 / RFC 3339 UTC time ('2014-11-07T08:19:27.028459Z', up to 9 fractional digits) ->
+    ns since the epoch; 0 when it is not one or lies outside the stores' range. datetime keeps only
+    microseconds, so the fraction is read here."""
+    match = _ISO_TIME.match(text)
+    if match is None:
+        return 0
+    year, month, day, hour, minute, second, fraction, _ = match.groups()
+    try:
+        days = _days_from_civil(int(year), int(month), int(day))
+    except ValueError:
+        return 0
+    if int(hour) > 23 or int(minute) > 59 or int(second) > 60:
+        return 0
+    seconds = days * 86400 + int(hour) * 3600 + int(minute) * 60 + int(second)
+    ns = seconds * 1_000_000_000 + (int(fraction.ljust(9, "0")) if fraction else 0)
+    return ns if 0 < ns <= MAX_TIME_NS else 0
+
+
+def _days_from_civil(year: int, month: int, day: int) -> int:
+    """Days since 1970-01-01 of a proleptic Gregorian date (ValueError for an impossible date)."""
+    if not (1 <= month <= 12 and 1 <= day <= _month_days(year, month)):
+        raise ValueError("not a date")
+    y = year - (month <= 2)
+    era = y // 400
+    yoe = y - era * 400
+    doy = (153 * (month + (-3 if month > 2 else 9)) + 2) // 5 + day - 1
+    doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
+    return era * 146097 + doe - 719468
+
+
+def _month_days(year: int, month: int) -> int:
+    if month == 2:
+        leap = year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
+        return 29 if leap else 28
+    return 30 if month in (4, 6, 9, 11) else 31
+
+
+class DecimalCache:
+    """Validated decimal strings, remembered: prices and sizes repeat, so most checks are one set lookup.
+    Bounded: cleared when it reaches DECIMAL_CACHE_SIZE entries."""
+
+    __slots__ = ("valid",)
+
+    def __init__(self) -> None:
+        self.valid: set[str] = set()
+
+    def admit(self, text: str) -> bool:
+        """True (and remembered) when `text` is a positive decimal string."""
+        if text in self.valid:
+            return True
+        if not is_positive_decimal(text):
+            return False
+        if len(self.valid) >= DECIMAL_CACHE_SIZE:
+            self.valid.clear()
+        self.valid.add(text)
+        return True
