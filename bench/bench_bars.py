@@ -28,6 +28,7 @@ def make_trades(n: int, symbols: int = 4) -> list[Trade]:
                 "binance",
                 sym,
                 sym.replace("-", ""),
+                str(i),
                 i,
                 f"{price:.2f}",
                 f"{rng.random():.5f}",

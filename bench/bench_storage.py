@@ -31,6 +31,7 @@ def make_trades(n: int, offset: int) -> list[Trade]:
             "binance",
             symbols[i % 4],
             symbols[i % 4].replace("-", ""),
+            str(offset + i),
             offset + i,
             f"{67000 + i % 1000}.{i % 100:02d}",
             "0.00150000",

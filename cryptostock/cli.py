@@ -40,10 +40,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cryptostock", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
-    run = commands.add_parser("run", help="simulator + collector + processor + API in one process")
+    run = commands.add_parser("run", help="simulators + collectors + processor + API in one process")
     _common(run, settings.RunSettings)
     _processing(run)
-    run.add_argument("--symbols", default=S, help="exchange symbols (default BTCUSDT,ETHUSDT)")
+    run.add_argument(
+        "--exchange", default=S, help=f"exchanges, comma-separated (default binance; known: {_venues()})"
+    )
+    run.add_argument(
+        "--symbols",
+        default=S,
+        help="symbols, venue's own or BASE-QUOTE, optionally venue:SYMBOL (default: each venue's own)",
+    )
     run.add_argument("--api-host", default=S)
     run.add_argument("--api-port", type=int, default=S, help="API port (default 8000)")
     run.add_argument("--sim-port", type=int, default=S, help="simulator port (default 8765)")
@@ -52,13 +59,19 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--speed", type=float, default=S, help="replay speed multiplier, 0 = as fast as read")
     run.add_argument("--ws-url", default=S, help="collect from this websocket base URL instead")
     run.add_argument("--rest-url", default=S, help="backfill from this REST base URL instead")
-    run.add_argument("--live", action="store_true", default=S, help="collect from the real Binance")
+    run.add_argument("--live", action="store_true", default=S, help="collect from the real exchanges")
     run.add_argument("--ws-client", choices=["websockets", "picows"], default=S, help="websocket client")
 
     collector = commands.add_parser("collector", help="collect trades from an exchange onto the bus")
     _common(collector, settings.CollectorSettings)
-    collector.add_argument("--exchange", default=S, help="exchange name (binance)")
-    collector.add_argument("--symbols", default=S, help="comma-separated exchange symbols")
+    collector.add_argument(
+        "--exchange", default=S, help=f"exchange name (default binance; known: {_venues()})"
+    )
+    collector.add_argument(
+        "--symbols",
+        default=S,
+        help="comma-separated symbols, the venue's own or BASE-QUOTE (default: its own)",
+    )
     collector.add_argument("--ws-url", default=S, help="websocket base URL (e.g. the simulator's)")
     collector.add_argument("--rest-url", default=S, help="REST base URL for backfill and symbols")
     collector.add_argument(
@@ -88,8 +101,9 @@ def build_parser() -> argparse.ArgumentParser:
     api.add_argument("--host", default=S)
     api.add_argument("--port", type=int, default=S, help="API port (default 8000)")
 
-    simulate = commands.add_parser("simulate", help="serve a simulated Binance (websocket and REST)")
+    simulate = commands.add_parser("simulate", help="serve a simulated exchange (websocket and REST)")
     _common(simulate, settings.SimulateSettings)
+    simulate.add_argument("--exchange", default=S, help="which exchange's protocol (default binance)")
     simulate.add_argument("--host", default=S)
     simulate.add_argument("--port", type=int, default=S, help="port (default 8765)")
     simulate.add_argument("--symbols", default=S)
@@ -110,6 +124,12 @@ def build_parser() -> argparse.ArgumentParser:
     migrate = db_commands.add_parser("migrate", help="apply pending migrations")
     _common(migrate, settings.CommonSettings)
     return parser
+
+
+def _venues() -> str:
+    from collectors.registry import ADAPTERS
+
+    return ", ".join(sorted(ADAPTERS))
 
 
 def _entry(command: str, db_command: str | None) -> tuple[type, Callable[[Any], Coroutine[Any, Any, None]]]:

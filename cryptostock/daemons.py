@@ -32,6 +32,8 @@ from cryptostock.wiring import (
 )
 from simulator.serve import start_simulator
 
+SimulatedExchange = Any  # the simulator started for a venue (simulator.serve.start_simulator's result)
+
 
 async def migrate_database(settings: CommonSettings) -> None:
     """`cryptostock db migrate`: apply pending migrations and exit."""
@@ -95,46 +97,58 @@ async def run_api(settings: ApiDaemonSettings) -> None:
 
 
 async def run_all(settings: RunSettings) -> None:
-    """`cryptostock run`: the whole platform in one process, on embedded defaults unless told otherwise."""
+    """`cryptostock run`: the whole platform in one process, on embedded defaults unless told otherwise:
+    per exchange a simulator (unless collecting live or from given endpoints) and a collector; one
+    processor and one API for all of them."""
     async with daemon_context("platform", settings) as ctx:
         log = logger.bind(component="platform")
         store = await open_store_for(settings, sqlite_name=f"{settings.source}.db")
         bus = await open_bus_for(settings, role="processor")
         cache = await open_cache_for(settings)
-        simulator = None
+        simulators: list[SimulatedExchange] = []
         try:
             await store.migrate()
             await store.ensure_source(settings.source)
-            ws_url = rest_url = None  # the settings' endpoints, else Binance's own (with --live)
-            if settings.uses_simulator:
-                simulator = await start_simulator(simulator_settings(settings))
-                ws_url, rest_url = simulator.ws_url, simulator.rest_url
-                log.info("simulated Binance on {}", ws_url)
-            collector = CollectorRunner("binance", settings, sink=bus, ws_url=ws_url, rest_url=rest_url)
+            collectors = await _start_venues(settings, bus, simulators)
             service = _processor(settings, bus, store, cache)
             api = serve_api(store, cache, host=settings.api_host, port=settings.api_port, health=ctx.health)
             _add_checks(ctx, store=store, bus=bus, cache=cache)
             log.info(
-                "platform up: API http://{}:{}/docs, metrics {}, data source {} in {}",
+                "platform up: API http://{}:{}/docs, metrics {}, data source {} in {}, exchanges {}",
                 settings.api_host,
                 settings.api_port,
                 ctx.metrics_url,
                 settings.source,
                 settings.data_dir,
+                ",".join(settings.exchange),
             )
-            await _run_until_stopped(
-                ctx,
-                {
-                    "collector": (collector.run, collector.stop),
-                    "processor": (service.run, service.stop),
-                    "api": (api.serve, api.stop),
-                },
-                order=("collector", "processor", "api"),
-            )
+            components: dict[str, Component] = {
+                f"collector:{name}": (collector.run, collector.stop) for name, collector in collectors.items()
+            }
+            components["processor"] = (service.run, service.stop)
+            components["api"] = (api.serve, api.stop)
+            await _run_until_stopped(ctx, components, order=tuple(components))
         finally:
-            if simulator is not None:
+            for simulator in simulators:
                 await simulator.stop()
             await _close_all(bus, cache, store)
+
+
+async def _start_venues(
+    settings: RunSettings, bus: TradeBus, simulators: list[SimulatedExchange]
+) -> dict[str, CollectorRunner]:
+    """A collector per exchange, each with its own simulator when the run is simulated (started here and
+    appended to `simulators`, which the caller stops)."""
+    collectors: dict[str, CollectorRunner] = {}
+    for index, exchange in enumerate(settings.exchange):
+        ws_url = rest_url = None  # the settings' endpoints, else the exchange's own (with --live)
+        if settings.uses_simulator:
+            simulator = await start_simulator(simulator_settings(settings, exchange, index))
+            simulators.append(simulator)
+            ws_url, rest_url = simulator.ws_url, simulator.rest_url
+            logger.bind(component="platform").info("simulated {} on {}", exchange, ws_url)
+        collectors[exchange] = CollectorRunner(exchange, settings, sink=bus, ws_url=ws_url, rest_url=rest_url)
+    return collectors
 
 
 def _processor(

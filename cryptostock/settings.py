@@ -9,6 +9,7 @@ from typing import Any, Literal
 from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from collectors.registry import ADAPTERS
 from core.errors import ConfigError
 from core.timeframes import DEFAULT_TIMEFRAMES, parse_timeframes
 from simulator.serve import SimulatorSettings
@@ -47,18 +48,41 @@ class CommonSettings(BaseSettings):
 
 
 def _split_symbols(value: object) -> object:
+    """'BTCUSDT, okx:btc-usdt' -> ['BTCUSDT', 'okx:BTC-USDT'] (a venue prefix stays lowercase)."""
     if isinstance(value, str):
-        return [s.strip().upper() for s in value.split(",") if s.strip()]
+        return [_symbol_entry(s) for s in value.split(",") if s.strip()]
+    return value
+
+
+def _symbol_entry(text: str) -> str:
+    venue, _, symbol = text.strip().rpartition(":")
+    return f"{venue.strip().lower()}:{symbol.strip().upper()}" if venue else symbol.strip().upper()
+
+
+def _split_exchanges(value: object) -> object:
+    if isinstance(value, str):
+        value = value.split(",")
+    if isinstance(value, list | tuple):
+        names = [str(v).strip().lower() for v in value if str(v).strip()]
+        unknown = [n for n in names if n not in ADAPTERS]
+        if unknown:
+            known = ", ".join(sorted(ADAPTERS))
+            raise ValueError(f"unknown exchange {unknown[0]!r}; known exchanges: {known}")
+        if len(set(names)) != len(names):
+            raise ValueError(f"an exchange is named twice in {','.join(names)}")
+        return tuple(names)
     return value
 
 
 class CollectorOptions(BaseModel):
     """How a collector connects: shared by `cryptostock collector` and `cryptostock run`.
 
-    ws_url / rest_url: None means the exchange's own endpoints. Times in seconds; max_connection_age
-    None means the exchange's connection limit minus its margin (Binance: 24 h - 30 min)."""
+    symbols: the venue's own symbols or canonical BASE-QUOTE ones (BTCUSDT or BTC-USDT), each optionally
+    for one venue only (`okx:BTC-USDT`); None means each venue's defaults. ws_url / rest_url: None means
+    the exchange's own endpoints. Times in seconds; max_connection_age None means the venue's connection
+    limit minus its margin (Binance: 24 h - 30 min; none where the venue has no limit)."""
 
-    symbols: list[str] = Field(default_factory=lambda: ["BTCUSDT", "ETHUSDT"], min_length=1)
+    symbols: list[str] | None = Field(default=None, min_length=1)
     ws_url: str | None = None
     rest_url: str | None = None
     stale_timeout: float = Field(default=30.0, gt=0)
@@ -68,6 +92,17 @@ class CollectorOptions(BaseModel):
     ws_client: Literal["websockets", "picows"] = "websockets"
 
     _symbols = field_validator("symbols", mode="before")(_split_symbols)
+
+    def symbols_for(self, exchange: str) -> list[str] | None:
+        """The symbols asked for on `exchange` (entries for it and unqualified ones); None: its defaults."""
+        if self.symbols is None:
+            return None
+        chosen = []
+        for entry in self.symbols:
+            venue, _, symbol = entry.rpartition(":")
+            if not venue or venue == exchange:
+                chosen.append(symbol)
+        return chosen or None
 
     @model_validator(mode="after")
     def _backoff_order(self) -> CollectorOptions:
@@ -79,6 +114,16 @@ class CollectorOptions(BaseModel):
 class CollectorSettings(CommonSettings, CollectorOptions):
     exchange: str = "binance"
     metrics_port: int = _metrics_port(9092)
+
+    @field_validator("exchange", mode="before")
+    @classmethod
+    def _known_exchange(cls, value: object) -> object:
+        names = _split_exchanges(value)
+        if isinstance(names, tuple):
+            if len(names) != 1:
+                raise ValueError("a collector collects from one exchange; run one per exchange")
+            return names[0]
+        return value
 
 
 class ProcessorSettings(CommonSettings):
@@ -120,8 +165,13 @@ class SimulateSettings(CommonSettings, SimulatorSettings):
 
 
 class RunSettings(ProcessorSettings, CollectorOptions):
-    """`cryptostock run`: simulator + collector + processor + API in one process."""
+    """`cryptostock run`: per exchange a simulator and a collector, plus processor and API, in one process.
 
+    exchange: the venues to collect from (`binance,coinbase,okx`); each gets its own simulator on
+    sim_port, sim_port + 1, ... in that order. ws_url / rest_url (one venue only) point its collector
+    elsewhere instead."""
+
+    exchange: tuple[str, ...] = ("binance",)
     metrics_port: int = _metrics_port(9091)
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=0, le=65535)
@@ -130,6 +180,14 @@ class RunSettings(ProcessorSettings, CollectorOptions):
     replay: Path | None = None
     speed: float = Field(default=1.0, ge=0)
     live: bool = False
+
+    _exchanges = field_validator("exchange", mode="before")(_split_exchanges)
+
+    @model_validator(mode="after")
+    def _one_venue_per_url(self) -> RunSettings:
+        if (self.ws_url or self.rest_url) and len(self.exchange) > 1:
+            raise ValueError("--ws-url and --rest-url point one exchange elsewhere: name only that one")
+        return self
 
     @property
     def uses_simulator(self) -> bool:

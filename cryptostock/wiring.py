@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from loguru import logger
 
 from api.app import create_app
+from collectors.adapter import ExchangeAdapter
 from collectors.backfill import RestBackfiller, discover
 from collectors.backoff import Backoff
 from collectors.registry import create_connector
@@ -51,18 +52,33 @@ async def open_cache_for(settings: CommonSettings) -> Cache:
     return open_cache(settings.redis_dsn(), prefix=settings.redis_prefix)
 
 
-def simulator_settings(settings: SimulateSettings | RunSettings) -> SimulatorSettings:
-    """The simulated exchange of `cryptostock simulate`, or the one `cryptostock run` starts itself."""
+def simulator_settings(
+    settings: SimulateSettings | RunSettings, exchange: str = "binance", index: int = 0
+) -> SimulatorSettings:
+    """The simulated exchange of `cryptostock simulate`, or the one `cryptostock run` starts for the
+    `index`-th exchange it collects from (on sim_port + index)."""
     if isinstance(settings, SimulateSettings):
         return settings.simulator()
     return SimulatorSettings(
         host="127.0.0.1",
-        port=settings.sim_port,
-        symbols=None if settings.replay else list(settings.symbols),
+        port=settings.sim_port + index if settings.sim_port else 0,
+        symbols=None if settings.replay else settings.symbols_for(exchange),
         tps=settings.tps,
         replay=settings.replay,
         speed=settings.speed,
     )
+
+
+def resolve_symbols(adapter: ExchangeAdapter, wanted: list[str] | None) -> list[str]:
+    """The venue's raw symbols for what the user asked (raw or canonical spellings; None: the venue's
+    defaults); ConfigError naming what the venue does not list."""
+    raw: list[str] = []
+    for text in wanted or adapter.default_symbols:
+        info = adapter.resolve_symbol(text)
+        if info is None:
+            raise ConfigError(f"{adapter.name} does not list the symbol {text!r}")
+        raw.append(info.raw_symbol)
+    return list(dict.fromkeys(raw))
 
 
 class CollectorRunner:
@@ -98,9 +114,10 @@ class CollectorRunner:
             return
         options = self._options
         try:
+            symbols = resolve_symbols(backfiller.adapter, options.symbols_for(self._exchange))
             self._session = CollectorSession(
                 backfiller.adapter,
-                options.symbols,
+                symbols,
                 sink=self._sink,
                 ws_base_url=self._ws_url,
                 backfiller=backfiller,
@@ -111,7 +128,7 @@ class CollectorRunner:
                 metrics=self._metrics,
                 connector=self._connector,
             )
-            self._log.info("collecting {} over {}", ",".join(options.symbols), options.ws_client)
+            self._log.info("collecting {} over {}", ",".join(symbols), options.ws_client)
             if self._stopping.is_set():
                 return
             await self._session.run()

@@ -52,8 +52,8 @@ def make_bar(
         trade_count=10 + i,
         buy_volume=1.0,
         sell_volume=0.5 + i,
-        first_trade_id=100 * i + 1,
-        last_trade_id=100 * i + 10 + i,
+        first_trade_id=str(100 * i + 1),
+        last_trade_id=str(100 * i + 10 + i),
     )
     indicators = Indicators(sma_20=42000.5 + i, rsi_14=55.25) if i >= 2 else Indicators()
     return ClosedBar(bar=bar, indicators=indicators)
@@ -64,7 +64,8 @@ def make_trade(i: int, *, symbol: str = "BTC-USDT", raw: str = "BTCUSDT") -> Tra
         exchange="binance",
         symbol=symbol,
         raw_symbol=raw,
-        trade_id=1000 + i,
+        trade_id=str(1000 + i),
+        sequence=1000 + i,
         price=f"4200{i}.10",
         quantity="0.0150",
         side=Side.BUY if i % 2 == 0 else Side.SELL,

@@ -63,8 +63,8 @@ async def test_bars_oldest_first_with_exact_strings_and_indicators(client: httpx
         "trade_count": 10,
         "buy_volume": 1.0,
         "sell_volume": 0.5,
-        "first_trade_id": 1,
-        "last_trade_id": 10,
+        "first_trade_id": "1",
+        "last_trade_id": "10",
         "indicators": {
             "sma_20": None,
             "ema_20": None,
@@ -179,7 +179,8 @@ async def test_trades_recent_oldest_first_exact_strings(client: httpx.AsyncClien
     assert (body["exchange"], body["symbol"], body["count"]) == ("binance", "BTC-USDT", 2)
     assert body["trades"] == [
         {
-            "trade_id": 1001,
+            "trade_id": "1001",
+            "sequence": 1001,
             "price": "42001.10",
             "quantity": "0.0150",
             "side": "sell",
@@ -189,7 +190,8 @@ async def test_trades_recent_oldest_first_exact_strings(client: httpx.AsyncClien
             "backfilled": False,
         },
         {
-            "trade_id": 1002,
+            "trade_id": "1002",
+            "sequence": 1002,
             "price": "42002.10",
             "quantity": "0.0150",
             "side": "buy",

@@ -71,7 +71,12 @@ def test_raw_trade_frame_as_text_and_buyer_maker_is_a_taker_sell(adapter: Binanc
 def test_aggregate_trade_uses_the_aggregate_id(adapter: BinanceAdapter) -> None:
     event = {"e": "aggTrade", "E": 1, "s": "BTCUSDT", "a": 77, "p": "1.5", "q": "2", "f": 100, "l": 105}
     [trade] = adapter.parse(combined({**event, "T": 1000, "m": True}, "btcusdt@aggTrade"), TS_RECV)
-    assert (trade.trade_id, trade.sequence, trade.ts_event, trade.side) == ("77", 77, 1_000_000_000, Side.SELL)
+    assert (trade.trade_id, trade.sequence, trade.ts_event, trade.side) == (
+        "77",
+        77,
+        1_000_000_000,
+        Side.SELL,
+    )
 
 
 def test_old_trade_fields_and_unknown_keys_are_tolerated(adapter: BinanceAdapter) -> None:
@@ -229,7 +234,12 @@ def test_delivery_agg_trades_backfill_and_symbols() -> None:
     assert request is not None and request.path == "/dapi/v1/aggTrades"
     rows = b'[{"a": 5, "p": "40000.1", "q": "3", "f": 9, "l": 9, "T": 1626916403852, "m": false}]'
     [trade] = adapter.repair_page(gap, request, rows, TS_RECV).trades
-    assert (trade.trade_id, trade.symbol, trade.side, trade.backfilled) == ("5", "BTC-USD-PERP", Side.BUY, True)
+    assert (trade.trade_id, trade.symbol, trade.side, trade.backfilled) == (
+        "5",
+        "BTC-USD-PERP",
+        Side.BUY,
+        True,
+    )
 
 
 def test_spot_symbols_come_from_base_and_quote_assets() -> None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from collectors.backoff import Backoff
 from collectors.adapter import Gap
+from collectors.backoff import Backoff
 from collectors.gaps import DUPLICATE, NEW, GapTracker
 
 

@@ -13,9 +13,8 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
-import pytest
-
 import msgspec
+import pytest
 
 from collectors.adapter import Capabilities
 from collectors.backfill import RestBackfiller, discover

@@ -33,8 +33,8 @@ async def fetch(pg_url: str, sql: str) -> list[asyncpg.Record]:
 
 async def stored_ids(pg_url: str) -> dict[str, list[int]]:
     ids: dict[str, list[int]] = {}
-    for row in await fetch(pg_url, "SELECT raw_symbol, trade_id FROM trades ORDER BY raw_symbol, trade_id"):
-        ids.setdefault(row["raw_symbol"], []).append(row["trade_id"])
+    for row in await fetch(pg_url, "SELECT raw_symbol, sequence FROM trades ORDER BY raw_symbol, sequence"):
+        ids.setdefault(row["raw_symbol"], []).append(row["sequence"])
     return ids
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import msgspec
 import pytest
 
 from core.clock import ManualClock
@@ -15,7 +16,7 @@ GRACE = 2 * S
 
 def trade(tid: int, at_s: float, price: str, qty: str, side: str = "buy", symbol: str = "BTC-USDT") -> Trade:
     ts = T0 + round(at_s * S)
-    return Trade("binance", symbol, symbol.replace("-", ""), tid, price, qty, Side(side), ts, ts)
+    return Trade("binance", symbol, symbol.replace("-", ""), str(tid), tid, price, qty, Side(side), ts, ts)
 
 
 def by_tf(bars: list[Bar] | tuple[Bar, ...], timeframe: str) -> list[Bar]:
@@ -50,25 +51,41 @@ def test_builder_golden_bar() -> None:
         trade_count=4,
         buy_volume=3.0,
         sell_volume=2.0,
-        first_trade_id=1,
-        last_trade_id=4,
+        first_trade_id="1",
+        last_trade_id="4",
     )
 
 
-def test_builder_order_independent_and_ties() -> None:
+def test_builder_breaks_event_time_ties_by_receive_order_never_by_id() -> None:
+    # equal event times: the earlier receive time opens, the later closes, whatever order they are added in
+    received = [
+        msgspec.structs.replace(trade(tid, 5, px, "1"), trade_id=tid_text, ts_recv=T0 + recv)
+        for tid, tid_text, px, recv in (
+            (10, "zz-10", "7.0", 1),
+            (11, "aa-11", "7.00", 2),
+            (12, "mm-12", "6.5", 3),
+        )
+    ]
     forward = BarBuilder("x", "A-B", "1m", T0, T0 + 60 * S)
     backward = BarBuilder("x", "A-B", "1m", T0, T0 + 60 * S)
-    same_ts = [trade(10, 5, "7.0", "1"), trade(11, 5, "7.00", "1"), trade(12, 5, "6.5", "1")]
-    for t in same_ts:
+    for t in received:
         forward.add_trade(t)
-    for t in reversed(same_ts):
+    for t in reversed(received):
         backward.add_trade(t)
     for bar in (forward.to_bar(), backward.to_bar()):
         assert (bar.open, bar.close, bar.low) == ("7.0", "6.5", "6.5")
-        assert (bar.first_trade_id, bar.last_trade_id) == (10, 12)
+        assert (bar.first_trade_id, bar.last_trade_id) == ("zz-10", "mm-12")  # ids are opaque text
     # equal high values: the first seen keeps its string
     assert forward.to_bar().high == "7.0"
     assert backward.to_bar().high == "7.00"
+    # equal event AND receive times (one read): the order they were added in decides
+    same_read = [trade(10, 5, "7.0", "1"), trade(11, 5, "7.00", "1"), trade(12, 5, "6.5", "1")]
+    for ordered in (same_read, same_read[::-1]):
+        builder = BarBuilder("x", "A-B", "1m", T0, T0 + 60 * S)
+        for t in ordered:
+            builder.add_trade(t)
+        bar = builder.to_bar()
+        assert (bar.first_trade_id, bar.last_trade_id) == (ordered[0].trade_id, ordered[-1].trade_id)
 
 
 def test_watermark_closes_bar_after_grace_only() -> None:
@@ -98,7 +115,7 @@ def test_clock_closes_bars_in_a_quiet_market() -> None:
     assert (five.volume, five.quote_volume, five.trade_count) == (7.0, 704.125, 6)
     assert (five.buy_volume, five.sell_volume) == (4.0, 3.0)
     assert five.vwap == pytest.approx(704.125 / 7, rel=1e-15)
-    assert (five.first_trade_id, five.last_trade_id) == (1, 6)
+    assert (five.first_trade_id, five.last_trade_id) == ("1", "6")
     assert agg.close_due(clock.now_ns() + 3600 * S) == []
     assert agg.open_bars() == []
 
@@ -112,7 +129,7 @@ def test_out_of_order_within_grace_goes_to_its_bar() -> None:
         assert result.closed == () and not result.late
     [first] = agg.add(trade(5, 62, "32", "1")).closed
     assert (first.open, first.high, first.low, first.close) == ("5", "20", "5", "20")
-    assert (first.first_trade_id, first.last_trade_id, first.trade_count) == (0, 2, 3)
+    assert (first.first_trade_id, first.last_trade_id, first.trade_count) == ("0", "2", 3)
     assert (first.buy_volume, first.sell_volume) == (2.0, 2.0)
     [second] = agg.open_bars()
     assert (second.open_time, second.open, second.close, second.trade_count) == (T0 + 60 * S, "30", "32", 3)
@@ -238,7 +255,9 @@ def test_replayed_old_trades_are_closed_by_their_own_event_clock_not_the_wall_cl
 
     def replayed(tid: int, at_s: float) -> Trade:
         ts = T0 + round(at_s * S)
-        return Trade("binance", "BTC-USDT", "BTCUSDT", tid, "1", "1", Side.BUY, ts, wall + round(at_s * S))
+        return Trade(
+            "binance", "BTC-USDT", "BTCUSDT", str(tid), tid, "1", "1", Side.BUY, ts, wall + round(at_s * S)
+        )
 
     agg.add(replayed(1, 10))
     assert agg.close_due(wall + 11 * S) == []  # 1 s of wall time after the trade: bar [0, 60) stays open

@@ -24,30 +24,41 @@ def random_trades(n: int, seed: int = 11) -> list[Trade]:
     prices = 60_000 * np.exp(np.cumsum(rng.normal(0, 3e-4, n)))
     qtys = rng.uniform(0.0001, 2.0, n)
     sides = rng.random(n) < 0.5
-    trades = [
-        Trade(
-            "binance", "BTC-USDT", "BTCUSDT", 10_000 + i, f"{prices[i]:.2f}", f"{qtys[i]:.5f}",
-            Side.BUY if sides[i] else Side.SELL, int(ts[i]), int(ts[i]) + 1,
-        )
-        for i in range(n)
-    ]  # fmt: skip
-    # arrival = event time + a random delay shorter than the grace period: reorders, never late
+    # arrival = event time + a random delay shorter than the grace period: reorders, never late. Receive
+    # times are whole milliseconds of arrival, so trades of one read share them (ties go to arrival order).
     delays = rng.uniform(0, 1.5 * S, n)
     order = np.argsort(ts + delays, kind="stable")
-    return [trades[i] for i in order]
+    arrival = ts + delays
+    return [
+        Trade(
+            "binance",
+            "BTC-USDT",
+            "BTCUSDT",
+            f"{(i * 7919) % 1_000_003:x}-{i}",
+            None,
+            f"{prices[i]:.2f}",
+            f"{qtys[i]:.5f}",
+            Side.BUY if sides[i] else Side.SELL,
+            int(ts[i]),
+            int(arrival[i]) - int(arrival[i]) % 1_000_000,
+        )
+        for i in order
+    ]  # fmt: skip  (ids are opaque text whose order says nothing: bars must never compare them)
 
 
 def pandas_bars(trades: list[Trade], timeframe: str) -> pd.DataFrame:
     df = pd.DataFrame(
         {
             "ts": [t.ts_event for t in trades],
+            "recv": [t.ts_recv for t in trades],
+            "arrival": range(len(trades)),
             "tid": [t.trade_id for t in trades],
             "price": [t.price for t in trades],
             "px": [float(t.price) for t in trades],
             "qty": [float(t.quantity) for t in trades],
             "buy": [t.side == "buy" for t in trades],
         }
-    ).sort_values(["ts", "tid"], ignore_index=True)
+    ).sort_values(["ts", "recv", "arrival"], ignore_index=True)
     length = timeframe_ns(timeframe)
     df["bucket"] = df["ts"] - df["ts"] % length
     df["quote"] = df["px"] * df["qty"]

@@ -22,7 +22,7 @@ def trade(
     symbol: str = "BTC-USDT",
 ) -> Trade:
     ts_recv = T0 + tid * S
-    return Trade("binance", symbol, symbol.replace("-", ""), tid, price, qty, Side.BUY,
+    return Trade("binance", symbol, symbol.replace("-", ""), str(tid), tid, price, qty, Side.BUY,
                  ts_recv + round(lead_s * S), ts_recv, backfilled)  # fmt: skip
 
 

@@ -23,7 +23,7 @@ def key(bar: Bar) -> tuple[str, int]:
 
 @pytest.mark.parametrize("crash_at", [137, 5000, 11_111, 19_000])
 def test_rebuild_from_stored_trades_after_crash_equals_uninterrupted(crash_at: int) -> None:
-    trades = sorted(random_trades(20_000, seed=5), key=lambda t: (t.ts_event, t.trade_id))
+    trades = sorted(random_trades(20_000, seed=5), key=lambda t: (t.ts_event, t.ts_recv))
     expected = run(BarAggregator(TIMEFRAMES, GRACE), trades)
 
     before = BarAggregator(TIMEFRAMES, GRACE)
@@ -63,7 +63,7 @@ def assert_same_bar(got: Bar, want: Bar) -> None:
 
 
 def test_trades_for_buckets_closed_before_restart_are_late_and_go_to_open_coarser_bars() -> None:
-    trades = sorted(random_trades(3000, seed=9), key=lambda t: (t.ts_event, t.trade_id))
+    trades = sorted(random_trades(3000, seed=9), key=lambda t: (t.ts_event, t.ts_recv))
     aggregator = BarAggregator(("1m", "1h"), GRACE)
     first = trades[0].ts_event
     minute = 60_000_000_000

@@ -49,7 +49,7 @@ async def test_a_redelivered_batch_is_applied_once_and_counted(
     assert sample("trades_duplicate_total", {"exchange": "binance", "symbol": "BTC-USDT"}) == 3
     assert service.trades_applied == 6
     stored = await store.trades("binance", "BTC-USDT", limit=100)
-    assert [t.trade_id for t in stored] == [1, 2, 3, 4, 5, 6]
+    assert [t.sequence for t in stored] == [1, 2, 3, 4, 5, 6]
     open_bars = service._aggregator.open_bars()
     assert [b.trade_count for b in open_bars] == [6]
     await store.close()
@@ -153,7 +153,7 @@ async def test_a_trade_from_a_clock_far_ahead_is_stored_and_counted_but_closes_n
     ahead = msgspec.structs.replace(make_trade(4, ts=minute[0].ts_event + 3600 * NS_PER_SECOND),
                                     ts_recv=minute[-1].ts_recv)  # fmt: skip
     await service.process([delivery(1, [*minute, ahead])])
-    assert [t.trade_id for t in await store.trades("binance", "BTC-USDT", limit=10)] == [1, 2, 3, 4]
+    assert [t.sequence for t in await store.trades("binance", "BTC-USDT", limit=10)] == [1, 2, 3, 4]
     assert await store.bars("binance", "BTC-USDT", "1m") == []  # the open minute was not closed early
     sample = metrics.registry.get_sample_value
     labels = {"exchange": "binance", "symbol": "BTC-USDT", "anomaly_type": "future_timestamp"}

@@ -29,7 +29,16 @@ def make_trade(
 ) -> Trade:
     ts_event = T0 + trade_id * 1_000 if ts is None else ts
     return Trade(
-        exchange, symbol, symbol.replace("-", ""), trade_id, price, quantity, side, ts_event, ts_event + 7_000
+        exchange,
+        symbol,
+        symbol.replace("-", ""),
+        str(trade_id),
+        trade_id,
+        price,
+        quantity,
+        side,
+        ts_event,
+        ts_event + 7_000,
     )
 
 
@@ -52,8 +61,8 @@ def make_bar(
         trade_count=3,
         buy_volume=1.0,
         sell_volume=0.5,
-        first_trade_id=minute * 10,
-        last_trade_id=minute * 10 + 2,
+        first_trade_id=str(minute * 10),
+        last_trade_id=str(minute * 10 + 2),
     )
     indicators = Indicators(sma_20=sma, rsi_14=55.5, macd=-0.25, bb_lower=None, atr_14=1.75)
     features = Features(log_return=0.0025, taker_buy_ratio=2 / 3, rsi_norm=None)

@@ -50,7 +50,7 @@ def by_symbol(deliveries: list[Delivery]) -> dict[str, list[int]]:
     out: dict[str, list[int]] = {}
     for d in deliveries:
         for t in d.trades:
-            out.setdefault(t.symbol, []).append(t.trade_id)
+            out.setdefault(t.symbol, []).append(t.sequence)  # type: ignore[arg-type]
     return out
 
 

@@ -25,7 +25,11 @@ async def test_concurrent_migrations_apply_each_version_once(pg_url: str, metric
         conn = await asyncpg.connect(pg_url)
         rows = await conn.fetch("SELECT version, name FROM schema_migrations ORDER BY version")
         await conn.close()
-        assert [(r["version"], r["name"]) for r in rows] == [(1, "initial"), (2, "bar_features")]
+        assert [(r["version"], r["name"]) for r in rows] == [
+            (1, "initial"),
+            (2, "bar_features"),
+            (3, "venue_neutral_ids"),
+        ]
     finally:
         for s in stores:
             await s.close()
@@ -34,7 +38,7 @@ async def test_concurrent_migrations_apply_each_version_once(pg_url: str, metric
 async def test_concurrent_sqlite_migrations(tmp_path: Path, metrics: PlatformMetrics) -> None:
     stores = [SQLiteStore(tmp_path / "m.db", metrics=metrics) for _ in range(3)]
     await asyncio.gather(*(s.migrate() for s in stores))
-    assert await stores[0].applied_migrations() == [1, 2]
+    assert await stores[0].applied_migrations() == [1, 2, 3]
     for s in stores:
         await s.close()
 

@@ -38,13 +38,13 @@ async def test_insert_trades_returns_only_new(store: Store, metrics: PlatformMet
     assert await store.insert_trades(first) == first
     again = [make_trade(3), make_trade(6), make_trade(6), make_trade(4), make_trade(7, side=Side.SELL)]
     new = await store.insert_trades(again)
-    assert [t.trade_id for t in new] == [6, 7]
+    assert [t.sequence for t in new] == [6, 7]
     assert await store.insert_trades(first) == []
     assert await store.insert_trades([]) == []
     assert await store.insert_trades([make_trade(8), make_trade(8)]) == [make_trade(8)]  # within one batch
     assert metrics.registry.get_sample_value("db_rows_written_total", {"table": "trades"}) == 8
     stored = await store.trades("binance", "BTC-USDT", limit=100)
-    assert [t.trade_id for t in stored] == [1, 2, 3, 4, 5, 6, 7, 8]
+    assert [t.sequence for t in stored] == [1, 2, 3, 4, 5, 6, 7, 8]
     assert stored[-2] == make_trade(7, side=Side.SELL)
 
 
@@ -52,9 +52,9 @@ async def test_trades_recent_oldest_first_and_since(store: Store) -> None:
     await store.insert_trades([make_trade(i) for i in range(1, 21)])
     await store.insert_trades([make_trade(1, symbol="ETH-USDT")])
     recent = await store.trades("binance", "BTC-USDT", limit=5)
-    assert [t.trade_id for t in recent] == [16, 17, 18, 19, 20]
+    assert [t.sequence for t in recent] == [16, 17, 18, 19, 20]
     since = await store.trades("binance", "BTC-USDT", limit=3, since_ns=make_trade(10).ts_event)
-    assert [t.trade_id for t in since] == [10, 11, 12]
+    assert [t.sequence for t in since] == [10, 11, 12]
     assert await store.trades("binance", "SOL-USDT") == []
 
 

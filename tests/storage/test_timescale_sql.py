@@ -39,18 +39,21 @@ END $$;
 -- the store's write path on a hypertable: de-duplicating insert, exact numeric text
 CREATE TEMP TABLE trades_in (LIKE trades);
 INSERT INTO trades_in VALUES
-    ('binance', 'BTC-USDT', 'BTCUSDT', 1, '0.00150000', '2.50', 'buy', '2024-01-01 00:00:00.000001+00', now(),
-     false),
-    ('binance', 'BTC-USDT', 'BTCUSDT', 1, '0.00150000', '2.50', 'buy', '2024-01-01 00:00:00.000001+00', now(),
-     false),
-    ('binance', 'BTC-USDT', 'BTCUSDT', 2, '67000.10', '0.1', 'sell', '2024-01-02 00:00:00+00', now(), false);
+    ('binance', 'BTC-USDT', 'BTCUSDT', '1', '0.00150000', '2.50', 'buy',
+     '2024-01-01 00:00:00.000001+00', now(), false, 1),
+    ('binance', 'BTC-USDT', 'BTCUSDT', '1', '0.00150000', '2.50', 'buy',
+     '2024-01-01 00:00:00.000001+00', now(), false, 1),
+    ('okx', 'BTC-USDT', 'BTC-USDT', '01cacfe9-8d1c', '67000.10', '0.1', 'sell',
+     '2024-01-02 00:00:00+00', now(), false, NULL);
 DO $$
 DECLARE n int; p text;
 BEGIN
     WITH ins AS (INSERT INTO trades SELECT * FROM trades_in ON CONFLICT DO NOTHING RETURNING 1)
     SELECT count(*) INTO n FROM ins;
     IF n <> 2 THEN RAISE EXCEPTION 'expected 2 new trades, got %', n; END IF;
-    SELECT price::text INTO p FROM trades WHERE trade_id = 1;
+    PERFORM 1 FROM trades WHERE trade_id = '01cacfe9-8d1c' AND sequence IS NULL;
+    IF NOT FOUND THEN RAISE EXCEPTION 'a text trade id did not round-trip'; END IF;
+    SELECT price::text INTO p FROM trades WHERE trade_id = '1';
     IF p <> '0.00150000' THEN RAISE EXCEPTION 'price came back as %', p; END IF;
 END $$;
 SELECT compress_chunk(c) FROM show_chunks('trades') AS c;
@@ -134,3 +137,60 @@ def test_feature_columns_upgrade_a_deployment_with_compressed_bars(tmp_path: Pat
     featured = tmp_path / "featured.sql"
     featured.write_text(FEATURED_BAR)
     assert_ran(run_check(BASE, TIMESCALE, compressed, FEATURES, featured))
+
+
+OLD_ROWS = """
+-- a deployment created by schema 001-002 + hypertables, with data in compressed chunks
+INSERT INTO trades (exchange, symbol, raw_symbol, trade_id, price, quantity, side, ts_event, ts_recv,
+                    backfilled)
+SELECT 'binance', 'BTC-USDT', 'BTCUSDT', 9007199254740993 + g, ('67000.' || g)::numeric, 0.00150000, 'buy',
+       '2024-01-01 00:00+00'::timestamptz + g * interval '1 second', now(), g % 2 = 0
+FROM generate_series(1, 500) g;
+INSERT INTO bars (exchange, symbol, timeframe, open_time, close_time, open, high, low, close, volume,
+                  quote_volume, vwap, trade_count, buy_volume, sell_volume, first_trade_id, last_trade_id)
+VALUES ('binance', 'BTC-USDT', '1m', '2024-01-01 00:00+00', '2024-01-01 00:01+00', 1, 2, 0.5, 1.5, 3, 4.5,
+        1.5, 2, 1, 2, 9007199254740994, 9007199254741053);
+CREATE TABLE before_upgrade AS SELECT trade_id, price::text AS price, ts_event FROM trades;
+SELECT count(compress_chunk(c)) FROM show_chunks('trades') c;
+SELECT count(compress_chunk(c)) FROM show_chunks('bars') c;
+"""
+
+UPGRADED = """
+DO $$
+DECLARE n int;
+BEGIN
+    SELECT count(*) INTO n FROM trades t JOIN before_upgrade b
+        ON t.trade_id = b.trade_id::text AND t.sequence = b.trade_id AND t.price::text = b.price
+        AND t.ts_event = b.ts_event;
+    IF n <> 500 OR (SELECT count(*) FROM trades) <> 500 THEN
+        RAISE EXCEPTION 'rows changed by the upgrade: % of 500 kept', n;
+    END IF;
+    PERFORM 1 FROM bars WHERE first_trade_id = '9007199254740994' AND last_trade_id = '9007199254741053';
+    IF NOT FOUND THEN RAISE EXCEPTION 'bar trade ids not converted to text'; END IF;
+    SELECT count(*) INTO n FROM timescaledb_information.hypertables
+        WHERE hypertable_name IN ('trades', 'bars') AND compression_enabled;
+    IF n <> 2 THEN RAISE EXCEPTION 'compression not restored (% hypertables)', n; END IF;
+    PERFORM 1 FROM timescaledb_information.jobs WHERE hypertable_name = 'trades'
+        AND proc_name = 'policy_compression' AND config->>'compress_after' = '7 days';
+    IF NOT FOUND THEN RAISE EXCEPTION 'trades compression policy not restored'; END IF;
+    PERFORM 1 FROM timescaledb_information.jobs WHERE hypertable_name = 'bars'
+        AND proc_name = 'policy_compression' AND config->>'compress_after' = '30 days';
+    IF NOT FOUND THEN RAISE EXCEPTION 'bars compression policy not restored'; END IF;
+END $$;
+INSERT INTO trades (exchange, symbol, raw_symbol, trade_id, sequence, price, quantity, side, ts_event,
+                    ts_recv, backfilled)
+VALUES ('bybit', 'BTC-USDT', 'BTCUSDT', '01cacfe9-8d1c-5ee4-995d-d79a43f955a6', NULL, '1.5', '2', 'sell',
+        '2024-01-01 00:00+00', now(), false);
+SELECT count(compress_chunk(c, if_not_compressed => true)) FROM show_chunks('trades') c;
+"""
+
+
+def test_venue_neutral_ids_upgrade_a_compressed_deployment_without_changing_a_row(tmp_path: Path) -> None:
+    """A TimescaleDB deployment made by today's schema (001, 002, hypertables) with compressed chunks
+    applies 003: ids become text and sequences, nothing is lost, compression and its policies return."""
+    old_rows = tmp_path / "old_rows.sql"
+    old_rows.write_text(OLD_ROWS)
+    upgraded = tmp_path / "upgraded.sql"
+    upgraded.write_text(UPGRADED)
+    venue_neutral = ROOT / "storage" / "migrations" / "postgres" / "003_venue_neutral_ids.sql"
+    assert_ran(run_check(BASE, FEATURES, TIMESCALE, old_rows, venue_neutral, upgraded))

@@ -9,7 +9,7 @@
 -- tables are compressed hypertables, their compression policies are read, the policies removed, the
 -- chunks decompressed and compression switched off; after the change it is all restored as it was.
 -- trade_id sorts by bytes (COLLATE "C"): ids are ASCII, and the unique key stays cheap to maintain.
-CREATE TEMP TABLE migration_003_compression (tbl text PRIMARY KEY, compress_after text) ON COMMIT DROP;
+CREATE TEMP TABLE migration_003_compression (tbl text PRIMARY KEY, compress_after text);
 
 DO $$
 DECLARE
@@ -62,3 +62,5 @@ BEGIN
         END IF;
     END LOOP;
 END $$;
+
+DROP TABLE migration_003_compression;
