@@ -22,7 +22,7 @@ from api.routes import health as health_routes
 from api.routes import market, stream
 from api.settings import ApiSettings
 from api.symbols import SymbolDirectory
-from core.ports import MarketCache, MarketStore
+from core.ports import FeedBoard, MarketCache, MarketStore
 from monitoring.health import Health
 from monitoring.metrics import METRICS, PlatformMetrics
 
@@ -38,8 +38,10 @@ def create_app(
     metrics: PlatformMetrics = METRICS,
     settings: ApiSettings | None = None,
     health: Health | None = None,
+    feeds: FeedBoard | None = None,
 ) -> FastAPI:
-    """The API over `store` (bars, trades, symbols) and `cache` (latest bars, the live bar stream).
+    """The API over `store` (bars, trades, symbols), `cache` (latest bars, the live bar stream) and `feeds`
+    (the collectors' feed statuses; /api/v1/feeds answers 503 without it).
 
     `metrics` receives the HTTP, websocket and rate-limit metrics and is what /metrics exposes. `health`,
     when given, makes /livez follow its event-loop heartbeat (start it first) and adds its registered
@@ -53,6 +55,7 @@ def create_app(
         settings=settings,
         symbols=SymbolDirectory(store, ttl=settings.symbols_ttl),
         health=health,
+        feeds=feeds,
     )
 
     @asynccontextmanager

@@ -15,7 +15,7 @@ from starlette.requests import HTTPConnection
 from api.params import parse_exchange, parse_limit, parse_range, parse_timeframe
 from api.settings import ApiSettings
 from api.symbols import SymbolDirectory
-from core.ports import MarketCache, MarketStore
+from core.ports import FeedBoard, MarketCache, MarketStore
 from core.types import SymbolInfo
 from monitoring.health import Health
 from monitoring.metrics import PlatformMetrics
@@ -31,6 +31,7 @@ class ApiContext:
     settings: ApiSettings
     symbols: SymbolDirectory
     health: Health | None = None
+    feeds: FeedBoard | None = None
 
 
 @dataclass(frozen=True)

@@ -55,6 +55,13 @@ class NotFound(ApiError):
     code = "not_found"
 
 
+class Unavailable(ApiError):
+    """Something this API instance was not given (e.g. no feed board): 503."""
+
+    status = 503
+    code = "unavailable"
+
+
 def request_id_of(scope: Scope) -> str | None:
     """The id `RequestContextMiddleware` gave this request (None outside it)."""
     state = scope.get("state")

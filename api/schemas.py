@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field
 
 from api.params import format_time
 from core.timeframes import NS_PER_MS
-from core.types import Bar, ClosedBar, Features, Indicators, SymbolInfo, Trade
+from core.types import Bar, ClosedBar, Features, FeedStatus, Indicators, SymbolInfo, Trade
 
 
 def _finite(value: float | None) -> float | None:
@@ -42,6 +42,54 @@ class SymbolOut(BaseModel):
 
 class SymbolsOut(BaseModel):
     symbols: list[SymbolOut]
+
+
+class FeedOut(BaseModel):
+    """One symbol's feed as its collector last reported it (see docs/api.md: feed states)."""
+
+    exchange: str = Field(examples=["coinbase"])
+    symbol: str = Field(examples=["BTC-USD"])
+    raw_symbol: str = Field(examples=["BTC-USD"])
+    state: Literal["streaming", "quiet", "disconnected", "repairing"] = Field(
+        description="streaming: trades arriving; quiet: connected, no trade lately (a quiet market); "
+        "disconnected: its connection or its collector is down; repairing: trades missing, being fetched"
+    )
+    reporting: bool = Field(description="false when the collector has not reported for a while (down)")
+    last_trade_time: str | None = Field(description="exchange time of the newest trade received")
+    last_trade_age_s: float | None = Field(description="seconds since the newest trade was received")
+    last_sequence: int | None = Field(description="the venue sequence of the newest live trade, if any")
+    trades_received: int = Field(description="since the collector started (live and repaired)")
+    gaps: int = Field(description="gaps in the venue's sequence found since the collector started")
+    missing: int = Field(description="trades known missing and not repaired yet")
+    repaired: int = Field(description="trades recovered over REST since the collector started")
+    abandoned: int = Field(description="missing trades given up on (could not be repaired)")
+    updated: str = Field(description="when the collector made this report")
+
+    @classmethod
+    def of(cls, status: FeedStatus, now_ns: int, stale_after_ns: int) -> FeedOut:
+        reporting = now_ns - status.updated_ns <= stale_after_ns
+        return cls(
+            exchange=status.exchange,
+            symbol=status.symbol,
+            raw_symbol=status.raw_symbol,
+            state=status.state.value if reporting else "disconnected",
+            reporting=reporting,
+            last_trade_time=format_time(status.last_trade_ns) if status.last_trade_ns else None,
+            last_trade_age_s=max(now_ns - status.last_receive_ns, 0) / 1e9
+            if status.last_receive_ns
+            else None,
+            last_sequence=status.last_sequence,
+            trades_received=status.trades_received,
+            gaps=status.gaps,
+            missing=status.missing,
+            repaired=status.repaired,
+            abandoned=status.abandoned,
+            updated=format_time(status.updated_ns),
+        )
+
+
+class FeedsOut(BaseModel):
+    feeds: list[FeedOut] = Field(description="by exchange, then symbol")
 
 
 _INDICATOR_FIELDS: tuple[str, ...] = Indicators.__struct_fields__

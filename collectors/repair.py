@@ -96,7 +96,7 @@ class GapRepair:
     def _abandon(self, gap: Gap, why: str) -> None:
         dropped = self._tracker.abandon(gap)
         self._attempts.pop((gap.raw_symbol, gap.last), None)
-        self._metrics.error("gap_abandoned")
+        self._metrics.abandoned(gap.raw_symbol, dropped)
         self._log.error(
             "giving up on {} trades {}..{} of {} ({})", dropped, gap.first, gap.last, gap.raw_symbol, why
         )

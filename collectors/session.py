@@ -33,6 +33,7 @@ from collectors.session_metrics import SessionMetrics
 from collectors.transport import WebsocketsConnector, WsConnection, WsConnector
 from core.clock import Clock, SystemClock, receive_time_ns
 from core.errors import ConfigError, ParseError, PlatformError
+from core.ports import FeedBoard
 from core.types import Trade
 from monitoring.metrics import METRICS, PlatformMetrics
 
@@ -62,6 +63,7 @@ class _Connection:
         self.last_rx = 0.0
         self.ping_sent_at = 0.0  # when the unanswered application ping went out (0: none outstanding)
         self.busy = False  # reader is publishing or backfilling, not waiting on the exchange
+        self.open = False
         self.data_flowed = False
         self.reason = ""
         self.announce = announce
@@ -93,6 +95,8 @@ class CollectorSession:
         gap_retry_max: float = 60.0,
         max_gap_attempts: int = 20,
         publish_retry_max: float = 5.0,
+        feed_board: FeedBoard | None = None,
+        quiet_after: float = 10.0,
         connector: WsConnector | None = None,
         clock: Clock | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
@@ -115,6 +119,9 @@ class CollectorSession:
         self._gap_checked = caps.sequence is SequenceKind.CONTIGUOUS
         self._gap_retry = (gap_retry_initial, gap_retry_max)
         self._publish_retry_max = publish_retry_max
+        self._feed_board = feed_board
+        self._quiet_after_ns = int(quiet_after * 1e9)
+        self._connections_alive: list[_Connection] = []
         self._connector = connector or WebsocketsConnector()
         self._clock = clock or SystemClock()
         self._sleep = sleep
@@ -205,6 +212,8 @@ class CollectorSession:
             return "stop"
         conn.opened_at = conn.last_rx = self._monotonic()
         conn.data_flowed, conn.busy, conn.reason, conn.ping_sent_at = False, False, "", 0.0
+        conn.open = True
+        self._connections_alive.append(conn)
         self._metrics.connection_open(True)
         self._log.info("connection {} open: {} symbols", conn.index, len(conn.raw_symbols))
         watchdog = asyncio.create_task(self._watchdog(conn, ws))
@@ -224,6 +233,8 @@ class CollectorSession:
         finally:
             watchdog.cancel()
             await asyncio.gather(watchdog, return_exceptions=True)
+            conn.open = False
+            self._connections_alive.remove(conn)
             self._metrics.connection_open(False)
             await self._close(ws)
         return conn.reason or "closed"
@@ -401,8 +412,29 @@ class CollectorSession:
 
     # -- time ----------------------------------------------------------------------------------------
     async def _metrics_loop(self) -> None:
+        ticks = 0
         while not await self._wait_stop(0.5):
-            self._metrics.flush()
+            ticks += 1
+            if ticks % 2:
+                self._metrics.flush()
+            else:
+                await self._report_feeds()
+
+    async def _report_feeds(self) -> None:
+        """Every second: each symbol's FeedStatus to the feed_state gauges and the feed board (best effort:
+        the next report replaces a lost one)."""
+        connected = {raw: True for conn in self._connections_alive for raw in conn.raw_symbols}
+        missing: dict[str, int] = {}
+        for gap in self._tracker.missing():
+            missing[gap.raw_symbol] = missing.get(gap.raw_symbol, 0) + gap.size
+        statuses = self._metrics.feed_statuses(connected, missing, self._clock.now_ns(), self._quiet_after_ns)
+        if self._feed_board is None:
+            return
+        try:
+            await self._feed_board.put_feeds(statuses)
+        except PlatformError as exc:
+            if self._metrics.should_log("feed_board"):
+                self._log.warning("feed status not published: {}", exc)
 
     async def _wait_stop(self, timeout: float) -> bool:
         """True when stop() was called, False after `timeout` seconds."""

@@ -9,9 +9,9 @@ publishing (live and backfilled); duplicates are counted in `trades_duplicate` i
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
-from core.types import Trade
+from core.types import FeedState, FeedStatus, Trade
 from monitoring.metrics import PlatformMetrics
 
 NS_PER_SECOND = 1_000_000_000
@@ -22,24 +22,41 @@ LATENCY_SAMPLE_NS = 1_000_000
 
 
 class _SymbolCounters:
+    """One symbol's counts: deltas not yet flushed to Prometheus, and totals since start (for FeedStatus)."""
+
     __slots__ = (
+        "abandoned_total",
         "backfilled",
         "backfilled_child",
+        "backfilled_total",
         "duplicate_child",
         "duplicates",
         "gap_missing_child",
         "gaps_child",
+        "gaps_total",
+        "last_recv",
+        "last_sequence",
         "last_ts",
         "last_ts_child",
         "received",
         "received_child",
+        "received_total",
+        "state_children",
+        "symbol",
     )
 
     def __init__(self, metrics: PlatformMetrics, exchange: str, symbol: str) -> None:
+        self.symbol = symbol
         self.received = 0
         self.backfilled = 0
         self.duplicates = 0
         self.last_ts = 0
+        self.last_recv = 0
+        self.last_sequence: int | None = None
+        self.received_total = self.backfilled_total = self.gaps_total = self.abandoned_total = 0
+        self.state_children = {
+            state: metrics.feed_state.labels(exchange, symbol, state.value) for state in FeedState
+        }
         self.received_child = metrics.trades_received.labels(exchange, symbol)
         self.backfilled_child = metrics.trades_backfilled.labels(exchange, symbol)
         self.duplicate_child = metrics.trades_duplicate.labels(exchange, symbol)
@@ -47,12 +64,31 @@ class _SymbolCounters:
         self.gaps_child = metrics.trade_gaps.labels(exchange, symbol)
         self.gap_missing_child = metrics.trade_gap_missing.labels(exchange, symbol)
 
+    def status(self, exchange: str, raw: str, state: FeedState, now_ns: int, missing: int) -> FeedStatus:
+        return FeedStatus(
+            exchange=exchange,
+            symbol=self.symbol,
+            raw_symbol=raw,
+            state=state,
+            updated_ns=now_ns,
+            last_trade_ns=self.last_ts,
+            last_receive_ns=self.last_recv,
+            last_sequence=self.last_sequence,
+            trades_received=self.received_total,
+            gaps=self.gaps_total,
+            missing=missing,
+            repaired=self.backfilled_total,
+            abandoned=self.abandoned_total,
+        )
+
     def flush(self) -> None:
         if self.received:
             self.received_child.inc(self.received)
+            self.received_total += self.received
             self.received = 0
         if self.backfilled:
             self.backfilled_child.inc(self.backfilled)
+            self.backfilled_total += self.backfilled
             self.backfilled = 0
         if self.duplicates:
             self.duplicate_child.inc(self.duplicates)
@@ -127,6 +163,31 @@ class SessionMetrics:
         if counters is not None:
             counters.gaps_child.inc()
             counters.gap_missing_child.inc(missing)
+            counters.gaps_total += 1
+
+    def abandoned(self, raw_symbol: str, count: int) -> None:
+        """Sequence numbers given up on (they could not be repaired): also an error `gap_abandoned`."""
+        self.error("gap_abandoned")
+        counters = self._symbols.get(raw_symbol)
+        if counters is not None:
+            counters.abandoned_total += count
+
+    def feed_statuses(
+        self, connected: Mapping[str, bool], missing: Mapping[str, int], now_ns: int, quiet_after_ns: int
+    ) -> list[FeedStatus]:
+        """Every symbol's FeedStatus now (counts flushed first), and the feed_state gauges set to match.
+        `connected` and `missing` are per raw symbol (missing: sequence numbers still to repair)."""
+        self.flush()
+        statuses = []
+        for raw, counters in self._symbols.items():
+            still_missing = missing.get(raw, 0)
+            state = feed_state(
+                connected.get(raw, False), still_missing, now_ns - counters.last_recv, quiet_after_ns
+            )
+            for each, child in counters.state_children.items():
+                child.set(1 if each is state else 0)
+            statuses.append(counters.status(self._exchange, raw, state, now_ns, still_missing))
+        return statuses
 
     def published(self, trades: Sequence[Trade]) -> None:
         latest_live: Trade | None = None
@@ -143,6 +204,8 @@ class SessionMetrics:
                 counters.backfilled += 1
             else:
                 latest_live = trade
+                counters.last_recv = trade.ts_recv
+                counters.last_sequence = trade.sequence
         if latest_live is not None and latest_live.ts_recv - self._latency_sampled_at >= LATENCY_SAMPLE_NS:
             self._latency_sampled_at = latest_live.ts_recv
             self._latency.observe(max(latest_live.ts_recv - latest_live.ts_event, 0) / NS_PER_SECOND)
@@ -150,3 +213,13 @@ class SessionMetrics:
     def flush(self) -> None:
         for counters in self._symbols.values():
             counters.flush()
+
+
+def feed_state(connected: bool, missing: int, since_last_ns: int, quiet_after_ns: int) -> FeedState:
+    """A feed is disconnected while its connection is down, repairing while sequence numbers are missing,
+    streaming while trades arrived within `quiet_after_ns`, else quiet (connected, a quiet market)."""
+    if not connected:
+        return FeedState.DISCONNECTED
+    if missing:
+        return FeedState.REPAIRING
+    return FeedState.STREAMING if since_last_ns <= quiet_after_ns else FeedState.QUIET

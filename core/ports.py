@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 from typing import Protocol
 
-from core.types import Bar, ClosedBar, Delivery, SymbolInfo, Trade
+from core.types import Bar, ClosedBar, Delivery, FeedStatus, SymbolInfo, Trade
 
 
 class TradeBus(Protocol):
@@ -95,6 +95,16 @@ class MarketCache(Protocol):
     async def ping(self) -> bool: ...
 
     async def close(self) -> None: ...
+
+
+class FeedBoard(Protocol):
+    """The latest FeedStatus of every symbol, written by collectors and read by the API (the cache
+    implements it: in process, or in Redis for separate daemons). Best effort: a lost write is replaced by
+    the next one a second later; a status not refreshed for long means its collector is gone."""
+
+    async def put_feeds(self, statuses: Sequence[FeedStatus]) -> None: ...
+
+    async def feeds(self) -> list[FeedStatus]: ...
 
 
 BarKey = tuple[str, str, str]

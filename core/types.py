@@ -133,3 +133,36 @@ class Delivery(msgspec.Struct):
     stream: str
     delivery_id: str
     trades: list[Trade]
+
+
+class FeedState(StrEnum):
+    """What a symbol's feed is doing, apart from what data it delivers."""
+
+    STREAMING = "streaming"  # trades arrived recently
+    QUIET = "quiet"  # connected, no trade for a while: a quiet market, not an outage
+    DISCONNECTED = "disconnected"  # the connection carrying the symbol is down (or the collector is)
+    REPAIRING = "repairing"  # connected, with trades still missing from a gap being repaired
+
+
+class FeedStatus(msgspec.Struct, frozen=True, gc=False):
+    """One symbol's feed as its collector sees it, published every second or so.
+
+    Times are ns UTC (0: none yet): last_trade_ns is the newest trade's event time, last_receive_ns when
+    the collector received it, updated_ns when this status was made. Counts are since the collector
+    started: trades_received (live and repaired), gaps found, sequence numbers repaired over REST,
+    abandoned (could not be repaired) and still missing now.
+    """
+
+    exchange: str
+    symbol: str
+    raw_symbol: str
+    state: FeedState
+    updated_ns: int
+    last_trade_ns: int = 0
+    last_receive_ns: int = 0
+    last_sequence: int | None = None
+    trades_received: int = 0
+    gaps: int = 0
+    missing: int = 0
+    repaired: int = 0
+    abandoned: int = 0

@@ -10,7 +10,7 @@ from typing import Any
 
 from loguru import logger
 
-from core.ports import MarketCache, MarketStore, TradeBus
+from core.ports import FeedBoard, MarketCache, MarketStore, TradeBus
 from core.timeframes import NS_PER_SECOND
 from cryptostock.daemon import SHUTDOWN_TIMEOUT, DaemonContext, daemon_context
 from cryptostock.processing import ProcessorService
@@ -61,12 +61,13 @@ async def run_simulator(settings: SimulateSettings) -> None:
 async def run_collector(settings: CollectorSettings) -> None:
     async with daemon_context("collector", settings) as ctx:
         bus = await open_bus_for(settings, role="collector")
+        cache = await open_cache_for(settings)
         try:
-            session = CollectorRunner(settings.exchange, settings, sink=bus)
+            session = CollectorRunner(settings.exchange, settings, sink=bus, feed_board=cache)
             ctx.health.add_check("bus", bus.ping)
             await _run_until_stopped(ctx, {"collector": (session.run, session.stop)})
         finally:
-            await bus.close()
+            await _close_all(bus, cache)
 
 
 async def run_processor(settings: ProcessorSettings) -> None:
@@ -109,7 +110,7 @@ async def run_all(settings: RunSettings) -> None:
         try:
             await store.migrate()
             await store.ensure_source(settings.source)
-            collectors = await _start_venues(settings, bus, simulators)
+            collectors = await _start_venues(settings, bus, cache, simulators)
             service = _processor(settings, bus, store, cache)
             api = serve_api(store, cache, host=settings.api_host, port=settings.api_port, health=ctx.health)
             _add_checks(ctx, store=store, bus=bus, cache=cache)
@@ -135,7 +136,7 @@ async def run_all(settings: RunSettings) -> None:
 
 
 async def _start_venues(
-    settings: RunSettings, bus: TradeBus, simulators: list[SimulatedExchange]
+    settings: RunSettings, bus: TradeBus, feed_board: FeedBoard, simulators: list[SimulatedExchange]
 ) -> dict[str, CollectorRunner]:
     """A collector per exchange, each with its own simulator when the run is simulated (started here and
     appended to `simulators`, which the caller stops)."""
@@ -147,7 +148,9 @@ async def _start_venues(
             simulators.append(simulator)
             ws_url, rest_url = simulator.ws_url, simulator.rest_url
             logger.bind(component="platform").info("simulated {} on {}", exchange, ws_url)
-        collectors[exchange] = CollectorRunner(exchange, settings, sink=bus, ws_url=ws_url, rest_url=rest_url)
+        collectors[exchange] = CollectorRunner(
+            exchange, settings, sink=bus, ws_url=ws_url, rest_url=rest_url, feed_board=feed_board
+        )
     return collectors
 
 

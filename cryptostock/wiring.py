@@ -18,6 +18,7 @@ from collectors.backoff import Backoff
 from collectors.registry import create_connector
 from collectors.session import CollectorSession, TradeSink
 from core.errors import ConfigError, ExchangeError
+from core.ports import FeedBoard
 from cryptostock.settings import (
     CollectorOptions,
     CommonSettings,
@@ -95,9 +96,11 @@ class CollectorRunner:
         sink: TradeSink,
         ws_url: str | None = None,
         rest_url: str | None = None,
+        feed_board: FeedBoard | None = None,
         metrics: PlatformMetrics = METRICS,
     ) -> None:
         self._connector = create_connector(options.ws_client)
+        self._feed_board = feed_board
         self._exchange = exchange
         self._options = options
         self._ws_url = ws_url or options.ws_url
@@ -127,6 +130,7 @@ class CollectorRunner:
                 max_connection_age=options.max_connection_age,
                 metrics=self._metrics,
                 connector=self._connector,
+                feed_board=self._feed_board,
             )
             self._log.info("collecting {} over {}", ",".join(symbols), options.ws_client)
             if self._stopping.is_set():
@@ -189,4 +193,4 @@ class ApiServer:
 
 
 def serve_api(store: SqlStore, cache: Cache, *, host: str, port: int, health: Health) -> ApiServer:
-    return ApiServer(create_app(store, cache, health=health), host, port)
+    return ApiServer(create_app(store, cache, health=health, feeds=cache), host, port)

@@ -68,6 +68,12 @@ class PlatformMetrics:
             ["exchange", "symbol"],
             registry=r,
         )
+        self.feed_state = Gauge(
+            "feed_state",
+            "1 for the state a symbol's feed is in (streaming, quiet, disconnected, repairing), else 0",
+            ["exchange", "symbol", "state"],
+            registry=r,
+        )
         self.trade_latency = Histogram(
             "trade_latency_seconds",
             "Exchange event time to local receipt",

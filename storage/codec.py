@@ -11,11 +11,12 @@ from collections.abc import Sequence
 import msgspec
 
 from core.errors import ParseError
-from core.types import ClosedBar, Trade
+from core.types import ClosedBar, FeedStatus, Trade
 
 _encoder = msgspec.msgpack.Encoder()
 _trades_decoder = msgspec.msgpack.Decoder(list[Trade])
 _bar_decoder = msgspec.msgpack.Decoder(ClosedBar)
+_feed_decoder = msgspec.msgpack.Decoder(FeedStatus)
 
 
 def encode_trades(trades: Sequence[Trade]) -> bytes:
@@ -38,3 +39,14 @@ def decode_bar(data: bytes) -> ClosedBar:
         return _bar_decoder.decode(data)
     except msgspec.DecodeError as exc:
         raise ParseError(f"bad bar value: {exc}", error_type="cache_value", raw=data[:200]) from exc
+
+
+def encode_feed(status: FeedStatus) -> bytes:
+    return _encoder.encode(status)
+
+
+def decode_feed(data: bytes) -> FeedStatus:
+    try:
+        return _feed_decoder.decode(data)
+    except msgspec.DecodeError as exc:
+        raise ParseError(f"bad feed status: {exc}", error_type="cache_value", raw=data[:200]) from exc

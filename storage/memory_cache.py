@@ -1,8 +1,11 @@
-"""MarketCache inside one process (REDIS_URL absent): latest bar per key, fan-out to subscribers."""
+"""MarketCache and FeedBoard inside one process (REDIS_URL absent): latest bar per key, fan-out to
+subscribers, latest feed status per symbol."""
 
 from __future__ import annotations
 
-from core.types import ClosedBar
+from collections.abc import Sequence
+
+from core.types import ClosedBar, FeedStatus
 from monitoring.metrics import METRICS, PlatformMetrics
 from storage.codec import encode_bar
 from storage.fanout import Fanout, Subscription
@@ -18,6 +21,7 @@ class MemoryCache:
 
     def __init__(self, *, metrics: PlatformMetrics = METRICS, max_subscriber_queue: int = 1000) -> None:
         self._bars: dict[tuple[str, str, str], tuple[ClosedBar, int]] = {}
+        self._feeds: dict[tuple[str, str], FeedStatus] = {}
         self._size = 0
         self._fanout = Fanout(max_subscriber_queue)
         self._hits = metrics.cache_hits.labels(LATEST_BAR)
@@ -41,6 +45,13 @@ class MemoryCache:
             return None
         self._hits.inc()
         return entry[0]
+
+    async def put_feeds(self, statuses: Sequence[FeedStatus]) -> None:
+        for status in statuses:
+            self._feeds[(status.exchange, status.symbol)] = status
+
+    async def feeds(self) -> list[FeedStatus]:
+        return [self._feeds[key] for key in sorted(self._feeds)]
 
     def subscribe(self) -> Subscription:
         return self._fanout.subscribe()

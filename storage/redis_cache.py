@@ -1,5 +1,7 @@
 """MarketCache on Redis: the latest ClosedBar per (exchange, symbol, timeframe) under
 `{prefix}:bar:{exchange}:{symbol}:{timeframe}`, and every bar published on channel `{prefix}:bars`.
+Also the FeedBoard: the latest FeedStatus per symbol in the hash `{prefix}:feeds` (field
+`{exchange}:{symbol}`), written by every collector.
 
 A put is one atomic script (SET ... GET, INCRBY of the stored-bytes total, PUBLISH), so
 cache_size_bytes is exact even with several processors writing. Subscribers share one pub/sub
@@ -11,15 +13,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Sequence
+from typing import Any
 
 from loguru import logger
 from redis.asyncio.client import PubSub
 
 from core.errors import CircuitOpenError, ParseError, StorageError
-from core.types import ClosedBar
+from core.types import ClosedBar, FeedStatus
 from monitoring.circuit_breaker import CircuitBreaker
 from monitoring.metrics import METRICS, PlatformMetrics
-from storage.codec import decode_bar, encode_bar
+from storage.codec import decode_bar, decode_feed, encode_bar, encode_feed
 from storage.dsn import redact_dsn
 from storage.fanout import Fanout, Subscription
 from storage.redis_link import REDIS_ERRORS, guarded, redis_breaker, redis_client
@@ -50,6 +54,7 @@ class RedisCache:
         self.prefix = prefix
         self.channel = f"{prefix}:bars"
         self._size_key = f"{prefix}:bar_bytes"
+        self._feeds_key = f"{prefix}:feeds"
         self._redis = redis_client(url, f"{prefix}-cache")
         self._put = self._redis.register_script(PUT_SCRIPT)
         self._breaker = breaker or redis_breaker(StorageError, metrics)
@@ -92,6 +97,32 @@ class RedisCache:
             return None
         self._hits.inc()
         return closed
+
+    async def put_feeds(self, statuses: Sequence[FeedStatus]) -> None:
+        if not statuses:
+            return
+        mapping: dict[Any, Any] = {  # redis-py's annotation asks for a Mapping of its own key union
+            f"{s.exchange}:{s.symbol}": encode_feed(s) for s in statuses
+        }
+        await guarded(
+            self._breaker,
+            StorageError,
+            "put_feeds",
+            lambda: self._redis.hset(self._feeds_key, mapping=mapping),
+        )
+
+    async def feeds(self) -> list[FeedStatus]:
+        raw = await guarded(
+            self._breaker, StorageError, "feeds", lambda: self._redis.hgetall(self._feeds_key)
+        )
+        out: list[FeedStatus] = []
+        for field in sorted(raw):
+            try:
+                value = raw[field]
+                out.append(decode_feed(value if isinstance(value, bytes) else value.encode()))
+            except ParseError as exc:
+                self._log.error("undecodable feed status {!r}: {}", field, exc)
+        return out
 
     def subscribe(self) -> Subscription:
         """Bars published (by any process) from now on, once the listener is subscribed (see ready())."""

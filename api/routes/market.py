@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Annotated
 
 from fastapi import APIRouter, Query
@@ -16,11 +17,14 @@ from api.deps import (
     TimeRangeDep,
     TradesLimitDep,
 )
-from api.errors import NotFound
+from api.errors import NotFound, Unavailable
+from api.params import parse_exchange
 from api.schemas import (
     BarOut,
     BarsOut,
     ErrorOut,
+    FeedOut,
+    FeedsOut,
     IndicatorPointOut,
     IndicatorsSeriesOut,
     LatestBarOut,
@@ -29,6 +33,7 @@ from api.schemas import (
     TradeOut,
     TradesOut,
 )
+from core.timeframes import NS_PER_SECOND
 from core.types import ClosedBar
 
 _ERRORS: dict[int | str, dict[str, object]] = {
@@ -52,6 +57,24 @@ async def _closed_bars(
         end_ns=window.end_ns,
         limit=limit,
     )
+
+
+FEED_STALE_AFTER_NS = (
+    10 * NS_PER_SECOND
+)  # a collector reports every second: silence this long means it is down
+
+
+@router.get("/feeds", summary="Each symbol's feed: streaming, quiet, disconnected or repairing")
+async def list_feeds(
+    context: ContextDep,
+    exchange: Annotated[str | None, Query(max_length=64, description="only this exchange")] = None,
+) -> FeedsOut:
+    if context.feeds is None:
+        raise Unavailable("this API process has no feed board (it needs the collectors' cache)")
+    wanted = parse_exchange(exchange) if exchange is not None else None
+    now = time.time_ns()
+    statuses = [s for s in await context.feeds.feeds() if wanted is None or s.exchange == wanted]
+    return FeedsOut(feeds=[FeedOut.of(s, now, FEED_STALE_AFTER_NS) for s in statuses])
 
 
 @router.get("/symbols", summary="Known instruments")

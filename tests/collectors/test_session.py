@@ -23,10 +23,11 @@ from collectors.session import CollectorSession
 from collectors.transport import TransportClosed, WebsocketsConnector, WsConnector
 from collectors.transport_picows import PicowsConnector
 from core.errors import BusError
-from core.types import Trade
+from core.types import FeedState, Trade
 from monitoring.metrics import PlatformMetrics
 from simulator.binance import BinanceSimulator
 from simulator.markets import SyntheticMarket
+from storage.memory_cache import MemoryCache
 from tests.conftest import free_port
 
 SYMBOLS = ["BTCUSDT", "ETHUSDT"]
@@ -415,3 +416,41 @@ async def test_trades_read_with_a_server_shutdown_are_published_before_reconnect
     assert sink.ids("BTCUSDT") == [7, 8]  # 9 came after the announcement: the next connection's business
     assert sample(metrics, "websocket_reconnections_total") >= 1
     await run.stop()
+
+
+async def test_feed_states_follow_the_stream_a_quiet_market_and_a_repair(
+    start: Callable[..., Awaitable[Running]], sim: BinanceSimulator, metrics: PlatformMetrics
+) -> None:
+    board = MemoryCache(metrics=metrics)
+    sink = RecordingSink()
+
+    async def states() -> dict[str, FeedState]:
+        return {s.raw_symbol: s.state for s in await board.feeds()}
+
+    async def reaches(symbol: str, state: FeedState) -> None:
+        deadline = time.monotonic() + 10
+        while (await states()).get(symbol) is not state:
+            assert time.monotonic() < deadline, f"{symbol} never {state}: {await states()}"
+            await asyncio.sleep(0.05)
+
+    def gauge(state: FeedState) -> float:
+        return sample(metrics, "feed_state", symbol="BTC-USDT", state=state.value)
+
+    run = await start(sink, feed_board=board, quiet_after=0.5)
+    await reaches("BTCUSDT", FeedState.STREAMING)
+    assert (gauge(FeedState.STREAMING), gauge(FeedState.QUIET)) == (1, 0)
+    sim.stall(3.0)  # connected, nothing traded: quiet, not an outage
+    await reaches("BTCUSDT", FeedState.QUIET)
+    assert (gauge(FeedState.STREAMING), gauge(FeedState.QUIET)) == (0, 1)
+    await reaches("BTCUSDT", FeedState.STREAMING)
+    sim.rate_limit(1000, retry_after=1)  # the repair cannot fetch what is skipped
+    sim.skip_ids(5, symbol="BTCUSDT")
+    await reaches("BTCUSDT", FeedState.REPAIRING)
+    [btc] = [s for s in await board.feeds() if s.raw_symbol == "BTCUSDT"]
+    assert (btc.gaps, btc.missing, btc.exchange, btc.symbol) == (1, 5, "binance", "BTC-USDT")
+    sim.faults.rate_limited = 0
+    await reaches("BTCUSDT", FeedState.STREAMING)  # repaired by the retry loop
+    [btc] = [s for s in await board.feeds() if s.raw_symbol == "BTCUSDT"]
+    assert (btc.missing, btc.repaired) == (0, 5)
+    await run.stop()
+    assert_complete(sink, sim, "BTCUSDT")

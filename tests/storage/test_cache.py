@@ -6,9 +6,11 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator
 
+import msgspec
 import pytest
 import redis.asyncio as aioredis
 
+from core.types import FeedState, FeedStatus
 from monitoring.metrics import PlatformMetrics
 from storage.codec import encode_bar
 from storage.memory_cache import MemoryCache
@@ -83,3 +85,13 @@ async def test_redis_cache_subscription_survives_connection_kill(
     await cache.put_bar(make_bar(5))
     assert await asyncio.wait_for(anext(sub), 5) == make_bar(5)
     await cache.close()
+
+
+async def test_feed_board_keeps_the_latest_status_per_symbol(cache: Cache) -> None:
+    assert await cache.feeds() == []
+    first = FeedStatus("coinbase", "BTC-USD", "BTC-USD", FeedState.STREAMING, updated_ns=1, trades_received=5)
+    other = FeedStatus("okx", "BTC-USDT", "BTC-USDT", FeedState.QUIET, updated_ns=1, last_sequence=7849)
+    await cache.put_feeds([first, other])
+    newer = msgspec.structs.replace(first, state=FeedState.REPAIRING, updated_ns=2, missing=3, gaps=1)
+    await cache.put_feeds([newer])
+    assert await cache.feeds() == [newer, other]  # by exchange, then symbol; the newest per symbol
