@@ -206,11 +206,7 @@ class TradeFactory:
     ) -> Trade:
         """A trade whose venue id is also its contiguous sequence: a JSON integer, or a string of ASCII
         digits that stays the trade id exactly as sent ('000123' keeps its zeros, sequence 123)."""
-        if isinstance(trade_id, int):
-            sequence: int | None = trade_id if is_sequence(trade_id) else None
-            text = str(trade_id) if sequence is not None else ""
-        else:
-            sequence, text = uint_text(trade_id), trade_id
+        sequence, text = _numbered_id(trade_id)
         symbol = self._canonical.get(raw_symbol)
         if symbol is None:
             raise ParseError(f"unknown symbol {raw_symbol[:80]!r}", error_type=UNKNOWN_SYMBOL, raw=raw_symbol)
@@ -236,3 +232,11 @@ class TradeFactory:
             ts_recv,
             backfilled,
         )
+
+
+def _numbered_id(trade_id: int | str) -> tuple[int | None, str]:
+    """(sequence, text) of a venue id that is a number; sequence None when it is not one the stores hold.
+    A string keeps its text as sent; an int is written out only when in range."""
+    if isinstance(trade_id, int):
+        return (trade_id, str(trade_id)) if is_sequence(trade_id) else (None, "")
+    return uint_text(trade_id), trade_id
