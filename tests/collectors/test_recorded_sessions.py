@@ -7,7 +7,9 @@ Trade counts are cryptofeed's own playback counts for the same files.
 
 from __future__ import annotations
 
+import calendar
 import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -33,6 +35,31 @@ def _binance(message: dict[str, Any]) -> list[Expected] | None:
     return [(data["s"], str(ident), ident, data["p"], data["q"], side, data["T"] * 1_000_000)]
 
 
+def _iso_ns(text: str) -> int:
+    match = re.fullmatch(r"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)\.(\d{6})Z", text)
+    assert match is not None, text
+    *fields, micros = map(int, match.groups())
+    return calendar.timegm((*fields, 0, 0, 0)) * 10**9 + micros * 1000
+
+
+def _coinbase(message: dict[str, Any]) -> list[Expected] | None:
+    if message.get("type") not in ("match", "last_match"):
+        return []
+    side = "buy" if message["side"] == "sell" else "sell"  # side is the maker's
+    ident = message["trade_id"]
+    return [
+        (
+            message["product_id"],
+            str(ident),
+            ident,
+            message["price"],
+            message["size"],
+            side,
+            _iso_ns(message["time"]),
+        )
+    ]
+
+
 class Capture(NamedTuple):
     prefix: str  # file prefix in the captures directory
     ws_file: str
@@ -41,6 +68,7 @@ class Capture(NamedTuple):
     expect: Callable[[dict[str, Any]], list[Expected] | None]  # None: the frame's symbol is not listed
 
 
+_COINBASE_PRODUCTS = ("SKL-USD", "SKL-BTC", "BAND-GBP", "NMR-EUR", "BAND-BTC", "YFI-BTC", "DASH-BTC")
 CAPTURES = {
     "binance": Capture(
         "BINANCE", "BINANCE.ws.1.0", 2, {"NKNUSDT": "NKN-USDT", "LRCBTC": "LRC-BTC"}, _binance
@@ -62,6 +90,13 @@ CAPTURES = {
             "ETHUSD_210924": "ETH-USD-210924",
         },
         _binance,
+    ),
+    "coinbase": Capture(
+        "COINBASE",
+        "COINBASE.ws.28.0",
+        107,
+        {p: p for p in (*_COINBASE_PRODUCTS, "NU-GBP", "CRV-EUR", "SKL-GBP")},
+        _coinbase,
     ),
 }
 
@@ -130,6 +165,7 @@ def test_recorded_trade_ids_are_consecutive_per_symbol(name: str, captures_dir: 
     ("name", "raws"),
     [
         ("binance", ("NKNUSDT", "BLZETH", "LRCBTC", "RUNEEUR")),
+        ("coinbase", (*_COINBASE_PRODUCTS, "NU-GBP", "CRV-EUR", "SKL-GBP")),
     ],
 )
 def test_symbols_match_cryptofeeds_normalisation(
