@@ -28,7 +28,8 @@ class TradeBackfill(Protocol):
     """What the session needs to repair a gap."""
 
     async def fetch_gap(self, gap: Gap) -> list[Trade]:
-        """Trades of `gap` the venue still has (backfilled=True; may be fewer than missing, or none)."""
+        """Trades of `gap` the venue still has, in ascending sequence (backfilled=True; may be fewer than
+        missing, or none)."""
         ...
 
 
@@ -91,6 +92,9 @@ class RestBackfiller:
             out.extend(page.trades)
             request = page.next
             pages += 1
+        # Venues that page newest first (Coinbase, OKX) hand later pages of older trades: published in
+        # page order, those would come after newer ones and miss bars that the newer ones closed.
+        out.sort(key=_sequence_order)
         return out
 
     async def get(self, request: RestRequest) -> bytes:
@@ -126,6 +130,10 @@ class RestBackfiller:
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(timeout=self._timeout)
         return self._session
+
+
+def _sequence_order(trade: Trade) -> int:
+    return -1 if trade.sequence is None else trade.sequence
 
 
 async def discover(
