@@ -219,7 +219,7 @@ def newest_first_page(
     ids = [t.sequence for t in trades if t.sequence is not None]
     wanted = sorted(
         (t for t in trades if t.sequence is not None and gap.first <= t.sequence <= gap.last),
-        key=_sequence_of,
+        key=by_sequence,
     )
     oldest = min(ids, default=None)
     below = int(request.param(cursor) or gap.last + 1)
@@ -228,8 +228,9 @@ def newest_first_page(
     return RepairPage(wanted, request.with_param(cursor, str(oldest)))
 
 
-def _sequence_of(trade: Trade) -> int:
-    return trade.sequence or 0
+def by_sequence(trade: Trade) -> int:
+    """Sort key: the trade's sequence (-1 for a trade without one, which keeps its place)."""
+    return -1 if trade.sequence is None else trade.sequence
 
 
 def chunks(items: Sequence[str], size: int | None) -> Iterator[Sequence[str]]:

@@ -15,7 +15,7 @@ from typing import Protocol
 
 import aiohttp
 
-from collectors.adapter import ExchangeAdapter, Gap, RestRequest, RestVerdict
+from collectors.adapter import ExchangeAdapter, Gap, RestRequest, RestVerdict, by_sequence
 from collectors.registry import create_adapter
 from core.clock import Clock, SystemClock, receive_time_ns
 from core.errors import ExchangeError, RateLimitedError
@@ -94,7 +94,7 @@ class RestBackfiller:
             pages += 1
         # Venues that page newest first (Coinbase, OKX) hand later pages of older trades: published in
         # page order, those would come after newer ones and miss bars that the newer ones closed.
-        out.sort(key=_sequence_order)
+        out.sort(key=by_sequence)
         return out
 
     async def get(self, request: RestRequest) -> bytes:
@@ -130,10 +130,6 @@ class RestBackfiller:
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(timeout=self._timeout)
         return self._session
-
-
-def _sequence_order(trade: Trade) -> int:
-    return -1 if trade.sequence is None else trade.sequence
 
 
 async def discover(

@@ -145,6 +145,12 @@ class DecimalCache:
         return True
 
 
+def short_text(value: object, limit: int = 200) -> str:
+    """An untrusted decoded value for an error message: a string cut to `limit`, else its type name
+    (printing a deeply nested or huge value could itself fail)."""
+    return value[:limit] if isinstance(value, str) else type(value).__name__
+
+
 def reject_oversized(frame: bytes | str, limit: int) -> None:
     """ParseError(OVERSIZED) for a frame longer than `limit` (bytes, or characters of a str frame)."""
     if len(frame) > limit:

@@ -19,7 +19,7 @@ product that does not trade now.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Final, Literal
+from typing import Final, Literal
 
 import msgspec
 
@@ -47,6 +47,7 @@ from collectors.values import (
     decode_typed,
     iso_to_ns,
     reject_oversized,
+    short_text,
 )
 from core.errors import ParseError
 from core.types import Side, SymbolInfo, Trade
@@ -136,6 +137,8 @@ class CoinbaseAdapter(ListedSymbols):
         max_frame_bytes=64 * 1024,
         repair_page_size=1000,  # `limit` maximum (§2.5)
         subscribe_snapshot=True,  # last_match
+        # repair_reach_s None: the id cursor reaches back to a product's first trade. No connection age
+        # limit is documented for the feed (§0: unconfirmed), so none is declared.
     )
 
     # -- connection ------------------------------------------------------------------------------
@@ -184,8 +187,11 @@ class CoinbaseAdapter(ListedSymbols):
         if kind in _FEED_MESSAGES:
             return []
         if kind == "error":
-            raise ParseError(f"feed error: {_text(message, 'message')}", error_type=EXCHANGE_ERROR, raw=frame)
-        raise ParseError(f"unexpected message type {kind[:80]!r}", error_type=UNEXPECTED_EVENT, raw=frame)
+            message_text = short_text(message.get("message"))
+            raise ParseError(f"feed error: {message_text}", error_type=EXCHANGE_ERROR, raw=frame)
+        raise ParseError(
+            f"unexpected message type {short_text(kind, 80)!r}", error_type=UNEXPECTED_EVENT, raw=frame
+        )
 
     # -- REST --------------------------------------------------------------------------------------
     def repair_request(self, gap: Gap) -> RestRequest | None:
@@ -213,9 +219,3 @@ class CoinbaseAdapter(ListedSymbols):
             for p in products
             if p.status == "online" and not p.trading_disabled
         ]
-
-
-def _text(message: dict[str, Any], key: str) -> str:
-    """A text field of an untrusted message, shortened for an error message ('' when not text)."""
-    value = message.get(key)
-    return value[:200] if isinstance(value, str) else ""

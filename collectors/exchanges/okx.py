@@ -45,6 +45,7 @@ from collectors.adapter import (
     RestRequest,
     RestVerdict,
     SequenceKind,
+    by_sequence,
     chunks,
     classify_http,
     newest_first_page,
@@ -58,6 +59,7 @@ from collectors.values import (
     decode_typed,
     ms_text_to_ns,
     reject_oversized,
+    short_text,
     uint_text,
 )
 from core.errors import ParseError
@@ -178,7 +180,7 @@ class OkxAdapter(ListedSymbols):
     def _push_trades(self, data: list[OkxTrade], ts_recv: int) -> list[Trade]:
         trades = [self._trade(d.instId, d, ts_recv, False) for d in data]
         if len(trades) > 1:
-            trades.sort(key=_sequence)
+            trades.sort(key=by_sequence)
         return trades
 
     def _trade(self, raw: str, d: OkxTrade, ts_recv: int, backfilled: bool) -> Trade:
@@ -244,10 +246,6 @@ class OkxAdapter(ListedSymbols):
         return [spot_pair(self.name, r.instId, r.baseCcy, r.quoteCcy) for r in rows if r.state == "live"]
 
 
-def _sequence(trade: Trade) -> int:
-    return trade.sequence or 0
-
-
 def _reject_aggregate(d: OkxTrade) -> None:
     """A `trades` message covering `count` trades: INVALID_VALUE for a count that is not a number >= 1,
     UNEXPECTED_EVENT for more than one trade (see the module docstring)."""
@@ -267,16 +265,12 @@ def _event(event: object, code: object, msg: object, frame: bytes | str) -> list
     if event in _ACKS:
         return []
     if event == "error":
-        raise ParseError(f"OKX error {_short(code)}: {_short(msg)}", error_type=EXCHANGE_ERROR, raw=frame)
+        raise ParseError(
+            f"OKX error {short_text(code)}: {short_text(msg)}", error_type=EXCHANGE_ERROR, raw=frame
+        )
     if event == "notice" and code == _UPGRADE_NOTICE:
-        raise ReconnectRequested(f"OKX notice {_UPGRADE_NOTICE}: {_short(msg)}")
-    raise ParseError(f"unexpected event {_short(event)!r}", error_type=UNEXPECTED_EVENT, raw=frame)
-
-
-def _short(value: object) -> str:
-    """An untrusted field as short text for a message (only strings are shown: printing a deeply nested
-    value could itself fail)."""
-    return value[:200] if isinstance(value, str) else type(value).__name__
+        raise ReconnectRequested(f"OKX notice {_UPGRADE_NOTICE}: {short_text(msg)}")
+    raise ParseError(f"unexpected event {short_text(event)!r}", error_type=UNEXPECTED_EVENT, raw=frame)
 
 
 def _data(body: bytes, what: str) -> msgspec.Raw:
