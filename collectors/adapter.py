@@ -132,6 +132,13 @@ class RestRequest(msgspec.Struct, frozen=True):
         """The value of query parameter `name` (the first one), None when absent."""
         return next((value for key, value in self.params if key == name), None)
 
+    def with_param(self, name: str, value: str) -> RestRequest:
+        """The same request with query parameter `name` set to `value` (in place, else appended)."""
+        params = [(key, value if key == name else old) for key, old in self.params]
+        if self.param(name) is None:
+            params.append((name, value))
+        return RestRequest(self.path, tuple(params), self.method)
+
 
 class Gap(msgspec.Struct, frozen=True):
     """Sequence numbers `first`..`last` (inclusive) of `raw_symbol` that the live stream skipped.
@@ -189,13 +196,41 @@ def retry_after_seconds(headers: Mapping[str, str], default: float = DEFAULT_RET
     return seconds if seconds >= 0 else default
 
 
-def classify_http(status: int, headers: Mapping[str, str], body: bytes) -> RestAnswer:
-    """The plain HTTP reading most venues share: 429 rate limited (Retry-After), 4xx/5xx an error."""
+def classify_http(
+    status: int, headers: Mapping[str, str], body: bytes, default_retry_s: float = DEFAULT_RETRY_AFTER_S
+) -> RestAnswer:
+    """The plain HTTP reading most venues share: 429 rate limited (Retry-After, else `default_retry_s`
+    seconds), 4xx/5xx an error."""
     if status == 429:
-        return RestAnswer(RestVerdict.RATE_LIMITED, retry_after_seconds(headers), f"HTTP {status}")
+        wait = retry_after_seconds(headers, default_retry_s)
+        return RestAnswer(RestVerdict.RATE_LIMITED, wait, f"HTTP {status}")
     if status >= 400:
         return RestAnswer(RestVerdict.ERROR, detail=f"HTTP {status}: {body[:200].decode('utf-8', 'replace')}")
     return RestAnswer(RestVerdict.OK)
+
+
+def newest_first_page(
+    gap: Gap, request: RestRequest, trades: list[Trade], cursor: str = "after"
+) -> RepairPage:
+    """One page of a venue whose trade history pages by id NEWEST FIRST (Coinbase, OKX): `request` asked
+    for trades with ids below its `cursor` parameter (start it at gap.last + 1). The page keeps the gap's
+    trades in ascending sequence; the next request asks below this page's smallest id while that is
+    still above gap.first. An empty page, or one whose ids did not go below the cursor, ends the repair."""
+    ids = [t.sequence for t in trades if t.sequence is not None]
+    wanted = sorted(
+        (t for t in trades if t.sequence is not None and gap.first <= t.sequence <= gap.last),
+        key=by_sequence,
+    )
+    oldest = min(ids, default=None)
+    below = int(request.param(cursor) or gap.last + 1)
+    if oldest is None or oldest <= gap.first or oldest >= below:
+        return RepairPage(wanted, None)
+    return RepairPage(wanted, request.with_param(cursor, str(oldest)))
+
+
+def by_sequence(trade: Trade) -> int:
+    """Sort key: the trade's sequence (-1 for a trade without one, which keeps its place)."""
+    return -1 if trade.sequence is None else trade.sequence
 
 
 def chunks(items: Sequence[str], size: int | None) -> Iterator[Sequence[str]]:

@@ -15,7 +15,7 @@ from typing import Protocol
 
 import aiohttp
 
-from collectors.adapter import ExchangeAdapter, Gap, RestRequest, RestVerdict
+from collectors.adapter import ExchangeAdapter, Gap, RestRequest, RestVerdict, by_sequence
 from collectors.registry import create_adapter
 from core.clock import Clock, SystemClock, receive_time_ns
 from core.errors import ExchangeError, RateLimitedError
@@ -28,7 +28,8 @@ class TradeBackfill(Protocol):
     """What the session needs to repair a gap."""
 
     async def fetch_gap(self, gap: Gap) -> list[Trade]:
-        """Trades of `gap` the venue still has (backfilled=True; may be fewer than missing, or none)."""
+        """Trades of `gap` the venue still has, in ascending sequence (backfilled=True; may be fewer than
+        missing, or none)."""
         ...
 
 
@@ -91,6 +92,9 @@ class RestBackfiller:
             out.extend(page.trades)
             request = page.next
             pages += 1
+        # Venues that page newest first (Coinbase, OKX) hand later pages of older trades: published in
+        # page order, those would come after newer ones and miss bars that the newer ones closed.
+        out.sort(key=by_sequence)
         return out
 
     async def get(self, request: RestRequest) -> bytes:

@@ -6,6 +6,8 @@ from collections.abc import Callable, Iterable
 
 from collectors.adapter import ExchangeAdapter
 from collectors.exchanges.binance import BinanceAdapter, BinanceDeliveryAdapter, BinanceFuturesAdapter
+from collectors.exchanges.coinbase import CoinbaseAdapter
+from collectors.exchanges.okx import OkxAdapter
 from collectors.transport import WebsocketsConnector, WsConnector
 from collectors.transport_picows import PicowsConnector
 from core.errors import ConfigError
@@ -17,6 +19,8 @@ ADAPTERS: dict[str, AdapterFactory] = {
     "binance": BinanceAdapter,
     "binance_futures": BinanceFuturesAdapter,
     "binance_delivery": BinanceDeliveryAdapter,
+    "coinbase": CoinbaseAdapter,
+    "okx": OkxAdapter,
 }
 
 

@@ -8,12 +8,20 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from collectors.values import TradeFactory
 from core.types import SymbolInfo
 
 
 def canonical_spelling(text: str) -> str:
     """'btc/usdt', 'BTC_USDT', ' btc-usdt ' -> 'BTC-USDT' (the form canonical symbols take)."""
     return text.strip().upper().replace("/", "-").replace("_", "-")
+
+
+def spot_pair(exchange: str, raw_symbol: str, base: str, quote: str) -> SymbolInfo:
+    """A spot instrument listed by its assets: canonical BASE-QUOTE in upper case, whatever the venue's
+    own spelling (`raw_symbol`) is."""
+    base, quote = base.upper(), quote.upper()
+    return SymbolInfo(exchange, f"{base}-{quote}", raw_symbol, base, quote)
 
 
 class SymbolDirectory:
@@ -41,3 +49,23 @@ class SymbolDirectory:
             or self._by_raw.get(stripped.upper())
             or self._by_canonical.get(canonical_spelling(stripped))
         )
+
+
+class ListedSymbols:
+    """What every adapter does with the instruments it is built with: `symbol_info` and `resolve_symbol`
+    for the session and the user, and `self._trades`, a `TradeFactory` that makes trades of listed
+    symbols only. Adapters inherit it and set `name`."""
+
+    name: str
+
+    def __init__(self, symbols: Iterable[SymbolInfo] = ()) -> None:
+        self._symbols = SymbolDirectory(symbols)
+        self._trades = TradeFactory(self.name, self._symbols.canonical)
+
+    def symbol_info(self, raw_symbol: str) -> SymbolInfo | None:
+        """The instrument for a venue symbol, None when unknown."""
+        return self._symbols.info(raw_symbol)
+
+    def resolve_symbol(self, text: str) -> SymbolInfo | None:
+        """The instrument a user means by `text`: the venue's own symbol or the canonical BASE-QUOTE."""
+        return self._symbols.resolve(text)

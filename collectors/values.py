@@ -1,18 +1,28 @@
-"""What a trade's values may be, checked at the edge by every adapter (pure).
+"""What a trade's values may be, checked at the edge by every adapter (pure), and how untrusted bytes
+become values there.
 
 The limits are the stores' own: sequences and times are 64-bit integers (times in ns UTC, so event times
 must lie before 2262-04-11), prices and sizes are exact decimal strings that PostgreSQL's numeric and the
 API serve unchanged, trade ids are short text. A value outside them is rejected where it enters, as
 `ParseError(error_type=INVALID_VALUE)`, so that it can neither crash nor wedge a later stage.
+`TradeFactory` makes every adapter's `Trade`s through those checks; `decode_json`, `decode_typed` and
+`convert_typed` turn any decoding failure into the `ParseError` the frame contract names.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from typing import Final
+from collections.abc import Mapping
+from typing import Any, Final, TypeVar
 
 import msgspec
+
+from collectors.adapter import INVALID_VALUE, MALFORMED_JSON, OVERSIZED, UNEXPECTED_SCHEMA, UNKNOWN_SYMBOL
+from core.errors import ParseError
+from core.types import Side, Trade
+
+T = TypeVar("T")
 
 INT64_MAX: Final = 2**63 - 1
 NS_PER_MS: Final = 1_000_000
@@ -28,9 +38,11 @@ DECIMAL_CACHE_SIZE: Final = 1 << 16
 DECODE_ERRORS: Final = (msgspec.DecodeError, UnicodeError, RecursionError)
 
 _INF: Final = math.inf
+# ASCII digits only and nothing after the zone (`\Z`: `$` would also accept a trailing newline).
 _ISO_TIME: Final = re.compile(
-    r"^(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(Z|[+-]00:?00)?$"
+    r"^(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(Z|[+-]00:?00)?\Z", re.ASCII
 )
+_ANY: Final = msgspec.json.Decoder()
 
 
 def is_positive_decimal(text: str) -> bool:
@@ -50,6 +62,23 @@ def is_sequence(value: int) -> bool:
 def is_trade_id(text: str) -> bool:
     """A venue trade id: non-empty printable ASCII of at most MAX_TRADE_ID_CHARS characters."""
     return 0 < len(text) <= MAX_TRADE_ID_CHARS and text.isascii() and text.isprintable()
+
+
+def uint_text(text: str) -> int | None:
+    """The integer a string of ASCII digits spells ('000123' -> 123; at most MAX_TRADE_ID_CHARS digits),
+    None when it is not one or exceeds INT64_MAX. Stricter than int(), which takes signs, spaces,
+    underscores and non-ASCII digits."""
+    if not (0 < len(text) <= MAX_TRADE_ID_CHARS and text.isdigit() and text.isascii()):
+        return None
+    value = int(text)
+    return value if value <= INT64_MAX else None
+
+
+def ms_text_to_ns(text: str) -> int:
+    """Milliseconds since the epoch written as a decimal string ('1630048897897') -> ns; 0 (not a valid
+    event time) when it is not one or lies out of the stores' range."""
+    ms = uint_text(text)
+    return 0 if ms is None else ms_to_ns(ms)
 
 
 def ms_to_ns(ms: int) -> int:
@@ -114,3 +143,112 @@ class DecimalCache:
             self.valid.clear()
         self.valid.add(text)
         return True
+
+
+def short_text(value: object, limit: int = 200) -> str:
+    """An untrusted decoded value for an error message: a string cut to `limit`, else its type name
+    (printing a deeply nested or huge value could itself fail)."""
+    return value[:limit] if isinstance(value, str) else type(value).__name__
+
+
+def reject_oversized(frame: bytes | str, limit: int) -> None:
+    """ParseError(OVERSIZED) for a frame longer than `limit` (bytes, or characters of a str frame)."""
+    if len(frame) > limit:
+        raise ParseError(f"frame of {len(frame)} bytes", error_type=OVERSIZED, raw=frame[:512])
+
+
+def decode_json(frame: bytes | str) -> Any:
+    """Any JSON value (the slow path for frames that are not trades); ParseError(MALFORMED_JSON) for
+    everything DECODE_ERRORS covers."""
+    try:
+        return _ANY.decode(frame)
+    except DECODE_ERRORS as exc:
+        raise ParseError(f"not JSON: {exc}", error_type=MALFORMED_JSON, raw=frame) from None
+
+
+def decode_typed(decoder: msgspec.json.Decoder[T], body: bytes | str, what: str) -> T:
+    """A REST body of the decoder's type; ParseError(UNEXPECTED_SCHEMA) when it is not one."""
+    try:
+        return decoder.decode(body)
+    except DECODE_ERRORS as exc:
+        raise ParseError(f"bad {what}: {exc}", error_type=UNEXPECTED_SCHEMA, raw=body) from None
+
+
+def convert_typed(obj: Any, kind: type[T], frame: bytes | str, what: str) -> T:
+    """A generically decoded message converted to `kind`; ParseError(UNEXPECTED_SCHEMA) when it does
+    not fit (how a trade message that failed the typed hot-path decode is reported)."""
+    try:
+        return msgspec.convert(obj, kind)
+    except msgspec.ValidationError as exc:
+        raise ParseError(f"bad {what}: {exc}", error_type=UNEXPECTED_SCHEMA, raw=frame) from None
+
+
+class TradeFactory:
+    """Makes one venue's `Trade`s from its raw fields after checking them: the symbol must be listed
+    (else UNKNOWN_SYMBOL), the id a sequence the stores hold, prices and sizes positive decimals, the
+    event time (ns) non-zero (the converters above return 0 for what is out of range); else
+    INVALID_VALUE. Validated decimals are remembered (`DecimalCache`), so the hot path costs a dict
+    lookup and two set lookups. `canonical` maps raw -> canonical symbol (SymbolDirectory.canonical)."""
+
+    __slots__ = ("_admit", "_canonical", "_valid", "exchange")
+
+    @property
+    def valid_decimals(self) -> set[str]:
+        """The decimal strings already validated (read-only use: a hot path may skip the factory for
+        values in it)."""
+        return self._valid
+
+    def __init__(self, exchange: str, canonical: Mapping[str, str]) -> None:
+        decimals = DecimalCache()
+        self.exchange = exchange
+        self._canonical = canonical
+        self._valid = decimals.valid
+        self._admit = decimals.admit
+
+    def numbered(
+        self,
+        raw_symbol: str,
+        trade_id: int | str,
+        price: str,
+        quantity: str,
+        side: Side,
+        ts_event: int,
+        ts_recv: int,
+        backfilled: bool = False,
+    ) -> Trade:
+        """A trade whose venue id is also its contiguous sequence: a JSON integer, or a string of ASCII
+        digits that stays the trade id exactly as sent ('000123' keeps its zeros, sequence 123)."""
+        sequence, text = _numbered_id(trade_id)
+        symbol = self._canonical.get(raw_symbol)
+        if symbol is None:
+            raise ParseError(f"unknown symbol {raw_symbol[:80]!r}", error_type=UNKNOWN_SYMBOL, raw=raw_symbol)
+        valid = self._valid
+        if (
+            sequence is None
+            or not ts_event
+            or (price not in valid and not self._admit(price))
+            or (quantity not in valid and not self._admit(quantity))
+        ):
+            detail = f"{raw_symbol} id={text[:80]!r} price={price[:80]!r} qty={quantity[:80]!r} ns={ts_event}"
+            raise ParseError("invalid trade values", error_type=INVALID_VALUE, raw=detail)
+        return Trade(
+            self.exchange,
+            symbol,
+            raw_symbol,
+            text,
+            sequence,
+            price,
+            quantity,
+            side,
+            ts_event,
+            ts_recv,
+            backfilled,
+        )
+
+
+def _numbered_id(trade_id: int | str) -> tuple[int | None, str]:
+    """(sequence, text) of a venue id that is a number; sequence None when it is not one the stores hold.
+    A string keeps its text as sent; an int is written out only when in range."""
+    if isinstance(trade_id, int):
+        return (trade_id, str(trade_id)) if is_sequence(trade_id) else (None, "")
+    return uint_text(trade_id), trade_id

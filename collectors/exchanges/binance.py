@@ -18,12 +18,8 @@ import msgspec
 
 from collectors.adapter import (
     EXCHANGE_ERROR,
-    INVALID_VALUE,
-    MALFORMED_JSON,
-    OVERSIZED,
     UNEXPECTED_EVENT,
     UNEXPECTED_SCHEMA,
-    UNKNOWN_SYMBOL,
     Capabilities,
     Gap,
     HeartbeatKind,
@@ -37,16 +33,17 @@ from collectors.adapter import (
     classify_http,
     retry_after_seconds,
 )
-from collectors.symbols import SymbolDirectory
+from collectors.symbols import ListedSymbols
 from collectors.values import (
     DECODE_ERRORS,
     INT64_MAX,
     MAX_TIME_MS,
     NS_PER_MS,
-    DecimalCache,
-    is_positive_decimal,
-    is_sequence,
+    convert_typed,
+    decode_json,
+    decode_typed,
     ms_to_ns,
+    reject_oversized,
 )
 from core.errors import ParseError
 from core.types import Side, SymbolInfo, Trade
@@ -144,10 +141,15 @@ class ExchangeInfo(msgspec.Struct, frozen=True):
 
 _COMBINED = msgspec.json.Decoder(CombinedFrame)
 _RAW_EVENT = msgspec.json.Decoder(TradeEvent | AggTradeEvent)
-_ANY = msgspec.json.Decoder()
 _HISTORICAL = msgspec.json.Decoder(list[HistoricalTradeRow])
 _AGG_ROWS = msgspec.json.Decoder(list[AggTradeRow])
 _EXCHANGE_INFO = msgspec.json.Decoder(ExchangeInfo)
+
+
+def _event_name(payload: dict[str, Any]) -> str | None:
+    """The event type `e` of an untrusted payload, None when absent or not text."""
+    event = payload.get("e")
+    return event if isinstance(event, str) else None
 
 
 def canonical_symbol(row: SymbolRow) -> str:
@@ -161,7 +163,7 @@ def canonical_symbol(row: SymbolRow) -> str:
     return f"{base}-{datetime.fromtimestamp(delivery / 1000, tz=UTC):%y%m%d}"
 
 
-class BinanceAdapter:
+class BinanceAdapter(ListedSymbols):
     """Binance spot `@trade` streams; REST repair from `historicalTrades` (public, weight 25) by id."""
 
     name: str = "binance"
@@ -182,18 +184,11 @@ class BinanceAdapter:
     )
 
     def __init__(self, symbols: Iterable[SymbolInfo] = ()) -> None:
-        self._symbols = SymbolDirectory(symbols)
+        super().__init__(symbols)
         self._canonical = self._symbols.canonical
-        self._decimals = DecimalCache()
-        self._valid_decimals = self._decimals.valid
+        self._valid_decimals = self._trades.valid_decimals
 
     # -- connection ------------------------------------------------------------------------------
-    def symbol_info(self, raw_symbol: str) -> SymbolInfo | None:
-        return self._symbols.info(raw_symbol)
-
-    def resolve_symbol(self, text: str) -> SymbolInfo | None:
-        return self._symbols.resolve(text)
-
     def ws_url(self, base_url: str, raw_symbols: Sequence[str]) -> str:
         base = base_url.rstrip("/")
         if not base.endswith("/stream"):
@@ -209,8 +204,7 @@ class BinanceAdapter:
 
     # -- frames ----------------------------------------------------------------------------------
     def parse(self, frame: bytes | str, ts_recv: int) -> list[Trade]:
-        if len(frame) > self.capabilities.max_frame_bytes:
-            raise ParseError(f"frame of {len(frame)} bytes", error_type=OVERSIZED, raw=frame[:512])
+        reject_oversized(frame, self.capabilities.max_frame_bytes)
         try:
             event: TradeEvent | AggTradeEvent = _COMBINED.decode(frame).data
         except DECODE_ERRORS:
@@ -218,27 +212,26 @@ class BinanceAdapter:
         return [self._normalize(event, ts_recv)]
 
     def _normalize(self, ev: TradeEvent | AggTradeEvent, ts_recv: int) -> Trade:
-        """The hot path: a dict lookup, two set lookups for already-validated decimals, one Trade."""
-        symbol = self._canonical.get(ev.s)
-        if symbol is None:
-            raise ParseError(f"unknown symbol {ev.s!r}", error_type=UNKNOWN_SYMBOL, raw=repr(ev))
+        """The hot path: a dict lookup and two set lookups, then the Trade; the trade factory's checks
+        inlined (its four function calls would cost a tenth of the whole pipeline). Anything not already
+        known good (a decimal seen for the first time, or a bad value) goes through the factory, which
+        validates and remembers, or raises."""
         sequence = ev.t if type(ev) is TradeEvent else ev.a  # type: ignore[union-attr]
-        price = ev.p
-        qty = ev.q
-        valid = self._valid_decimals
-        time_ms = ev.T
-        # collectors.values' limits, inlined: two function calls would cost 10% of this path
-        if (
-            (price not in valid and not self._decimals.admit(price))
-            or (qty not in valid and not self._decimals.admit(qty))
-            or not 0 <= sequence <= INT64_MAX
-            or not 0 < time_ms <= MAX_TIME_MS
-        ):
-            raise ParseError("invalid trade values", error_type=INVALID_VALUE, raw=repr(ev))
         side = _SELL if ev.m else _BUY
-        return Trade(
-            self.name, symbol, ev.s, str(sequence), sequence, price, qty, side, time_ms * NS_PER_MS, ts_recv
-        )
+        symbol = self._canonical.get(ev.s)
+        price, qty, time_ms, valid = ev.p, ev.q, ev.T, self._valid_decimals
+        if (
+            symbol is not None
+            and price in valid
+            and qty in valid
+            and 0 <= sequence <= INT64_MAX
+            and 0 < time_ms <= MAX_TIME_MS
+        ):
+            ts_event = time_ms * NS_PER_MS
+            return Trade(
+                self.name, symbol, ev.s, str(sequence), sequence, price, qty, side, ts_event, ts_recv
+            )
+        return self._trades.numbered(ev.s, sequence, price, qty, side, ms_to_ns(time_ms), ts_recv)
 
     def _parse_slow(self, frame: bytes | str, ts_recv: int) -> list[Trade]:
         """Frames that are not combined trade events: raw events, control frames, other events, junk."""
@@ -246,41 +239,33 @@ class BinanceAdapter:
             return [self._normalize(_RAW_EVENT.decode(frame), ts_recv)]
         except DECODE_ERRORS:
             pass
-        try:
-            obj = _ANY.decode(frame)
-        except DECODE_ERRORS as exc:
-            raise ParseError(f"not JSON: {exc}", error_type=MALFORMED_JSON, raw=frame) from None
+        obj = decode_json(frame)
         payload = obj
         if isinstance(obj, dict) and "stream" in obj and "data" in obj:
             payload = obj["data"]
         if isinstance(payload, dict):
             return self._classify(payload, frame, ts_recv)
         if isinstance(payload, list) and all(
-            isinstance(item, dict) and item.get("e") in _MARKET_EVENTS for item in payload
+            isinstance(item, dict) and _event_name(item) in _MARKET_EVENTS for item in payload
         ):
             return []  # array streams such as !miniTicker@arr
         raise ParseError("frame is not a JSON object", error_type=UNEXPECTED_SCHEMA, raw=frame)
 
     def _classify(self, payload: dict[str, Any], frame: bytes | str, ts_recv: int) -> list[Trade]:
-        event = payload.get("e")
+        event = _event_name(payload)
         if event in ("trade", "aggTrade"):
-            try:
-                typed = msgspec.convert(payload, TradeEvent | AggTradeEvent)
-            except msgspec.ValidationError as exc:
-                raise ParseError(
-                    f"bad {event} event: {exc}", error_type=UNEXPECTED_SCHEMA, raw=frame
-                ) from None
+            typed = convert_typed(payload, TradeEvent | AggTradeEvent, frame, event)  # type: ignore[arg-type]
             return [self._normalize(typed, ts_recv)]
         if event == "serverShutdown":
             raise ReconnectRequested("Binance serverShutdown: the server is going away")
         if event in _MARKET_EVENTS:
             return []
         if event is not None:
-            raise ParseError(f"unexpected event {event!r}", error_type=UNEXPECTED_EVENT, raw=frame)
+            raise ParseError(f"unexpected event {event[:80]!r}", error_type=UNEXPECTED_EVENT, raw=frame)
         if "result" in payload and "id" in payload:
             return []  # SUBSCRIBE / LIST_SUBSCRIPTIONS acknowledgement
         if "code" in payload and "msg" in payload:
-            raise ParseError(f"exchange error {payload['code']}", error_type=EXCHANGE_ERROR, raw=frame)
+            raise ParseError("exchange error", error_type=EXCHANGE_ERROR, raw=frame)
         if {"u", "s", "b", "a"} <= payload.keys() or {"lastUpdateId", "bids", "asks"} <= payload.keys():
             return []  # spot bookTicker / partial depth: events without an "e" field
         raise ParseError("unrecognised frame", error_type=UNEXPECTED_EVENT, raw=frame)
@@ -306,12 +291,7 @@ class BinanceAdapter:
         return RepairPage(wanted, self._page_request(gap.raw_symbol, newest + 1))
 
     def _repair_rows(self, body: bytes, raw_symbol: str, ts_recv: int) -> list[Trade]:
-        try:
-            rows = _HISTORICAL.decode(body)
-        except DECODE_ERRORS as exc:
-            raise ParseError(
-                f"bad historicalTrades body: {exc}", error_type=UNEXPECTED_SCHEMA, raw=body
-            ) from None
+        rows = decode_typed(_HISTORICAL, body, "historicalTrades body")
         return [
             self._backfilled(raw_symbol, r.id, r.price, r.qty, r.time, r.isBuyerMaker, ts_recv) for r in rows
         ]
@@ -319,20 +299,8 @@ class BinanceAdapter:
     def _backfilled(
         self, raw: str, sequence: int, price: str, qty: str, time_ms: int, maker: bool, ts_recv: int
     ) -> Trade:
-        symbol = self._canonical.get(raw)
-        if symbol is None:
-            raise ParseError(f"unknown symbol {raw!r}", error_type=UNKNOWN_SYMBOL, raw=raw)
-        ts_event = ms_to_ns(time_ms)
-        if not (
-            is_sequence(sequence) and ts_event and is_positive_decimal(price) and is_positive_decimal(qty)
-        ):
-            raise ParseError(
-                "invalid backfill row", error_type=INVALID_VALUE, raw=f"{sequence} {price} {qty} {time_ms}"
-            )
-        side = Side.SELL if maker else Side.BUY
-        return Trade(
-            self.name, symbol, raw, str(sequence), sequence, price, qty, side, ts_event, ts_recv, True
-        )
+        side = _SELL if maker else _BUY
+        return self._trades.numbered(raw, sequence, price, qty, side, ms_to_ns(time_ms), ts_recv, True)
 
     def classify_response(self, status: int, headers: Mapping[str, str], body: bytes) -> RestAnswer:
         """429: request weight exceeded; 418: this IP is banned (2 minutes to 3 days), Retry-After."""
@@ -344,12 +312,7 @@ class BinanceAdapter:
         return RestRequest(self.symbols_path)
 
     def parse_symbols(self, body: bytes) -> list[SymbolInfo]:
-        try:
-            info = _EXCHANGE_INFO.decode(body)
-        except DECODE_ERRORS as exc:
-            raise ParseError(
-                f"bad exchangeInfo body: {exc}", error_type=UNEXPECTED_SCHEMA, raw=body
-            ) from None
+        info = decode_typed(_EXCHANGE_INFO, body, "exchangeInfo body")
         return [
             SymbolInfo(
                 self.name, canonical_symbol(row), row.symbol, row.baseAsset.upper(), row.quoteAsset.upper()
@@ -364,10 +327,7 @@ class _BinanceAggTradeAdapter(BinanceAdapter):
     trade_stream: ClassVar[str] = "aggTrade"
 
     def _repair_rows(self, body: bytes, raw_symbol: str, ts_recv: int) -> list[Trade]:
-        try:
-            rows = _AGG_ROWS.decode(body)
-        except DECODE_ERRORS as exc:
-            raise ParseError(f"bad aggTrades body: {exc}", error_type=UNEXPECTED_SCHEMA, raw=body) from None
+        rows = decode_typed(_AGG_ROWS, body, "aggTrades body")
         return [self._backfilled(raw_symbol, r.a, r.p, r.q, r.T, r.m, ts_recv) for r in rows]
 
 

@@ -16,6 +16,7 @@ from core.errors import CircuitOpenError, ExchangeError, RateLimitedError
 from core.types import SymbolInfo
 from monitoring.circuit_breaker import CircuitBreaker
 from monitoring.metrics import PlatformMetrics
+from tests.collectors.http_server import serve
 from tests.conftest import free_port
 
 LAST_ID = 5000
@@ -74,13 +75,8 @@ async def exchange() -> AsyncIterator[FakeExchange]:
     app = web.Application()
     app.router.add_get("/api/v3/historicalTrades", historical)
     app.router.add_get("/api/v3/exchangeInfo", exchange_info)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    state.url = f"http://127.0.0.1:{port}"
-    yield state
-    await runner.cleanup()
+    async with serve(app) as state.url:
+        yield state
 
 
 def _adapter() -> BinanceAdapter:
