@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Final, TypeVar
 
 import msgspec
@@ -191,6 +191,11 @@ class TradeFactory:
     lookup and two set lookups. `canonical` maps raw -> canonical symbol (SymbolDirectory.canonical)."""
 
     __slots__ = ("_admit", "_canonical", "_valid", "exchange")
+
+    @property
+    def admit_decimal(self) -> Callable[[str], bool]:
+        """The check that admits a decimal string into valid_decimals (True) or refuses it (False)."""
+        return self._admit
 
     @property
     def valid_decimals(self) -> set[str]:
