@@ -15,7 +15,10 @@ from loguru import logger
 from collectors.adapter import Gap
 from collectors.backfill import TradeBackfill
 from collectors.gaps import GapTracker
-from collectors.session_metrics import SessionMetrics
+from collectors.session_metrics import (
+    BACKFILL_FAILED,
+    SessionMetrics,
+)
 from core.errors import PlatformError, RateLimitedError
 from core.types import Trade
 
@@ -73,13 +76,13 @@ class GapRepair:
     async def _fetch(self, gap: Gap) -> list[Trade] | None:
         """Trades of `gap` that are still missing; None when the backfill failed."""
         if self._backfiller is None:
-            self._metrics.error("backfill_failed")
+            self._metrics.error(BACKFILL_FAILED)
             self._log.error("no REST backfiller: gap {} stays pending", gap)
             return None
         try:
             fetched = await self._backfiller.fetch_gap(gap)
         except PlatformError as exc:
-            self._metrics.error("backfill_failed")
+            self._metrics.error(BACKFILL_FAILED)
             self._log.warning("backfill of {} {}..{} failed: {}", gap.raw_symbol, gap.first, gap.last, exc)
             if isinstance(exc, RateLimitedError):
                 self.rest_blocked_for = max(self.rest_blocked_for, exc.retry_after)

@@ -29,7 +29,16 @@ from collectors.backfill import TradeBackfill
 from collectors.backoff import Backoff
 from collectors.gaps import DUPLICATE, NEW, GapTracker
 from collectors.repair import GapRepair
-from collectors.session_metrics import SessionMetrics
+from collectors.session_metrics import (
+    CONNECT_FAILED,
+    CONNECTION_LOST,
+    INTERNAL,
+    PING_TIMEOUT,
+    PUBLISH_ABANDONED,
+    PUBLISH_FAILED,
+    STALE,
+    SessionMetrics,
+)
 from collectors.transport import WebsocketsConnector, WsConnection, WsConnector
 from core.clock import Clock, SystemClock, receive_time_ns
 from core.errors import ConfigError, ParseError, PlatformError
@@ -180,7 +189,7 @@ class CollectorSession:
                 raise
             except Exception as exc:  # supervised loop: a bug must not end collection
                 reason = "error"
-                self._metrics.error("internal")
+                self._metrics.error(INTERNAL)
                 self._log.opt(exception=exc).error("connection {} failed unexpectedly", conn.index)
             if self._stop.is_set():
                 break
@@ -205,7 +214,7 @@ class CollectorSession:
         try:
             ws = await self._until_stopped(self._connector.connect(url, self._caps))
         except PlatformError as exc:
-            self._metrics.error("connect_failed")
+            self._metrics.error(CONNECT_FAILED)
             self._log.warning("connect {} failed: {}", conn.index, exc)
             return "connect_failed"
         if ws is None:
@@ -228,7 +237,7 @@ class CollectorSession:
         except PlatformError as exc:
             if not conn.reason:
                 conn.reason = "connection_lost"
-                self._metrics.error("connection_lost")
+                self._metrics.error(CONNECTION_LOST)
                 self._log.warning("connection {} lost: {}", conn.index, exc)
         finally:
             watchdog.cancel()
@@ -298,14 +307,14 @@ class CollectorSession:
         """True (reason set, counted, logged) when nothing arrived for stale_timeout, or nothing since an
         application ping that should have been answered within ping_timeout_s."""
         if now - conn.last_rx > self._stale_timeout:
-            conn.reason = "stale"
+            conn.reason = STALE
             self._log.warning(
                 "connection {}: no data for {:.1f}s, reconnecting", conn.index, now - conn.last_rx
             )
         elif conn.ping_sent_at and now - conn.ping_sent_at > (
             self._caps.ping_timeout_s or self._stale_timeout
         ):
-            conn.reason = "ping_timeout"
+            conn.reason = PING_TIMEOUT
             self._log.warning("connection {}: ping unanswered, reconnecting", conn.index)
         else:
             return False
@@ -383,10 +392,10 @@ class CollectorSession:
                 raise
             except Exception as exc:  # any sink failure is retried: dropping trades is not an option
                 failures += 1
-                self._metrics.error("publish_failed")
+                self._metrics.error(PUBLISH_FAILED)
                 self._log.warning("publish of {} trades failed ({}x): {}", len(trades), failures, exc)
                 if self._stop.is_set() and failures >= _STOP_PUBLISH_ATTEMPTS:
-                    self._metrics.error("publish_abandoned")
+                    self._metrics.error(PUBLISH_ABANDONED)
                     self._log.error("stopping: {} trades could not be published", len(trades))
                     return
                 await (self._sleep(0.1) if self._stop.is_set() else self._pause(delay))
@@ -405,7 +414,7 @@ class CollectorSession:
                 raise
             except Exception as exc:  # supervised loop: keep retrying later
                 ok = False
-                self._metrics.error("internal")
+                self._metrics.error(INTERNAL)
                 self._log.opt(exception=exc).error("gap retry failed unexpectedly")
             delay = initial if ok else min(delay * 2, maximum)
             delay, self._repair.rest_blocked_for = max(delay, self._repair.rest_blocked_for), 0.0

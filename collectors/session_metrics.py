@@ -10,11 +10,39 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
+from typing import Final
 
+from collectors.adapter import PARSE_ERROR_TYPES
 from core.types import FeedState, FeedStatus, Trade
 from monitoring.metrics import PlatformMetrics
 
 NS_PER_SECOND = 1_000_000_000
+
+# The session's own collector_errors_total{error_type} values (the adapters' are PARSE_ERROR_TYPES).
+INTERNAL: Final = "internal"
+CONNECT_FAILED: Final = "connect_failed"
+CONNECTION_LOST: Final = "connection_lost"
+STALE: Final = "stale"
+PING_TIMEOUT: Final = "ping_timeout"
+PUBLISH_FAILED: Final = "publish_failed"
+PUBLISH_ABANDONED: Final = "publish_abandoned"
+BACKFILL_FAILED: Final = "backfill_failed"
+GAP_ABANDONED: Final = "gap_abandoned"
+DISCOVERY_FAILED: Final = "discovery_failed"
+SESSION_ERROR_TYPES: Final = frozenset(
+    {
+        INTERNAL,
+        CONNECT_FAILED,
+        CONNECTION_LOST,
+        STALE,
+        PING_TIMEOUT,
+        PUBLISH_FAILED,
+        PUBLISH_ABANDONED,
+        BACKFILL_FAILED,
+        GAP_ABANDONED,
+        DISCOVERY_FAILED,
+    }
+)
 _LOG_INTERVAL_S = 1.0
 # trade_latency_seconds is sampled: at most one observation per frame and per millisecond of receipt
 # time (every trade at normal rates; about 1000/s during bursts, where observe() would cost 25%).
@@ -113,6 +141,11 @@ class SessionMetrics:
         self._symbols = {raw: _SymbolCounters(metrics, exchange, sym) for raw, sym in canonical.items()}
         self._connections = connections
         self._open = 0
+        # every error type exists from the start at 0, so that rate() and increase() see the first one
+        self._errors = {
+            kind: metrics.collector_errors.labels(exchange, kind)
+            for kind in sorted(PARSE_ERROR_TYPES | SESSION_ERROR_TYPES)
+        }
         self._status = metrics.collector_status.labels(exchange)
         self._connected = metrics.exchange_connected.labels(exchange)
         self._reconnects = metrics.websocket_reconnections.labels(exchange)
@@ -143,7 +176,12 @@ class SessionMetrics:
         self._reconnects.inc()
 
     def error(self, error_type: str) -> None:
-        self._metrics.collector_errors.labels(self._exchange, error_type).inc()
+        child = self._errors.get(error_type)
+        if child is None:
+            child = self._errors[error_type] = self._metrics.collector_errors.labels(
+                self._exchange, error_type
+            )
+        child.inc()
 
     def should_log(self, error_type: str) -> bool:
         """At most one log line per error type per second (every occurrence is still counted)."""
@@ -167,7 +205,7 @@ class SessionMetrics:
 
     def abandoned(self, raw_symbol: str, count: int) -> None:
         """Sequence numbers given up on (they could not be repaired): also an error `gap_abandoned`."""
-        self.error("gap_abandoned")
+        self.error(GAP_ABANDONED)
         counters = self._symbols.get(raw_symbol)
         if counters is not None:
             counters.abandoned_total += count

@@ -48,9 +48,10 @@ class CommonSettings(BaseSettings):
 
 
 def _split_symbols(value: object) -> object:
-    """'BTCUSDT, okx:btc-usdt' -> ['BTCUSDT', 'okx:BTC-USDT'] (a venue prefix stays lowercase)."""
+    """'BTCUSDT, okx:btc-usdt' -> ['BTCUSDT', 'okx:BTC-USDT'] (a venue prefix stays lowercase); blank
+    (e.g. an empty CRYPTOSTOCK_SYMBOLS) means each venue's defaults."""
     if isinstance(value, str):
-        return [_symbol_entry(s) for s in value.split(",") if s.strip()]
+        return [_symbol_entry(s) for s in value.split(",") if s.strip()] or None
     return value
 
 

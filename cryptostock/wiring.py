@@ -17,6 +17,7 @@ from collectors.backfill import RestBackfiller, discover
 from collectors.backoff import Backoff
 from collectors.registry import create_connector
 from collectors.session import CollectorSession, TradeSink
+from collectors.session_metrics import DISCOVERY_FAILED
 from core.errors import ConfigError, ExchangeError
 from core.ports import FeedBoard
 from cryptostock.settings import (
@@ -152,7 +153,7 @@ class CollectorRunner:
             except ExchangeError as exc:
                 delay = backoff.next_delay()
                 self._log.warning("instrument discovery failed, retrying in {:.1f}s: {}", delay, exc)
-                self._metrics.collector_errors.labels(self._exchange, "discovery_failed").inc()
+                self._metrics.collector_errors.labels(self._exchange, DISCOVERY_FAILED).inc()
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(self._stopping.wait(), delay)
         return None

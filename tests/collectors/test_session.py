@@ -138,6 +138,11 @@ async def test_trades_flow_with_metrics_and_stop_is_prompt(
     await eventually(lambda: all(len(sink.ids(s)) > 50 for s in SYMBOLS))
     assert sample(metrics, "collector_status") == 1
     assert sample(metrics, "exchange_connected") == 1
+    # every error type exists from the start at 0, so that rate() sees the first occurrence
+    registry = metrics.registry
+    for error_type in ("gap_abandoned", "unknown_symbol", "stale"):
+        labels = {"exchange": "binance", "error_type": error_type}
+        assert registry.get_sample_value("collector_errors_total", labels) == 0
     assert await run.stop() < 1.0
     assert sample(metrics, "collector_status") == 0
     assert sample(metrics, "exchange_connected") == 0

@@ -43,3 +43,19 @@ def test_collector_endpoints_default_to_the_exchanges_own() -> None:
     assert settings.ws_url is None and settings.rest_url is None  # the adapter's endpoints, not spot's
     with pytest.raises(ValueError, match="backoff_max"):
         CollectorSettings(backoff_initial=5, backoff_max=1)
+
+
+def test_symbols_from_flags_or_environment_per_venue(monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = RunSettings(exchange="binance,coinbase,okx", symbols="btcusdt, coinbase:btc-usd ,okx:ETH-USDT")
+    assert settings.exchange == ("binance", "coinbase", "okx")
+    assert settings.symbols_for("binance") == ["BTCUSDT"]
+    assert settings.symbols_for("coinbase") == ["BTCUSDT", "BTC-USD"]
+    assert settings.symbols_for("okx") == ["BTCUSDT", "ETH-USDT"]
+    monkeypatch.setenv("CRYPTOSTOCK_SYMBOLS", "")
+    assert CollectorSettings(exchange="okx").symbols_for("okx") is None  # blank: the venue's defaults
+    monkeypatch.setenv("CRYPTOSTOCK_SYMBOLS", "BTC-USD,ETH-USD")
+    assert CollectorSettings(exchange="coinbase").symbols_for("coinbase") == ["BTC-USD", "ETH-USD"]
+    with pytest.raises(ValueError, match="unknown exchange 'nope'"):
+        RunSettings(exchange="binance,nope")
+    with pytest.raises(ValueError, match="one exchange"):
+        RunSettings(exchange="binance,okx", ws_url="ws://127.0.0.1:1")
