@@ -9,6 +9,7 @@ on an 8-decimal grid and random quantities, so the adapter's decimal cache sees 
 
 from __future__ import annotations
 
+import argparse
 import json
 import random
 import time
@@ -57,9 +58,9 @@ def make_frames(count: int, *, distinct: bool, seed: int = 7) -> list[bytes]:
     return frames
 
 
-def bench(label: str, frames: list[bytes], *, track_gaps: bool = False) -> float:
+def bench(label: str, frames: list[bytes], *, track_gaps: bool = False, rounds: int = ROUNDS) -> float:
     best = 0.0
-    for _ in range(ROUNDS):
+    for _ in range(rounds):
         adapter = BinanceAdapter(
             [SymbolInfo("binance", f"{s[:-4]}-USDT", s, s[:-4], "USDT") for s in SYMBOLS]
         )
@@ -70,7 +71,7 @@ def bench(label: str, frames: list[bytes], *, track_gaps: bool = False) -> float
         if track_gaps:
             for frame in frames:
                 for trade in parse(frame, ts):
-                    observe(trade.raw_symbol, trade.trade_id)
+                    observe(trade.raw_symbol, trade.sequence, trade.ts_event)  # type: ignore[arg-type]
         else:
             for frame in frames:
                 parse(frame, ts)
@@ -80,12 +81,16 @@ def bench(label: str, frames: list[bytes], *, track_gaps: bool = False) -> float
 
 
 def main() -> None:
-    warm = make_frames(FRAMES, distinct=False)
-    cold = make_frames(FRAMES, distinct=True)
-    print(f"{FRAMES} combined @trade frames, best of {ROUNDS} rounds, one core")
-    bench("decode + validate + normalize (realistic)", warm)
-    bench("decode + validate + normalize (all distinct)", cold)
-    bench("... + gap tracking (realistic)", warm, track_gaps=True)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--frames", type=int, default=FRAMES)
+    parser.add_argument("--rounds", type=int, default=ROUNDS)
+    args = parser.parse_args()
+    warm = make_frames(args.frames, distinct=False)
+    cold = make_frames(args.frames, distinct=True)
+    print(f"{args.frames} combined @trade frames, best of {args.rounds} rounds, one core")
+    bench("decode + validate + normalize (realistic)", warm, rounds=args.rounds)
+    bench("decode + validate + normalize (all distinct)", cold, rounds=args.rounds)
+    bench("... + gap tracking (realistic)", warm, track_gaps=True, rounds=args.rounds)
 
 
 if __name__ == "__main__":

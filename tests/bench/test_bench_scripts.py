@@ -37,6 +37,12 @@ def run_bench(script: str, *args: str, timeout: float = 110.0) -> str:
     return done.stdout
 
 
+def test_decode_bench_reports_every_case() -> None:
+    out = run_bench("bench_decode.py", "--frames", "2000", "--rounds", "1")
+    rates = re.findall(r"^(.+?)\s+([\d.]+) M frames/s", out, re.MULTILINE)
+    assert len(rates) == 3 and all(float(rate) > 0 for _, rate in rates), out
+
+
 def test_pipeline_bench_reports_every_case() -> None:
     out = run_bench("bench_pipeline.py", "--frames", "3000")
     rates = re.findall(r"\]\s\((.*?)\): ([\d,]+) trades/s \(best of 3, 3,000 frames", out)
