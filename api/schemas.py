@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field
 
 from api.params import format_time
 from core.timeframes import NS_PER_MS
-from core.types import Bar, ClosedBar, Features, FeedStatus, Indicators, SymbolInfo, Trade
+from core.types import Bar, ClosedBar, CoverageEvent, Features, FeedStatus, Indicators, SymbolInfo, Trade
 
 
 def _finite(value: float | None) -> float | None:
@@ -86,6 +86,47 @@ class FeedOut(BaseModel):
             abandoned=status.abandoned,
             updated=format_time(status.updated_ns),
         )
+
+
+class CoverageOut(BaseModel):
+    """One fact about the completeness of a symbol's trades (see docs/api.md: coverage)."""
+
+    kind: Literal["gap", "repaired", "abandoned", "unverified"] = Field(
+        description="gap: trades found missing, repair under way; repaired: all recovered over REST; "
+        "abandoned: missing for good; unverified: completeness cannot be checked (no venue sequence, or "
+        "its REST history does not reach back)"
+    )
+    start: str = Field(description="exchange event time where the interval starts (the trade before it)")
+    start_ns: int
+    end: str = Field(description="exchange event time where it ends (the trade after it)")
+    end_ns: int
+    first_sequence: int | None = Field(description="first sequence number concerned, if the venue has one")
+    last_sequence: int | None
+    trades: int | None = Field(description="trades missing (gap, abandoned) or recovered (repaired)")
+    detail: str
+    recorded: str = Field(description="when the collector recorded it")
+
+    @classmethod
+    def of(cls, event: CoverageEvent) -> CoverageOut:
+        return cls(
+            kind=event.kind.value,
+            start=format_time(event.start_ns),
+            start_ns=event.start_ns,
+            end=format_time(event.end_ns),
+            end_ns=event.end_ns,
+            first_sequence=event.first_sequence,
+            last_sequence=event.last_sequence,
+            trades=event.trades,
+            detail=event.detail,
+            recorded=format_time(event.recorded_ns),
+        )
+
+
+class CoverageListOut(BaseModel):
+    exchange: str
+    symbol: str
+    count: int
+    events: list[CoverageOut] = Field(description="oldest first")
 
 
 class FeedsOut(BaseModel):

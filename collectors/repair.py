@@ -1,9 +1,13 @@
 """Gap repair for the collector session: REST backfill now, or pending and retried later (bounded).
 
 A gap found in the live stream is repaired before the newer trade is published. When the backfill
-fails (circuit open, HTTP error, rate limit) the ids stay missing in the `GapTracker` and
+fails (circuit open, HTTP error, rate limit) the sequence numbers stay missing in the `GapTracker` and
 `retry_pending` tries again from the session's background loop; after `max_attempts` failed passes, or
-when a symbol has too many open gaps, the ids are abandoned loudly (error log + `gap_abandoned`).
+when a symbol has too many open gaps, they are abandoned loudly (error log + `gap_abandoned`).
+
+Every outcome is also a `CoverageEvent` for the bus: REPAIRED when a gap's trades were all recovered
+(published after them), GAP when a gap stays open (published before the newer trade, so that the
+processor holds the symbol's bars), ABANDONED when it is given up.
 """
 
 from __future__ import annotations
@@ -19,8 +23,12 @@ from collectors.session_metrics import (
     BACKFILL_FAILED,
     SessionMetrics,
 )
+from core.clock import Clock, SystemClock
 from core.errors import PlatformError, RateLimitedError
-from core.types import Trade
+from core.types import CoverageEvent, CoverageKind, Trade
+
+Publish = Callable[[list[Trade]], Awaitable[None]]
+PublishEvents = Callable[[list[CoverageEvent]], Awaitable[None]]
 
 
 class GapRepair:
@@ -33,8 +41,13 @@ class GapRepair:
         metrics: SessionMetrics,
         *,
         exchange: str,
+        canonical: dict[str, str],
         max_attempts: int = 20,
+        clock: Clock | None = None,
     ) -> None:
+        self._exchange = exchange
+        self._canonical = canonical
+        self._clock = clock or SystemClock()
         self._tracker = tracker
         self._backfiller = backfiller
         self._metrics = metrics
@@ -43,35 +56,55 @@ class GapRepair:
         self._log = logger.bind(component="collector", exchange=exchange)
         self.rest_blocked_for = 0.0
 
-    async def repair(self, gap: Gap) -> list[Trade]:
-        """Count a gap just found and return its trades recovered now (possibly none)."""
+    async def repair(self, gap: Gap) -> tuple[list[Trade], CoverageEvent]:
+        """Count a gap just found; its trades recovered now (possibly none) and the event saying so:
+        REPAIRED when they are all there, else GAP (the rest stays pending)."""
         self._metrics.gap(gap.raw_symbol, gap.size)
         self._log.warning(
             "gap in {}: sequence {}..{} ({} missing)", gap.raw_symbol, gap.first, gap.last, gap.size
         )
-        recovered = await self._fetch(gap)
-        if recovered is None:
-            return []
-        self._log.info("backfilled {}/{} trades of {}", len(recovered), gap.size, gap.raw_symbol)
-        return recovered
+        recovered = await self._fetch(gap) or []
+        if recovered:
+            self._log.info("backfilled {}/{} trades of {}", len(recovered), gap.size, gap.raw_symbol)
+        if len(recovered) == gap.size:
+            return recovered, self.event(gap, CoverageKind.REPAIRED, len(recovered), "repaired at once")
+        return recovered, self.event(gap, CoverageKind.GAP, gap.size - len(recovered), "repair pending")
 
-    async def retry_pending(self, publish: Callable[[list[Trade]], Awaitable[None]]) -> bool:
+    async def retry_pending(self, publish: Publish, publish_events: PublishEvents) -> bool:
         """One pass over the pending gaps; False when a backfill failed (back off before the next)."""
         for gap in self._tracker.drain_evicted():
-            self._abandon(gap, "too many open gaps")
+            await publish_events([self._abandon(gap, "too many open gaps")])
         for gap in self._tracker.missing():
             recovered = await self._fetch(gap)
             if recovered is None:
-                self._count_attempt(gap)
+                if self._count_attempt(gap):
+                    await publish_events([self._abandon(gap, f"{self._max_attempts} failed attempts")])
                 return False
             if recovered:
                 self._log.info("late backfill: {} trades of {}", len(recovered), gap.raw_symbol)
                 await publish(recovered)
-            if any(
+            if not any(
                 g.first <= gap.last and g.last >= gap.first for g in self._tracker.missing(gap.raw_symbol)
             ):
-                self._count_attempt(gap)  # the exchange did not have them all (yet)
+                await publish_events([self.event(gap, CoverageKind.REPAIRED, gap.size, "repaired later")])
+            elif self._count_attempt(gap):  # the exchange did not have them all (yet)
+                await publish_events([self._abandon(gap, f"{self._max_attempts} attempts")])
         return True
+
+    def event(self, gap: Gap, kind: CoverageKind, trades: int, detail: str) -> CoverageEvent:
+        return CoverageEvent(
+            exchange=self._exchange,
+            symbol=self._canonical.get(gap.raw_symbol, gap.raw_symbol),
+            raw_symbol=gap.raw_symbol,
+            kind=kind,
+            start_ns=gap.after_ns,
+            end_ns=gap.before_ns,
+            recorded_ns=self._clock.now_ns(),
+            first_sequence=gap.first,
+            last_sequence=gap.last,
+            trades=trades,
+            detail=detail,
+        )
 
     async def _fetch(self, gap: Gap) -> list[Trade] | None:
         """Trades of `gap` that are still missing; None when the backfill failed."""
@@ -90,16 +123,17 @@ class GapRepair:
         fill = self._tracker.fill
         return [t for t in fetched if t.sequence is not None and fill(t.raw_symbol, t.sequence, t.ts_event)]
 
-    def _count_attempt(self, gap: Gap) -> None:
+    def _count_attempt(self, gap: Gap) -> bool:
+        """Count a failed pass on `gap`; True when that was its last allowed attempt."""
         key = (gap.raw_symbol, gap.last)
         self._attempts[key] = attempts = self._attempts.get(key, 0) + 1
-        if attempts >= self._max_attempts:
-            self._abandon(gap, f"{attempts} failed attempts")
+        return attempts >= self._max_attempts
 
-    def _abandon(self, gap: Gap, why: str) -> None:
+    def _abandon(self, gap: Gap, why: str) -> CoverageEvent:
         dropped = self._tracker.abandon(gap)
         self._attempts.pop((gap.raw_symbol, gap.last), None)
         self._metrics.abandoned(gap.raw_symbol, dropped)
         self._log.error(
             "giving up on {} trades {}..{} of {} ({})", dropped, gap.first, gap.last, gap.raw_symbol, why
         )
+        return self.event(gap, CoverageKind.ABANDONED, dropped, why)

@@ -43,7 +43,7 @@ from collectors.transport import WebsocketsConnector, WsConnection, WsConnector
 from core.clock import Clock, SystemClock, receive_time_ns
 from core.errors import ConfigError, ParseError, PlatformError
 from core.ports import FeedBoard
-from core.types import Trade
+from core.types import CoverageEvent, CoverageKind, Trade
 from monitoring.metrics import METRICS, PlatformMetrics
 
 T = TypeVar("T")
@@ -53,9 +53,12 @@ MAX_FRAMES_PER_READ = 1000  # frames parsed, gap-checked and published as one ba
 
 
 class TradeSink(Protocol):
-    """Where trades go (core.ports.TradeBus satisfies it). May raise when down; it is retried."""
+    """Where trades and coverage events go (core.ports.TradeBus satisfies it). May raise when down; it
+    is retried."""
 
     async def publish(self, trades: Sequence[Trade]) -> None: ...
+
+    async def publish_events(self, events: Sequence[CoverageEvent]) -> None: ...
 
 
 class _Connection:
@@ -147,7 +150,13 @@ class CollectorSession:
         self._metrics = SessionMetrics(metrics, adapter.name, canonical, len(self._connections))
         self._log = logger.bind(component="collector", exchange=adapter.name)
         self._repair = GapRepair(
-            self._tracker, backfiller, self._metrics, exchange=adapter.name, max_attempts=max_gap_attempts
+            self._tracker,
+            backfiller,
+            self._metrics,
+            exchange=adapter.name,
+            canonical=canonical,
+            max_attempts=max_gap_attempts,
+            clock=self._clock,
         )
 
     @property
@@ -369,6 +378,7 @@ class CollectorSession:
             return
         observe = self._tracker.observe
         out: list[Trade] = []
+        after: list[CoverageEvent] = []  # REPAIRED events go after the trades they recovered
         for trade in trades:
             verdict = observe(trade.raw_symbol, trade.sequence, trade.ts_event)  # type: ignore[arg-type]
             if verdict is NEW:
@@ -376,40 +386,58 @@ class CollectorSession:
             elif verdict is DUPLICATE:
                 self._metrics.duplicate(trade.raw_symbol)
             else:
-                out.extend(await self._repair.repair(verdict))  # type: ignore[arg-type]
+                recovered, event = await self._repair.repair(verdict)  # type: ignore[arg-type]
+                out.extend(recovered)
+                if event.kind is CoverageKind.GAP:  # before the newer trade: its bars must wait for the rest
+                    if out:
+                        await self._publish(out)
+                    await self._publish_events([event])
+                    out = []
+                else:
+                    after.append(event)
                 out.append(trade)
         if out:
             await self._publish(out)
+        if after:
+            await self._publish_events(after)
 
     async def _publish(self, trades: list[Trade]) -> None:
         """Publish until the sink takes the batch: never drop silently; reading waits meanwhile."""
+        if await self._deliver(len(trades), "trades", lambda: self._sink.publish(trades)):
+            self._metrics.published(trades)
+
+    async def _publish_events(self, events: list[CoverageEvent]) -> None:
+        await self._deliver(len(events), "coverage events", lambda: self._sink.publish_events(events))
+
+    async def _deliver(self, count: int, what: str, send: Callable[[], Awaitable[None]]) -> bool:
+        """Run `send` until it succeeds (True), retrying with backoff; False only when stopping and the
+        sink still refuses after a few attempts (counted and logged as publish_abandoned)."""
         delay = 0.05
         failures = 0
         while True:
             try:
-                await self._sink.publish(trades)
+                await send()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # any sink failure is retried: dropping trades is not an option
                 failures += 1
                 self._metrics.error(PUBLISH_FAILED)
-                self._log.warning("publish of {} trades failed ({}x): {}", len(trades), failures, exc)
+                self._log.warning("publish of {} {} failed ({}x): {}", count, what, failures, exc)
                 if self._stop.is_set() and failures >= _STOP_PUBLISH_ATTEMPTS:
                     self._metrics.error(PUBLISH_ABANDONED)
-                    self._log.error("stopping: {} trades could not be published", len(trades))
-                    return
+                    self._log.error("stopping: {} {} could not be published", count, what)
+                    return False
                 await (self._sleep(0.1) if self._stop.is_set() else self._pause(delay))
                 delay = min(delay * 2, self._publish_retry_max)
                 continue
-            self._metrics.published(trades)
-            return
+            return True
 
     async def _gap_retry_loop(self) -> None:
         initial, maximum = self._gap_retry
         delay = initial
         while not await self._wait_stop(delay):
             try:
-                ok = await self._repair.retry_pending(self._publish)
+                ok = await self._repair.retry_pending(self._publish, self._publish_events)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # supervised loop: keep retrying later

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 from typing import Protocol
 
-from core.types import Bar, ClosedBar, Delivery, FeedStatus, SymbolInfo, Trade
+from core.types import Bar, ClosedBar, CoverageEvent, Delivery, FeedStatus, SymbolInfo, Trade
 
 
 class TradeBus(Protocol):
@@ -17,6 +17,11 @@ class TradeBus(Protocol):
 
     async def publish(self, trades: Sequence[Trade]) -> None:
         """Append trades (any symbols). Waits (backpressure) rather than dropping when full."""
+        ...
+
+    async def publish_events(self, events: Sequence[CoverageEvent]) -> None:
+        """Append coverage events to their symbols' streams, after the trades published before them (a
+        reader sees each event in order with its symbol's trades). Events are few: never waits for room."""
         ...
 
     async def read(self, consumer: str, *, max_count: int = 100, block_ms: int = 1000) -> list[Delivery]:
@@ -41,6 +46,16 @@ class MarketStore(Protocol):
 
     async def insert_trades(self, trades: Sequence[Trade]) -> list[Trade]:
         """Store trades; return those that were not stored before (the store is the de-duplicator)."""
+        ...
+
+    async def insert_coverage(self, events: Sequence[CoverageEvent]) -> None:
+        """Store coverage events (idempotent: an event delivered twice is stored once)."""
+        ...
+
+    async def coverage(
+        self, exchange: str, symbol: str, *, start_ns: int | None = None, end_ns: int | None = None
+    ) -> list[CoverageEvent]:
+        """Events whose interval overlaps [start_ns, end_ns), oldest first."""
         ...
 
     async def upsert_bars(self, bars: Sequence[ClosedBar]) -> None:

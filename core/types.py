@@ -127,12 +127,46 @@ class SymbolInfo(msgspec.Struct, frozen=True):
     quote: str
 
 
+class CoverageKind(StrEnum):
+    """What a coverage event says about an interval of one symbol's trades."""
+
+    GAP = "gap"  # sequence numbers found missing; the collector is repairing them
+    REPAIRED = "repaired"  # a gap's missing trades were all fetched over REST
+    ABANDONED = "abandoned"  # missing trades given up on: the interval lacks them for good
+    UNVERIFIED = "unverified"  # completeness cannot be checked (no sequence, REST cannot reach back)
+
+
+class CoverageEvent(msgspec.Struct, frozen=True, gc=False):
+    """A fact about the completeness of one symbol's trades, from its collector, carried on the bus in
+    order with the trades and stored.
+
+    start_ns/end_ns: the interval by exchange event time (ns UTC) between the trades on either side (0 if
+    unknown). first/last_sequence: the sequence numbers concerned, where the venue has a sequence.
+    trades: how many trades the event concerns (missing for GAP and ABANDONED, recovered for REPAIRED;
+    None when unknown). recorded_ns: when the collector made the event. detail: a short reason.
+    """
+
+    exchange: str
+    symbol: str
+    raw_symbol: str
+    kind: CoverageKind
+    start_ns: int
+    end_ns: int
+    recorded_ns: int
+    first_sequence: int | None = None
+    last_sequence: int | None = None
+    trades: int | None = None
+    detail: str = ""
+
+
 class Delivery(msgspec.Struct):
-    """A batch of trades read from the bus. Acknowledge it (by `delivery_id`) only once stored."""
+    """A batch read from the bus: trades, or coverage events, of one symbol, in publishing order.
+    Acknowledge it (by `delivery_id`) only once stored."""
 
     stream: str
     delivery_id: str
     trades: list[Trade]
+    events: list[CoverageEvent] = msgspec.field(default_factory=list)
 
 
 class FeedState(StrEnum):

@@ -27,7 +27,8 @@ from core.clock import Clock, SystemClock
 from core.errors import BusError, CircuitOpenError, PlatformError, StorageError
 from core.ports import BarKey, MarketCache, MarketStore, TradeBus, bar_key
 from core.timeframes import NS_PER_SECOND, bucket_start, timeframe_ns
-from core.types import Bar, ClosedBar, Delivery, Features, SymbolInfo, Trade
+from core.types import Bar, ClosedBar, CoverageEvent, Delivery, Features, SymbolInfo, Trade
+from cryptostock.coverage import CoverageHolds
 from monitoring.metrics import METRICS, PlatformMetrics
 from processor.bars import BarAggregator
 from processor.features import FeatureCalculator
@@ -54,23 +55,31 @@ MAX_RETRY_DELAY_S = 2.0
 
 def batches(deliveries: Sequence[Delivery], max_trades: int) -> Iterator[Sequence[Delivery]]:
     """Consecutive groups of whole deliveries, each with at most `max_trades` trades (a larger delivery
-    alone): a read of hundreds of thousands of trades is stored and applied in pipelined steps."""
+    alone): a read of hundreds of thousands of trades is stored and applied in pipelined steps. A delivery
+    of coverage events is a group of its own, so that it is applied exactly between the trades around it."""
     start, count = 0, 0
     for end, delivery in enumerate(deliveries):
         size = len(delivery.trades)
-        if count and count + size > max_trades:
-            yield deliveries[start:end]
+        if delivery.events or (count and count + size > max_trades):
+            if start < end:
+                yield deliveries[start:end]
             start, count = end, 0
+        if delivery.events:
+            yield deliveries[end : end + 1]
+            start = end + 1
+            continue
         count += size
     if start < len(deliveries):
         yield deliveries[start:]
 
 
 class _Stored(NamedTuple):
-    """A read's deliveries and, of their trades, those the store did not have before."""
+    """A read's deliveries and, of their trades, those the store did not have before; or one delivery
+    of coverage events (stored)."""
 
     deliveries: Sequence[Delivery]
     new_trades: list[Trade]
+    events: Sequence[CoverageEvent] = ()
 
 
 class ProcessorService:
@@ -90,6 +99,7 @@ class ProcessorService:
         tick_interval: float = 0.5,
         drain_on_stop: bool = False,
         stop_timeout: float = 6.0,
+        max_hold: float = 300.0,
         metrics: PlatformMetrics = METRICS,
         clock: Clock | None = None,
     ) -> None:
@@ -109,6 +119,7 @@ class ProcessorService:
         self._engines: dict[BarKey, IndicatorEngine] = {}
         self._features: dict[BarKey, FeatureCalculator] = {}
         self._quality = QualityMonitor()
+        self._coverage = CoverageHolds(self._aggregator, metrics, max_hold_s=max_hold)
         self._warm: set[tuple[str, str]] = set()
         self._stopping = asyncio.Event()
         self._drain_on_stop = drain_on_stop
@@ -203,21 +214,27 @@ class ProcessorService:
 
     async def process(self, deliveries: Sequence[Delivery]) -> None:
         """Store, aggregate and acknowledge one read's worth of deliveries (both stages, in turn)."""
-        trades = [trade for delivery in deliveries for trade in delivery.trades]
-        await self._warm_up_symbols(self._unseen_symbols(trades))
-        await self._apply_stored(await self._store_trades(deliveries, trades))
+        for group in batches(deliveries, self._store_batch):
+            trades = [trade for delivery in group for trade in delivery.trades]
+            await self._warm_up_symbols(self._unseen_symbols(trades))
+            await self._apply_stored(await self._store_trades(group, trades))
 
     async def _store_trades(self, deliveries: Sequence[Delivery], trades: list[Trade]) -> _Stored:
+        events = [event for delivery in deliveries for event in delivery.events]
+        if events:
+            await self._retry("insert_coverage", self._store.insert_coverage, events)
         new_trades = await self._retry("insert_trades", self._store.insert_trades, trades)
         if len(new_trades) < len(trades):
             self._count_duplicates(trades, new_trades)
-        return _Stored(deliveries, new_trades)
+        return _Stored(deliveries, new_trades, events)
 
     async def _apply_stored(self, stored: _Stored) -> None:
         """Aggregate what was stored, store the bars it closed, acknowledge; then close bars on the clock
         if the bus is caught up."""
         if stored.deliveries:
             closed = self._apply(stored.new_trades)
+            if stored.events:
+                closed += self._finish(self._coverage.apply(stored.events, time.monotonic()))
             await self._retry("store_bars", self._persist, closed)
             await self._retry("ack", self._bus.ack, stored.deliveries)
         if self._caught_up(stored.deliveries):
@@ -245,7 +262,11 @@ class ProcessorService:
                 self._log.log(level, message, count, exchange=exchange, symbol=symbol)
 
     async def close_due(self) -> None:
-        """Close bars whose end plus grace has passed on the clock (a quiet market)."""
+        """Close bars whose end plus grace has passed on the clock (a quiet market), after lifting holds
+        that lasted too long."""
+        expired = self._finish(self._coverage.expire(time.monotonic()))
+        if expired:
+            await self._retry("store_bars", self._persist, expired)
         bars = self._aggregator.close_due(self._clock.now_ns())
         if bars:
             await self._retry("store_bars", self._persist, self._finish(bars))

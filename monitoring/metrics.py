@@ -74,6 +74,24 @@ class PlatformMetrics:
             ["exchange", "symbol", "state"],
             registry=r,
         )
+        self.coverage_events = Counter(
+            "coverage_events",
+            "Coverage events stored: gaps found, repaired, abandoned; unverifiable intervals",
+            ["exchange", "kind"],
+            registry=r,
+        )
+        self.unverified_seconds = Counter(
+            "unverified_seconds",
+            "Event-time seconds whose trades cannot be proven complete (no sequence, REST out of reach)",
+            ["exchange"],
+            registry=r,
+        )
+        self.coverage_holds_expired = Counter(
+            "coverage_holds_expired",
+            "Bar holds for a gap under repair lifted because the repair took too long",
+            ["exchange"],
+            registry=r,
+        )
         self.trade_latency = Histogram(
             "trade_latency_seconds",
             "Exchange event time to local receipt",

@@ -244,6 +244,7 @@ class _SymbolState:
         "closed_until",
         "cursors",
         "exchange",
+        "hold",
         "lag",
         "next_due",
         "open",
@@ -257,6 +258,9 @@ class _SymbolState:
         self.watermark = -1
         self.clock = -1  # the latest close_due() time this symbol has seen: buckets due by then are closed
         self.lag = 0  # ts_recv - ts_event of the trade that set the watermark: wall clock -> event clock
+        self.hold = (
+            _INF_NS  # no bar closes past this event time (a gap being repaired; see BarAggregator.hold)
+        )
         self.next_due = _INF_NS
         self.open: list[dict[int, BarBuilder]] = [{} for _ in range(levels)]
         self.closed_until = [-1] * levels
@@ -355,8 +359,9 @@ class BarAggregator:
                 late += tuple(found)
             else:
                 _apply(builder, trade, px, qty)
-        if state.watermark >= state.next_due:
-            closed.extend(self._close_through(state, state.watermark))
+        horizon = min(state.watermark, state.hold)
+        if horizon >= state.next_due:
+            closed.extend(self._close_through(state, horizon))
         return late
 
     def _open_leaf(self, state: _SymbolState, cursor: _Cursor, ts: int) -> BarBuilder | None:
@@ -376,7 +381,7 @@ class BarAggregator:
             return builder
         end = start + self._lengths[level]
         due = end + self.grace_ns
-        if due <= state.watermark or due <= state.clock or end <= state.closed_until[level]:
+        if due <= min(state.watermark, state.hold) or due <= state.clock or end <= state.closed_until[level]:
             return None
         builder = BarBuilder(state.exchange, state.symbol, self.timeframes[level], start, end)
         builders[start] = builder
@@ -445,12 +450,18 @@ class BarAggregator:
         """
         out: list[Bar] = []
         for state in self._states.values():
-            event_now = now_ns - max(state.lag, 0)
+            event_now = min(now_ns - max(state.lag, 0), state.hold)
             if event_now > state.clock:
                 state.clock = event_now
             if state.next_due <= event_now:
-                out.extend(self._close_through(state, max(event_now, state.watermark)))
+                out.extend(self._close_through(state, max(event_now, min(state.watermark, state.hold))))
         return out
+
+    def hold(self, exchange: str, symbol: str, until_ns: int | None) -> None:
+        """Close no bar of the symbol past event time `until_ns` (None: no hold): trades missing from a gap
+        after `until_ns` are on their way, and the bars they belong to must wait for them. Trades keep
+        being applied meanwhile; once the hold is lifted (or moved later) the due bars close."""
+        self._state(exchange, symbol).hold = _INF_NS if until_ns is None else until_ns
 
     def open_bars(self) -> list[Bar]:
         """Snapshot of every open bar (coarser bars include their finer parts that are still open)."""

@@ -1,7 +1,8 @@
 """Wire encoding of bus entries and cached bars: msgpack through msgspec, typed on decode.
 
-A bus entry is a list[Trade] (Trade is an array-like Struct, so a trade is a compact msgpack array);
-a cached or published bar is one ClosedBar. Undecodable bytes raise core.errors.ParseError.
+A bus entry is a list[Trade] (Trade is an array-like Struct, so a trade is a compact msgpack array) or a
+list[CoverageEvent]; a cached or published bar is one ClosedBar, a feed status one FeedStatus.
+Undecodable bytes raise core.errors.ParseError.
 """
 
 from __future__ import annotations
@@ -11,12 +12,13 @@ from collections.abc import Sequence
 import msgspec
 
 from core.errors import ParseError
-from core.types import ClosedBar, FeedStatus, Trade
+from core.types import ClosedBar, CoverageEvent, FeedStatus, Trade
 
 _encoder = msgspec.msgpack.Encoder()
 _trades_decoder = msgspec.msgpack.Decoder(list[Trade])
 _bar_decoder = msgspec.msgpack.Decoder(ClosedBar)
 _feed_decoder = msgspec.msgpack.Decoder(FeedStatus)
+_events_decoder = msgspec.msgpack.Decoder(list[CoverageEvent])
 
 
 def encode_trades(trades: Sequence[Trade]) -> bytes:
@@ -28,6 +30,17 @@ def decode_trades(data: bytes) -> list[Trade]:
         return _trades_decoder.decode(data)
     except msgspec.DecodeError as exc:
         raise ParseError(f"bad trades entry: {exc}", error_type="bus_entry", raw=data[:200]) from exc
+
+
+def encode_events(events: Sequence[CoverageEvent]) -> bytes:
+    return _encoder.encode(events)
+
+
+def decode_events(data: bytes) -> list[CoverageEvent]:
+    try:
+        return _events_decoder.decode(data)
+    except msgspec.DecodeError as exc:
+        raise ParseError(f"bad coverage entry: {exc}", error_type="bus_entry", raw=data[:200]) from exc
 
 
 def encode_bar(closed: ClosedBar) -> bytes:

@@ -13,7 +13,7 @@ from collections import deque
 from collections.abc import Sequence
 
 from core.errors import BusError
-from core.types import Delivery, Trade
+from core.types import CoverageEvent, Delivery, Trade
 from monitoring.metrics import METRICS, PlatformMetrics
 from storage.backpressure import RoomGate, group_by_symbol
 
@@ -45,6 +45,16 @@ class InProcessBus:
         await self._gate.admit(
             trades, room=lambda: self.max_trades - self._held, take=self._enqueue, check_open=self._check_open
         )
+
+    async def publish_events(self, events: Sequence[CoverageEvent]) -> None:
+        """Queue each event as its own delivery, after what was published before it (never waits)."""
+        self._check_open()
+        for event in events:
+            stream = f"{STREAM_PREFIX}:{event.exchange}:{event.symbol}"
+            delivery = Delivery(stream=stream, delivery_id=str(next(self._ids)), trades=[], events=[event])
+            self._queue.append(delivery)
+        if events:
+            self._has_data.set()
 
     def _enqueue(self, trades: Sequence[Trade]) -> None:
         for (exchange, symbol), group in group_by_symbol(trades).items():

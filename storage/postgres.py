@@ -24,7 +24,7 @@ import asyncpg
 from loguru import logger
 
 from core.errors import CircuitOpenError, StorageError
-from core.types import ClosedBar, SymbolInfo, Trade
+from core.types import ClosedBar, CoverageEvent, SymbolInfo, Trade
 from monitoring.circuit_breaker import CircuitBreaker
 from monitoring.metrics import METRICS, PlatformMetrics
 from storage.dsn import redact_dsn
@@ -32,6 +32,7 @@ from storage.guard import DB_RESET_TIMEOUT_S, OperationGuard
 from storage.rows import (
     BAR_COLUMNS,
     BAR_KEY_COLUMNS,
+    COVERAGE_COLUMNS,
     PRICE_BAR_FIELDS,
     SOURCE_KEY,
     SYMBOL_COLUMNS,
@@ -39,8 +40,11 @@ from storage.rows import (
     TradeKey,
     bar_range_params,
     bar_row,
+    coverage_range_params,
+    coverage_row,
     new_in_order,
     row_bar,
+    row_coverage,
     row_trade,
     symbol_row,
     trade_row,
@@ -96,6 +100,11 @@ SQL_SYMBOLS = f"SELECT {', '.join(SYMBOL_COLUMNS)} FROM symbols ORDER BY exchang
 SQL_UPSERT_SYMBOLS = f"""INSERT INTO symbols ({", ".join(SYMBOL_COLUMNS)}) VALUES ($1, $2, $3, $4, $5)
     ON CONFLICT (exchange, symbol) DO UPDATE SET raw_symbol = excluded.raw_symbol,
     base = excluded.base, quote = excluded.quote"""
+_COVERAGE_COLS = ", ".join(COVERAGE_COLUMNS)
+SQL_INSERT_COVERAGE = f"""INSERT INTO coverage ({_COVERAGE_COLS})
+    VALUES ({", ".join(f"${i}" for i in range(1, len(COVERAGE_COLUMNS) + 1))}) ON CONFLICT DO NOTHING"""
+SQL_SELECT_COVERAGE = f"""SELECT {_COVERAGE_COLS} FROM coverage
+    WHERE exchange = $1 AND symbol = $2 AND end_ns >= $3 AND start_ns < $4 ORDER BY start_ns, recorded_ns"""
 SQL_MIGRATIONS_TABLE = """CREATE TABLE IF NOT EXISTS schema_migrations (
     version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"""
 SQL_HAS_TIMESCALE = "SELECT exists(SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb')"
@@ -286,6 +295,20 @@ class PostgresStore:
         new = new_in_order(trades, await self._run("insert_trades", insert), key=_stored_key)
         self._metrics.db_rows_written.labels("trades").inc(len(new))
         return new
+
+    async def insert_coverage(self, events: Sequence[CoverageEvent]) -> None:
+        if not events:
+            return
+        rows = [coverage_row(e) for e in events]
+        await self._run("insert_coverage", lambda c: c.executemany(SQL_INSERT_COVERAGE, rows))
+        self._metrics.db_rows_written.labels("coverage").inc(len(rows))
+
+    async def coverage(
+        self, exchange: str, symbol: str, *, start_ns: int | None = None, end_ns: int | None = None
+    ) -> list[CoverageEvent]:
+        args = coverage_range_params(exchange, symbol, start_ns, end_ns)
+        rows = await self._run("select_coverage", lambda c: c.fetch(SQL_SELECT_COVERAGE, *args))
+        return [row_coverage(r) for r in rows]
 
     async def upsert_bars(self, bars: Sequence[ClosedBar]) -> None:
         """Insert or replace bars (and their indicators) keyed on (exchange, symbol, timeframe, open_time)."""

@@ -31,13 +31,13 @@ from loguru import logger
 from redis.exceptions import ResponseError
 
 from core.errors import BusError, CircuitOpenError, ParseError
-from core.types import Delivery, Trade
+from core.types import CoverageEvent, Delivery, Trade
 from monitoring.circuit_breaker import CircuitBreaker
 from monitoring.metrics import METRICS, PlatformMetrics
-from storage.codec import decode_trades
+from storage.codec import decode_events, decode_trades
 from storage.dsn import redact_dsn
 from storage.redis_link import guarded, redis_breaker, redis_client
-from storage.redis_publisher import FIELD, StreamPublisher
+from storage.redis_publisher import EVENTS_FIELD, FIELD, StreamPublisher
 
 T = TypeVar("T")
 IDLE_POLL_S = 0.1  # how often a consumer that owns no stream yet looks for one
@@ -114,6 +114,10 @@ class RedisStreamBus:
     async def publish(self, trades: Sequence[Trade]) -> None:
         """Buffer trades for the flusher; waits (backpressure) while the buffer or a stream is full."""
         await self._publisher.publish(trades)
+
+    async def publish_events(self, events: Sequence[CoverageEvent]) -> None:
+        """Buffer coverage events, each after the trades of its stream published before it."""
+        await self._publisher.publish_events(events)
 
     async def flush(self) -> None:
         """Wait until every trade published so far is in Redis (retrying while Redis is down)."""
@@ -256,7 +260,7 @@ class RedisStreamBus:
             for entry_id, fields in entries:
                 delivery = Delivery(stream=stream, delivery_id=entry_id.decode(), trades=[])
                 try:
-                    delivery.trades = decode_trades((fields or {})[FIELD])
+                    _decode_entry(delivery, fields or {})
                 except (KeyError, ParseError) as exc:
                     self._log.error("dropping undecodable entry {} {}: {!r}", stream, entry_id, exc)
                     poison.append(delivery)
@@ -279,6 +283,14 @@ class RedisStreamBus:
         """Flush what publish() accepted (for up to 10 s), stop the flusher, close the connections."""
         await self._publisher.close()
         await self._redis.aclose()
+
+
+def _decode_entry(delivery: Delivery, fields: dict[bytes, bytes]) -> None:
+    """Fill a delivery from its entry's one field: trades or coverage events (KeyError: neither)."""
+    if FIELD in fields:
+        delivery.trades = decode_trades(fields[FIELD])
+    else:
+        delivery.events = decode_events(fields[EVENTS_FIELD])
 
 
 def _stream_entries(reply: Any) -> list[tuple[str, list[Entry]]]:

@@ -5,21 +5,23 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
 import redis.asyncio as aioredis
 from loguru import logger
 
 from core.errors import BusError, CircuitOpenError
-from core.types import Trade
+from core.types import CoverageEvent, Trade
 from monitoring.metrics import PlatformMetrics
 from storage.backpressure import RoomGate, group_by_symbol
-from storage.codec import encode_trades
+from storage.codec import encode_events, encode_trades
 
 T = TypeVar("T")
 Call = Callable[[str, Callable[[], Awaitable[Any]]], Awaitable[Any]]
-FIELD = b"t"
+FIELD = b"t"  # an entry of trades
+EVENTS_FIELD = b"e"  # an entry of coverage events
+Positioned = list[tuple[int, CoverageEvent]]  # events of a stream, each after that many buffered trades
 MAX_BACKOFF_S = 2.0
 CLOSE_DRAIN_S = 10.0
 
@@ -53,6 +55,7 @@ class StreamPublisher:
         self.flush_interval = flush_interval
         self.batch_size = batch_size
         self._buffers: dict[str, list[Trade]] = {}
+        self._events: dict[str, Positioned] = {}
         self._keys: dict[tuple[str, str], str] = {}
         self._registry = registry
         self._registered: set[str] = set()  # stream keys this publisher has added to the registry set
@@ -76,6 +79,19 @@ class StreamPublisher:
             check_open=self._check_open,
         )
 
+    async def publish_events(self, events: Sequence[CoverageEvent]) -> None:
+        """Buffer events in order with their streams' trades (an event follows every trade buffered before
+        it); never waits for room: events are few."""
+        self._check_open()
+        self._start()
+        for event in events:
+            key = self.stream_key(event.exchange, event.symbol)
+            position = len(self._buffers.get(key, ()))
+            self._events.setdefault(key, []).append((position, event))
+        if events:
+            self._drained.clear()
+            self._wake.set()
+
     def _check_open(self) -> None:
         if self._closing:
             raise BusError("the Redis bus is closed")
@@ -95,7 +111,7 @@ class StreamPublisher:
         self._wake.set()
 
     async def flush(self) -> None:
-        if self.buffered:
+        if self.buffered or self._events:
             self._start()
             await self._drained.wait()
 
@@ -107,7 +123,7 @@ class StreamPublisher:
         """The flusher: supervised loop, stops once closing and empty."""
         backoff = 0.05
         while True:
-            if not self.buffered:
+            if not self.buffered and not self._events:
                 self._drained.set()
                 if self._closing:
                     return
@@ -132,16 +148,15 @@ class StreamPublisher:
 
     async def _flush_once(self) -> None:
         batch, self._buffers = self._buffers, {}
+        events, self._events = self._events, {}
         count = sum(len(v) for v in batch.values())
         # The depth gauge moves per flush attempt (every few ms, and on each retry during an outage),
         # not per publish: publish() runs once per websocket frame.
         self._depth.set(self.buffered)
         try:
-            lengths = await self._call("xadd", lambda: self._xadd(batch))
+            lengths = await self._call("xadd", lambda: self._xadd(batch, events))
         except BaseException:
-            for key, trades in batch.items():  # keep order: the failed batch goes back in front
-                newer = self._buffers.get(key)
-                self._buffers[key] = trades + newer if newer else trades
+            self._restore(batch, events)
             raise
         self.buffered -= count
         self._published.inc(count)
@@ -149,26 +164,53 @@ class StreamPublisher:
         self._gate.freed()
         await self._wait_backlog(lengths)
 
-    async def _xadd(self, batch: dict[str, list[Trade]]) -> dict[str, int]:
-        """XADD the batch and XLEN each stream; a stream new to this publisher is also added to the
-        registry set, where consumers see it at their next read."""
-        unregistered = [key for key in batch if key not in self._registered]
+    def _restore(self, batch: dict[str, list[Trade]], events: dict[str, Positioned]) -> None:
+        """A failed flush goes back in front of what was published meanwhile, order kept."""
+        for key, trades in batch.items():
+            newer = self._buffers.get(key)
+            self._buffers[key] = trades + newer if newer else trades
+        for key in events.keys() | batch.keys():
+            shift = len(batch.get(key, ()))
+            newer_events = [(position + shift, e) for position, e in self._events.get(key, ())]
+            merged = events.get(key, []) + newer_events
+            if merged:
+                self._events[key] = merged
+
+    async def _xadd(self, batch: dict[str, list[Trade]], events: dict[str, Positioned]) -> dict[str, int]:
+        """XADD the batch (trades in entries of up to batch_size, each event where it was published) and
+        XLEN each stream; a stream new to this publisher is also added to the registry set, where
+        consumers see it at their next read."""
+        plan = {
+            key: list(self._entries(batch.get(key, []), events.get(key, [])))
+            for key in batch.keys() | events.keys()
+        }
+        unregistered = [key for key in plan if key not in self._registered]
         async with self._redis.pipeline(transaction=False) as pipe:
-            for key, trades in batch.items():
-                for i in range(0, len(trades), self.batch_size):
-                    pipe.xadd(key, {FIELD: encode_trades(trades[i : i + self.batch_size])})
+            for key, entries in plan.items():
+                for field, payload in entries:
+                    pipe.xadd(key, {field: payload})
                 pipe.xlen(key)
             if unregistered:
                 pipe.sadd(self._registry, *unregistered)
             results = await pipe.execute()
         self._registered.update(unregistered)
         lengths: dict[str, int] = {}
-        position = 0
-        for key, trades in batch.items():
-            position += -(-len(trades) // self.batch_size)
+        position = -1
+        for key, entries in plan.items():
+            position += len(entries) + 1
             lengths[key] = int(results[position])
-            position += 1
         return lengths
+
+    def _entries(self, trades: list[Trade], events: Positioned) -> Iterator[tuple[bytes, bytes]]:
+        """(field, payload) of each entry of one stream, in publishing order."""
+        start = 0
+        for position, event in [*events, (len(trades), None)]:
+            for i in range(start, position, self.batch_size):
+                chunk = trades[i : min(i + self.batch_size, position)]
+                yield FIELD, encode_trades(chunk)
+            start = position
+            if event is not None:
+                yield EVENTS_FIELD, encode_events([event])
 
     async def _wait_backlog(self, lengths: dict[str, int]) -> None:
         """Hold further flushes while a stream's unacknowledged backlog is over the limit."""

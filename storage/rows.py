@@ -12,7 +12,17 @@ from typing import Any
 
 from msgspec.structs import astuple
 
-from core.types import Bar, ClosedBar, Features, Indicators, Side, SymbolInfo, Trade
+from core.types import (
+    Bar,
+    ClosedBar,
+    CoverageEvent,
+    CoverageKind,
+    Features,
+    Indicators,
+    Side,
+    SymbolInfo,
+    Trade,
+)
 
 TRADE_COLUMNS: tuple[str, ...] = Trade.__struct_fields__
 BAR_FIELDS: tuple[str, ...] = Bar.__struct_fields__
@@ -21,6 +31,7 @@ FEATURE_FIELDS: tuple[str, ...] = Features.__struct_fields__
 BAR_COLUMNS: tuple[str, ...] = BAR_FIELDS + INDICATOR_FIELDS + FEATURE_FIELDS
 BAR_KEY_COLUMNS: tuple[str, ...] = ("exchange", "symbol", "timeframe", "open_time")
 SYMBOL_COLUMNS: tuple[str, ...] = SymbolInfo.__struct_fields__
+COVERAGE_COLUMNS: tuple[str, ...] = CoverageEvent.__struct_fields__
 PRICE_BAR_FIELDS = frozenset({"open", "high", "low", "close"})
 
 TradeKey = tuple[str, str, str, int]
@@ -46,6 +57,18 @@ def bar_range_params(
         INT64_MIN if start_ns is None else start_ns,
         INT64_MAX if end_ns is None else end_ns,
         max(limit, 0),
+    )
+
+
+def coverage_range_params(
+    exchange: str, symbol: str, start_ns: int | None, end_ns: int | None
+) -> tuple[str, str, int, int]:
+    """Query parameters for coverage events overlapping [start_ns, end_ns) (open-ended when None)."""
+    return (
+        exchange,
+        symbol,
+        INT64_MIN if start_ns is None else start_ns,
+        INT64_MAX if end_ns is None else end_ns,
     )
 
 
@@ -120,3 +143,16 @@ def new_in_order(
             pending.discard(k)
             out.append(t)
     return out
+
+
+def coverage_row(e: CoverageEvent) -> tuple[Any, ...]:
+    values = astuple(e)
+    return (*values[:3], e.kind.value, *values[4:])
+
+
+def row_coverage(row: Sequence[Any]) -> CoverageEvent:
+    return CoverageEvent(
+        row[0], row[1], row[2], CoverageKind(row[3]), int(row[4]), int(row[5]), int(row[6]),
+        None if row[7] is None else int(row[7]), None if row[8] is None else int(row[8]),
+        None if row[9] is None else int(row[9]), row[10],
+    )  # fmt: skip

@@ -20,21 +20,25 @@ from typing import Any, TypeVar
 from loguru import logger
 
 from core.errors import CircuitOpenError, StorageError
-from core.types import ClosedBar, SymbolInfo, Trade
+from core.types import ClosedBar, CoverageEvent, SymbolInfo, Trade
 from monitoring.circuit_breaker import CircuitBreaker
 from monitoring.metrics import METRICS, PlatformMetrics
 from storage.guard import DB_RESET_TIMEOUT_S, OperationGuard
 from storage.rows import (
     BAR_COLUMNS,
     BAR_KEY_COLUMNS,
+    COVERAGE_COLUMNS,
     SOURCE_KEY,
     SYMBOL_COLUMNS,
     TRADE_COLUMNS,
     TradeKey,
     bar_range_params,
     bar_row,
+    coverage_range_params,
+    coverage_row,
     new_in_order,
     row_bar,
+    row_coverage,
     row_trade,
     symbol_row,
     trade_row,
@@ -76,6 +80,11 @@ SQL_SYMBOLS = f"SELECT {', '.join(SYMBOL_COLUMNS)} FROM symbols ORDER BY exchang
 SQL_UPSERT_SYMBOLS = f"""INSERT INTO symbols ({", ".join(SYMBOL_COLUMNS)}) VALUES (?, ?, ?, ?, ?)
     ON CONFLICT (exchange, symbol) DO UPDATE SET raw_symbol = excluded.raw_symbol,
     base = excluded.base, quote = excluded.quote"""
+_COVERAGE_COLS = ", ".join(COVERAGE_COLUMNS)
+SQL_INSERT_COVERAGE = f"""INSERT INTO coverage ({_COVERAGE_COLS})
+    VALUES ({", ".join("?" * len(COVERAGE_COLUMNS))}) ON CONFLICT DO NOTHING"""
+SQL_SELECT_COVERAGE = f"""SELECT {_COVERAGE_COLS} FROM coverage
+    WHERE exchange = ? AND symbol = ? AND end_ns >= ? AND start_ns < ? ORDER BY start_ns, recorded_ns"""
 SQL_MIGRATIONS_TABLE = """CREATE TABLE IF NOT EXISTS schema_migrations (
     version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)"""
 
@@ -264,6 +273,25 @@ class SQLiteStore:
         new = new_in_order(trades, await self._write("insert_trades", insert))
         self._metrics.db_rows_written.labels("trades").inc(len(new))
         return new
+
+    async def insert_coverage(self, events: Sequence[CoverageEvent]) -> None:
+        if not events:
+            return
+        rows = [coverage_row(e) for e in events]
+
+        def insert(conn: sqlite3.Connection) -> None:
+            with _transaction(conn):
+                conn.executemany(SQL_INSERT_COVERAGE, rows)
+
+        await self._write("insert_coverage", insert)
+        self._metrics.db_rows_written.labels("coverage").inc(len(rows))
+
+    async def coverage(
+        self, exchange: str, symbol: str, *, start_ns: int | None = None, end_ns: int | None = None
+    ) -> list[CoverageEvent]:
+        args = coverage_range_params(exchange, symbol, start_ns, end_ns)
+        rows = await self._read("select_coverage", lambda c: c.execute(SQL_SELECT_COVERAGE, args).fetchall())
+        return [row_coverage(r) for r in rows]
 
     async def upsert_bars(self, bars: Sequence[ClosedBar]) -> None:
         """Insert or replace bars (and their indicators) keyed on (exchange, symbol, timeframe, open_time)."""

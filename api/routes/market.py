@@ -22,6 +22,8 @@ from api.params import parse_exchange
 from api.schemas import (
     BarOut,
     BarsOut,
+    CoverageListOut,
+    CoverageOut,
     ErrorOut,
     FeedOut,
     FeedsOut,
@@ -75,6 +77,19 @@ async def list_feeds(
     now = time.time_ns()
     statuses = [s for s in await context.feeds.feeds() if wanted is None or s.exchange == wanted]
     return FeedsOut(feeds=[FeedOut.of(s, now, FEED_STALE_AFTER_NS) for s in statuses])
+
+
+@router.get("/coverage", summary="Gaps, repairs and unverifiable intervals of a symbol's trades")
+async def get_coverage(store: StoreDep, window: TimeRangeDep, instrument: InstrumentDep) -> CoverageListOut:
+    events = await store.coverage(
+        instrument.exchange, instrument.symbol, start_ns=window.start_ns, end_ns=window.end_ns
+    )
+    return CoverageListOut(
+        exchange=instrument.exchange,
+        symbol=instrument.symbol,
+        count=len(events),
+        events=[CoverageOut.of(e) for e in events],
+    )
 
 
 @router.get("/symbols", summary="Known instruments")

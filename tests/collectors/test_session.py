@@ -23,7 +23,7 @@ from collectors.session import CollectorSession
 from collectors.transport import TransportClosed, WebsocketsConnector, WsConnector
 from collectors.transport_picows import PicowsConnector
 from core.errors import BusError
-from core.types import FeedState, Trade
+from core.types import CoverageEvent, CoverageKind, FeedState, Trade
 from monitoring.metrics import PlatformMetrics
 from simulator.binance import BinanceSimulator
 from simulator.markets import SyntheticMarket
@@ -43,6 +43,8 @@ class RecordingSink:
 
     def __init__(self, fail: int = 0) -> None:
         self.trades: list[Trade] = []
+        self.events: list[CoverageEvent] = []
+        self.order: list[Trade | CoverageEvent] = []
         self.calls = 0
         self.fail = fail
 
@@ -52,6 +54,11 @@ class RecordingSink:
             self.fail -= 1
             raise BusError("bus is down")
         self.trades.extend(trades)
+        self.order.extend(trades)
+
+    async def publish_events(self, events: Sequence[CoverageEvent]) -> None:
+        self.events.extend(events)
+        self.order.extend(events)
 
     def ids(self, symbol: str) -> list[int]:
         return [t.sequence for t in self.trades if t.raw_symbol == symbol]  # type: ignore[misc]
@@ -216,6 +223,13 @@ async def test_skipped_ids_are_backfilled_before_the_newer_trade(
     assert sample(metrics, "trade_gaps_total", symbol="BTC-USDT") == 1
     assert sample(metrics, "trade_gap_missing_trades_total", symbol="BTC-USDT") == 7
     assert sample(metrics, "trades_backfilled_total", symbol="ETH-USDT") == 0
+    [event] = sink.events  # repaired at once: recorded after the trades it recovered
+    assert (event.kind, event.symbol, event.trades) == (CoverageKind.REPAIRED, "BTC-USDT", 7)
+    assert event.last_sequence - event.first_sequence + 1 == 7
+    position = sink.order.index(event)
+    assert {t.sequence for t in sink.order[:position] if isinstance(t, Trade) and t.backfilled} == set(
+        range(event.first_sequence, event.last_sequence + 1)
+    )
 
 
 async def test_failed_backfill_publishes_live_and_repairs_later(
@@ -457,5 +471,12 @@ async def test_feed_states_follow_the_stream_a_quiet_market_and_a_repair(
     await reaches("BTCUSDT", FeedState.STREAMING)  # repaired by the retry loop
     [btc] = [s for s in await board.feeds() if s.raw_symbol == "BTCUSDT"]
     assert (btc.missing, btc.repaired) == (0, 5)
+    gap, repaired = sink.events  # the gap went on the bus before the trade that revealed it
+    assert (gap.kind, gap.trades, repaired.kind, repaired.trades) == (
+        CoverageKind.GAP, 5, CoverageKind.REPAIRED, 5,
+    )  # fmt: skip
+    revealing = sink.order[sink.order.index(gap) + 1]
+    assert isinstance(revealing, Trade) and revealing.sequence == gap.last_sequence + 1
+    assert gap.start_ns <= revealing.ts_event == gap.end_ns
     await run.stop()
     assert_complete(sink, sim, "BTCUSDT")

@@ -265,3 +265,21 @@ def test_replayed_old_trades_are_closed_by_their_own_event_clock_not_the_wall_cl
     assert agg.close_due(wall + 55 * S) == []
     [bar] = agg.close_due(wall + 50 * S + 61 * S)  # quiet for longer than the bar's end + grace
     assert (bar.open_time, bar.trade_count) == (T0, 2)
+
+
+def test_a_hold_keeps_bars_open_past_it_until_lifted_and_missing_trades_still_land() -> None:
+    agg = BarAggregator(["1m", "5m"], GRACE)
+    agg.add(trade(1, 10, "100", "1"))
+    agg.hold("binance", "BTC-USDT", T0 + 20 * S)  # trades after 20 s are missing, being repaired
+    closed = agg.add_many([trade(5, 70, "101", "1"), trade(6, 190, "102", "1")]).closed
+    assert closed == []  # the 0-60 s bar would close at 62 s, but it must wait for the missing trades
+    assert agg.close_due(T0 + 3600 * S) == []  # nor does the clock close it
+    repaired = agg.add_many([trade(2, 30, "99", "1"), trade(3, 50, "98", "2"), trade(4, 65, "103", "1")])
+    assert repaired.late == [] and repaired.closed == []
+    agg.hold("binance", "BTC-USDT", None)
+    closed = agg.close_due(T0 + 190 * S)
+    first = next(b for b in closed if b.timeframe == "1m" and b.open_time == T0)
+    assert (first.trade_count, first.low, first.close, first.last_trade_id) == (3, "98", "98", "3")
+    # a trade for a bucket that closed before the hold began is late as ever
+    agg.hold("binance", "BTC-USDT", T0 + 185 * S)
+    assert agg.add(trade(7, 20, "97", "1")).late_timeframes == ("1m",)

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import msgspec
 
+from core.clock import ManualClock
 from core.timeframes import NS_PER_SECOND, bucket_start, timeframe_ns
-from core.types import Delivery, SymbolInfo, Trade
+from core.types import Bar, CoverageEvent, CoverageKind, Delivery, SymbolInfo, Trade
 from cryptostock.processing import ProcessorService, batches
 from monitoring.metrics import PlatformMetrics
 from processor.bars import BarAggregator
@@ -161,4 +162,58 @@ async def test_a_trade_from_a_clock_far_ahead_is_stored_and_counted_but_closes_n
     assert sample("trades_processed_total", {"exchange": "binance"}) == 4
     await service.process([delivery(2, [make_trade(5)])])
     assert await store.bars("binance", "BTC-USDT", "1m") == []
+    await store.close()
+
+
+async def test_a_gap_holds_its_bars_until_the_repaired_trades_are_in(
+    tmp_path: Path, metrics: PlatformMetrics
+) -> None:
+    """The collector publishes GAP before the trade that revealed it and REPAIRED after the missing
+    trades: the 1m bar they belong to must not close in between, and an unanswered repair holds bars for
+    max_hold seconds only."""
+    store = SQLiteStore(tmp_path / "db.sqlite", metrics=metrics)
+    await store.migrate()
+    clock = ManualClock()
+    service = ProcessorService(
+        InProcessBus(metrics=metrics), store, MemoryCache(metrics=metrics), timeframes=("1m",),
+        grace_ns=0, metrics=metrics, max_hold=0.5, clock=clock,
+    )  # fmt: skip
+    t0 = 1_700_000_040 * NS_PER_SECOND  # a whole minute
+
+    def at(seq: int, offset_s: float) -> Trade:
+        ts = t0 + int(offset_s * NS_PER_SECOND)
+        clock.set(max(clock.now_ns(), ts))  # received as it happened: live
+        return msgspec.structs.replace(make_trade(seq), ts_event=ts, ts_recv=ts)
+
+    def event(kind: CoverageKind, n: int, after_s: float) -> Delivery:
+        coverage = CoverageEvent("binance", "BTC-USDT", "BTCUSDT", kind, t0 + int(after_s * NS_PER_SECOND),
+                                 0, 0, n, n + 1, 2)  # fmt: skip
+        return Delivery("trades:binance:BTC-USDT", f"e{n}", [], [coverage])
+
+    async def bars() -> list[Bar]:
+        return [c.bar for c in await store.bars("binance", "BTC-USDT", "1m")]
+
+    await service.process([delivery(1, [at(1, 10), at(2, 20)]), event(CoverageKind.GAP, 3, 20)])
+    await service.process([delivery(3, [at(5, 70), at(6, 130)])])  # the first bar is due, but held
+    assert await bars() == []
+    await service.process([delivery(4, [at(3, 30), at(4, 50)]), event(CoverageKind.REPAIRED, 3, 20)])
+    [first, second] = await bars()  # [120, 180) is still open: the clock is at 130 s
+    assert (first.trade_count, first.low, first.last_trade_id, second.trade_count) == (
+        4,
+        "0.00150000",
+        "4",
+        1,
+    )
+    sample = metrics.registry.get_sample_value
+    assert sample("coverage_events_total", {"exchange": "binance", "kind": "gap"}) == 1
+    assert sample("late_trades_total", {"exchange": "binance", "symbol": "BTC-USDT"}) is None
+    kinds = [e.kind for e in await store.coverage("binance", "BTC-USDT")]
+    assert kinds == [CoverageKind.GAP, CoverageKind.REPAIRED]
+    # a repair that never reports back holds the bars for max_hold seconds only
+    await service.process([event(CoverageKind.GAP, 20, 140), delivery(8, [at(22, 190), at(23, 250)])])
+    assert len(await bars()) == 2
+    await asyncio.sleep(0.6)
+    await service.close_due()
+    assert [b.trade_count for b in await bars()] == [4, 1, 1, 1]  # [240, 300) stays open at 250 s
+    assert sample("coverage_holds_expired_total", {"exchange": "binance"}) == 1
     await store.close()

@@ -12,7 +12,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from core.errors import BusError, CircuitOpenError
-from core.types import Delivery, Trade
+from core.types import CoverageEvent, CoverageKind, Delivery, Trade
 from monitoring.metrics import PlatformMetrics
 from storage.codec import encode_trades
 from storage.memory_bus import InProcessBus
@@ -267,3 +267,35 @@ async def test_redis_outage_keeps_buffer_and_recovers(
     finally:
         await bus.close()
         await proxy.stop()
+
+
+def coverage(symbol: str, kind: CoverageKind, first: int, last: int) -> CoverageEvent:
+    return CoverageEvent(
+        "binance", symbol, symbol.replace("-", ""), kind, 1, 2, 3, first, last, last - first + 1
+    )
+
+
+def flat(delivery: Delivery) -> list[object]:
+    events = [(e.kind.value, e.first_sequence) for e in delivery.events]
+    return [*events, *(t.sequence for t in delivery.trades)]
+
+
+async def test_coverage_events_keep_their_place_among_each_symbols_trades(bus: Bus) -> None:
+    btc, eth = "BTC-USDT", "ETH-USDT"
+    gap = coverage(btc, CoverageKind.GAP, 4, 5)
+    repaired = coverage(btc, CoverageKind.REPAIRED, 4, 5)
+    await bus.publish(trades_for([btc, eth], 3))  # 1..3 of each
+    await bus.publish_events([gap])
+    await bus.publish(trades_for([btc, eth], 1, start=6))
+    await bus.publish(trades_for([btc], 2, start=4))
+    await bus.publish_events([repaired])
+    got: list[Delivery] = []
+    async with asyncio.timeout(10):
+        while sum(len(d.trades) + len(d.events) for d in got) < 12:
+            batch = await bus.read("p1", max_count=50, block_ms=100)
+            await bus.ack(batch)
+            got.extend(batch)
+    order = [item for d in got if d.stream.endswith(btc) for item in flat(d)]
+    assert order == [1, 2, 3, ("gap", 4), 6, 4, 5, ("repaired", 4)]
+    assert [t.sequence for d in got if d.stream.endswith(eth) for t in d.trades] == [1, 2, 3, 6]
+    assert all(not (d.events and d.trades) for d in got)  # an entry is trades or events, never both

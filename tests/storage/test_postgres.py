@@ -12,6 +12,7 @@ from core.errors import CircuitOpenError, StorageError
 from monitoring.circuit_breaker import CircuitBreaker, CircuitState
 from monitoring.metrics import PlatformMetrics
 from storage.postgres import PostgresStore
+from storage.schema import load_migrations
 from storage.sqlite import SQLiteStore
 from tests.conftest import PG_ADMIN_URL, free_port
 from tests.storage.conftest import make_trade
@@ -25,11 +26,9 @@ async def test_concurrent_migrations_apply_each_version_once(pg_url: str, metric
         conn = await asyncpg.connect(pg_url)
         rows = await conn.fetch("SELECT version, name FROM schema_migrations ORDER BY version")
         await conn.close()
-        assert [(r["version"], r["name"]) for r in rows] == [
-            (1, "initial"),
-            (2, "bar_features"),
-            (3, "venue_neutral_ids"),
-        ]
+        shipped = [(m.version, m.name) for m in load_migrations("postgres")]
+        assert [(r["version"], r["name"]) for r in rows] == shipped
+        assert shipped[:3] == [(1, "initial"), (2, "bar_features"), (3, "venue_neutral_ids")]
     finally:
         for s in stores:
             await s.close()
@@ -38,7 +37,7 @@ async def test_concurrent_migrations_apply_each_version_once(pg_url: str, metric
 async def test_concurrent_sqlite_migrations(tmp_path: Path, metrics: PlatformMetrics) -> None:
     stores = [SQLiteStore(tmp_path / "m.db", metrics=metrics) for _ in range(3)]
     await asyncio.gather(*(s.migrate() for s in stores))
-    assert await stores[0].applied_migrations() == [1, 2, 3]
+    assert await stores[0].applied_migrations() == [m.version for m in load_migrations("sqlite")]
     for s in stores:
         await s.close()
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from core.errors import ConfigError
-from core.types import Side, SymbolInfo
+from core.types import CoverageEvent, CoverageKind, Side, SymbolInfo
 from monitoring.metrics import PlatformMetrics
 from storage.postgres import PostgresStore
 from storage.sqlite import SQLiteStore
@@ -116,3 +116,20 @@ async def test_nanosecond_times_round_trip_at_store_precision(store: Store) -> N
     # PostgreSQL keeps microseconds (floored); SQLite keeps the integer ns.
     assert got.ts_event == (ts // 1000 * 1000 if isinstance(store, PostgresStore) else ts)
     assert await store.insert_trades([make_trade(1, ts=ts)]) == []
+
+
+async def test_coverage_events_are_stored_once_and_found_by_overlap(store: Store) -> None:
+    def event(kind: CoverageKind, start: int, end: int, recorded: int, **extra: object) -> CoverageEvent:
+        return CoverageEvent(
+            "okx", "BTC-USDT", "BTC-USDT", kind, T0 + start, T0 + end, T0 + recorded, **extra
+        )
+
+    gap = event(CoverageKind.GAP, 100, 200, 300, first_sequence=7849, last_sequence=7850, trades=2)
+    repaired = event(CoverageKind.REPAIRED, 100, 200, 400, first_sequence=7849, last_sequence=7850, trades=2)
+    unverified = event(CoverageKind.UNVERIFIED, 1_000, 5_000, 6_000, detail="outage longer than REST reach")
+    await store.insert_coverage([gap, repaired, unverified])
+    await store.insert_coverage([gap])  # delivered twice: stored once
+    assert await store.coverage("okx", "BTC-USDT") == [gap, repaired, unverified]
+    assert await store.coverage("okx", "BTC-USDT", start_ns=T0 + 201) == [unverified]
+    assert await store.coverage("okx", "BTC-USDT", start_ns=T0 + 150, end_ns=T0 + 1_000) == [gap, repaired]
+    assert await store.coverage("okx", "ETH-USDT") == []
