@@ -19,10 +19,15 @@ class Verdict(Enum):
 
     NEW = "new"
     DUPLICATE = "duplicate"
+    RESTARTED = "restarted"  # far below where the symbol was resumed: the venue's sequence started over
 
 
 NEW = Verdict.NEW
 DUPLICATE = Verdict.DUPLICATE
+RESTARTED = Verdict.RESTARTED
+# A live sequence this far below the resume point is not a replay of recent trades (a subscription
+# snapshot repeats at most a few dozen) but a sequence that started over: a venue, or a simulator, reset.
+RESTART_DISTANCE = 1000
 
 # A missing range: [first, last, after_ns, before_ns] (a list: its bounds shrink as sequences come in).
 _Range = list[int]
@@ -45,6 +50,7 @@ class GapTracker:
         self._last_ns: dict[str, int] = {}
         self._missing: dict[str, list[_Range]] = {}
         self._evicted: list[Gap] = []
+        self._resumed: set[str] = set()
 
     def last_sequence(self, raw_symbol: str) -> int | None:
         return self._last.get(raw_symbol)
@@ -55,10 +61,19 @@ class GapTracker:
         if last is None or sequence > last:
             self._last[raw_symbol] = sequence
             self._last_ns[raw_symbol] = ts_event
+            self._resumed.add(raw_symbol)
 
     def observe(self, raw_symbol: str, sequence: int, ts_event: int = 0) -> Verdict | Gap:
-        """NEW (publish), DUPLICATE (drop), or the Gap just opened (repair it, then publish)."""
+        """NEW (publish), DUPLICATE (drop), RESTARTED (publish: the first sequence after a resume lies
+        RESTART_DISTANCE or more below the resume point, so tracking starts over from it), or the Gap just
+        opened (repair it, then publish)."""
         last = self._last.get(raw_symbol)
+        if self._resumed and raw_symbol in self._resumed:
+            self._resumed.discard(raw_symbol)
+            if last is not None and sequence <= last - RESTART_DISTANCE:
+                self._last[raw_symbol] = sequence
+                self._last_ns[raw_symbol] = ts_event
+                return RESTARTED
         if last is None or sequence == last + 1:
             self._last[raw_symbol] = sequence
             self._last_ns[raw_symbol] = ts_event

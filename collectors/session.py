@@ -27,7 +27,7 @@ from loguru import logger
 from collectors.adapter import ExchangeAdapter, HeartbeatKind, ReconnectRequested, SequenceKind, chunks
 from collectors.backfill import TradeBackfill
 from collectors.backoff import Backoff
-from collectors.gaps import DUPLICATE, NEW, GapTracker
+from collectors.gaps import DUPLICATE, NEW, RESTARTED, GapTracker
 from collectors.repair import GapRepair
 from collectors.session_metrics import (
     CONNECT_FAILED,
@@ -36,6 +36,7 @@ from collectors.session_metrics import (
     PING_TIMEOUT,
     PUBLISH_ABANDONED,
     PUBLISH_FAILED,
+    SEQUENCE_RESTARTED,
     STALE,
     SessionMetrics,
 )
@@ -43,12 +44,13 @@ from collectors.transport import WebsocketsConnector, WsConnection, WsConnector
 from core.clock import Clock, SystemClock, receive_time_ns
 from core.errors import ConfigError, ParseError, PlatformError
 from core.ports import FeedBoard
-from core.types import CoverageEvent, CoverageKind, Trade
+from core.types import BusItem, CoverageEvent, CoverageKind, ResumePoint, Trade
 from monitoring.metrics import METRICS, PlatformMetrics
 
 T = TypeVar("T")
 _PREVIEW_CHARS = 200
 _STOP_PUBLISH_ATTEMPTS = 3
+_STOP_PUBLISH_TIMEOUT_S = 1.0  # per attempt once stopping: a bus waiting for room must not hold the stop
 MAX_FRAMES_PER_READ = 1000  # frames parsed, gap-checked and published as one batch (at most)
 
 
@@ -109,6 +111,7 @@ class CollectorSession:
         publish_retry_max: float = 5.0,
         feed_board: FeedBoard | None = None,
         quiet_after: float = 10.0,
+        resume: Sequence[ResumePoint] = (),
         connector: WsConnector | None = None,
         clock: Clock | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
@@ -132,6 +135,7 @@ class CollectorSession:
         self._gap_retry = (gap_retry_initial, gap_retry_max)
         self._publish_retry_max = publish_retry_max
         self._feed_board = feed_board
+        self.unpublished: list[BusItem] = []  # what the sink refused while stopping: for the spool
         self._quiet_after_ns = int(quiet_after * 1e9)
         self._connections_alive: list[_Connection] = []
         self._connector = connector or WebsocketsConnector()
@@ -149,6 +153,8 @@ class CollectorSession:
         canonical = {s: adapter.symbol_info(s).symbol for s in symbols}  # type: ignore[union-attr]
         self._metrics = SessionMetrics(metrics, adapter.name, canonical, len(self._connections))
         self._log = logger.bind(component="collector", exchange=adapter.name)
+        self._resume_ns: dict[str, int] = {}
+        self._resume(resume, symbols)
         self._repair = GapRepair(
             self._tracker,
             backfiller,
@@ -158,6 +164,23 @@ class CollectorSession:
             max_attempts=max_gap_attempts,
             clock=self._clock,
         )
+
+    def _resume(self, points: Sequence[ResumePoint], symbols: Sequence[str]) -> None:
+        """Continue each symbol from where it was left off (a restart): its first live trade then reveals
+        what was missed meanwhile, repaired like any gap."""
+        wanted = set(symbols)
+        for point in points:
+            if point.raw_symbol not in wanted or point.exchange != self._adapter.name:
+                continue
+            self._resume_ns[point.raw_symbol] = point.ts_event
+            if self._gap_checked and point.sequence is not None:
+                self._tracker.resume(point.raw_symbol, point.sequence, point.ts_event)
+                self._log.info(
+                    "{} resumes after sequence {} (trade {}): what came since is repaired over REST",
+                    point.raw_symbol,
+                    point.sequence,
+                    point.trade_id,
+                )
 
     @property
     def tracker(self) -> GapTracker:
@@ -385,6 +408,9 @@ class CollectorSession:
                 out.append(trade)
             elif verdict is DUPLICATE:
                 self._metrics.duplicate(trade.raw_symbol)
+            elif verdict is RESTARTED:
+                after.append(self._restarted(trade))
+                out.append(trade)
             else:
                 recovered, event = await self._repair.repair(verdict)  # type: ignore[arg-type]
                 out.extend(recovered)
@@ -401,31 +427,61 @@ class CollectorSession:
         if after:
             await self._publish_events(after)
 
+    def _restarted(self, trade: Trade) -> CoverageEvent:
+        """The venue's sequence started over below where this symbol was resumed: what happened between
+        the resume point and this trade cannot be verified (counted, logged, recorded)."""
+        self._metrics.error(SEQUENCE_RESTARTED)
+        self._log.warning(
+            "{}: sequence {} is far below where it was resumed; the venue's sequence started over, the "
+            "interval since the resume point cannot be verified",
+            trade.raw_symbol,
+            trade.sequence,
+        )
+        resumed_at = self._resume_ns.get(trade.raw_symbol, 0)
+        return CoverageEvent(
+            exchange=trade.exchange,
+            symbol=trade.symbol,
+            raw_symbol=trade.raw_symbol,
+            kind=CoverageKind.UNVERIFIED,
+            start_ns=min(resumed_at, trade.ts_event),
+            end_ns=trade.ts_event,
+            recorded_ns=self._clock.now_ns(),
+            last_sequence=trade.sequence,
+            detail="sequence restarted below the resume point",
+        )
+
     async def _publish(self, trades: list[Trade]) -> None:
-        """Publish until the sink takes the batch: never drop silently; reading waits meanwhile."""
+        """Publish until the sink takes the batch: never drop silently; reading waits meanwhile. When
+        stopping, a sink that still refuses after a few attempts leaves the batch in `unpublished`."""
         if await self._deliver(len(trades), "trades", lambda: self._sink.publish(trades)):
             self._metrics.published(trades)
+        else:
+            self.unpublished.append(BusItem(trades=trades))
 
     async def _publish_events(self, events: list[CoverageEvent]) -> None:
-        await self._deliver(len(events), "coverage events", lambda: self._sink.publish_events(events))
+        if not await self._deliver(len(events), "coverage events", lambda: self._sink.publish_events(events)):
+            self.unpublished.append(BusItem(events=events))
 
     async def _deliver(self, count: int, what: str, send: Callable[[], Awaitable[None]]) -> bool:
         """Run `send` until it succeeds (True), retrying with backoff; False only when stopping and the
-        sink still refuses after a few attempts (counted and logged as publish_abandoned)."""
+        sink still refuses (or keeps waiting for room) after a few attempts: publish_abandoned."""
         delay = 0.05
         failures = 0
         while True:
             try:
-                await send()
+                if self._stop.is_set():
+                    await asyncio.wait_for(send(), _STOP_PUBLISH_TIMEOUT_S)
+                else:
+                    await send()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # any sink failure is retried: dropping trades is not an option
                 failures += 1
                 self._metrics.error(PUBLISH_FAILED)
-                self._log.warning("publish of {} {} failed ({}x): {}", count, what, failures, exc)
+                self._log.warning("publish of {} {} failed ({}x): {!r}", count, what, failures, exc)
                 if self._stop.is_set() and failures >= _STOP_PUBLISH_ATTEMPTS:
                     self._metrics.error(PUBLISH_ABANDONED)
-                    self._log.error("stopping: {} {} could not be published", count, what)
+                    self._log.error("stopping: {} {} not published, kept for the spool", count, what)
                     return False
                 await (self._sleep(0.1) if self._stop.is_set() else self._pause(delay))
                 delay = min(delay * 2, self._publish_retry_max)

@@ -29,6 +29,7 @@ PUBLISH_ABANDONED: Final = "publish_abandoned"
 BACKFILL_FAILED: Final = "backfill_failed"
 GAP_ABANDONED: Final = "gap_abandoned"
 DISCOVERY_FAILED: Final = "discovery_failed"
+SEQUENCE_RESTARTED: Final = "sequence_restarted"
 SESSION_ERROR_TYPES: Final = frozenset(
     {
         INTERNAL,
@@ -41,6 +42,7 @@ SESSION_ERROR_TYPES: Final = frozenset(
         BACKFILL_FAILED,
         GAP_ABANDONED,
         DISCOVERY_FAILED,
+        SEQUENCE_RESTARTED,
     }
 )
 _LOG_INTERVAL_S = 1.0

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 from typing import Protocol
 
-from core.types import Bar, ClosedBar, CoverageEvent, Delivery, FeedStatus, SymbolInfo, Trade
+from core.types import Bar, ClosedBar, CoverageEvent, Delivery, FeedStatus, ResumePoint, SymbolInfo, Trade
 
 
 class TradeBus(Protocol):
@@ -22,6 +22,10 @@ class TradeBus(Protocol):
     async def publish_events(self, events: Sequence[CoverageEvent]) -> None:
         """Append coverage events to their symbols' streams, after the trades published before them (a
         reader sees each event in order with its symbol's trades). Events are few: never waits for room."""
+        ...
+
+    async def flush(self) -> None:
+        """Wait until what was published is held by the bus itself (not only a local buffer)."""
         ...
 
     async def read(self, consumer: str, *, max_count: int = 100, block_ms: int = 1000) -> list[Delivery]:
@@ -110,6 +114,13 @@ class MarketCache(Protocol):
     async def ping(self) -> bool: ...
 
     async def close(self) -> None: ...
+
+
+class ResumeSource(Protocol):
+    """Where each symbol of an exchange was left off: the Redis bus (what reached it) or a store (what was
+    stored); a restarted collector resumes from the newest of them."""
+
+    async def resume_points(self, exchange: str) -> list[ResumePoint]: ...
 
 
 class FeedBoard(Protocol):

@@ -159,6 +159,27 @@ class CoverageEvent(msgspec.Struct, frozen=True, gc=False):
     detail: str = ""
 
 
+class ResumePoint(msgspec.Struct, frozen=True, gc=False):
+    """Where a collector left off with one symbol: its newest trade handed on (to the bus or the store).
+
+    A restarted collector continues from here, so that the first live trade reveals the interval it was
+    away as a gap to repair (by sequence, or by time where the venue has no sequence)."""
+
+    exchange: str
+    raw_symbol: str
+    trade_id: str
+    sequence: int | None
+    ts_event: int
+
+
+class BusItem(msgspec.Struct, frozen=True):
+    """What one publish hands the bus: trades, or coverage events (exactly one of the two non-empty).
+    Kept in order where the bus could not take them (a collector's spool)."""
+
+    trades: list[Trade] = msgspec.field(default_factory=list)
+    events: list[CoverageEvent] = msgspec.field(default_factory=list)
+
+
 class Delivery(msgspec.Struct):
     """A batch read from the bus: trades, or coverage events, of one symbol, in publishing order.
     Acknowledge it (by `delivery_id`) only once stored."""

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any
 
 from loguru import logger
 
-from core.ports import FeedBoard, MarketCache, MarketStore, TradeBus
+from core.errors import BusError, CircuitOpenError, StorageError
+from core.ports import FeedBoard, MarketCache, MarketStore, ResumeSource, TradeBus
 from core.timeframes import NS_PER_SECOND
 from cryptostock.daemon import SHUTDOWN_TIMEOUT, DaemonContext, daemon_context
 from cryptostock.processing import ProcessorService
@@ -29,8 +30,10 @@ from cryptostock.wiring import (
     open_store_for,
     serve_api,
     simulator_settings,
+    spool_for,
 )
 from simulator.serve import start_simulator
+from storage.spool import Spool, republish
 
 SimulatedExchange = Any  # the simulator started for a venue (simulator.serve.start_simulator's result)
 
@@ -59,15 +62,25 @@ async def run_simulator(settings: SimulateSettings) -> None:
 
 
 async def run_collector(settings: CollectorSettings) -> None:
+    """One exchange's collector. It resumes each symbol from what reached the bus before (a restart loses
+    nothing the venue's REST still has), publishes its spool first, and spools at stop what the bus could
+    not take (exit 1 if even that fails)."""
     async with daemon_context("collector", settings) as ctx:
-        bus = await open_bus_for(settings, role="collector")
+        spool = spool_for(settings, f"collector-{settings.exchange}")
+        bus = await open_bus_for(settings, role="collector", spool=spool)
         cache = await open_cache_for(settings)
+        collector = CollectorRunner(
+            settings.exchange, settings, sink=bus, feed_board=cache, resume_sources=[bus]
+        )
         try:
-            session = CollectorRunner(settings.exchange, settings, sink=bus, feed_board=cache)
             ctx.health.add_check("bus", bus.ping)
-            await _run_until_stopped(ctx, {"collector": (session.run, session.stop)})
+            await _run_until_stopped(
+                ctx,
+                {"spool": _republisher(spool, bus), "collector": (collector.run, collector.stop)},
+            )
         finally:
-            await _close_all(bus, cache)
+            await _close_all(cache)
+            await bus.close(leftover=collector.unpublished)
 
 
 async def run_processor(settings: ProcessorSettings) -> None:
@@ -76,9 +89,10 @@ async def run_processor(settings: ProcessorSettings) -> None:
         bus = await open_bus_for(settings, role="processor")
         cache = await open_cache_for(settings)
         try:
-            await store.migrate()
-            service = _processor(settings, bus, store, cache)
             _add_checks(ctx, store=store, bus=bus, cache=cache)
+            if not await _until_done(ctx, "database migration", store.migrate):
+                return
+            service = _processor(settings, bus, store, cache)
             await _run_until_stopped(ctx, {"processor": (service.run, service.stop)})
         finally:
             await _close_all(bus, cache, store)
@@ -89,8 +103,9 @@ async def run_api(settings: ApiDaemonSettings) -> None:
         store = await open_store_for(settings, sqlite_name="cryptostock.db")
         cache = await open_cache_for(settings)
         try:
-            await store.migrate()
             _add_checks(ctx, store=store, cache=cache)
+            if not await _until_done(ctx, "database migration", store.migrate):
+                return
             server = serve_api(store, cache, host=settings.host, port=settings.port, health=ctx.health)
             await _run_until_stopped(ctx, {"api": (server.serve, server.stop)})
         finally:
@@ -104,13 +119,15 @@ async def run_all(settings: RunSettings) -> None:
     async with daemon_context("platform", settings) as ctx:
         log = logger.bind(component="platform")
         store = await open_store_for(settings, sqlite_name=f"{settings.source}.db")
-        bus = await open_bus_for(settings, role="processor")
+        spool = spool_for(settings, "platform")
+        bus = await open_bus_for(settings, role="processor", spool=spool)
         cache = await open_cache_for(settings)
         simulators: list[SimulatedExchange] = []
+        collectors: dict[str, CollectorRunner] = {}
         try:
             await store.migrate()
             await store.ensure_source(settings.source)
-            collectors = await _start_venues(settings, bus, cache, simulators)
+            collectors = await _start_venues(settings, bus, cache, simulators, resume_sources=[store, bus])
             service = _processor(settings, bus, store, cache)
             api = serve_api(store, cache, host=settings.api_host, port=settings.api_port, health=ctx.health)
             _add_checks(ctx, store=store, bus=bus, cache=cache)
@@ -123,20 +140,26 @@ async def run_all(settings: RunSettings) -> None:
                 settings.data_dir,
                 ",".join(settings.exchange),
             )
-            components: dict[str, Component] = {
-                f"collector:{name}": (collector.run, collector.stop) for name, collector in collectors.items()
-            }
+            components: dict[str, Component] = {"spool": _republisher(spool, bus)}
+            for name, collector in collectors.items():
+                components[f"collector:{name}"] = (collector.run, collector.stop)
             components["processor"] = (service.run, service.stop)
             components["api"] = (api.serve, api.stop)
             await _run_until_stopped(ctx, components, order=tuple(components))
         finally:
             for simulator in simulators:
                 await simulator.stop()
-            await _close_all(bus, cache, store)
+            await _close_all(cache, store)
+            await bus.close(leftover=[item for c in collectors.values() for item in c.unpublished])
 
 
 async def _start_venues(
-    settings: RunSettings, bus: TradeBus, feed_board: FeedBoard, simulators: list[SimulatedExchange]
+    settings: RunSettings,
+    bus: TradeBus,
+    feed_board: FeedBoard,
+    simulators: list[SimulatedExchange],
+    *,
+    resume_sources: Sequence[ResumeSource],
 ) -> dict[str, CollectorRunner]:
     """A collector per exchange, each with its own simulator when the run is simulated (started here and
     appended to `simulators`, which the caller stops)."""
@@ -149,7 +172,13 @@ async def _start_venues(
             ws_url, rest_url = simulator.ws_url, simulator.rest_url
             logger.bind(component="platform").info("simulated {} on {}", exchange, ws_url)
         collectors[exchange] = CollectorRunner(
-            exchange, settings, sink=bus, ws_url=ws_url, rest_url=rest_url, feed_board=feed_board
+            exchange,
+            settings,
+            sink=bus,
+            ws_url=ws_url,
+            rest_url=rest_url,
+            feed_board=feed_board,
+            resume_sources=resume_sources,
         )
     return collectors
 
@@ -208,6 +237,35 @@ async def _run_until_stopped(
             if not task.done():
                 task.cancel()
         await asyncio.gather(*tasks.values(), return_exceptions=True)
+
+
+def _republisher(spool: Spool, bus: TradeBus) -> Component:
+    """A component that publishes the spool left by the last stop (at once, beside collecting), then
+    idles until stopped like the components beside it."""
+    stopped = asyncio.Event()
+
+    async def run() -> None:
+        await republish(spool, bus)
+        await stopped.wait()
+
+    return run, stopped.set
+
+
+async def _until_done(ctx: DaemonContext, what: str, step: Callable[[], Awaitable[None]]) -> bool:
+    """Run `step` until it succeeds (True) or the daemon is told to stop (False). A dependency that is
+    down at start is waited for, not a reason to exit: /readyz reports it meanwhile."""
+    delay = 0.5
+    while True:
+        try:
+            await step()
+            return True
+        except (StorageError, BusError, CircuitOpenError) as exc:
+            logger.bind(component="daemon").warning("{} failed, retrying in {:.1f}s: {}", what, delay, exc)
+        try:
+            await asyncio.wait_for(ctx.stop.wait(), delay)
+            return False
+        except TimeoutError:
+            delay = min(delay * 2, 10.0)
 
 
 async def _close_all(*resources: TradeBus | MarketCache | MarketStore) -> None:

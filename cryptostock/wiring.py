@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import uvicorn
@@ -18,8 +18,9 @@ from collectors.backoff import Backoff
 from collectors.registry import create_connector
 from collectors.session import CollectorSession, TradeSink
 from collectors.session_metrics import DISCOVERY_FAILED
-from core.errors import ConfigError, ExchangeError
-from core.ports import FeedBoard
+from core.errors import ConfigError, ExchangeError, PlatformError
+from core.ports import FeedBoard, ResumeSource
+from core.types import BusItem, ResumePoint
 from cryptostock.settings import (
     CollectorOptions,
     CommonSettings,
@@ -31,6 +32,7 @@ from monitoring.health import Health
 from monitoring.metrics import METRICS, PlatformMetrics
 from simulator.serve import SimulatorSettings
 from storage.factory import Bus, Cache, SqlStore, open_bus, open_cache, open_store
+from storage.spool import Spool
 
 
 async def open_store_for(settings: CommonSettings, *, sqlite_name: str) -> SqlStore:
@@ -39,14 +41,23 @@ async def open_store_for(settings: CommonSettings, *, sqlite_name: str) -> SqlSt
     return open_store(settings.database_dsn(), Path(settings.data_dir) / sqlite_name)
 
 
-async def open_bus_for(settings: CommonSettings, *, role: str) -> Bus:
+def spool_for(settings: CommonSettings, name: str) -> Spool:
+    """The spool of one publishing process (`collector-<exchange>`, `platform`) in the data directory."""
+    return Spool(Path(settings.data_dir) / "spool", name)
+
+
+async def open_bus_for(settings: CommonSettings, *, role: str, spool: Spool | None = None) -> Bus:
     shard_index, shard_count = 0, 1
     if isinstance(settings, ProcessorSettings) and not isinstance(settings, RunSettings):
         shard_index, shard_count = settings.shard_index, settings.shard_count
     if shard_index >= shard_count:
         raise ConfigError(f"--shard-index {shard_index} must be below --shard-count {shard_count}")
     return open_bus(
-        settings.redis_dsn(), prefix=settings.redis_prefix, shard_index=shard_index, shard_count=shard_count
+        settings.redis_dsn(),
+        prefix=settings.redis_prefix,
+        shard_index=shard_index,
+        shard_count=shard_count,
+        spool=spool,
     )
 
 
@@ -98,10 +109,12 @@ class CollectorRunner:
         ws_url: str | None = None,
         rest_url: str | None = None,
         feed_board: FeedBoard | None = None,
+        resume_sources: Sequence[ResumeSource] = (),
         metrics: PlatformMetrics = METRICS,
     ) -> None:
         self._connector = create_connector(options.ws_client)
         self._feed_board = feed_board
+        self._resume_sources = resume_sources
         self._exchange = exchange
         self._options = options
         self._ws_url = ws_url or options.ws_url
@@ -119,6 +132,7 @@ class CollectorRunner:
         options = self._options
         try:
             symbols = resolve_symbols(backfiller.adapter, options.symbols_for(self._exchange))
+            resume = await self._resume_points()
             self._session = CollectorSession(
                 backfiller.adapter,
                 symbols,
@@ -132,6 +146,7 @@ class CollectorRunner:
                 metrics=self._metrics,
                 connector=self._connector,
                 feed_board=self._feed_board,
+                resume=resume,
             )
             self._log.info("collecting {} over {}", ",".join(symbols), options.ws_client)
             if self._stopping.is_set():
@@ -145,6 +160,28 @@ class CollectorRunner:
         if self._session is not None:
             self._session.stop()
 
+    @property
+    def unpublished(self) -> list[BusItem]:
+        """What the session could not hand to the bus while stopping (for the bus's spool)."""
+        return self._session.unpublished if self._session is not None else []
+
+    async def _resume_points(self) -> list[ResumePoint]:
+        """The newest of each source's resume points per symbol. A source that cannot answer (Redis or
+        the database down at start) is skipped with a warning: the collector starts anyway, and what it
+        missed while away is then not known to be missing."""
+        newest: dict[str, ResumePoint] = {}
+        for source in self._resume_sources:
+            try:
+                points = await source.resume_points(self._exchange)
+            except PlatformError as exc:
+                self._log.warning("resume points unavailable ({}): starting without them", exc)
+                continue
+            for point in points:
+                known = newest.get(point.raw_symbol)
+                if known is None or _later(point, known):
+                    newest[point.raw_symbol] = point
+        return list(newest.values())
+
     async def _discover(self) -> RestBackfiller | None:
         backoff = Backoff(0.5, 30.0)
         while not self._stopping.is_set():
@@ -157,6 +194,12 @@ class CollectorRunner:
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(self._stopping.wait(), delay)
         return None
+
+
+def _later(a: ResumePoint, b: ResumePoint) -> bool:
+    if a.sequence is not None and b.sequence is not None:
+        return a.sequence > b.sequence
+    return a.ts_event > b.ts_event
 
 
 class _EmbeddedUvicorn(uvicorn.Server):

@@ -12,13 +12,14 @@ from collections.abc import Sequence
 import msgspec
 
 from core.errors import ParseError
-from core.types import ClosedBar, CoverageEvent, FeedStatus, Trade
+from core.types import ClosedBar, CoverageEvent, FeedStatus, ResumePoint, Trade
 
 _encoder = msgspec.msgpack.Encoder()
 _trades_decoder = msgspec.msgpack.Decoder(list[Trade])
 _bar_decoder = msgspec.msgpack.Decoder(ClosedBar)
 _feed_decoder = msgspec.msgpack.Decoder(FeedStatus)
 _events_decoder = msgspec.msgpack.Decoder(list[CoverageEvent])
+_resume_decoder = msgspec.msgpack.Decoder(ResumePoint)
 
 
 def encode_trades(trades: Sequence[Trade]) -> bytes:
@@ -63,3 +64,14 @@ def decode_feed(data: bytes) -> FeedStatus:
         return _feed_decoder.decode(data)
     except msgspec.DecodeError as exc:
         raise ParseError(f"bad feed status: {exc}", error_type="cache_value", raw=data[:200]) from exc
+
+
+def encode_resume(point: ResumePoint) -> bytes:
+    return _encoder.encode(point)
+
+
+def decode_resume(data: bytes) -> ResumePoint:
+    try:
+        return _resume_decoder.decode(data)
+    except msgspec.DecodeError as exc:
+        raise ParseError(f"bad resume point: {exc}", error_type="cache_value", raw=data[:200]) from exc

@@ -19,6 +19,7 @@ from storage.memory_cache import MemoryCache
 from storage.postgres import PostgresStore, TimescalePolicy
 from storage.redis_bus import RedisStreamBus
 from storage.redis_cache import RedisCache
+from storage.spool import Spool
 from storage.sqlite import SQLiteStore
 
 SqlStore = PostgresStore | SQLiteStore
@@ -53,8 +54,10 @@ def open_bus(
     shard_index: int = 0,
     shard_count: int = 1,
     max_pending_trades: int = 100_000,
+    spool: Spool | None = None,
 ) -> Bus:
-    """RedisStreamBus when `redis_url` is set, else an InProcessBus holding `max_pending_trades`."""
+    """RedisStreamBus when `redis_url` is set, else an InProcessBus holding `max_pending_trades`. What a
+    closing bus could not deliver goes to `spool` (see storage.spool)."""
     if redis_url:
         _log.info("bus: Redis Streams at {} (shard {}/{})", redact_dsn(redis_url), shard_index, shard_count)
         return RedisStreamBus(
@@ -65,9 +68,10 @@ def open_bus(
             shard_count=shard_count,
             max_pending_trades=max_pending_trades,
             metrics=metrics,
+            spool=spool,
         )
     _log.info("bus: in-process")
-    return InProcessBus(max_trades=max_pending_trades, metrics=metrics)
+    return InProcessBus(max_trades=max_pending_trades, metrics=metrics, spool=spool)
 
 
 def open_cache(

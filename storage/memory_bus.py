@@ -12,12 +12,16 @@ import itertools
 from collections import deque
 from collections.abc import Sequence
 
+from loguru import logger
+
 from core.errors import BusError
-from core.types import CoverageEvent, Delivery, Trade
+from core.types import BusItem, CoverageEvent, Delivery, ResumePoint, Trade
 from monitoring.metrics import METRICS, PlatformMetrics
 from storage.backpressure import RoomGate, group_by_symbol
+from storage.spool import Spool, save_leftover
 
 STREAM_PREFIX = "memory:trades"
+_log = logger.bind(component="bus", bus="memory")
 
 
 class InProcessBus:
@@ -26,12 +30,15 @@ class InProcessBus:
     Deliveries carry the trades of one (exchange, symbol) each; `stream` is "memory:trades:EX:SYM".
     """
 
-    def __init__(self, max_trades: int = 100_000, *, metrics: PlatformMetrics = METRICS) -> None:
+    def __init__(
+        self, max_trades: int = 100_000, *, metrics: PlatformMetrics = METRICS, spool: Spool | None = None
+    ) -> None:
         if max_trades < 1:
             raise ValueError("max_trades must be at least 1")
         self.max_trades = max_trades
+        self._spool = spool
         self._queue: deque[Delivery] = deque()
-        self._unacked: dict[str, int] = {}  # delivery_id -> trade count
+        self._unacked: dict[str, Delivery] = {}
         self._held = 0  # trades queued + unacknowledged
         self._ids = itertools.count(1)
         self._has_data = asyncio.Event()
@@ -65,6 +72,9 @@ class InProcessBus:
         self._depth.set(self._held)
         self._has_data.set()
 
+    async def flush(self) -> None:
+        """Nothing to do: a published trade is queued at once."""
+
     async def read(self, consumer: str, *, max_count: int = 100, block_ms: int = 1000) -> list[Delivery]:
         """Up to `max_count` deliveries, waiting up to `block_ms` for the first one."""
         self._check_open()
@@ -77,14 +87,15 @@ class InProcessBus:
         out: list[Delivery] = []
         while self._queue and len(out) < max_count:
             delivery = self._queue.popleft()
-            self._unacked[delivery.delivery_id] = len(delivery.trades)
+            self._unacked[delivery.delivery_id] = delivery
             out.append(delivery)
         return out
 
     async def ack(self, deliveries: Sequence[Delivery]) -> None:
         freed = 0
         for d in deliveries:
-            freed += self._unacked.pop(d.delivery_id, 0)
+            acknowledged = self._unacked.pop(d.delivery_id, None)
+            freed += len(acknowledged.trades) if acknowledged is not None else 0
         if freed:
             self._held -= freed
             self._depth.set(self._held)
@@ -95,16 +106,27 @@ class InProcessBus:
         """Deliveries handed out and not yet acknowledged."""
         return len(self._unacked)
 
+    async def resume_points(self, exchange: str) -> list[ResumePoint]:
+        """None: nothing of this bus outlives its process (the store says where a restart resumes)."""
+        return []
+
     def owns(self, exchange: str, symbol: str) -> bool:
         return True  # one process, one consumer: every symbol
 
     async def ping(self) -> bool:
         return not self._closed
 
-    async def close(self) -> None:
+    async def close(self, leftover: Sequence[BusItem] = ()) -> None:
+        """Close; what was not acknowledged (read or not) and `leftover` go to the spool, since nothing of
+        this bus survives the process (BusError when they cannot be kept)."""
         self._closed = True
         self._has_data.set()
         self._gate.freed()
+        pending = [*self._unacked.values(), *self._queue]
+        self._unacked.clear()
+        self._queue.clear()
+        items = [BusItem(trades=d.trades, events=d.events) for d in pending]
+        save_leftover(self._spool, [*items, *leftover], _log)
 
     def _check_open(self) -> None:
         if self._closed:

@@ -24,7 +24,7 @@ import asyncpg
 from loguru import logger
 
 from core.errors import CircuitOpenError, StorageError
-from core.types import ClosedBar, CoverageEvent, SymbolInfo, Trade
+from core.types import ClosedBar, CoverageEvent, ResumePoint, SymbolInfo, Trade
 from monitoring.circuit_breaker import CircuitBreaker
 from monitoring.metrics import METRICS, PlatformMetrics
 from storage.dsn import redact_dsn
@@ -45,6 +45,7 @@ from storage.rows import (
     new_in_order,
     row_bar,
     row_coverage,
+    row_resume,
     row_trade,
     symbol_row,
     trade_row,
@@ -105,6 +106,13 @@ SQL_INSERT_COVERAGE = f"""INSERT INTO coverage ({_COVERAGE_COLS})
     VALUES ({", ".join(f"${i}" for i in range(1, len(COVERAGE_COLUMNS) + 1))}) ON CONFLICT DO NOTHING"""
 SQL_SELECT_COVERAGE = f"""SELECT {_COVERAGE_COLS} FROM coverage
     WHERE exchange = $1 AND symbol = $2 AND end_ns >= $3 AND start_ns < $4 ORDER BY start_ns, recorded_ns"""
+# The newest stored trade of each symbol of an exchange (by event time, then receipt): where a restarted
+# collector resumes. A later sequence stored slightly earlier by event time only makes the repair fetch a
+# few trades twice (the store drops them as duplicates).
+SQL_RESUME_POINTS = """SELECT s.exchange, s.raw_symbol, t.trade_id, t.sequence, t.ts_event FROM symbols s
+    CROSS JOIN LATERAL (SELECT trade_id, sequence, ts_event FROM trades
+        WHERE exchange = s.exchange AND symbol = s.symbol ORDER BY ts_event DESC, ts_recv DESC LIMIT 1) t
+    WHERE s.exchange = $1"""
 SQL_MIGRATIONS_TABLE = """CREATE TABLE IF NOT EXISTS schema_migrations (
     version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"""
 SQL_HAS_TIMESCALE = "SELECT exists(SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb')"
@@ -309,6 +317,10 @@ class PostgresStore:
         args = coverage_range_params(exchange, symbol, start_ns, end_ns)
         rows = await self._run("select_coverage", lambda c: c.fetch(SQL_SELECT_COVERAGE, *args))
         return [row_coverage(r) for r in rows]
+
+    async def resume_points(self, exchange: str) -> list[ResumePoint]:
+        rows = await self._run("resume_points", lambda c: c.fetch(SQL_RESUME_POINTS, exchange))
+        return [row_resume(r) for r in rows]
 
     async def upsert_bars(self, bars: Sequence[ClosedBar]) -> None:
         """Insert or replace bars (and their indicators) keyed on (exchange, symbol, timeframe, open_time)."""

@@ -31,13 +31,14 @@ from loguru import logger
 from redis.exceptions import ResponseError
 
 from core.errors import BusError, CircuitOpenError, ParseError
-from core.types import CoverageEvent, Delivery, Trade
+from core.types import BusItem, CoverageEvent, Delivery, ResumePoint, Trade
 from monitoring.circuit_breaker import CircuitBreaker
 from monitoring.metrics import METRICS, PlatformMetrics
-from storage.codec import decode_events, decode_trades
+from storage.codec import decode_events, decode_resume, decode_trades
 from storage.dsn import redact_dsn
 from storage.redis_link import guarded, redis_breaker, redis_client
 from storage.redis_publisher import EVENTS_FIELD, FIELD, StreamPublisher
+from storage.spool import Spool, save_leftover
 
 T = TypeVar("T")
 IDLE_POLL_S = 0.1  # how often a consumer that owns no stream yet looks for one
@@ -68,6 +69,8 @@ class RedisStreamBus:
         discovery_interval_s: float = 2.0,
         metrics: PlatformMetrics = METRICS,
         breaker: CircuitBreaker | None = None,
+        spool: Spool | None = None,
+        close_drain_s: float = 10.0,
     ) -> None:
         if not 0 <= shard_index < shard_count:
             raise ValueError(f"shard_index {shard_index} is not in [0, {shard_count})")
@@ -76,6 +79,7 @@ class RedisStreamBus:
         self.shard_index = shard_index
         self.shard_count = shard_count
         self.claim_idle_s = claim_idle_s
+        self._spool = spool
         self.discovery_interval_s = discovery_interval_s
         self._redis = redis_client(url, f"{prefix}-bus")
         self._registry = f"{prefix}:streams"
@@ -85,11 +89,13 @@ class RedisStreamBus:
             self._call,
             stream_prefix=f"{prefix}:trades",
             registry=self._registry,
+            resume_key=f"{prefix}:resume",
             max_pending_trades=max_pending_trades,
             max_stream_entries=max_stream_entries,
             flush_interval=flush_interval,
             batch_size=batch_size,
             metrics=metrics,
+            close_drain_s=close_drain_s,
         )
         self._streams: list[str] = []
         self._grouped: set[str] = set()
@@ -270,6 +276,20 @@ class RedisStreamBus:
             await self.ack(poison)
         return out
 
+    async def resume_points(self, exchange: str) -> list[ResumePoint]:
+        """The newest trade of each of `exchange`'s streams that reached Redis (see ResumeSource)."""
+        raw = await self._call("hgetall", lambda: self._redis.hgetall(f"{self.prefix}:resume"))
+        points: list[ResumePoint] = []
+        for field, value in raw.items():
+            name = field.decode() if isinstance(field, bytes) else str(field)
+            if not name.startswith(f"{exchange}:"):
+                continue
+            try:
+                points.append(decode_resume(value if isinstance(value, bytes) else value.encode()))
+            except ParseError as exc:
+                self._log.error("undecodable resume point {!r}: {}", name, exc)
+        return points
+
     def owns(self, exchange: str, symbol: str) -> bool:
         return shard_of(self._publisher.stream_key(exchange, symbol), self.shard_count) == self.shard_index
 
@@ -279,10 +299,13 @@ class RedisStreamBus:
         except (BusError, CircuitOpenError):
             return False
 
-    async def close(self) -> None:
-        """Flush what publish() accepted (for up to 10 s), stop the flusher, close the connections."""
-        await self._publisher.close()
+    async def close(self, leftover: Sequence[BusItem] = ()) -> None:
+        """Flush what publish() accepted (for up to close_drain_s), stop the flusher, close the
+        connections. What could not be written, and `leftover` (what a publisher could not hand over), goes
+        to the spool; BusError when there is no spool or it cannot be written: those would be lost."""
+        unwritten = [*await self._publisher.close(), *leftover]
         await self._redis.aclose()
+        save_leftover(self._spool, unwritten, self._log)
 
 
 def _decode_entry(delivery: Delivery, fields: dict[bytes, bytes]) -> None:

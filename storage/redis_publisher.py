@@ -12,10 +12,10 @@ import redis.asyncio as aioredis
 from loguru import logger
 
 from core.errors import BusError, CircuitOpenError
-from core.types import CoverageEvent, Trade
+from core.types import BusItem, CoverageEvent, ResumePoint, Trade
 from monitoring.metrics import PlatformMetrics
 from storage.backpressure import RoomGate, group_by_symbol
-from storage.codec import encode_events, encode_trades
+from storage.codec import encode_events, encode_resume, encode_trades
 
 T = TypeVar("T")
 Call = Callable[[str, Callable[[], Awaitable[Any]]], Awaitable[Any]]
@@ -39,11 +39,13 @@ class StreamPublisher:
         *,
         stream_prefix: str,
         registry: str,
+        resume_key: str,
         max_pending_trades: int,
         max_stream_entries: int,
         flush_interval: float,
         batch_size: int,
         metrics: PlatformMetrics,
+        close_drain_s: float = CLOSE_DRAIN_S,
     ) -> None:
         if max_pending_trades < 1 or max_stream_entries < 1 or batch_size < 1:
             raise ValueError("max_pending_trades, max_stream_entries and batch_size must be positive")
@@ -58,6 +60,8 @@ class StreamPublisher:
         self._events: dict[str, Positioned] = {}
         self._keys: dict[tuple[str, str], str] = {}
         self._registry = registry
+        self._close_drain_s = close_drain_s
+        self._resume_key = resume_key
         self._registered: set[str] = set()  # stream keys this publisher has added to the registry set
         self.buffered = 0
         self._wake = asyncio.Event()
@@ -192,6 +196,9 @@ class StreamPublisher:
                 pipe.xlen(key)
             if unregistered:
                 pipe.sadd(self._registry, *unregistered)
+            resume = resume_fields(batch)
+            if resume:
+                pipe.hset(self._resume_key, mapping=resume)
             results = await pipe.execute()
         self._registered.update(unregistered)
         lengths: dict[str, int] = {}
@@ -232,16 +239,41 @@ class StreamPublisher:
                 pipe.xlen(key)
             return [int(n) for n in await pipe.execute()]
 
-    async def close(self) -> None:
+    async def close(self) -> list[BusItem]:
+        """Stop accepting, write what is buffered (for up to close_drain_s seconds while Redis is
+        unreachable) and return what could not be written, in publishing order (for the spool)."""
         self._closing = True
         self._gate.freed()
         self._wake.set()
         task, self._task = self._task, None
-        if task is None:
-            return
-        try:
-            await asyncio.wait_for(asyncio.shield(task), timeout=CLOSE_DRAIN_S)
-        except TimeoutError:
-            self._log.error("closing with {} trades not written to Redis (unreachable)", self.buffered)
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+        if task is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(task), timeout=self._close_drain_s)
+            except TimeoutError:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+        return self._leftover()
+
+    def _leftover(self) -> list[BusItem]:
+        items: list[BusItem] = []
+        for key in self._buffers.keys() | self._events.keys():
+            trades = self._buffers.get(key, [])
+            start = 0
+            for position, event in self._events.get(key, []):
+                items += [BusItem(trades=trades[start:position]), BusItem(events=[event])]
+                start = position
+            items.append(BusItem(trades=trades[start:]))
+        self._buffers, self._events, self.buffered = {}, {}, 0
+        return [item for item in items if item.trades or item.events]
+
+
+def resume_fields(batch: dict[str, list[Trade]]) -> dict[Any, Any]:
+    """`{exchange}:{raw_symbol}` -> the encoded ResumePoint of each stream's newest trade in a flush (the
+    last one published: repaired trades go out before the live trade that revealed their gap)."""
+    fields: dict[Any, Any] = {}
+    for trades in batch.values():
+        if trades:
+            t = trades[-1]
+            point = ResumePoint(t.exchange, t.raw_symbol, t.trade_id, t.sequence, t.ts_event)
+            fields[f"{t.exchange}:{t.raw_symbol}"] = encode_resume(point)
+    return fields

@@ -19,6 +19,7 @@ from core.types import (
     CoverageKind,
     Features,
     Indicators,
+    ResumePoint,
     Side,
     SymbolInfo,
     Trade,
@@ -156,3 +157,8 @@ def row_coverage(row: Sequence[Any]) -> CoverageEvent:
         None if row[7] is None else int(row[7]), None if row[8] is None else int(row[8]),
         None if row[9] is None else int(row[9]), row[10],
     )  # fmt: skip
+
+
+def row_resume(row: Sequence[Any]) -> ResumePoint:
+    """(exchange, raw_symbol, trade_id, sequence, ts_event) -> ResumePoint."""
+    return ResumePoint(row[0], row[1], str(row[2]), None if row[3] is None else int(row[3]), int(row[4]))

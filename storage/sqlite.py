@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 from loguru import logger
 
 from core.errors import CircuitOpenError, StorageError
-from core.types import ClosedBar, CoverageEvent, SymbolInfo, Trade
+from core.types import ClosedBar, CoverageEvent, ResumePoint, SymbolInfo, Trade
 from monitoring.circuit_breaker import CircuitBreaker
 from monitoring.metrics import METRICS, PlatformMetrics
 from storage.guard import DB_RESET_TIMEOUT_S, OperationGuard
@@ -39,6 +39,7 @@ from storage.rows import (
     new_in_order,
     row_bar,
     row_coverage,
+    row_resume,
     row_trade,
     symbol_row,
     trade_row,
@@ -85,6 +86,12 @@ SQL_INSERT_COVERAGE = f"""INSERT INTO coverage ({_COVERAGE_COLS})
     VALUES ({", ".join("?" * len(COVERAGE_COLUMNS))}) ON CONFLICT DO NOTHING"""
 SQL_SELECT_COVERAGE = f"""SELECT {_COVERAGE_COLS} FROM coverage
     WHERE exchange = ? AND symbol = ? AND end_ns >= ? AND start_ns < ? ORDER BY start_ns, recorded_ns"""
+# The newest stored trade of each symbol of an exchange: where a restarted collector resumes (see
+# storage.postgres.SQL_RESUME_POINTS).
+SQL_RESUME_POINTS = """SELECT s.exchange, s.raw_symbol, t.trade_id, t.sequence, t.ts_event FROM symbols s
+    JOIN trades t ON t.rowid = (SELECT rowid FROM trades WHERE exchange = s.exchange AND symbol = s.symbol
+        ORDER BY ts_event DESC, ts_recv DESC LIMIT 1)
+    WHERE s.exchange = ?"""
 SQL_MIGRATIONS_TABLE = """CREATE TABLE IF NOT EXISTS schema_migrations (
     version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)"""
 
@@ -292,6 +299,12 @@ class SQLiteStore:
         args = coverage_range_params(exchange, symbol, start_ns, end_ns)
         rows = await self._read("select_coverage", lambda c: c.execute(SQL_SELECT_COVERAGE, args).fetchall())
         return [row_coverage(r) for r in rows]
+
+    async def resume_points(self, exchange: str) -> list[ResumePoint]:
+        rows = await self._read(
+            "resume_points", lambda c: c.execute(SQL_RESUME_POINTS, (exchange,)).fetchall()
+        )
+        return [row_resume(r) for r in rows]
 
     async def upsert_bars(self, bars: Sequence[ClosedBar]) -> None:
         """Insert or replace bars (and their indicators) keyed on (exchange, symbol, timeframe, open_time)."""

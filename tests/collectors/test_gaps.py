@@ -6,7 +6,7 @@ import pytest
 
 from collectors.adapter import Gap
 from collectors.backoff import Backoff
-from collectors.gaps import DUPLICATE, NEW, GapTracker
+from collectors.gaps import DUPLICATE, NEW, RESTARTED, GapTracker
 
 
 def test_consecutive_ids_are_new_and_repeats_are_duplicates() -> None:
@@ -110,3 +110,14 @@ def test_gaps_carry_the_event_times_around_them_and_resume_continues_a_stored_se
     assert tracker.last_sequence("BTCUSDT") == 50
     assert tracker.fill("BTCUSDT", 45) is True
     assert tracker.missing() == [Gap("BTCUSDT", 43, 44, 2_000, 9_000), Gap("BTCUSDT", 46, 49, 2_000, 9_000)]
+
+
+def test_a_sequence_far_below_the_resume_point_means_the_venue_started_over() -> None:
+    tracker = GapTracker()
+    tracker.resume("BTCUSDT", 1_005_000)
+    assert tracker.observe("BTCUSDT", 1_000_001) is RESTARTED  # a venue (or simulator) reset
+    assert tracker.observe("BTCUSDT", 1_000_002) is NEW
+    tracker.resume("ETHUSDT", 500)
+    assert tracker.observe("ETHUSDT", 480) is DUPLICATE  # a subscription snapshot replaying recent trades
+    assert tracker.observe("ETHUSDT", 501) is NEW
+    assert tracker.observe("ETHUSDT", 100) is DUPLICATE  # only the first trade after a resume is judged

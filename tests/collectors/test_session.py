@@ -23,7 +23,7 @@ from collectors.session import CollectorSession
 from collectors.transport import TransportClosed, WebsocketsConnector, WsConnector
 from collectors.transport_picows import PicowsConnector
 from core.errors import BusError
-from core.types import CoverageEvent, CoverageKind, FeedState, Trade
+from core.types import CoverageEvent, CoverageKind, FeedState, ResumePoint, Trade
 from monitoring.metrics import PlatformMetrics
 from simulator.binance import BinanceSimulator
 from simulator.markets import SyntheticMarket
@@ -480,3 +480,27 @@ async def test_feed_states_follow_the_stream_a_quiet_market_and_a_repair(
     assert gap.start_ns <= revealing.ts_event == gap.end_ns
     await run.stop()
     assert_complete(sink, sim, "BTCUSDT")
+
+
+async def test_a_restarted_session_repairs_the_time_it_was_away(
+    start: Callable[..., Awaitable[Running]], sim: BinanceSimulator, metrics: PlatformMetrics
+) -> None:
+    first = RecordingSink()
+    run = await start(first)
+    await eventually(lambda: all(len(first.ids(s)) > 20 for s in SYMBOLS))
+    await run.stop()
+    resume = [
+        ResumePoint("binance", s, str(max(first.ids(s))), max(first.ids(s)), 0) for s in SYMBOLS
+    ]  # what the bus or the store would say after this stop
+    await asyncio.sleep(0.5)  # the market trades on while the collector is away
+    second = RecordingSink()
+    run = await start(second, resume=resume)
+    await eventually(lambda: all(second.events and len(second.ids(s)) > 100 for s in SYMBOLS))
+    await run.stop()
+    for symbol in SYMBOLS:
+        together = RecordingSink()
+        together.trades = first.trades + second.trades
+        assert_complete(together, sim, symbol)  # nothing missing across the restart
+        assert min(second.ids(symbol)) == max(first.ids(symbol)) + 1
+    assert {e.kind for e in second.events} == {CoverageKind.REPAIRED}
+    assert sample(metrics, "trades_backfilled_total", symbol="BTC-USDT") > 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -24,6 +25,7 @@ class Platform:
         self.sim_port = free_port()
         self.api_port = free_port()
         self.daemons: list[Daemon] = []
+        self.redis_prefix = f"it{uuid.uuid4().hex[:8]}"  # this test's streams, resume points and cache only
 
     @property
     def sim_url(self) -> str:
@@ -39,6 +41,7 @@ class Platform:
             extra["DATABASE_URL"] = self.pg_url
         if with_redis:
             extra["REDIS_URL"] = self.redis_url
+            extra["CRYPTOSTOCK_REDIS_PREFIX"] = self.redis_prefix
         daemon = Daemon(
             name=name,
             args=list(args),
