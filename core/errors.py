@@ -44,6 +44,11 @@ class StorageError(PlatformError):
     """The database failed or refused a write or read."""
 
 
+class RejectedData(PlatformError):
+    """The store refused the data itself (a value out of its range, a violated constraint): unlike an
+    outage, retrying the same data cannot help. Not counted by the circuit breaker."""
+
+
 class BusError(PlatformError):
     """The message bus (Redis Streams or in-process) failed."""
 

@@ -5,7 +5,18 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 from typing import Protocol
 
-from core.types import Bar, ClosedBar, CoverageEvent, Delivery, FeedStatus, ResumePoint, SymbolInfo, Trade
+from core.types import (
+    Bar,
+    ClosedBar,
+    CoverageEvent,
+    DeadLetter,
+    DeadLetterRecord,
+    Delivery,
+    FeedStatus,
+    ResumePoint,
+    SymbolInfo,
+    Trade,
+)
 
 
 class TradeBus(Protocol):
@@ -36,6 +47,14 @@ class TradeBus(Protocol):
 
     def owns(self, exchange: str, symbol: str) -> bool:
         """True when this consumer's reads carry the symbol (it is in this processor's shard)."""
+        ...
+
+    async def dead_letter(self, letters: Sequence[DeadLetter]) -> None:
+        """Set aside what could not be stored (counted in bus_dead_letters_total, logged)."""
+        ...
+
+    async def dead_letters(self, limit: int = 100) -> list[DeadLetterRecord]:
+        """The most recent `limit` dead letters, oldest first (for inspection)."""
         ...
 
     async def ping(self) -> bool: ...

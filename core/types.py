@@ -8,6 +8,7 @@ exchange sent; floats derived from them are only used for arithmetic (bars, indi
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Any
 
 import msgspec
 
@@ -178,6 +179,31 @@ class BusItem(msgspec.Struct, frozen=True):
 
     trades: list[Trade] = msgspec.field(default_factory=list)
     events: list[CoverageEvent] = msgspec.field(default_factory=list)
+
+
+class DeadLetter(msgspec.Struct, frozen=True):
+    """Bus content that could not be stored, set aside with why, for a person to inspect: trades the
+    store refused (each alone, the rest of their batch stored), or an entry that could not be decoded
+    (`raw`, its first bytes). recorded_ns: when it was set aside (ns UTC)."""
+
+    stream: str
+    delivery_id: str
+    reason: str
+    recorded_ns: int
+    trades: list[Trade] = msgspec.field(default_factory=list)
+    raw: bytes = b""
+
+
+class DeadLetterRecord(msgspec.Struct, frozen=True):
+    """A dead letter read back for inspection: its trades as the field lists they were stored as
+    (Trade's field order), since they may hold values no Trade may."""
+
+    stream: str
+    delivery_id: str
+    reason: str
+    recorded_ns: int
+    trades: list[list[Any]] = msgspec.field(default_factory=list)
+    raw: bytes = b""
 
 
 class Delivery(msgspec.Struct):

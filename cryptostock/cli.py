@@ -119,6 +119,12 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--ping-interval", type=float, default=S)
     simulate.add_argument("--ping-timeout", type=float, default=S)
 
+    dead = commands.add_parser(
+        "dead-letters", help="print bus content set aside because it could not be stored (JSON lines)"
+    )
+    _common(dead, settings.DeadLettersSettings)
+    dead.add_argument("--limit", type=int, default=S, help="how many of the most recent (default 20)")
+
     db = commands.add_parser("db", help="database administration")
     db_commands = db.add_subparsers(dest="db_command", required=True)
     migrate = db_commands.add_parser("migrate", help="apply pending migrations")
@@ -142,6 +148,7 @@ def _entry(command: str, db_command: str | None) -> tuple[type, Callable[[Any], 
         "api": (settings.ApiDaemonSettings, daemons.run_api),
         "simulate": (settings.SimulateSettings, daemons.run_simulator),
         "db": (settings.CommonSettings, daemons.migrate_database),
+        "dead-letters": (settings.DeadLettersSettings, daemons.show_dead_letters),
     }
     return table[command]
 

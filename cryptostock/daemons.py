@@ -8,6 +8,7 @@ import contextlib
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any
 
+import msgspec
 from loguru import logger
 
 from core.errors import BusError, CircuitOpenError, StorageError
@@ -19,6 +20,7 @@ from cryptostock.settings import (
     ApiDaemonSettings,
     CollectorSettings,
     CommonSettings,
+    DeadLettersSettings,
     ProcessorSettings,
     RunSettings,
     SimulateSettings,
@@ -46,6 +48,16 @@ async def migrate_database(settings: CommonSettings) -> None:
     finally:
         await store.close()
     print("migrations applied")
+
+
+async def show_dead_letters(settings: DeadLettersSettings) -> None:
+    """`cryptostock dead-letters`: the most recent bus content set aside as unstorable, as JSON lines."""
+    bus = await open_bus_for(settings, role="inspect")
+    try:
+        for letter in await bus.dead_letters(settings.limit):
+            print(msgspec.json.encode(letter).decode())
+    finally:
+        await bus.close()
 
 
 async def run_simulator(settings: SimulateSettings) -> None:

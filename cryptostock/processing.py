@@ -24,10 +24,10 @@ from loguru import logger
 from prometheus_client import Counter as PromCounter
 
 from core.clock import Clock, SystemClock
-from core.errors import BusError, CircuitOpenError, PlatformError, StorageError
+from core.errors import BusError, CircuitOpenError, PlatformError, RejectedData, StorageError
 from core.ports import BarKey, MarketCache, MarketStore, TradeBus, bar_key
 from core.timeframes import NS_PER_SECOND, bucket_start, timeframe_ns
-from core.types import Bar, ClosedBar, CoverageEvent, Delivery, Features, SymbolInfo, Trade
+from core.types import Bar, ClosedBar, CoverageEvent, DeadLetter, Delivery, Features, SymbolInfo, Trade
 from cryptostock.coverage import CoverageHolds
 from monitoring.metrics import METRICS, PlatformMetrics
 from processor.bars import BarAggregator
@@ -222,11 +222,40 @@ class ProcessorService:
     async def _store_trades(self, deliveries: Sequence[Delivery], trades: list[Trade]) -> _Stored:
         events = [event for delivery in deliveries for event in delivery.events]
         if events:
-            await self._retry("insert_coverage", self._store.insert_coverage, events)
-        new_trades = await self._retry("insert_trades", self._store.insert_trades, trades)
+            try:
+                await self._retry("insert_coverage", self._store.insert_coverage, events)
+            except RejectedData as exc:
+                await self._set_aside(deliveries[0], [], f"coverage refused: {exc}")
+        try:
+            new_trades = await self._retry("insert_trades", self._store.insert_trades, trades)
+        except RejectedData:
+            new_trades = await self._store_each_apart(deliveries, trades)
         if len(new_trades) < len(trades):
             self._count_duplicates(trades, new_trades)
         return _Stored(deliveries, new_trades, events)
+
+    async def _store_each_apart(self, deliveries: Sequence[Delivery], trades: list[Trade]) -> list[Trade]:
+        """The store refused something in `trades`: halve the batch until each refused trade is alone,
+        store all the others, and set the refused ones aside as dead letters (not retried: the same
+        data would be refused again). Returns the new trades among those stored, in order."""
+        origin = {id(trade): delivery for delivery in deliveries for trade in delivery.trades}
+        new: list[Trade] = []
+        pending = [trades]
+        while pending:
+            part = pending.pop(0)
+            try:
+                new += await self._retry("insert_trades", self._store.insert_trades, part)
+            except RejectedData as exc:
+                if len(part) > 1:
+                    half = len(part) // 2
+                    pending[:0] = [part[:half], part[half:]]
+                else:
+                    await self._set_aside(origin[id(part[0])], part, f"store refused: {exc}")
+        return new
+
+    async def _set_aside(self, delivery: Delivery, trades: list[Trade], reason: str) -> None:
+        letter = DeadLetter(delivery.stream, delivery.delivery_id, reason[:500], self._clock.now_ns(), trades)
+        await self._retry("dead_letter", self._bus.dead_letter, [letter])
 
     async def _apply_stored(self, stored: _Stored) -> None:
         """Aggregate what was stored, store the bars it closed, acknowledge; then close bars on the clock

@@ -149,6 +149,12 @@ class ProcessorSettings(CommonSettings):
         raise ValueError("timeframes must be a comma-separated list such as 1m,5m,1h")
 
 
+class DeadLettersSettings(CommonSettings):
+    """`cryptostock dead-letters`: where to look (the Redis bus, or the data directory's file)."""
+
+    limit: int = Field(default=20, ge=1, le=100_000)
+
+
 class ApiDaemonSettings(CommonSettings):
     metrics_port: int = _metrics_port(9094)
     host: str = "0.0.0.0"

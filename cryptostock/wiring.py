@@ -31,6 +31,7 @@ from cryptostock.settings import (
 from monitoring.health import Health
 from monitoring.metrics import METRICS, PlatformMetrics
 from simulator.serve import SimulatorSettings
+from storage.dead_letters import DeadLetterFile
 from storage.factory import Bus, Cache, SqlStore, open_bus, open_cache, open_store
 from storage.spool import Spool
 
@@ -58,6 +59,7 @@ async def open_bus_for(settings: CommonSettings, *, role: str, spool: Spool | No
         shard_index=shard_index,
         shard_count=shard_count,
         spool=spool,
+        dead_letter_file=DeadLetterFile(Path(settings.data_dir) / "dead-letters.jsonl"),
     )
 
 

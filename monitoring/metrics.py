@@ -100,6 +100,12 @@ class PlatformMetrics:
             registry=r,
         )
         # Bus
+        self.bus_dead_letters = Counter(
+            "bus_dead_letters",
+            "Bus content set aside because it could not be stored (store refused it, undecodable entry)",
+            ["bus", "reason"],
+            registry=r,
+        )
         self.bus_published = Counter(
             "bus_trades_published", "Trades published to the bus", ["bus"], registry=r
         )

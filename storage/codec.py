@@ -12,14 +12,17 @@ from collections.abc import Sequence
 import msgspec
 
 from core.errors import ParseError
-from core.types import ClosedBar, CoverageEvent, FeedStatus, ResumePoint, Trade
+from core.types import ClosedBar, CoverageEvent, DeadLetter, DeadLetterRecord, FeedStatus, ResumePoint, Trade
 
 _encoder = msgspec.msgpack.Encoder()
 _trades_decoder = msgspec.msgpack.Decoder(list[Trade])
+_trade_decoder = msgspec.msgpack.Decoder(Trade)
+_raw_list_decoder = msgspec.msgpack.Decoder(list[msgspec.Raw])
 _bar_decoder = msgspec.msgpack.Decoder(ClosedBar)
 _feed_decoder = msgspec.msgpack.Decoder(FeedStatus)
 _events_decoder = msgspec.msgpack.Decoder(list[CoverageEvent])
 _resume_decoder = msgspec.msgpack.Decoder(ResumePoint)
+_dead_letter_decoder = msgspec.msgpack.Decoder(DeadLetterRecord)
 
 
 def encode_trades(trades: Sequence[Trade]) -> bytes:
@@ -31,6 +34,23 @@ def decode_trades(data: bytes) -> list[Trade]:
         return _trades_decoder.decode(data)
     except msgspec.DecodeError as exc:
         raise ParseError(f"bad trades entry: {exc}", error_type="bus_entry", raw=data[:200]) from exc
+
+
+def decode_trades_apart(data: bytes) -> tuple[list[Trade], list[tuple[bytes, str]]]:
+    """An entry that does not decode as a whole, trade by trade: the trades that decode, and the raw
+    bytes of each one that does not with why (ParseError when it is not even a list)."""
+    try:
+        items = _raw_list_decoder.decode(data)
+    except msgspec.DecodeError as exc:
+        raise ParseError(f"bad trades entry: {exc}", error_type="bus_entry", raw=data[:200]) from exc
+    good: list[Trade] = []
+    bad: list[tuple[bytes, str]] = []
+    for item in items:
+        try:
+            good.append(_trade_decoder.decode(item))
+        except msgspec.DecodeError as exc:
+            bad.append((bytes(item), str(exc)))
+    return good, bad
 
 
 def encode_events(events: Sequence[CoverageEvent]) -> bytes:
@@ -75,3 +95,11 @@ def decode_resume(data: bytes) -> ResumePoint:
         return _resume_decoder.decode(data)
     except msgspec.DecodeError as exc:
         raise ParseError(f"bad resume point: {exc}", error_type="cache_value", raw=data[:200]) from exc
+
+
+def encode_dead_letter(letter: DeadLetter) -> bytes:
+    return _encoder.encode(letter)
+
+
+def decode_dead_letter(data: bytes) -> DeadLetterRecord:
+    return _dead_letter_decoder.decode(data)

@@ -13,6 +13,7 @@ from loguru import logger
 
 from core.ports import MarketCache, MarketStore, TradeBus
 from monitoring.metrics import METRICS, PlatformMetrics
+from storage.dead_letters import DeadLetterFile
 from storage.dsn import redact_dsn
 from storage.memory_bus import InProcessBus
 from storage.memory_cache import MemoryCache
@@ -55,6 +56,7 @@ def open_bus(
     shard_count: int = 1,
     max_pending_trades: int = 100_000,
     spool: Spool | None = None,
+    dead_letter_file: DeadLetterFile | None = None,
 ) -> Bus:
     """RedisStreamBus when `redis_url` is set, else an InProcessBus holding `max_pending_trades`. What a
     closing bus could not deliver goes to `spool` (see storage.spool)."""
@@ -71,7 +73,9 @@ def open_bus(
             spool=spool,
         )
     _log.info("bus: in-process")
-    return InProcessBus(max_trades=max_pending_trades, metrics=metrics, spool=spool)
+    return InProcessBus(
+        max_trades=max_pending_trades, metrics=metrics, spool=spool, dead_letter_file=dead_letter_file
+    )
 
 
 def open_cache(

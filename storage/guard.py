@@ -13,7 +13,7 @@ from typing import TypeVar
 from loguru import logger
 from prometheus_client import Counter, Histogram
 
-from core.errors import StorageError
+from core.errors import RejectedData, StorageError
 from monitoring.circuit_breaker import CircuitBreaker
 from monitoring.metrics import PlatformMetrics
 
@@ -28,8 +28,9 @@ PoolStats = Callable[[], tuple[int, int]]
 
 
 class OperationGuard:
-    """Runs store operations for one database: translates `library_errors` into StorageError, which the
-    breaker counts as failures; CircuitOpenError when the breaker refuses."""
+    """Runs store operations for one database: translates `rejected_errors` (the data itself refused)
+    into RejectedData and `library_errors` into StorageError, which the breaker counts as failures;
+    CircuitOpenError when the breaker refuses."""
 
     def __init__(
         self,
@@ -37,12 +38,14 @@ class OperationGuard:
         metrics: PlatformMetrics,
         breaker: CircuitBreaker,
         library_errors: tuple[type[BaseException], ...],
+        rejected_errors: tuple[type[BaseException], ...] = (),
         pool_stats: PoolStats,
         backend: str,
     ) -> None:
         self.breaker = breaker
         self._metrics = metrics
         self._library_errors = library_errors
+        self._rejected_errors = rejected_errors
         self._pool_stats = pool_stats
         self._log = logger.bind(component="storage", backend=backend)
         self._children: dict[str, tuple[Counter, Counter, Histogram]] = {}
@@ -64,6 +67,9 @@ class OperationGuard:
     async def _translated(self, operation: str, fn: Callable[[], Awaitable[T]]) -> T:
         try:
             return await fn()
+        except self._rejected_errors as exc:
+            self._log.warning("{} refused the data: {}: {}", operation, type(exc).__name__, str(exc)[:300])
+            raise RejectedData(f"{operation} refused: {type(exc).__name__}: {exc}") from exc
         except self._library_errors as exc:
             self._log.warning("{} failed: {}: {}", operation, type(exc).__name__, str(exc)[:300])
             raise StorageError(f"{operation} failed: {type(exc).__name__}: {exc}") from exc

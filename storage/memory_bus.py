@@ -15,9 +15,10 @@ from collections.abc import Sequence
 from loguru import logger
 
 from core.errors import BusError
-from core.types import BusItem, CoverageEvent, Delivery, ResumePoint, Trade
+from core.types import BusItem, CoverageEvent, DeadLetter, DeadLetterRecord, Delivery, ResumePoint, Trade
 from monitoring.metrics import METRICS, PlatformMetrics
 from storage.backpressure import RoomGate, group_by_symbol
+from storage.dead_letters import DeadLetterFile, as_record, report
 from storage.spool import Spool, save_leftover
 
 STREAM_PREFIX = "memory:trades"
@@ -31,12 +32,20 @@ class InProcessBus:
     """
 
     def __init__(
-        self, max_trades: int = 100_000, *, metrics: PlatformMetrics = METRICS, spool: Spool | None = None
+        self,
+        max_trades: int = 100_000,
+        *,
+        metrics: PlatformMetrics = METRICS,
+        spool: Spool | None = None,
+        dead_letter_file: DeadLetterFile | None = None,
     ) -> None:
         if max_trades < 1:
             raise ValueError("max_trades must be at least 1")
         self.max_trades = max_trades
         self._spool = spool
+        self._dead_file = dead_letter_file
+        self._dead_kept: deque[DeadLetterRecord] = deque(maxlen=1000)  # when there is no file
+        self._dead_counter = metrics.bus_dead_letters
         self._queue: deque[Delivery] = deque()
         self._unacked: dict[str, Delivery] = {}
         self._held = 0  # trades queued + unacknowledged
@@ -105,6 +114,18 @@ class InProcessBus:
     def unacknowledged(self) -> int:
         """Deliveries handed out and not yet acknowledged."""
         return len(self._unacked)
+
+    async def dead_letter(self, letters: Sequence[DeadLetter]) -> None:
+        report(letters, self._dead_counter, "memory")
+        if self._dead_file is not None:
+            self._dead_file.append(letters)
+        else:
+            self._dead_kept.extend(as_record(letter) for letter in letters)
+
+    async def dead_letters(self, limit: int = 100) -> list[DeadLetterRecord]:
+        if self._dead_file is not None:
+            return self._dead_file.read(limit)
+        return list(self._dead_kept)[-limit:] if limit > 0 else []
 
     async def resume_points(self, exchange: str) -> list[ResumePoint]:
         """None: nothing of this bus outlives its process (the store says where a restart resumes)."""

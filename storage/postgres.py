@@ -64,6 +64,15 @@ LIBRARY_ERRORS: tuple[type[BaseException], ...] = (
     TimeoutError,
 )
 
+# What PostgreSQL (or asyncpg encoding a value) refuses about the data itself, not the connection: a
+# number out of a column's range, text that is not a number, a violated CHECK.
+REJECTED_ERRORS: tuple[type[BaseException], ...] = (
+    asyncpg.DataError,
+    asyncpg.IntegrityConstraintViolationError,
+    OverflowError,
+    ValueError,
+)
+
 _TRADE_COLS = ", ".join(TRADE_COLUMNS)
 _TRADE_READ = ", ".join(f"{c}::text" if c in ("price", "quantity") else c for c in TRADE_COLUMNS)
 _BAR_READ = ", ".join(f"{c}::text" if c in PRICE_BAR_FIELDS else c for c in BAR_COLUMNS)
@@ -198,6 +207,7 @@ class PostgresStore:
                 metrics=metrics,
             ),
             library_errors=LIBRARY_ERRORS,
+            rejected_errors=REJECTED_ERRORS,
             pool_stats=self._pool_stats,
             backend="postgres",
         )

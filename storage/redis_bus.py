@@ -31,10 +31,18 @@ from loguru import logger
 from redis.exceptions import ResponseError
 
 from core.errors import BusError, CircuitOpenError, ParseError
-from core.types import BusItem, CoverageEvent, Delivery, ResumePoint, Trade
+from core.types import BusItem, CoverageEvent, DeadLetter, DeadLetterRecord, Delivery, ResumePoint, Trade
 from monitoring.circuit_breaker import CircuitBreaker
 from monitoring.metrics import METRICS, PlatformMetrics
-from storage.codec import decode_events, decode_resume, decode_trades
+from storage.codec import (
+    decode_dead_letter,
+    decode_events,
+    decode_resume,
+    decode_trades,
+    decode_trades_apart,
+    encode_dead_letter,
+)
+from storage.dead_letters import MAX_DEAD_LETTERS, RAW_PREVIEW_BYTES, report
 from storage.dsn import redact_dsn
 from storage.redis_link import guarded, redis_breaker, redis_client
 from storage.redis_publisher import EVENTS_FIELD, FIELD, StreamPublisher
@@ -80,6 +88,8 @@ class RedisStreamBus:
         self.shard_count = shard_count
         self.claim_idle_s = claim_idle_s
         self._spool = spool
+        self._dead_key = f"{prefix}:dead-letter"
+        self._dead_counter = metrics.bus_dead_letters
         self.discovery_interval_s = discovery_interval_s
         self._redis = redis_client(url, f"{prefix}-bus")
         self._registry = f"{prefix}:streams"
@@ -262,19 +272,38 @@ class RedisStreamBus:
     async def _deliveries(self, by_stream: dict[str, list[Entry]]) -> list[Delivery]:
         out: list[Delivery] = []
         poison: list[Delivery] = []
+        letters: list[DeadLetter] = []
         for stream, entries in by_stream.items():
             for entry_id, fields in entries:
                 delivery = Delivery(stream=stream, delivery_id=entry_id.decode(), trades=[])
-                try:
-                    _decode_entry(delivery, fields or {})
-                except (KeyError, ParseError) as exc:
-                    self._log.error("dropping undecodable entry {} {}: {!r}", stream, entry_id, exc)
-                    poison.append(delivery)
-                    continue
-                out.append(delivery)
+                letters += _decode_entry(delivery, fields or {})
+                (out if delivery.trades or delivery.events else poison).append(delivery)
+        if letters:
+            await self.dead_letter(letters)
         if poison:
-            await self.ack(poison)
+            await self.ack(poison)  # nothing in them could be used: set aside above
         return out
+
+    async def dead_letter(self, letters: Sequence[DeadLetter]) -> None:
+        """XADD each to `{prefix}:dead-letter` (capped at about MAX_DEAD_LETTERS), count and log it."""
+        if not letters:
+            return
+        report(letters, self._dead_counter, "redis")
+
+        async def add() -> None:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for letter in letters:
+                    pipe.xadd(self._dead_key, {b"d": encode_dead_letter(letter)}, maxlen=MAX_DEAD_LETTERS)
+                await pipe.execute()
+
+        await self._call("dead_letter", add)
+
+    async def dead_letters(self, limit: int = 100) -> list[DeadLetterRecord]:
+        entries = await self._call(
+            "dead_letters", lambda: self._redis.xrevrange(self._dead_key, count=max(limit, 0))
+        )
+        letters = [fields.get(b"d") for _, fields in list(entries or [])[::-1] if fields]
+        return [decode_dead_letter(data) for data in letters if isinstance(data, bytes)]
 
     async def resume_points(self, exchange: str) -> list[ResumePoint]:
         """The newest trade of each of `exchange`'s streams that reached Redis (see ResumeSource)."""
@@ -308,12 +337,26 @@ class RedisStreamBus:
         save_leftover(self._spool, unwritten, self._log)
 
 
-def _decode_entry(delivery: Delivery, fields: dict[bytes, bytes]) -> None:
-    """Fill a delivery from its entry's one field: trades or coverage events (KeyError: neither)."""
-    if FIELD in fields:
-        delivery.trades = decode_trades(fields[FIELD])
-    else:
-        delivery.events = decode_events(fields[EVENTS_FIELD])
+def _decode_entry(delivery: Delivery, fields: dict[bytes, bytes]) -> list[DeadLetter]:
+    """Fill a delivery from its entry's one field (trades or coverage events); what cannot be decoded
+    becomes dead letters: each undecodable trade alone when the rest of the entry decodes."""
+    try:
+        if FIELD in fields:
+            try:
+                delivery.trades = decode_trades(fields[FIELD])
+            except ParseError:
+                delivery.trades, bad = decode_trades_apart(fields[FIELD])
+                return [_letter(delivery, f"undecodable: {why}", raw) for raw, why in bad]
+        else:
+            delivery.events = decode_events(fields[EVENTS_FIELD])
+    except (KeyError, ParseError) as exc:
+        raw = b"".join(fields.values())[:RAW_PREVIEW_BYTES]
+        return [_letter(delivery, f"undecodable: {type(exc).__name__}: {exc}", raw)]
+    return []
+
+
+def _letter(delivery: Delivery, reason: str, raw: bytes) -> DeadLetter:
+    return DeadLetter(delivery.stream, delivery.delivery_id, reason[:500], time.time_ns(), raw=raw)
 
 
 def _stream_entries(reply: Any) -> list[tuple[str, list[Entry]]]:

@@ -86,7 +86,7 @@ def trade_row(t: Trade) -> tuple[Any, ...]:
         t.sequence,
         t.price,
         t.quantity,
-        t.side.value,
+        str(t.side),  # a StrEnum's value; any other text is left for the store's CHECK to refuse
         t.ts_event,
         t.ts_recv,
         t.backfilled,

@@ -49,6 +49,14 @@ from storage.source import check_source
 
 T = TypeVar("T")
 
+# The data itself refused: a CHECK violated, an integer beyond 64 bits, a value of no SQL type.
+REJECTED_ERRORS: tuple[type[BaseException], ...] = (
+    sqlite3.IntegrityError,
+    sqlite3.DataError,
+    OverflowError,
+    sqlite3.InterfaceError,
+)
+
 _TRADE_COLS = ", ".join(TRADE_COLUMNS)
 _TRADE_MARKS = ", ".join("?" * len(TRADE_COLUMNS))
 _BAR_COLS = ", ".join((*BAR_COLUMNS, "updated_at"))
@@ -201,6 +209,13 @@ class SQLiteStore:
                 metrics=metrics,
             ),
             library_errors=(sqlite3.Error, OSError),
+            # the data itself refused: a CHECK violated, an integer beyond 64 bits, a value of no SQL type
+            rejected_errors=(
+                sqlite3.IntegrityError,
+                sqlite3.DataError,
+                OverflowError,
+                sqlite3.InterfaceError,
+            ),
             pool_stats=self._pool_stats,
             backend="sqlite",
         )
