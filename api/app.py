@@ -11,7 +11,6 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
-from loguru import logger
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 
 from api.deps import ApiContext
@@ -61,7 +60,6 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        logger.bind(component="api").info("API ready")
         yield
         if settings.close_dependencies:
             await cache.close()

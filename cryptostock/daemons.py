@@ -13,7 +13,9 @@ from loguru import logger
 from core.ports import FeedBoard, MarketCache, MarketStore, TradeBus
 from core.timeframes import NS_PER_SECOND
 from cryptostock.daemon import SHUTDOWN_TIMEOUT, DaemonContext, daemon_context
+from cryptostock.outcome import report_success
 from cryptostock.processing import ProcessorService
+from cryptostock.progress_bar import spinning
 from cryptostock.settings import (
     ApiDaemonSettings,
     CollectorSettings,
@@ -30,19 +32,26 @@ from cryptostock.wiring import (
     serve_api,
     simulator_settings,
 )
+from monitoring.logger import flush_logs, setup_logging
 from simulator.serve import start_simulator
 
 SimulatedExchange = Any  # the simulator started for a venue (simulator.serve.start_simulator's result)
 
 
 async def migrate_database(settings: CommonSettings) -> None:
-    """`cryptostock db migrate`: apply pending migrations and exit."""
+    """`cryptostock db migrate`: apply pending migrations and exit. The details go to the log files
+    (logs/migrate/); the console gets one line, the outcome, as text or JSON (LOG_FORMAT)."""
+    as_json = settings.log_format == "json"
+    setup_logging("migrate", settings.log_level, as_json, settings.log_dir, console=False)
     store = await open_store_for(settings, sqlite_name="cryptostock.db")
     try:
-        await store.migrate()
+        async with spinning("applying migrations"):
+            await store.migrate()
+            versions = await store.applied_migrations()
     finally:
         await store.close()
-    print("migrations applied")
+        flush_logs()
+    report_success("db migrate", f"schema up to date (migrations {versions})", as_json=as_json)
 
 
 async def run_simulator(settings: SimulateSettings) -> None:

@@ -12,6 +12,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from collectors.registry import ADAPTERS
 from core.errors import ConfigError
 from core.timeframes import DEFAULT_TIMEFRAMES, parse_timeframes
+from cryptostock.preflight import check_log_level
 from simulator.serve import SimulatorSettings
 
 
@@ -39,6 +40,8 @@ class CommonSettings(BaseSettings):
         default="text", validation_alias=AliasChoices("log_format", "LOG_FORMAT")
     )
     log_dir: Path = Field(default=Path("logs"), validation_alias=AliasChoices("log_dir", "LOG_DIR"))
+
+    _log_level = field_validator("log_level", mode="before")(check_log_level)
 
     def database_dsn(self) -> str | None:
         return self.database_url.get_secret_value() if self.database_url else None
@@ -107,11 +110,22 @@ class CollectorOptions(BaseModel):
     @model_validator(mode="after")
     def _backoff_order(self) -> CollectorOptions:
         if self.backoff_max < self.backoff_initial:
-            raise ValueError("backoff_max must be at least backoff_initial")
+            raise ValueError(
+                f"backoff_max (--backoff-max, CRYPTOSTOCK_BACKOFF_MAX) = {self.backoff_max:g} s must be"
+                " at least backoff_initial (--backoff-initial, CRYPTOSTOCK_BACKOFF_INITIAL)"
+                f" = {self.backoff_initial:g} s"
+            )
         return self
 
 
-class CollectorSettings(CommonSettings, CollectorOptions):
+class SeparateDaemon(BaseModel):
+    """A daemon of its own (collector, processor, api): without REDIS_URL its bus and cache would live in
+    this process only, where no other daemon can reach them, so it refuses to start unless asked."""
+
+    in_process_bus: bool = False
+
+
+class CollectorSettings(CommonSettings, CollectorOptions, SeparateDaemon):
     exchange: str = "binance"
     metrics_port: int = _metrics_port(9092)
 
@@ -126,7 +140,7 @@ class CollectorSettings(CommonSettings, CollectorOptions):
         return value
 
 
-class ProcessorSettings(CommonSettings):
+class ProcessorSettings(CommonSettings, SeparateDaemon):
     metrics_port: int = _metrics_port(9093)
     timeframes: tuple[str, ...] = DEFAULT_TIMEFRAMES
     grace_seconds: float = Field(default=2.0, ge=0)
@@ -148,7 +162,7 @@ class ProcessorSettings(CommonSettings):
         raise ValueError("timeframes must be a comma-separated list such as 1m,5m,1h")
 
 
-class ApiDaemonSettings(CommonSettings):
+class ApiDaemonSettings(CommonSettings, SeparateDaemon):
     metrics_port: int = _metrics_port(9094)
     host: str = "0.0.0.0"
     port: int = Field(default=8000, ge=0, le=65535)
@@ -197,3 +211,14 @@ class RunSettings(ProcessorSettings, CollectorOptions):
     def source(self) -> Literal["simulated", "live"]:
         """What the data is: never mix the two in one database."""
         return "simulated" if self.uses_simulator else "live"
+
+
+ALL_SETTINGS: tuple[type[BaseSettings], ...] = (
+    CommonSettings,
+    CollectorSettings,
+    ProcessorSettings,
+    ApiDaemonSettings,
+    SimulateSettings,
+    RunSettings,
+)
+"""Every command's settings: an environment variable any of them reads is a known one."""

@@ -3,7 +3,7 @@
 # browser is downloaded by Playwright itself). Installs the `chromium` package with apt-get when it is
 # missing (needs root, or sudo without a password). Prints the browser's path.
 set -euo pipefail
-browser="${CRYPTOSTOCK_CHROMIUM:-/usr/bin/chromium}"
+browser="${TEST_CHROMIUM:-/usr/bin/chromium}"
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo -n "$@"; fi; }
 if [ ! -x "$browser" ]; then
   echo "[chromium] installing Debian's chromium for the browser tests" >&2

@@ -2,7 +2,7 @@
 real uvicorn server. No browser is downloaded: `scripts/ensure-chromium.sh` installs Debian's package
 (`make test` runs it). When Chromium or Playwright is missing the tests fail and say so; they never skip.
 
-Set CRYPTOSTOCK_SCREENSHOT_DIR to keep the screenshots the tests take (the README's comes from there)."""
+Set TEST_SCREENSHOT_DIR to keep the screenshots the tests take (the README's comes from there)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-CHROMIUM = os.environ.get("CRYPTOSTOCK_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM = os.environ.get("TEST_CHROMIUM", "/usr/bin/chromium")
 # Without the background-networking flags Chromium itself tries to reach Google (refused here).
 CHROMIUM_ARGS = [
     "--headless",
@@ -101,10 +101,10 @@ def _console(recorded: BrowserPage, kind: str, text: str) -> None:
 
 
 async def screenshot(page: Page, tmp_path: Path, name: str) -> Path:
-    """A PNG of the whole page in tmp_path, copied to CRYPTOSTOCK_SCREENSHOT_DIR when set."""
+    """A PNG of the whole page in tmp_path, copied to TEST_SCREENSHOT_DIR when set."""
     path = tmp_path / name
     await page.screenshot(path=str(path), full_page=True)
-    keep = os.environ.get("CRYPTOSTOCK_SCREENSHOT_DIR")
+    keep = os.environ.get("TEST_SCREENSHOT_DIR")
     if keep:
         Path(keep).mkdir(parents=True, exist_ok=True)
         shutil.copy(path, Path(keep) / name)
