@@ -11,9 +11,7 @@ PYTEST_ARGS ?=
 all: test
 
 $(STAMP): pyproject.toml
-	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev]'
+	@bash scripts/install-venv.sh "$(PYTHON)" $(VENV) dev
 	@touch $(STAMP)
 
 venv: $(STAMP)

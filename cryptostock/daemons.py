@@ -15,6 +15,7 @@ from core.timeframes import NS_PER_SECOND
 from cryptostock.daemon import SHUTDOWN_TIMEOUT, DaemonContext, daemon_context
 from cryptostock.outcome import report_success
 from cryptostock.processing import ProcessorService
+from cryptostock.progress import run_status
 from cryptostock.progress_bar import spinning
 from cryptostock.settings import (
     ApiDaemonSettings,
@@ -132,7 +133,9 @@ async def run_all(settings: RunSettings) -> None:
                 settings.data_dir,
                 ",".join(settings.exchange),
             )
-            components: dict[str, Component] = {
+            status = run_status(settings, api, ctx.metrics_url)
+            components: dict[str, Component] = {"status": (status.run, status.stop)}
+            components |= {
                 f"collector:{name}": (collector.run, collector.stop) for name, collector in collectors.items()
             }
             components["processor"] = (service.run, service.stop)

@@ -194,6 +194,7 @@ class RunSettings(ProcessorSettings, CollectorOptions):
     replay: Path | None = None
     speed: float = Field(default=1.0, ge=0)
     live: bool = False
+    status_interval: float = Field(default=5.0, gt=0)  # s between status lines on a terminal
 
     _exchanges = field_validator("exchange", mode="before")(_split_exchanges)
 

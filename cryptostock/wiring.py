@@ -223,6 +223,10 @@ class ApiServer:
     def stop(self) -> None:
         self._server.should_exit = True
 
+    def started(self) -> bool:
+        """True once the API accepts connections."""
+        return bool(self._server.started)
+
 
 def serve_api(store: SqlStore, cache: Cache, *, host: str, port: int, health: Health) -> ApiServer:
     return ApiServer(create_app(store, cache, health=health, feeds=cache), host, port)
