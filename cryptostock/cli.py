@@ -56,6 +56,7 @@ def _version() -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     from cryptostock import settings
+    from cryptostock.export_cli import add_export
 
     parser = argparse.ArgumentParser(prog="cryptostock", description=__doc__)
     parser.add_argument("--version", action="version", version=f"cryptostock {_version()}")
@@ -147,6 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
     db_commands = db.add_subparsers(dest="db_command", required=True)
     migrate = db_commands.add_parser("migrate", help="apply pending migrations")
     _common(migrate, settings.CommonSettings)
+    add_export(commands)
     return parser
 
 
@@ -160,7 +162,7 @@ Entry = tuple[type[BaseSettings], Callable[[Any], Coroutine[Any, Any, None]]]
 
 
 def _entry(command: str, db_command: str | None) -> Entry:
-    from cryptostock import daemons, settings
+    from cryptostock import daemons, export, settings
 
     table: dict[str, Entry] = {
         "run": (settings.RunSettings, daemons.run_all),
@@ -169,6 +171,7 @@ def _entry(command: str, db_command: str | None) -> Entry:
         "api": (settings.ApiDaemonSettings, daemons.run_api),
         "simulate": (settings.SimulateSettings, daemons.run_simulator),
         "db": (settings.CommonSettings, daemons.migrate_database),
+        "export": (settings.ExportSettings, export.run_export),
     }
     return table[command]
 
@@ -180,7 +183,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = vars(build_parser().parse_args(argv))
     command = args.pop("command")
     db_command = args.pop("db_command", None)
-    label = f"{command} {db_command}" if db_command else command
+    label = " ".join(filter(None, (command, db_command, args.get("kind"))))
     as_json = wants_json(args)
     settings_type, coroutine = _entry(command, db_command)
     try:

@@ -11,7 +11,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from collectors.registry import ADAPTERS
 from core.errors import ConfigError
-from core.timeframes import DEFAULT_TIMEFRAMES, parse_timeframes
+from core.timeframes import DEFAULT_TIMEFRAMES, parse_timeframes, timeframe_ns
 from cryptostock.preflight import check_log_level
 from simulator.serve import SimulatorSettings
 
@@ -214,6 +214,44 @@ class RunSettings(ProcessorSettings, CollectorOptions):
         return "simulated" if self.uses_simulator else "live"
 
 
+class ExportSettings(CommonSettings):
+    """`cryptostock export bars|trades`: one symbol's stored bars or trades over [start, end) (ISO-8601,
+    UTC when no offset, or epoch ms) into `output`, `page_size` rows at a time. `output_format` None: from
+    the output's suffix (.parquet, .pq, .csv). `db`: a SQLite file (else DATABASE_URL, else the one
+    database in data_dir)."""
+
+    kind: Literal["bars", "trades"]
+    exchange: str = "binance"
+    symbol: str = Field(min_length=1, max_length=64)
+    timeframe: str = "1m"
+    start: str
+    end: str
+    output: Path
+    output_format: Literal["parquet", "csv"] | None = None
+    page_size: int = Field(default=10_000, ge=1, le=1_000_000)
+    db: Path | None = None
+
+    @field_validator("timeframe")
+    @classmethod
+    def _one_timeframe(cls, value: str) -> str:
+        try:
+            timeframe_ns(value)
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
+        return value
+
+    @model_validator(mode="after")
+    def _format_known(self) -> ExportSettings:
+        if self.file_format() not in ("parquet", "csv"):
+            raise ValueError(f"--format parquet or csv: the name {self.output.name!r} does not say which")
+        return self
+
+    def file_format(self) -> str:
+        """parquet or csv: --format, else from the output's suffix ('' when neither says)."""
+        by_suffix = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv"}
+        return self.output_format or by_suffix.get(self.output.suffix.lower(), "")
+
+
 ALL_SETTINGS: tuple[type[BaseSettings], ...] = (
     CommonSettings,
     CollectorSettings,
@@ -221,5 +259,6 @@ ALL_SETTINGS: tuple[type[BaseSettings], ...] = (
     ApiDaemonSettings,
     SimulateSettings,
     RunSettings,
+    ExportSettings,
 )
 """Every command's settings: an environment variable any of them reads is a known one."""
