@@ -8,6 +8,7 @@ versions are in `api/static/vendor/VERSIONS` and `scripts/vendor-web-assets.sh` 
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from importlib import resources
 
 from fastapi import APIRouter, FastAPI
@@ -35,9 +36,11 @@ def _page(name: str) -> str:
     return resources.files("api").joinpath("static", name).read_text(encoding="utf-8")
 
 
-def _local_only(response: HTMLResponse) -> HTMLResponse:
-    response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
-    return response
+def _endpoint(body: bytes) -> Callable[[], Awaitable[HTMLResponse]]:
+    async def page() -> HTMLResponse:
+        return HTMLResponse(body, headers={"Content-Security-Policy": CONTENT_SECURITY_POLICY})
+
+    return page
 
 
 def install_web(app: FastAPI) -> APIRouter:
@@ -45,43 +48,30 @@ def install_web(app: FastAPI) -> APIRouter:
     redoc_url=None so that FastAPI's CDN-backed pages are not added). Returns the router added."""
     app.mount(STATIC_PREFIX, StaticFiles(packages=[("api", "static")]), name="static")
     openapi_url = app.openapi_url or "/openapi.json"
-    title = app.title
+    pages = {
+        "/": HTMLResponse(_page("index.html")),  # feeds, trades/s and a live candlestick chart
+        "/docs": get_swagger_ui_html(
+            openapi_url=openapi_url,
+            title=f"{app.title} - Swagger UI",
+            swagger_js_url=SWAGGER_JS,
+            swagger_css_url=SWAGGER_CSS,
+            swagger_favicon_url=FAVICON,
+            oauth2_redirect_url=OAUTH2_REDIRECT,
+            swagger_ui_parameters={"validatorUrl": None},
+        ),
+        OAUTH2_REDIRECT: get_swagger_ui_oauth2_redirect_html(),
+        "/redoc": get_redoc_html(
+            openapi_url=openapi_url,
+            title=f"{app.title} - ReDoc",
+            redoc_js_url=REDOC_JS,
+            redoc_favicon_url=FAVICON,
+            with_google_fonts=False,
+        ),
+    }
     router = APIRouter(include_in_schema=False)
-
-    @router.get("/", response_class=HTMLResponse)
-    async def live_page() -> HTMLResponse:
-        """Feeds, trades/s and a live candlestick chart (api/static/index.html, app.js, app.css)."""
-        return _local_only(HTMLResponse(_page("index.html")))
-
-    @router.get("/docs", response_class=HTMLResponse)
-    async def swagger_ui() -> HTMLResponse:
-        return _local_only(
-            get_swagger_ui_html(
-                openapi_url=openapi_url,
-                title=f"{title} - Swagger UI",
-                swagger_js_url=SWAGGER_JS,
-                swagger_css_url=SWAGGER_CSS,
-                swagger_favicon_url=FAVICON,
-                oauth2_redirect_url=OAUTH2_REDIRECT,
-                swagger_ui_parameters={"validatorUrl": None},
-            )
+    for path, response in pages.items():
+        router.add_api_route(
+            path, _endpoint(bytes(response.body)), methods=["GET"], response_class=HTMLResponse
         )
-
-    @router.get(OAUTH2_REDIRECT, response_class=HTMLResponse)
-    async def swagger_ui_redirect() -> HTMLResponse:
-        return get_swagger_ui_oauth2_redirect_html()
-
-    @router.get("/redoc", response_class=HTMLResponse)
-    async def redoc() -> HTMLResponse:
-        return _local_only(
-            get_redoc_html(
-                openapi_url=openapi_url,
-                title=f"{title} - ReDoc",
-                redoc_js_url=REDOC_JS,
-                redoc_favicon_url=FAVICON,
-                with_google_fonts=False,
-            )
-        )
-
     app.include_router(router)
     return router

@@ -5,14 +5,7 @@ from __future__ import annotations
 import io
 
 from cryptostock.progress_bar import ProgressBar, spinning
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.api.test_components import FakeClock as Clock
 
 
 def test_not_a_terminal_draws_nothing() -> None:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import socket
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
 
@@ -62,11 +64,17 @@ def test_invalid_setting_is_one_clear_line(tmp_path: Path) -> None:
     assert_one_line_error(result, "timeframes", "7x")
 
 
-def test_metrics_port_in_use_is_one_clear_line(tmp_path: Path) -> None:
+@contextmanager
+def busy_port() -> Iterator[int]:
+    """A port on 127.0.0.1 that something already listens on."""
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
-        port = busy.getsockname()[1]
+        yield busy.getsockname()[1]
+
+
+def test_metrics_port_in_use_is_one_clear_line(tmp_path: Path) -> None:
+    with busy_port() as port:
         result = cryptostock(tmp_path, "run", "--metrics-port", str(port), "--metrics-addr", "127.0.0.1")
     assert_one_line_error(result, f"metrics port {port}", "already in use")
 
@@ -95,10 +103,7 @@ def test_a_separate_daemon_refuses_a_bus_no_one_else_sees(tmp_path: Path, comman
 
 
 def test_a_busy_api_port_fails_before_the_api_says_ready(tmp_path: Path) -> None:
-    with socket.socket() as busy:
-        busy.bind(("127.0.0.1", 0))
-        busy.listen()
-        port = busy.getsockname()[1]
+    with busy_port() as port:
         result = cryptostock(
             tmp_path, "api", "--in-process-bus", "--host", "127.0.0.1", "--port", str(port),
             "--metrics-port", str(free_port()),
