@@ -81,3 +81,14 @@ def test_failures_in_text_and_json() -> None:
     )  # fmt: skip
     assert wants_json({"log_format": "json"}, {}) and wants_json({}, {"LOG_FORMAT": "JSON"})
     assert not wants_json({"log_format": "text"}, {"LOG_FORMAT": "json"})
+
+
+def test_every_command_s_settings_are_known_to_the_environment_check() -> None:
+    """A command whose settings class is missing from ALL_SETTINGS would see its variables refused."""
+    from cryptostock.cli import _entry, build_parser
+
+    commands = next(a for a in build_parser()._actions if a.dest == "command").choices
+    assert commands is not None
+    for command in commands:
+        settings_type, _ = _entry(command, None)
+        assert settings_type in ALL_SETTINGS, command
