@@ -6,14 +6,12 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: all venv services tools lint typecheck test unit run bench clean
+.PHONY: all venv services tools browser lint typecheck test unit run bench clean
 
 all: test
 
 $(STAMP): pyproject.toml
-	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev]'
+	@bash scripts/install-venv.sh "$(PYTHON)" $(VENV) dev
 	@touch $(STAMP)
 
 venv: $(STAMP)
@@ -24,6 +22,9 @@ services:
 tools:
 	@bash scripts/ensure-prometheus.sh >/dev/null
 
+browser:
+	@bash scripts/ensure-chromium.sh >/dev/null
+
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -31,11 +32,11 @@ lint: venv
 typecheck: venv
 	$(BIN)/mypy core collectors processor storage api monitoring simulator cryptostock
 
-test: venv services tools lint typecheck
+test: venv services tools browser lint typecheck
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 unit: venv
-	$(BIN)/pytest -m "not integration" $(PYTEST_ARGS)
+	$(BIN)/pytest -m "not integration and not browser" $(PYTEST_ARGS)
 
 run: venv
 	$(BIN)/cryptostock run

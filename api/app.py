@@ -11,7 +11,6 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
-from loguru import logger
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 
 from api.deps import ApiContext
@@ -20,6 +19,7 @@ from api.middleware import MetricsMiddleware, RequestContextMiddleware
 from api.ratelimit import RateLimitMiddleware, TokenBucketLimiter
 from api.routes import health as health_routes
 from api.routes import market, stream
+from api.routes.web import install_web
 from api.settings import ApiSettings
 from api.symbols import SymbolDirectory
 from core.ports import FeedBoard, MarketCache, MarketStore
@@ -60,7 +60,6 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        logger.bind(component="api").info("API ready")
         yield
         if settings.close_dependencies:
             await cache.close()
@@ -70,24 +69,29 @@ def create_app(
         title=settings.title,
         version="1",
         lifespan=lifespan,
+        docs_url=None,  # /docs and /redoc come from api.routes.web, with their assets served locally
+        redoc_url=None,
         description="Bars, indicators and trades collected from crypto exchanges. Prices are exact strings.",
     )
     app.state.api = context
     app.include_router(market.router)
     app.include_router(stream.router)
     app.include_router(health_routes.router)
+    web = install_web(app)
     install_error_handlers(app)
-    _install_middleware(app, settings, metrics)
+    _install_middleware(app, settings, metrics, extra_routes=web.routes)
     return app
 
 
-def _flat_routes(app: FastAPI) -> list[BaseRoute]:
-    """The app's own routes (docs) and those of the included routers, for labelling 429s."""
+def _flat_routes(app: FastAPI, extra: list[BaseRoute]) -> list[BaseRoute]:
+    """The app's own routes (openapi.json), those of the included routers and `extra`, for labelling 429s."""
     own = [r for r in app.router.routes if isinstance(r, Route | WebSocketRoute)]
-    return [*own, *market.router.routes, *stream.router.routes, *health_routes.router.routes]
+    return [*own, *market.router.routes, *stream.router.routes, *health_routes.router.routes, *extra]
 
 
-def _install_middleware(app: FastAPI, settings: ApiSettings, metrics: PlatformMetrics) -> None:
+def _install_middleware(
+    app: FastAPI, settings: ApiSettings, metrics: PlatformMetrics, *, extra_routes: list[BaseRoute]
+) -> None:
     """Added innermost first: CORS, rate limiting, metrics, then the request context outermost."""
     if settings.cors_origins:
         app.add_middleware(
@@ -107,7 +111,7 @@ def _install_middleware(app: FastAPI, settings: ApiSettings, metrics: PlatformMe
             RateLimitMiddleware,
             limiter=limiter,
             metrics=metrics,
-            routes=_flat_routes(app),
+            routes=_flat_routes(app, extra_routes),
             exempt=EXEMPT_FROM_RATE_LIMIT,
         )
     app.add_middleware(MetricsMiddleware, metrics=metrics)

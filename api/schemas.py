@@ -311,18 +311,23 @@ class BarMessage(BaseModel):
 
 class DependencyStatus(BaseModel):
     status: Literal["ok", "fail", "timeout"]
-    detail: str | None = None
+    duration_ms: float = Field(description="time the check took, ms")
+    detail: str | None = Field(default=None, description="why it failed (null when ok)")
 
 
 class ReadinessOut(BaseModel):
+    """The same shape on the API port and on every metrics port."""
+
     status: Literal["ok", "unavailable"]
     checks: dict[str, DependencyStatus]
 
 
 class LivenessOut(BaseModel):
+    """The same shape on the API port and on every metrics port."""
+
     status: Literal["ok", "fail"] = "ok"
-    heartbeat_age: float | None = Field(
-        default=None, description="seconds since the event-loop heartbeat (when health is watched)"
+    heartbeat_age_s: float | None = Field(
+        default=None, description="seconds since the event-loop heartbeat (null when not watched)"
     )
 
 

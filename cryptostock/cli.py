@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from collections.abc import Callable, Coroutine, Sequence
+from importlib import metadata
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
+from pydantic_settings import BaseSettings
 
 from core.errors import ConfigError, PlatformError
+from cryptostock.outcome import EXIT_CONFIG, EXIT_FAILURE, report_failure, wants_json
 
 S = argparse.SUPPRESS
 
@@ -34,10 +38,28 @@ def _processing(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--grace-seconds", type=float, default=S, help="watermark grace period (default 2)")
 
 
+def _in_process_bus(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--in-process-bus",
+        action="store_true",
+        default=S,
+        help="run without REDIS_URL anyway (its bus and cache stay inside this process)",
+    )
+
+
+def _version() -> str:
+    try:
+        return metadata.version("cryptostock")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
 def build_parser() -> argparse.ArgumentParser:
     from cryptostock import settings
+    from cryptostock.export_cli import add_export
 
     parser = argparse.ArgumentParser(prog="cryptostock", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"cryptostock {_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     run = commands.add_parser("run", help="simulators + collectors + processor + API in one process")
@@ -88,6 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     collector.add_argument(
         "--ws-client", choices=["websockets", "picows"], default=S, help="websocket client"
     )
+    _in_process_bus(collector)
 
     processor = commands.add_parser("processor", help="turn trades from the bus into stored bars")
     _common(processor, settings.ProcessorSettings)
@@ -95,11 +118,13 @@ def build_parser() -> argparse.ArgumentParser:
     processor.add_argument("--consumer", default=S, help="consumer name, stable across restarts")
     processor.add_argument("--shard-index", type=int, default=S)
     processor.add_argument("--shard-count", type=int, default=S)
+    _in_process_bus(processor)
 
     api = commands.add_parser("api", help="serve the REST and WebSocket API")
     _common(api, settings.ApiDaemonSettings)
     api.add_argument("--host", default=S)
     api.add_argument("--port", type=int, default=S, help="API port (default 8000)")
+    _in_process_bus(api)
 
     simulate = commands.add_parser("simulate", help="serve a simulated exchange (websocket and REST)")
     _common(simulate, settings.SimulateSettings)
@@ -129,6 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
     db_commands = db.add_subparsers(dest="db_command", required=True)
     migrate = db_commands.add_parser("migrate", help="apply pending migrations")
     _common(migrate, settings.CommonSettings)
+    add_export(commands)
     return parser
 
 
@@ -138,10 +164,13 @@ def _venues() -> str:
     return ", ".join(sorted(ADAPTERS))
 
 
-def _entry(command: str, db_command: str | None) -> tuple[type, Callable[[Any], Coroutine[Any, Any, None]]]:
-    from cryptostock import daemons, settings
+Entry = tuple[type[BaseSettings], Callable[[Any], Coroutine[Any, Any, None]]]
 
-    table: dict[str, tuple[type, Callable[[Any], Coroutine[Any, Any, None]]]] = {
+
+def _entry(command: str, db_command: str | None) -> Entry:
+    from cryptostock import daemons, export, settings
+
+    table: dict[str, Entry] = {
         "run": (settings.RunSettings, daemons.run_all),
         "collector": (settings.CollectorSettings, daemons.run_collector),
         "processor": (settings.ProcessorSettings, daemons.run_processor),
@@ -149,31 +178,58 @@ def _entry(command: str, db_command: str | None) -> tuple[type, Callable[[Any], 
         "simulate": (settings.SimulateSettings, daemons.run_simulator),
         "db": (settings.CommonSettings, daemons.migrate_database),
         "dead-letters": (settings.DeadLettersSettings, daemons.show_dead_letters),
+        "export": (settings.ExportSettings, export.run_export),
     }
     return table[command]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from cryptostock.preflight import check_environment, refuse_private_bus
+    from cryptostock.settings import ALL_SETTINGS
+
     args = vars(build_parser().parse_args(argv))
     command = args.pop("command")
     db_command = args.pop("db_command", None)
+    label = " ".join(filter(None, (command, db_command, args.get("kind"))))
+    as_json = wants_json(args)
     settings_type, coroutine = _entry(command, db_command)
     try:
+        check_environment(os.environ, ALL_SETTINGS)
         settings = settings_type(**args)
+        bus_flag = getattr(settings, "in_process_bus", False)
+        refuse_private_bus(command, getattr(settings, "redis_url", None), bus_flag)
         asyncio.run(coroutine(settings))
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        print(f"cryptostock {command}: invalid settings: {problems}", file=sys.stderr)
-        return 2
+        problems = _problems(exc, settings_type, set(args))
+        message = f"invalid settings: {problems}"
+        return report_failure(label, message, EXIT_CONFIG, as_json=as_json, kind="InvalidSettings")
     except ConfigError as exc:
-        print(f"cryptostock {command}: {exc}", file=sys.stderr)
-        return 2
+        return report_failure(label, exc, EXIT_CONFIG, as_json=as_json)
     except PlatformError as exc:
-        print(f"cryptostock {command}: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 1
+        message = f"{type(exc).__name__}: {exc}"
+        return report_failure(label, message, EXIT_FAILURE, as_json=as_json, kind=type(exc).__name__)
+    except OSError as exc:  # a file or directory the command cannot use
+        where = f": {exc.filename}" if exc.filename else ""
+        message = f"{exc.strerror or exc}{where}"
+        return report_failure(label, message, EXIT_FAILURE, as_json=as_json, kind=type(exc).__name__)
     except KeyboardInterrupt:
         return 0
     return 0
+
+
+def _problems(exc: ValidationError, settings_type: type[BaseSettings], given: set[str]) -> str:
+    """'LOG_LEVEL: unknown log level ...; --timeframes: ...': each named the way it was set."""
+    from cryptostock.preflight import describe_field
+
+    problems = []
+    for error in exc.errors():
+        message = str(error["msg"]).removeprefix("Value error, ")
+        field = str(error["loc"][0]) if error["loc"] else ""
+        if field in settings_type.model_fields:
+            problems.append(f"{describe_field(settings_type, field, field in given)}: {message}")
+        else:
+            problems.append(f"{field}: {message}" if field else message)
+    return "; ".join(problems)
 
 
 if __name__ == "__main__":

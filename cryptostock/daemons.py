@@ -15,7 +15,10 @@ from core.errors import BusError, CircuitOpenError, StorageError
 from core.ports import FeedBoard, MarketCache, MarketStore, ResumeSource, TradeBus
 from core.timeframes import NS_PER_SECOND
 from cryptostock.daemon import SHUTDOWN_TIMEOUT, DaemonContext, daemon_context
+from cryptostock.outcome import report_success
 from cryptostock.processing import ProcessorService
+from cryptostock.progress import run_status
+from cryptostock.progress_bar import spinning
 from cryptostock.settings import (
     ApiDaemonSettings,
     CollectorSettings,
@@ -34,6 +37,7 @@ from cryptostock.wiring import (
     simulator_settings,
     spool_for,
 )
+from monitoring.logger import flush_logs, setup_logging
 from simulator.serve import start_simulator
 from storage.spool import Spool, republish
 
@@ -41,13 +45,19 @@ SimulatedExchange = Any  # the simulator started for a venue (simulator.serve.st
 
 
 async def migrate_database(settings: CommonSettings) -> None:
-    """`cryptostock db migrate`: apply pending migrations and exit."""
+    """`cryptostock db migrate`: apply pending migrations and exit. The details go to the log files
+    (logs/migrate/); the console gets one line, the outcome, as text or JSON (LOG_FORMAT)."""
+    as_json = settings.log_format == "json"
+    setup_logging("migrate", settings.log_level, as_json, settings.log_dir, console=False)
     store = await open_store_for(settings, sqlite_name="cryptostock.db")
     try:
-        await store.migrate()
+        async with spinning("applying migrations"):
+            await store.migrate()
+            versions = await store.applied_migrations()
     finally:
         await store.close()
-    print("migrations applied")
+        flush_logs()
+    report_success("db migrate", f"schema up to date (migrations {versions})", as_json=as_json)
 
 
 async def show_dead_letters(settings: DeadLettersSettings) -> None:
@@ -152,7 +162,11 @@ async def run_all(settings: RunSettings) -> None:
                 settings.data_dir,
                 ",".join(settings.exchange),
             )
-            components: dict[str, Component] = {"spool": _republisher(spool, bus)}
+            status = run_status(settings, api, ctx.metrics_url)
+            components: dict[str, Component] = {
+                "status": (status.run, status.stop),
+                "spool": _republisher(spool, bus),
+            }
             for name, collector in collectors.items():
                 components[f"collector:{name}"] = (collector.run, collector.stop)
             components["processor"] = (service.run, service.stop)

@@ -11,7 +11,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from collectors.registry import ADAPTERS
 from core.errors import ConfigError
-from core.timeframes import DEFAULT_TIMEFRAMES, parse_timeframes
+from core.timeframes import DEFAULT_TIMEFRAMES, parse_timeframes, timeframe_ns
+from cryptostock.preflight import check_log_level
 from simulator.serve import SimulatorSettings
 
 
@@ -39,6 +40,8 @@ class CommonSettings(BaseSettings):
         default="text", validation_alias=AliasChoices("log_format", "LOG_FORMAT")
     )
     log_dir: Path = Field(default=Path("logs"), validation_alias=AliasChoices("log_dir", "LOG_DIR"))
+
+    _log_level = field_validator("log_level", mode="before")(check_log_level)
 
     def database_dsn(self) -> str | None:
         return self.database_url.get_secret_value() if self.database_url else None
@@ -108,11 +111,22 @@ class CollectorOptions(BaseModel):
     @model_validator(mode="after")
     def _backoff_order(self) -> CollectorOptions:
         if self.backoff_max < self.backoff_initial:
-            raise ValueError("backoff_max must be at least backoff_initial")
+            raise ValueError(
+                f"backoff_max (--backoff-max, CRYPTOSTOCK_BACKOFF_MAX) = {self.backoff_max:g} s must be"
+                " at least backoff_initial (--backoff-initial, CRYPTOSTOCK_BACKOFF_INITIAL)"
+                f" = {self.backoff_initial:g} s"
+            )
         return self
 
 
-class CollectorSettings(CommonSettings, CollectorOptions):
+class SeparateDaemon(BaseModel):
+    """A daemon of its own (collector, processor, api): without REDIS_URL its bus and cache would live in
+    this process only, where no other daemon can reach them, so it refuses to start unless asked."""
+
+    in_process_bus: bool = False
+
+
+class CollectorSettings(CommonSettings, CollectorOptions, SeparateDaemon):
     exchange: str = "binance"
     metrics_port: int = _metrics_port(9092)
 
@@ -127,7 +141,7 @@ class CollectorSettings(CommonSettings, CollectorOptions):
         return value
 
 
-class ProcessorSettings(CommonSettings):
+class ProcessorSettings(CommonSettings, SeparateDaemon):
     metrics_port: int = _metrics_port(9093)
     timeframes: tuple[str, ...] = DEFAULT_TIMEFRAMES
     grace_seconds: float = Field(default=2.0, ge=0)
@@ -155,7 +169,7 @@ class DeadLettersSettings(CommonSettings):
     limit: int = Field(default=20, ge=1, le=100_000)
 
 
-class ApiDaemonSettings(CommonSettings):
+class ApiDaemonSettings(CommonSettings, SeparateDaemon):
     metrics_port: int = _metrics_port(9094)
     host: str = "0.0.0.0"
     port: int = Field(default=8000, ge=0, le=65535)
@@ -187,6 +201,7 @@ class RunSettings(ProcessorSettings, CollectorOptions):
     replay: Path | None = None
     speed: float = Field(default=1.0, ge=0)
     live: bool = False
+    status_interval: float = Field(default=5.0, gt=0)  # s between status lines on a terminal
 
     _exchanges = field_validator("exchange", mode="before")(_split_exchanges)
 
@@ -204,3 +219,54 @@ class RunSettings(ProcessorSettings, CollectorOptions):
     def source(self) -> Literal["simulated", "live"]:
         """What the data is: never mix the two in one database."""
         return "simulated" if self.uses_simulator else "live"
+
+
+class ExportSettings(CommonSettings):
+    """`cryptostock export bars|trades`: one symbol's stored bars or trades over [start, end) (ISO-8601,
+    UTC when no offset, or epoch ms) into `output`, `page_size` rows at a time. `output_format` None: from
+    the output's suffix (.parquet, .pq, .csv). `db`: a SQLite file (else DATABASE_URL, else the one
+    database in data_dir)."""
+
+    kind: Literal["bars", "trades"]
+    exchange: str = "binance"
+    symbol: str = Field(min_length=1, max_length=64)
+    timeframe: str = "1m"
+    start: str
+    end: str
+    output: Path
+    output_format: Literal["parquet", "csv"] | None = None
+    page_size: int = Field(default=10_000, ge=1, le=1_000_000)
+    db: Path | None = None
+
+    @field_validator("timeframe")
+    @classmethod
+    def _one_timeframe(cls, value: str) -> str:
+        try:
+            timeframe_ns(value)
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
+        return value
+
+    @model_validator(mode="after")
+    def _format_known(self) -> ExportSettings:
+        if self.file_format() not in ("parquet", "csv"):
+            raise ValueError(f"--format parquet or csv: the name {self.output.name!r} does not say which")
+        return self
+
+    def file_format(self) -> str:
+        """parquet or csv: --format, else from the output's suffix ('' when neither says)."""
+        by_suffix = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv"}
+        return self.output_format or by_suffix.get(self.output.suffix.lower(), "")
+
+
+ALL_SETTINGS: tuple[type[BaseSettings], ...] = (
+    CommonSettings,
+    CollectorSettings,
+    ProcessorSettings,
+    ApiDaemonSettings,
+    SimulateSettings,
+    RunSettings,
+    ExportSettings,
+    DeadLettersSettings,
+)
+"""Every command's settings: an environment variable any of them reads is a known one."""

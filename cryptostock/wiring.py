@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
+import socket
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -205,11 +207,36 @@ def _later(a: ResumePoint, b: ResumePoint) -> bool:
 
 
 class _EmbeddedUvicorn(uvicorn.Server):
-    """uvicorn that leaves SIGTERM/SIGINT to the daemon, which stops every component in order."""
+    """uvicorn that leaves SIGTERM/SIGINT to the daemon, which stops every component in order, and says
+    "API ready" only once it accepts connections."""
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started:
+            host, port = self.config.host, self.config.port
+            logger.bind(component="api").info("API ready on http://{}:{}/", host, port)
+
+
+def bind_api_socket(host: str, port: int) -> socket.socket:
+    """The API's listening socket, bound before the application starts: a busy port is a one-line
+    ConfigError, never a started-then-failed server."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise ConfigError(
+                f"API port {port} on {host} is already in use; choose another with --port (cryptostock api)"
+                " or --api-port (cryptostock run)"
+            ) from None
+        raise ConfigError(f"cannot serve the API on {host}:{port}: {exc.strerror or exc}") from None
+    return sock
 
 
 class ApiServer:
@@ -228,7 +255,12 @@ class ApiServer:
         self._server = _EmbeddedUvicorn(config)
 
     async def serve(self) -> None:
-        await self._server.serve()
+        config = self._server.config
+        sock = bind_api_socket(config.host, config.port)
+        try:
+            await self._server.serve(sockets=[sock])
+        finally:
+            sock.close()
         if not self._server.started:
             raise ConfigError(
                 f"API could not listen on {self._server.config.host}:{self._server.config.port}"
@@ -236,6 +268,10 @@ class ApiServer:
 
     def stop(self) -> None:
         self._server.should_exit = True
+
+    def started(self) -> bool:
+        """True once the API accepts connections."""
+        return bool(self._server.started)
 
 
 def serve_api(store: SqlStore, cache: Cache, *, host: str, port: int, health: Health) -> ApiServer:

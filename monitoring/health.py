@@ -7,6 +7,12 @@ seconds old. A blocked or dead loop stops the stamps.
 Readiness: every registered dependency check (name -> async callable returning bool, or raising) answers
 True within `check_timeout` seconds. Checks run concurrently on the event loop. Other threads (the metrics
 server's) ask through `ready_threadsafe()`, which schedules `ready()` on the loop.
+
+Every port answers the probes in one shape (the API's and each metrics server's), built here:
+    GET /livez  -> 200|503 {"status": "ok"|"fail", "heartbeat_age_s": 0.2 (null when not watched)}
+    GET /readyz -> 200|503 {"status": "ok"|"unavailable",
+                            "checks": {name: {"status": "ok"|"fail"|"timeout", "duration_ms": 0.4,
+                                              "detail": null or why}}}
 """
 
 from __future__ import annotations
@@ -26,12 +32,18 @@ HealthCheck = Callable[[], Awaitable[bool]]
 
 @dataclass(frozen=True)
 class CheckResult:
-    """One dependency check: `duration_ms` is wall time spent; `error` is None when it passed."""
+    """One dependency check: `duration_ms` is wall time spent; `error` is None when it passed;
+    `timed_out` when it did not answer in time."""
 
     name: str
     ok: bool
     duration_ms: float
     error: str | None = None
+    timed_out: bool = False
+
+    @property
+    def status(self) -> str:
+        return "ok" if self.ok else "timeout" if self.timed_out else "fail"
 
 
 @dataclass(frozen=True)
@@ -42,13 +54,46 @@ class HealthReport:
     checks: tuple[CheckResult, ...]
 
     def to_dict(self) -> dict[str, Any]:
+        """The /readyz body (see the module docstring)."""
         return {
-            "status": "ok" if self.ok else "fail",
+            "status": "ok" if self.ok else "unavailable",
             "checks": {
-                c.name: {"ok": c.ok, "duration_ms": round(c.duration_ms, 3), "error": c.error}
+                c.name: {"status": c.status, "duration_ms": round(c.duration_ms, 3), "detail": c.error}
                 for c in self.checks
             },
         }
+
+    @property
+    def http_status(self) -> int:
+        return 200 if self.ok else 503
+
+
+def liveness(health: Health | None) -> tuple[int, dict[str, Any]]:
+    """The /livez status code and body: live while `health`'s heartbeat is fresh (always, without one)."""
+    if health is None:
+        return 200, {"status": "ok", "heartbeat_age_s": None}
+    age = health.heartbeat_age()
+    live = health.live()
+    return (200 if live else 503), {
+        "status": "ok" if live else "fail",
+        "heartbeat_age_s": None if age is None else round(age, 3),
+    }
+
+
+async def run_check(name: str, fn: HealthCheck, timeout: float) -> CheckResult:
+    """Run one check bounded by `timeout` seconds; a raise or False is a failed result, never a crash."""
+    start = time.perf_counter()
+    error: str | None = None
+    timed_out = False
+    try:
+        ok = bool(await asyncio.wait_for(fn(), timeout))
+        if not ok:
+            error = "check returned False"
+    except TimeoutError:
+        ok, timed_out, error = False, True, f"no answer within {timeout:g}s"
+    except Exception as exc:  # a failing dependency is a result, not a crash
+        ok, error = False, redact_text(f"{type(exc).__name__}: {exc}")[:500]
+    return CheckResult(name, ok, (time.perf_counter() - start) * 1000, error, timed_out)
 
 
 class Health:
@@ -128,21 +173,9 @@ class Health:
 
     async def ready(self) -> HealthReport:
         """Run every check concurrently, each bounded by `check_timeout`."""
-        results = await asyncio.gather(*(self._run_check(n, fn) for n, fn in self._checks.items()))
+        checks = self._checks.items()
+        results = await asyncio.gather(*(run_check(n, fn, self.check_timeout) for n, fn in checks))
         return HealthReport(all(r.ok for r in results), tuple(results))
-
-    async def _run_check(self, name: str, fn: HealthCheck) -> CheckResult:
-        start = time.perf_counter()
-        error: str | None = None
-        try:
-            ok = bool(await asyncio.wait_for(fn(), self.check_timeout))
-            if not ok:
-                error = "check returned False"
-        except TimeoutError:
-            ok, error = False, f"timed out after {self.check_timeout:g}s"
-        except Exception as exc:  # a failing dependency is a result, not a crash
-            ok, error = False, redact_text(f"{type(exc).__name__}: {exc}")[:500]
-        return CheckResult(name, ok, (time.perf_counter() - start) * 1000, error)
 
     def ready_threadsafe(self, timeout: float | None = None) -> HealthReport:
         """`ready()` evaluated on the watched loop from another thread; a loop that is not running or

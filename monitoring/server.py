@@ -26,7 +26,7 @@ from prometheus_client import REGISTRY, CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 
 from core.errors import ConfigError
-from monitoring.health import Health
+from monitoring.health import Health, liveness
 from monitoring.metrics import METRICS, PlatformMetrics
 
 DEFAULT_METRICS_PORT = 9091
@@ -116,11 +116,16 @@ class _Handler(BaseHTTPRequestHandler):
         if path == "/metrics":
             encoder, content_type = choose_encoder(self.headers.get("Accept", ""))
             self._send(200, content_type, encoder(self.server.registry))
-        elif path in ("/livez", "/readyz") and self.server.health is not None:
-            status, body = _health_answer(self.server.health, path)
-            self._send(status, "application/json", json.dumps(body).encode())
+        elif path == "/livez" and self.server.health is not None:
+            self._send_json(*liveness(self.server.health))
+        elif path == "/readyz" and self.server.health is not None:
+            report = self.server.health.ready_threadsafe()
+            self._send_json(report.http_status, report.to_dict())
         else:
             self._send(404, "text/plain; charset=utf-8", b"not found\n")
+
+    def _send_json(self, status: int, body: dict[str, Any]) -> None:
+        self._send(status, "application/json", json.dumps(body).encode())
 
     def _send(self, status: int, content_type: str, body: bytes) -> None:
         self.send_response(status)
@@ -131,16 +136,6 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         pass  # scrapes every few seconds would flood the logs
-
-
-def _health_answer(health: Health, path: str) -> tuple[int, dict[str, Any]]:
-    if path == "/livez":
-        live = health.live()
-        age = health.heartbeat_age()
-        body = {"status": "ok" if live else "fail", "heartbeat_age_s": None if age is None else round(age, 3)}
-        return (200 if live else 503), body
-    report = health.ready_threadsafe()
-    return (200 if report.ok else 503), report.to_dict()
 
 
 class MetricsServer:

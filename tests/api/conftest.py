@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
@@ -110,9 +111,9 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
         yield http
 
 
-@pytest.fixture
-async def server(app: FastAPI) -> AsyncIterator[str]:
-    """A real uvicorn server with the app; yields "127.0.0.1:<port>"."""
+@asynccontextmanager
+async def serve(app: FastAPI) -> AsyncIterator[str]:
+    """Serve `app` with a real uvicorn server on a free port; yields "127.0.0.1:<port>"."""
     port = free_port()
     config = uvicorn.Config(
         app, host="127.0.0.1", port=port, log_level="warning", ws="websockets-sansio", lifespan="on"
@@ -123,9 +124,18 @@ async def server(app: FastAPI) -> AsyncIterator[str]:
         while not uv.started:
             assert not task.done(), "uvicorn exited during startup"
             await asyncio.sleep(0.01)
-    yield f"127.0.0.1:{port}"
-    uv.should_exit = True
-    await asyncio.wait_for(task, 10)
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        uv.should_exit = True
+        await asyncio.wait_for(task, 10)
+
+
+@pytest.fixture
+async def server(app: FastAPI) -> AsyncIterator[str]:
+    """A real uvicorn server with the app; yields "127.0.0.1:<port>"."""
+    async with serve(app) as address:
+        yield address
 
 
 Sample = Callable[..., float | None]

@@ -12,22 +12,23 @@ from api.app import create_app
 from api.settings import ApiSettings
 from monitoring.health import Health
 from monitoring.metrics import PlatformMetrics
+from monitoring.server import start_metrics_server
 from storage.memory_cache import MemoryCache
 from storage.sqlite import SQLiteStore
 
 
 async def test_livez(client: httpx.AsyncClient) -> None:
     response = await client.get("/livez")
-    assert (response.status_code, response.json()) == (200, {"status": "ok"})
+    assert (response.status_code, response.json()) == (200, {"status": "ok", "heartbeat_age_s": None})
 
 
 async def test_readyz_ok_when_store_and_cache_answer(client: httpx.AsyncClient) -> None:
     response = await client.get("/readyz")
     assert response.status_code == 200
-    assert response.json() == {
-        "status": "ok",
-        "checks": {"store": {"status": "ok"}, "cache": {"status": "ok"}},
-    }
+    body = response.json()
+    assert body["status"] == "ok"
+    assert {name: check["status"] for name, check in body["checks"].items()} == {"store": "ok", "cache": "ok"}
+    assert body["checks"]["store"]["detail"] is None and body["checks"]["store"]["duration_ms"] >= 0
 
 
 async def test_readyz_503_when_the_store_is_closed(client: httpx.AsyncClient, store: SQLiteStore) -> None:
@@ -36,8 +37,10 @@ async def test_readyz_503_when_the_store_is_closed(client: httpx.AsyncClient, st
     assert response.status_code == 503
     body = response.json()
     assert body["status"] == "unavailable"
-    assert body["checks"]["store"] == {"status": "fail", "detail": "ping failed"}
-    assert body["checks"]["cache"] == {"status": "ok"}
+    assert (body["checks"]["store"]["status"], body["checks"]["store"]["detail"]) == (
+        "fail", "check returned False",
+    )  # fmt: skip
+    assert body["checks"]["cache"]["status"] == "ok"
     assert response.headers["x-request-id"]
 
 
@@ -59,7 +62,8 @@ async def test_readyz_times_out_a_hanging_dependency(
         response = await http.get("/readyz")
     await hanging.close()
     assert response.status_code == 503
-    assert response.json()["checks"]["store"] == {"status": "timeout", "detail": "no answer within 0.05s"}
+    store_check = response.json()["checks"]["store"]
+    assert (store_check["status"], store_check["detail"]) == ("timeout", "no answer within 0.05s")
 
 
 async def test_metrics_exposition_parses_and_counts_requests(client: httpx.AsyncClient) -> None:
@@ -97,7 +101,7 @@ async def test_livez_follows_the_health_heartbeat(
             live = await http.get("/livez")
     assert live.status_code == 200
     assert live.json()["status"] == "ok"
-    assert 0.0 <= live.json()["heartbeat_age"] < 5.0
+    assert 0.0 <= live.json()["heartbeat_age_s"] < 5.0
 
 
 async def test_readyz_includes_the_health_checks(
@@ -113,5 +117,34 @@ async def test_readyz_includes_the_health_checks(
         response = await http.get("/readyz")
     assert response.status_code == 503
     checks = response.json()["checks"]
-    assert checks["store"] == checks["cache"] == {"status": "ok"}
-    assert checks["bus"] == {"status": "fail", "detail": "ConnectionError: bus refused"}
+    assert checks["store"]["status"] == checks["cache"]["status"] == "ok"
+    assert (checks["bus"]["status"], checks["bus"]["detail"]) == ("fail", "ConnectionError: bus refused")
+
+
+async def test_the_api_and_a_metrics_port_answer_probes_in_one_shape(
+    store: SQLiteStore, cache: MemoryCache, metrics: PlatformMetrics
+) -> None:
+    async def bus_down() -> bool:
+        return False
+
+    health = Health()
+    health.add_check("bus", bus_down)
+    app = await _app_with(health, store, cache, metrics)
+    server = start_metrics_server(port=0, addr="127.0.0.1", registry=metrics.registry, health=health)
+    try:
+        async with health:
+            answers = {}
+            for name, base in (("api", None), ("metrics", server.base_url)):
+                transport = None if base else httpx.ASGITransport(app=app)
+                async with httpx.AsyncClient(transport=transport, base_url=base or "http://t") as http:
+                    live, ready = await http.get("/livez"), await http.get("/readyz")
+                answers[name] = (live.status_code, sorted(live.json()), ready.status_code, ready.json())
+    finally:
+        server.stop()
+    api, on_metrics = answers["api"], answers["metrics"]
+    assert api[:3] == on_metrics[:3] == (200, ["heartbeat_age_s", "status"], 503)
+    assert api[3]["status"] == on_metrics[3]["status"] == "unavailable"
+    assert sorted(api[3]["checks"]["bus"]) == sorted(on_metrics[3]["checks"]["bus"]) == [
+        "detail", "duration_ms", "status",
+    ]  # fmt: skip
+    assert api[3]["checks"]["bus"]["detail"] == on_metrics[3]["checks"]["bus"]["detail"]

@@ -57,7 +57,7 @@ async def test_readiness_reports_each_check() -> None:
     health.add_check("database", database)
     assert (await health.ready()).to_dict() == {
         "status": "ok",
-        "checks": {"database": {"ok": True, "duration_ms": pytest.approx(0, abs=50), "error": None}},
+        "checks": {"database": {"status": "ok", "duration_ms": pytest.approx(0, abs=50), "detail": None}},
     }
     for name, fn in (("cache", cache), ("bus", bus), ("slow", slow)):
         health.add_check(name, fn)
@@ -68,8 +68,12 @@ async def test_readiness_reports_each_check() -> None:
         "database": None,
         "cache": "ConnectionError: redis://:***@cache:6379 refused",
         "bus": "check returned False",
-        "slow": "timed out after 0.2s",
+        "slow": "no answer within 0.2s",
     }
+    assert {c.name: c.status for c in report.checks} == {
+        "database": "ok", "cache": "fail", "bus": "fail", "slow": "timeout",
+    }  # fmt: skip
+    assert report.to_dict()["status"] == "unavailable"
 
 
 async def test_livez_and_readyz_over_http(metrics: PlatformMetrics) -> None:
@@ -91,14 +95,14 @@ async def test_livez_and_readyz_over_http(metrics: PlatformMetrics) -> None:
             assert live.status_code == 200 and live.json()["status"] == "ok"
             ok = await client.get("/readyz")
             assert ok.status_code == 200
-            assert ok.json()["checks"]["database"]["ok"] is True
+            assert ok.json()["checks"]["database"]["status"] == "ok"
             ready = False
             failing = await client.get("/readyz")
             assert failing.status_code == 503
             assert failing.json()["checks"]["database"] == {
-                "ok": False,
+                "status": "fail",
                 "duration_ms": failing.json()["checks"]["database"]["duration_ms"],
-                "error": "check returned False",
+                "detail": "check returned False",
             }
             await health.stop()
             assert (await client.get("/livez")).status_code == 503
