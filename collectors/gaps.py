@@ -93,6 +93,22 @@ class GapTracker:
             return self.observe(raw_symbol, sequence, ts_event) is not DUPLICATE
         return self._take(raw_symbol, sequence)
 
+    def forget(self, raw_symbol: str, sequences: list[int], after_ns: int, before_ns: int) -> list[Gap]:
+        """Sequences admitted as new but never handed on (they were shed): missing again, to be repaired.
+        Consecutive ones make one range, joined to the newest missing range when it ends right before."""
+        gaps: list[Gap] = []
+        for first, last in _runs(sorted(sequences)):
+            ranges = self._missing.get(raw_symbol)
+            if ranges and ranges[-1][1] == first - 1:
+                ranges[-1][1] = last
+                ranges[-1][3] = before_ns
+                gaps.append(Gap(raw_symbol, *ranges[-1]))
+            else:
+                gap = Gap(raw_symbol, first, last, after_ns, before_ns)
+                self._add_missing(gap)
+                gaps.append(gap)
+        return gaps
+
     def missing(self, raw_symbol: str | None = None) -> list[Gap]:
         """Ranges still missing (for one symbol or all), oldest first per symbol."""
         symbols = [raw_symbol] if raw_symbol is not None else list(self._missing)
@@ -151,3 +167,14 @@ class GapTracker:
             self._missing[raw_symbol] = ranges
         else:
             self._missing.pop(raw_symbol, None)
+
+
+def _runs(ascending: list[int]) -> list[tuple[int, int]]:
+    """[3, 4, 5, 9, 10] -> [(3, 5), (9, 10)]."""
+    runs: list[tuple[int, int]] = []
+    for value in ascending:
+        if runs and value == runs[-1][1] + 1:
+            runs[-1] = (runs[-1][0], value)
+        else:
+            runs.append((value, value))
+    return runs

@@ -31,6 +31,10 @@ Publish = Callable[[list[Trade]], Awaitable[None]]
 PublishEvents = Callable[[list[CoverageEvent]], Awaitable[None]]
 
 
+def _nothing(_: str) -> bool:
+    return False
+
+
 class GapRepair:
     """Fetches the missing trades of gaps; `rest_blocked_for` (seconds) reports a Retry-After seen."""
 
@@ -70,11 +74,20 @@ class GapRepair:
             return recovered, self.event(gap, CoverageKind.REPAIRED, len(recovered), "repaired at once")
         return recovered, self.event(gap, CoverageKind.GAP, gap.size - len(recovered), "repair pending")
 
-    async def retry_pending(self, publish: Publish, publish_events: PublishEvents) -> bool:
-        """One pass over the pending gaps; False when a backfill failed (back off before the next)."""
+    async def retry_pending(
+        self,
+        publish: Publish,
+        publish_events: PublishEvents,
+        *,
+        skip: Callable[[str], bool] = lambda _: False,
+    ) -> bool:
+        """One pass over the pending gaps (not those of symbols `skip` names: a repair runs on them now);
+        False when a backfill failed (back off before the next)."""
         for gap in self._tracker.drain_evicted():
             await publish_events([self._abandon(gap, "too many open gaps")])
         for gap in self._tracker.missing():
+            if skip(gap.raw_symbol):
+                continue
             recovered = await self._fetch(gap)
             if recovered is None:
                 if self._count_attempt(gap):

@@ -4,9 +4,11 @@ It reads the adapter's `Capabilities` and never names a venue. Per connection (s
 several when they exceed the venue's stream limit): connect with the adapter's URL and subscribe messages
 (at most `max_subscriptions_per_message` symbols each; every reconnect resubscribes), send the venue's
 application ping every `ping_interval_s` where it needs one, read frames, parse them with the adapter.
-Where the venue gives a contiguous sequence, a shared `GapTracker` checks it and gaps are repaired over REST
-before the newer trade is published; elsewhere the store de-duplicates by trade id. Trades are published
-to the sink per batch of frames read. A watchdog closes the connection when no frame arrived for
+Reading never waits: each batch of frames read goes to `Admission` (gap checks; a gap is repaired in a
+task of its own while the symbol's newer trades wait, bounded), then to the `Outbox`, which one task
+delivers to the sink, so pings are answered and frames read while the bus is slow or a repair runs. Where
+the venue has no contiguous sequence the store de-duplicates by trade id. A watchdog closes the
+connection when no frame arrived for
 `stale_timeout` seconds, when an application ping went unanswered for `ping_timeout_s`, or on stop().
 Before the venue's connection-age cut-off it opens a successor on the same symbols and closes the old
 connection only once the successor receives data (make before break: no gap to backfill; the overlap's
@@ -19,24 +21,23 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Protocol, TypeVar
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from typing import Any, TypeVar
 
 from loguru import logger
 
 from collectors.adapter import ExchangeAdapter, HeartbeatKind, ReconnectRequested, SequenceKind, chunks
+from collectors.admission import Admission
 from collectors.backfill import TradeBackfill
 from collectors.backoff import Backoff
-from collectors.gaps import DUPLICATE, NEW, RESTARTED, GapTracker
+from collectors.gaps import GapTracker
+from collectors.outbox import Outbox, TradeSink
 from collectors.repair import GapRepair
 from collectors.session_metrics import (
     CONNECT_FAILED,
     CONNECTION_LOST,
     INTERNAL,
     PING_TIMEOUT,
-    PUBLISH_ABANDONED,
-    PUBLISH_FAILED,
-    SEQUENCE_RESTARTED,
     STALE,
     SessionMetrics,
 )
@@ -44,23 +45,15 @@ from collectors.transport import WebsocketsConnector, WsConnection, WsConnector
 from core.clock import Clock, SystemClock, receive_time_ns
 from core.errors import ConfigError, ParseError, PlatformError
 from core.ports import FeedBoard
-from core.types import BusItem, CoverageEvent, CoverageKind, ResumePoint, Trade
+from core.types import BusItem, CoverageEvent, ResumePoint, Trade
 from monitoring.metrics import METRICS, PlatformMetrics
 
 T = TypeVar("T")
 _PREVIEW_CHARS = 200
-_STOP_PUBLISH_ATTEMPTS = 3
-_STOP_PUBLISH_TIMEOUT_S = 1.0  # per attempt once stopping: a bus waiting for room must not hold the stop
 MAX_FRAMES_PER_READ = 1000  # frames parsed, gap-checked and published as one batch (at most)
 
 
-class TradeSink(Protocol):
-    """Where trades and coverage events go (core.ports.TradeBus satisfies it). May raise when down; it
-    is retried."""
-
-    async def publish(self, trades: Sequence[Trade]) -> None: ...
-
-    async def publish_events(self, events: Sequence[CoverageEvent]) -> None: ...
+__all__ = ["MAX_FRAMES_PER_READ", "CollectorSession", "TradeSink"]
 
 
 class _Connection:
@@ -76,7 +69,6 @@ class _Connection:
         self.opened_at = 0.0
         self.last_rx = 0.0
         self.ping_sent_at = 0.0  # when the unanswered application ping went out (0: none outstanding)
-        self.busy = False  # reader is publishing or backfilling, not waiting on the exchange
         self.open = False
         self.data_flowed = False
         self.reason = ""
@@ -109,6 +101,8 @@ class CollectorSession:
         gap_retry_max: float = 60.0,
         max_gap_attempts: int = 20,
         publish_retry_max: float = 5.0,
+        outbox_max_trades: int = 200_000,
+        hold_max_s: float = 10.0,
         feed_board: FeedBoard | None = None,
         quiet_after: float = 10.0,
         resume: Sequence[ResumePoint] = (),
@@ -133,9 +127,7 @@ class CollectorSession:
         self._max_age = max_connection_age or caps.proactive_reconnect_s
         self._gap_checked = caps.sequence is SequenceKind.CONTIGUOUS
         self._gap_retry = (gap_retry_initial, gap_retry_max)
-        self._publish_retry_max = publish_retry_max
         self._feed_board = feed_board
-        self.unpublished: list[BusItem] = []  # what the sink refused while stopping: for the spool
         self._quiet_after_ns = int(quiet_after * 1e9)
         self._connections_alive: list[_Connection] = []
         self._connector = connector or WebsocketsConnector()
@@ -153,8 +145,6 @@ class CollectorSession:
         canonical = {s: adapter.symbol_info(s).symbol for s in symbols}  # type: ignore[union-attr]
         self._metrics = SessionMetrics(metrics, adapter.name, canonical, len(self._connections))
         self._log = logger.bind(component="collector", exchange=adapter.name)
-        self._resume_ns: dict[str, int] = {}
-        self._resume(resume, symbols)
         self._repair = GapRepair(
             self._tracker,
             backfiller,
@@ -164,6 +154,20 @@ class CollectorSession:
             max_attempts=max_gap_attempts,
             clock=self._clock,
         )
+        self._outbox = Outbox(sink, self._metrics, max_trades=outbox_max_trades, retry_max=publish_retry_max)
+        self._tasks: set[asyncio.Task[None]] = set()  # repairs and connections, cancelled at the end
+        self._admission = Admission(
+            tracker=self._tracker,
+            repair=self._repair,
+            outbox=self._outbox,
+            metrics=self._metrics,
+            clock=self._clock,
+            spawn=self._spawn,
+            monotonic=monotonic,
+            gap_checked=self._gap_checked,
+            hold_max_s=hold_max_s,
+        )
+        self._resume(resume, symbols)
 
     def _resume(self, points: Sequence[ResumePoint], symbols: Sequence[str]) -> None:
         """Continue each symbol from where it was left off (a restart): its first live trade then reveals
@@ -172,7 +176,7 @@ class CollectorSession:
         for point in points:
             if point.raw_symbol not in wanted or point.exchange != self._adapter.name:
                 continue
-            self._resume_ns[point.raw_symbol] = point.ts_event
+            self._admission.resume_ns[point.raw_symbol] = point.ts_event
             if self._gap_checked and point.sequence is not None:
                 self._tracker.resume(point.raw_symbol, point.sequence, point.ts_event)
                 self._log.info(
@@ -186,8 +190,13 @@ class CollectorSession:
     def tracker(self) -> GapTracker:
         return self._tracker
 
+    @property
+    def unpublished(self) -> list[BusItem]:
+        """What the sink still refused while stopping, in order (for the spool)."""
+        return self._outbox.unpublished
+
     def stop(self) -> None:
-        """Stop reading; run() then flushes what it holds, closes its connections and returns."""
+        """Stop reading; run() then hands on what it holds, closes its connections and returns."""
         self._stop.set()
 
     async def run(self) -> None:
@@ -199,13 +208,36 @@ class CollectorSession:
             async with asyncio.TaskGroup() as group:
                 self._group = group
                 for conn in self._connections:
-                    group.create_task(self._connection_loop(conn))
+                    self._spawn(self._connection_loop(conn))
                 group.create_task(self._gap_retry_loop())
                 group.create_task(self._metrics_loop())
+                group.create_task(self._outbox.run())
+                group.create_task(self._hand_on_at_stop())
         finally:
             self._metrics.flush()
             self._metrics.running(False)
             self._log.info("collector stopped")
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        """A task of the session's group, tracked so that the stop can end it (readers, repairs)."""
+        assert self._group is not None  # only run() reads and repairs
+        task = self._group.create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def _hand_on_at_stop(self) -> None:
+        """At stop: let the readers finish (bounded), end the repairs still running, send every held trade
+        on, then let the outbox deliver what it holds and return."""
+        await self._stop.wait()
+        readers = [t for t in self._tasks if not t.done()]
+        if readers:
+            await asyncio.wait(readers, timeout=2.0)
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._admission.release_all()
+        self._outbox.stop()
 
     def _symbol_count(self) -> int:
         return sum(len(c.raw_symbols) for c in self._connections)
@@ -237,8 +269,7 @@ class CollectorSession:
         arrive on both while they overlap are dropped by the gap tracker as duplicates."""
         flowing = asyncio.Event()
         successor = _Connection(conn.index, conn.raw_symbols, announce=flowing)
-        assert self._group is not None  # run() is running: the watchdog only exists inside it
-        self._group.create_task(self._connection_loop(successor), name=f"connection-{conn.index}")
+        self._spawn(self._connection_loop(successor))
         return flowing
 
     async def _connect_and_read(self, conn: _Connection, backoff: Backoff) -> str:
@@ -252,7 +283,7 @@ class CollectorSession:
         if ws is None:
             return "stop"
         conn.opened_at = conn.last_rx = self._monotonic()
-        conn.data_flowed, conn.busy, conn.reason, conn.ping_sent_at = False, False, "", 0.0
+        conn.data_flowed, conn.reason, conn.ping_sent_at = False, "", 0.0
         conn.open = True
         self._connections_alive.append(conn)
         self._metrics.connection_open(True)
@@ -300,7 +331,7 @@ class CollectorSession:
                         continue
                     parsed = True
             except ReconnectRequested:
-                await self._admit(trades)  # the trades before the announcement still count
+                self._admission.take(trades)  # the trades before the announcement still count
                 raise
             if parsed and not conn.data_flowed:
                 conn.data_flowed = True
@@ -309,12 +340,7 @@ class CollectorSession:
                 conn.announce.set()
                 conn.announce = None
             if trades:
-                conn.busy = True
-                try:
-                    await self._admit(trades)
-                finally:
-                    conn.busy = False
-                    conn.last_rx = monotonic()
+                self._admission.take(trades)
 
     async def _watchdog(self, conn: _Connection, ws: WsConnection) -> None:
         ping_every = self._caps.ping_interval_s if self._caps.heartbeat is HeartbeatKind.APP_PING else None
@@ -323,7 +349,7 @@ class CollectorSession:
         next_ping = self._monotonic() + (ping_every or 0.0)
         while not await self._wait_stop(tick):
             now = self._monotonic()
-            if not conn.busy and self._is_dead(conn, now):
+            if self._is_dead(conn, now):
                 ws.abort()
                 return
             if ping_every is not None and now >= next_ping:
@@ -393,107 +419,21 @@ class CollectorSession:
             self._log.warning("skipped {} frame: {} | {}", exc.error_type, exc, _preview(exc.raw or frame))
 
     # -- gaps and publishing -------------------------------------------------------------------------
-    async def _admit(self, trades: list[Trade]) -> None:
-        """Gap-check live trades where the venue gives a contiguous sequence; publish repaired ones first,
-        then the new ones, in one batch."""
-        if not self._gap_checked:
-            await self._publish(trades)
-            return
-        observe = self._tracker.observe
-        out: list[Trade] = []
-        after: list[CoverageEvent] = []  # REPAIRED events go after the trades they recovered
-        for trade in trades:
-            verdict = observe(trade.raw_symbol, trade.sequence, trade.ts_event)  # type: ignore[arg-type]
-            if verdict is NEW:
-                out.append(trade)
-            elif verdict is DUPLICATE:
-                self._metrics.duplicate(trade.raw_symbol)
-            elif verdict is RESTARTED:
-                after.append(self._restarted(trade))
-                out.append(trade)
-            else:
-                recovered, event = await self._repair.repair(verdict)  # type: ignore[arg-type]
-                out.extend(recovered)
-                if event.kind is CoverageKind.GAP:  # before the newer trade: its bars must wait for the rest
-                    if out:
-                        await self._publish(out)
-                    await self._publish_events([event])
-                    out = []
-                else:
-                    after.append(event)
-                out.append(trade)
-        if out:
-            await self._publish(out)
-        if after:
-            await self._publish_events(after)
+    async def _queue_late(self, trades: list[Trade]) -> None:
+        """Trades the background retry recovered: on to the outbox (shed like any when it is full)."""
+        self._admission.take_recovered(trades)
 
-    def _restarted(self, trade: Trade) -> CoverageEvent:
-        """The venue's sequence started over below where this symbol was resumed: what happened between
-        the resume point and this trade cannot be verified (counted, logged, recorded)."""
-        self._metrics.error(SEQUENCE_RESTARTED)
-        self._log.warning(
-            "{}: sequence {} is far below where it was resumed; the venue's sequence started over, the "
-            "interval since the resume point cannot be verified",
-            trade.raw_symbol,
-            trade.sequence,
-        )
-        resumed_at = self._resume_ns.get(trade.raw_symbol, 0)
-        return CoverageEvent(
-            exchange=trade.exchange,
-            symbol=trade.symbol,
-            raw_symbol=trade.raw_symbol,
-            kind=CoverageKind.UNVERIFIED,
-            start_ns=min(resumed_at, trade.ts_event),
-            end_ns=trade.ts_event,
-            recorded_ns=self._clock.now_ns(),
-            last_sequence=trade.sequence,
-            detail="sequence restarted below the resume point",
-        )
-
-    async def _publish(self, trades: list[Trade]) -> None:
-        """Publish until the sink takes the batch: never drop silently; reading waits meanwhile. When
-        stopping, a sink that still refuses after a few attempts leaves the batch in `unpublished`."""
-        if await self._deliver(len(trades), "trades", lambda: self._sink.publish(trades)):
-            self._metrics.published(trades)
-        else:
-            self.unpublished.append(BusItem(trades=trades))
-
-    async def _publish_events(self, events: list[CoverageEvent]) -> None:
-        if not await self._deliver(len(events), "coverage events", lambda: self._sink.publish_events(events)):
-            self.unpublished.append(BusItem(events=events))
-
-    async def _deliver(self, count: int, what: str, send: Callable[[], Awaitable[None]]) -> bool:
-        """Run `send` until it succeeds (True), retrying with backoff; False only when stopping and the
-        sink still refuses (or keeps waiting for room) after a few attempts: publish_abandoned."""
-        delay = 0.05
-        failures = 0
-        while True:
-            try:
-                if self._stop.is_set():
-                    await asyncio.wait_for(send(), _STOP_PUBLISH_TIMEOUT_S)
-                else:
-                    await send()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # any sink failure is retried: dropping trades is not an option
-                failures += 1
-                self._metrics.error(PUBLISH_FAILED)
-                self._log.warning("publish of {} {} failed ({}x): {!r}", count, what, failures, exc)
-                if self._stop.is_set() and failures >= _STOP_PUBLISH_ATTEMPTS:
-                    self._metrics.error(PUBLISH_ABANDONED)
-                    self._log.error("stopping: {} {} not published, kept for the spool", count, what)
-                    return False
-                await (self._sleep(0.1) if self._stop.is_set() else self._pause(delay))
-                delay = min(delay * 2, self._publish_retry_max)
-                continue
-            return True
+    async def _queue_events(self, events: list[CoverageEvent]) -> None:
+        self._outbox.put_events(events)
 
     async def _gap_retry_loop(self) -> None:
         initial, maximum = self._gap_retry
         delay = initial
         while not await self._wait_stop(delay):
             try:
-                ok = await self._repair.retry_pending(self._publish, self._publish_events)
+                ok = await self._repair.retry_pending(
+                    self._queue_late, self._queue_events, skip=self._admission.repairing
+                )
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # supervised loop: keep retrying later
@@ -508,6 +448,8 @@ class CollectorSession:
         ticks = 0
         while not await self._wait_stop(0.5):
             ticks += 1
+            self._admission.check_holds()
+            self._metrics.outbox(self._outbox.waiting)
             if ticks % 2:
                 self._metrics.flush()
             else:

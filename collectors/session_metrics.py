@@ -149,6 +149,8 @@ class SessionMetrics:
             for kind in sorted(PARSE_ERROR_TYPES | SESSION_ERROR_TYPES)
         }
         self._status = metrics.collector_status.labels(exchange)
+        self._shed = metrics.trades_shed.labels(exchange)
+        self._outbox = metrics.collector_outbox.labels(exchange)
         self._connected = metrics.exchange_connected.labels(exchange)
         self._reconnects = metrics.websocket_reconnections.labels(exchange)
         self._latency = metrics.trade_latency.labels(exchange)
@@ -162,6 +164,20 @@ class SessionMetrics:
             counters = _SymbolCounters(self._metrics, self._exchange, trade.symbol)
             self._symbols[trade.raw_symbol] = counters
         return counters
+
+    @property
+    def exchange(self) -> str:
+        return self._exchange
+
+    def shed(self, trades: Sequence[Trade]) -> None:
+        """Trades the full outbox refused (trades_shed_total; they are repaired later or recorded)."""
+        self._shed.inc(len(trades))
+
+    def restarted(self) -> None:
+        self.error(SEQUENCE_RESTARTED)
+
+    def outbox(self, waiting: int) -> None:
+        self._outbox.set(waiting)
 
     def running(self, on: bool) -> None:
         self._status.set(1 if on else 0)

@@ -68,6 +68,19 @@ class PlatformMetrics:
             ["exchange", "symbol"],
             registry=r,
         )
+        self.trades_shed = Counter(
+            "trades_shed",
+            "Trades a collector could not queue for the bus (its outbox was full): repaired over REST later "
+            "where the venue allows it, else recorded as an unverified interval",
+            ["exchange"],
+            registry=r,
+        )
+        self.collector_outbox = Gauge(
+            "collector_outbox_trades",
+            "Trades a collector has read and not yet handed to the bus",
+            ["exchange"],
+            registry=r,
+        )
         self.feed_state = Gauge(
             "feed_state",
             "1 for the state a symbol's feed is in (streaming, quiet, disconnected, repairing), else 0",
