@@ -1,9 +1,10 @@
 """What the simulated exchange remembers: a global, sequence-numbered log that websocket connections tail,
 and a bounded per-symbol history that REST serves by trade id.
 
-Entries are `Recorded` tuples: (trade, payload, hidden). `payload` is the raw `@trade` event encoded once
-when the trade is recorded; `hidden` marks a trade the `skip` fault withheld from every websocket (it stays
-in history and is served over REST, as a missed message is on the real exchange).
+Entries are `Recorded` tuples: (trade, payload, hidden, seq). `payload` is the venue's websocket payload of
+the trade, encoded once when the trade is recorded; `hidden` marks a trade the `skip` fault withheld from
+every websocket (it stays in history and is served over REST, as a missed message is on the real exchange);
+`seq` is the trade's position in the TradeLog, so a connection's cursor can be compared with history.
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ from collections.abc import Sequence
 
 from simulator.trades import MarketTrade
 
-Recorded = tuple[MarketTrade, bytes, bool]
-"""(trade, payload, hidden): a plain tuple, because this is built once per trade on the hot path."""
+Recorded = tuple[MarketTrade, bytes, bool, int]
+"""(trade, payload, hidden, seq): a plain tuple, because this is built once per trade on the hot path."""
 
 
 class Notifier:
@@ -82,6 +83,10 @@ def _trade_id(entry: Recorded) -> int:
     return entry[0].trade_id
 
 
+def _seq(entry: Recorded) -> int:
+    return entry[3]
+
+
 class SymbolHistory:
     """One symbol's recorded trades in trade-id order, keeping at most `max_len` (oldest dropped first)."""
 
@@ -122,3 +127,29 @@ class SymbolHistory:
         if limit <= 0:
             return []
         return self._items[max(self._first(), len(self._items) - limit) :]
+
+    def page(self, *, after: int | None, before: int | None, limit: int) -> list[Recorded]:
+        """One page of a newest-first id cursor (Coinbase's and OKX's paging), NEWEST FIRST.
+
+        after=N: the `limit` trades just below id N (ids < N, the older page); before=N: the `limit` trades
+        just above id N (ids > N, the newer page); both: ids strictly between, the ones just below `after`;
+        neither: the most recent `limit`.
+        """
+        first = self._first()
+        low = first if before is None else bisect.bisect_right(self._items, before, lo=first, key=_trade_id)
+        if after is None and before is not None:
+            return self._items[low : low + limit][::-1]
+        high = len(self._items)
+        if after is not None:
+            high = bisect.bisect_left(self._items, after, lo=first, key=_trade_id)
+        return self._items[max(low, high - limit) : high][::-1]
+
+    def before_seq(self, cursor: int, *, visible: bool, scan: int = 10_000) -> Recorded | None:
+        """The latest trade recorded at a TradeLog position below `cursor` (visible: and not withheld from
+        websockets), looking back at most `scan` trades; None if there is none."""
+        first = self._first()
+        index = bisect.bisect_left(self._items, cursor, lo=first, key=_seq)
+        for entry in reversed(self._items[max(first, index - scan) : index]):
+            if not (visible and entry[2]):
+                return entry
+        return None

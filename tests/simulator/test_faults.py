@@ -11,7 +11,8 @@ import aiohttp
 import pytest
 import websockets
 
-from simulator.binance.frames import MALFORMED_KINDS, OVERSIZED_BYTES
+from simulator.binance.protocol import MALFORMED_KINDS
+from simulator.malformed import OVERSIZED_BYTES
 from simulator.markets import SyntheticMarket
 from tests.simulator.conftest import StartSim, ws_connect
 
