@@ -42,6 +42,16 @@ def order_sequence(trade_id: int) -> int:
     return trade_id * SEQUENCE_STRIDE + (trade_id * 7919) % 5
 
 
+def taker_side(trade: MarketTrade) -> str:
+    """'buy' if the taker bought (OKX `side`, Kraken, Bybit)."""
+    return "sell" if trade.is_buyer_maker else "buy"
+
+
+def maker_side(trade: MarketTrade) -> str:
+    """'buy' if the resting order was a buy (Coinbase Exchange `side`)."""
+    return "buy" if trade.is_buyer_maker else "sell"
+
+
 def _uuid(key: bytes) -> str:
     digest = hashlib.blake2b(key, digest_size=16).hexdigest()
     variant = "89ab"[int(digest[16], 16) & 3]

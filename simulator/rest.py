@@ -33,14 +33,23 @@ def json_response(body: object, status: int = 200, headers: dict[str, str] | Non
 
 
 def int_param(request: web.Request, name: str) -> int | None:
-    """The query parameter `name` as a non-negative integer, None if absent or empty; ValueError if it is
-    not digits (at most 20)."""
+    """The query parameter `name` as a non-negative integer, None if absent or empty; ValueError(name) if
+    it is not digits (at most 20)."""
     value = request.query.get(name)
     if not value:
         return None
     if not value.isdigit() or len(value) > 20:
         raise ValueError(name)
     return int(value)
+
+
+def cursor_params(request: web.Request, *, default: int, maximum: int) -> tuple[int, int | None, int | None]:
+    """(limit, after, before) of a newest-first id cursor request (see SymbolHistory.page). limit: `default`
+    when absent, clamped to `maximum`; ValueError(name) for a parameter that is not an integer >= 1."""
+    limit, after, before = (int_param(request, name) for name in ("limit", "after", "before"))
+    if limit is not None and limit < 1:
+        raise ValueError("limit")
+    return min(limit or default, maximum), after, before
 
 
 class RestHost(ExchangeView, Protocol):

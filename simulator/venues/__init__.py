@@ -5,9 +5,11 @@ from __future__ import annotations
 from core.errors import ConfigError
 from simulator.binance.protocol import BinanceProtocol
 from simulator.venue import VenueOptions, VenueProtocol
+from simulator.venues.coinbase import CoinbaseProtocol
 
 VENUES: dict[str, type[VenueProtocol]] = {
     "binance": BinanceProtocol,
+    "coinbase": CoinbaseProtocol,
 }
 
 
