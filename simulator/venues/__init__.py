@@ -6,10 +6,12 @@ from core.errors import ConfigError
 from simulator.binance.protocol import BinanceProtocol
 from simulator.venue import VenueOptions, VenueProtocol
 from simulator.venues.coinbase import CoinbaseProtocol
+from simulator.venues.okx import OkxProtocol
 
 VENUES: dict[str, type[VenueProtocol]] = {
     "binance": BinanceProtocol,
     "coinbase": CoinbaseProtocol,
+    "okx": OkxProtocol,
 }
 
 
