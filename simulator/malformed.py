@@ -69,7 +69,7 @@ def malformed_frame(kind: str, good: bytes, fields: TradeFields, rng: random.Ran
     if kind == "binary_garbage":
         return rng.randbytes(64), OP_BINARY
     message = msgspec.json.decode(good)
-    head, row = _holder(message, fields.kind), _holder(message, fields.price)
+    head, row = holder_of(message, fields.kind), holder_of(message, fields.price)
     if row is None:
         raise ValueError(f"the message has no {fields.price!r} field to break")
     if kind == "unknown_event":
@@ -111,8 +111,8 @@ def _digits(value: object) -> bytes:
     return text.encode() if text.isdigit() else b"0"
 
 
-def _holder(node: object, key: str) -> dict[str, Any] | None:
-    """The first object (depth first) that has `key`."""
+def holder_of(node: object, key: str) -> dict[str, Any] | None:
+    """The first object (depth first) in decoded JSON `node` that has `key` (also how tests inspect frames)."""
     if isinstance(node, dict):
         if key in node:
             return node
@@ -122,7 +122,7 @@ def _holder(node: object, key: str) -> dict[str, Any] | None:
     else:
         return None
     for child in children:
-        found = _holder(child, key)
+        found = holder_of(child, key)
         if found is not None:
             return found
     return None
