@@ -48,7 +48,7 @@ async def run_simulator(settings: SimulateSettings) -> None:
         simulator = await start_simulator(simulator_settings(settings))
         ctx.health.add_check("simulator", _always_ready)
         logger.bind(component="simulator").info(
-            "simulated Binance on {} (REST {})", simulator.ws_url, simulator.rest_url
+            "simulated {} on {} (REST {})", simulator.venue.name, simulator.ws_url, simulator.rest_url
         )
         try:
             await ctx.stop.wait()
@@ -109,7 +109,7 @@ async def run_all(settings: RunSettings) -> None:
             if settings.uses_simulator:
                 simulator = await start_simulator(simulator_settings(settings))
                 ws_url, rest_url = simulator.ws_url, simulator.rest_url
-                log.info("simulated Binance on {}", ws_url)
+                log.info("simulated {} on {}", simulator.venue.name, ws_url)
             collector = CollectorRunner("binance", settings, sink=bus, ws_url=ws_url, rest_url=rest_url)
             service = _processor(settings, bus, store, cache)
             api = serve_api(store, cache, host=settings.api_host, port=settings.api_port, health=ctx.health)
