@@ -112,7 +112,7 @@ def _digits(value: object) -> bytes:
 
 
 def holder_of(node: object, key: str) -> dict[str, Any] | None:
-    """The first object (depth first) in decoded JSON `node` that has `key` (also how tests inspect frames)."""
+    """The first object (depth first) in decoded JSON `node` that has `key` (tests inspect frames with it)."""
     if isinstance(node, dict):
         if key in node:
             return node

@@ -100,9 +100,8 @@ class RestFront:
             return await handler(request)
         retry_after = self._host.faults.take_rate_limit()
         if retry_after is not None:
-            response = self._venue.too_many_requests(retry_after)
-            response.headers["Retry-After"] = str(retry_after)
-            return response
+            headers = {"Retry-After": str(retry_after)}
+            return json_response(self._venue.rate_limited_body, status=429, headers=headers)
         try:
             return await handler(request)
         except RestRefusal as exc:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 
@@ -75,14 +76,7 @@ class SimulatorSettings(BaseModel):
         return value
 
     def venue_options(self) -> VenueOptions:
-        return VenueOptions(
-            ping_interval=self.ping_interval,
-            ping_timeout=self.ping_timeout,
-            heartbeat_interval=self.heartbeat_interval,
-            idle_timeout=self.idle_timeout,
-            subscribe_timeout=self.subscribe_timeout,
-            weight_limit=self.weight_limit,
-        )
+        return VenueOptions(**self.model_dump(include={f.name for f in dataclasses.fields(VenueOptions)}))
 
 
 def build_venue(settings: SimulatorSettings) -> VenueProtocol:

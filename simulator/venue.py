@@ -149,7 +149,9 @@ class VenueProtocol(ABC):
 
     Class attributes: `name` (registry key), `default_symbols` (raw), `symbol_separator` (between base and
     quote in a raw symbol), `ws_paths` (aiohttp route paths answered as websockets), `malformed_kinds`
-    and `trade_fields` (see simulator/malformed.py). `keepalive` is set per instance from the options.
+    and `trade_fields` (see simulator/malformed.py), `rate_limited_body` (the JSON body of the venue's
+    HTTP 429 for the `rate_limit` fault; the core adds Retry-After). `keepalive` is set per instance
+    from the options.
     """
 
     name: ClassVar[str]
@@ -158,6 +160,7 @@ class VenueProtocol(ABC):
     ws_paths: ClassVar[tuple[str, ...]]
     malformed_kinds: ClassVar[tuple[str, ...]]
     trade_fields: ClassVar[TradeFields]
+    rate_limited_body: object
 
     def __init__(self, options: VenueOptions) -> None:
         self.options = options
@@ -183,10 +186,6 @@ class VenueProtocol(ABC):
     @abstractmethod
     def rest_routes(self, view: ExchangeView) -> Sequence[RestRoute]:
         """The venue's GET endpoints. Handlers raise `simulator.rest.RestRefusal` for the venue's errors."""
-
-    @abstractmethod
-    def too_many_requests(self, retry_after: int) -> web.Response:
-        """The venue's HTTP 429 (the `rate_limit` fault); the core adds Retry-After."""
 
     def rest_middleware(self, view: ExchangeView) -> Middleware | None:
         """Runs around every REST call (inside metrics, outside faults), e.g. to add weight headers."""

@@ -21,7 +21,7 @@ from simulator.binance.frames import (
     server_shutdown_payload,
     trade_payload,
 )
-from simulator.binance.rest import RestApi, too_many_requests
+from simulator.binance.rest import RestApi, too_many_requests_body
 from simulator.binance.streams import DATA_KINDS, MAX_STREAMS, Stream, parse_stream
 from simulator.malformed import COMMON_KINDS, TradeFields
 from simulator.rest import json_response
@@ -101,6 +101,7 @@ class BinanceProtocol(VenueProtocol):
             ping_timeout=options.ping_timeout,
             incoming=(MAX_INCOMING_PER_SECOND, 1.0),
         )
+        self.rate_limited_body = too_many_requests_body(options.weight_limit)
         self._rest: RestApi | None = None
 
     # The plain function, not a method: publish() calls it once per trade.
@@ -119,9 +120,6 @@ class BinanceProtocol(VenueProtocol):
 
     def rest_middleware(self, view: ExchangeView) -> Middleware | None:
         return self._rest_api(view).weight
-
-    def too_many_requests(self, retry_after: int) -> web.Response:
-        return too_many_requests(self.options.weight_limit)
 
     def _rest_api(self, view: ExchangeView) -> RestApi:
         if self._rest is None:

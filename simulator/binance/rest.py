@@ -44,9 +44,9 @@ class BinanceApiError(RestRefusal):
         super().__init__(status, {"code": code, "msg": msg})
 
 
-def too_many_requests(weight_limit: int | None) -> web.Response:
-    """Binance's 429 body (-1003); the caller adds Retry-After."""
-    return json_response({"code": -1003, "msg": _LIMIT_MSG.format(weight_limit or 6000)}, status=429)
+def too_many_requests_body(weight_limit: int | None) -> dict[str, Any]:
+    """Binance's 429 body (-1003)."""
+    return {"code": -1003, "msg": _LIMIT_MSG.format(weight_limit or 6000)}
 
 
 class WeightMeter:
@@ -149,9 +149,8 @@ class RestApi:
         headers = {"X-MBX-USED-WEIGHT-1M": str(used)}
         if self.weight_limit is not None and used > self.weight_limit:
             retry_after = str(60 - int(time.time()) % 60)
-            response = too_many_requests(self.weight_limit)
-            response.headers.update({**headers, "Retry-After": retry_after})
-            return response
+            body = too_many_requests_body(self.weight_limit)
+            return json_response(body, status=429, headers={**headers, "Retry-After": retry_after})
         answer = await handler(request)
         answer.headers.update(headers)
         return answer

@@ -190,6 +190,7 @@ class CoinbaseProtocol(VenueProtocol):
         unknown_symbol="NOSUCH-COIN",
     )  # fmt: skip
     encode_trade = staticmethod(match_payload)
+    rate_limited_body = {"message": "Public rate limit exceeded"}
 
     def __init__(self, options: VenueOptions) -> None:
         super().__init__(options)
@@ -211,9 +212,6 @@ class CoinbaseProtocol(VenueProtocol):
             ("/products/{product_id}", rest.product),
             ("/products/{product_id}/trades", rest.trades),
         ]
-
-    def too_many_requests(self, retry_after: int) -> web.Response:
-        return json_response({"message": "Public rate limit exceeded"}, status=429)
 
 
 class _Rest:

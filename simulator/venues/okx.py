@@ -183,6 +183,7 @@ class OkxProtocol(VenueProtocol):
         unknown_symbol="NOSUCH-COIN",
     )
     encode_trade = staticmethod(trade_row)
+    rate_limited_body = {"code": "50011", "msg": "Too Many Requests", "data": []}
 
     def __init__(self, options: VenueOptions) -> None:
         super().__init__(options)
@@ -202,9 +203,6 @@ class OkxProtocol(VenueProtocol):
             ("/api/v5/market/history-trades", rest.history_trades),
             ("/api/v5/market/trades", rest.trades),
         ]
-
-    def too_many_requests(self, retry_after: int) -> web.Response:
-        return json_response({"code": "50011", "msg": "Too Many Requests", "data": []}, status=429)
 
 
 def _refusal(code: str, msg: str, status: int = 400) -> RestRefusal:

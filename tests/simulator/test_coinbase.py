@@ -15,12 +15,9 @@ import httpx
 import pytest
 import websockets
 
-from simulator.exchange import SimulatedExchange
-from simulator.markets import ReplayMarket
 from simulator.venue import VenueOptions
-from simulator.venues import make_venue
 from tests.collectors.captures import ws_frames
-from tests.simulator.conftest import StartVenue, write_csv, ws_connect
+from tests.simulator.conftest import StartVenue, id_rows, replayed, ws_connect
 from tests.simulator.venue_clients import COINBASE_MATCH, schema_of
 
 ISO_MICROS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
@@ -190,24 +187,10 @@ FIRST_ID, COUNT, START_MS = 100, 2500, 1_700_000_000_000
 
 
 @pytest.fixture
-async def replayed(start_venue: StartVenue, tmp_path: Path) -> SimulatedExchange:
-    rows = [
-        [START_MS + i, "BTC-USD", FIRST_ID + i, f"{60000 + i}.5", "0.001", "true" if i % 2 else "false"]
-        for i in range(COUNT)
-    ]
-    path = write_csv(tmp_path / "r.csv", rows)
-    sim = await start_venue(
-        "coinbase", ReplayMarket(path, speed=1e9, symbol_form=make_venue("coinbase").raw_symbol)
-    )
-    async with asyncio.timeout(5):
-        while not sim.finished:
-            await asyncio.sleep(0.01)
-    return sim
-
-
-@pytest.fixture
-async def http(replayed: SimulatedExchange) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=replayed.rest_url) as client:
+async def http(start_venue: StartVenue, tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
+    rows = id_rows("BTC-USD", FIRST_ID, COUNT, start_ms=START_MS, price=60000.5, quantity="0.001")
+    sim = await replayed(start_venue, "coinbase", rows, tmp_path)
+    async with httpx.AsyncClient(base_url=sim.rest_url) as client:
         yield client
 
 

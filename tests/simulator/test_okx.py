@@ -15,12 +15,10 @@ import httpx
 import pytest
 import websockets
 
-from simulator.markets import ReplayMarket
 from simulator.venue import VenueOptions
-from simulator.venues import make_venue
 from simulator.venues.okx import MAX_OPS_PER_HOUR
 from tests.collectors.captures import ws_frames
-from tests.simulator.conftest import StartVenue, write_csv, ws_connect
+from tests.simulator.conftest import StartVenue, id_rows, replayed, ws_connect
 from tests.simulator.venue_clients import OKX_TRADES, OKX_TRADES_ALL, schema_of
 
 BTC_ALL = {"channel": "trades-all", "instId": "BTC-USDT"}
@@ -208,17 +206,8 @@ FIRST_ID, COUNT, START_MS = 5000, 600, 1_700_000_000_000
 
 @pytest.fixture
 async def http(start_venue: StartVenue, tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
-    rows = [
-        [START_MS + i, "BTCUSDT", FIRST_ID + i, f"{30000 + i}.1", "0.25", "true" if i % 2 else "false"]
-        for i in range(COUNT)
-    ]
-    market = ReplayMarket(
-        write_csv(tmp_path / "r.csv", rows), speed=1e9, symbol_form=make_venue("okx").raw_symbol
-    )
-    sim = await start_venue("okx", market)
-    async with asyncio.timeout(5):
-        while not sim.finished:
-            await asyncio.sleep(0.01)
+    rows = id_rows("BTCUSDT", FIRST_ID, COUNT, start_ms=START_MS, price=30000.1, quantity="0.25")
+    sim = await replayed(start_venue, "okx", rows, tmp_path)
     async with httpx.AsyncClient(base_url=sim.rest_url) as client:
         yield client
 
