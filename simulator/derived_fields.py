@@ -1,11 +1,12 @@
 """Fields real venues send that a `MarketTrade` does not carry, derived from it deterministically so that
 every rendering of one trade (a websocket push, a replayed `last_match`, a REST row) agrees.
 
-- ISO-8601 times with microseconds and `Z` (Coinbase): a trade's time is whole milliseconds, so its
-  microsecond digits end in 000.
-- An order-feed sequence number (Coinbase `sequence`, OKX `seqId`): the sequence of a venue's full order
-  feed, in which each match is preceded by other order events, so it grows by more than 1 between trades.
-- Order ids (Coinbase `maker_order_id`, `taker_order_id`) as UUID strings.
+- ISO-8601 times with microseconds and `Z`: a trade's time is whole milliseconds, so its microsecond
+  digits end in 000.
+- An order-feed sequence number: the sequence of a venue's full order feed, in which each match is
+  preceded by other order events, so it grows by more than 1 between trades.
+- Order ids of the maker and the taker as UUID strings.
+- The side of the taker or of the maker, as 'buy'/'sell'.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ def _iso_seconds(seconds: int) -> str:
 
 
 def iso_time_ms(time_ms: int) -> str:
-    """Unix milliseconds -> '2014-11-07T08:19:27.028000Z' (microsecond precision, as Coinbase writes)."""
+    """Unix milliseconds -> '2014-11-07T08:19:27.028000Z' (microsecond precision)."""
     return f"{_iso_seconds(time_ms // 1000)}.{time_ms % 1000:03d}000Z"
 
 
@@ -43,12 +44,12 @@ def order_sequence(trade_id: int) -> int:
 
 
 def taker_side(trade: MarketTrade) -> str:
-    """'buy' if the taker bought (OKX `side`, Kraken, Bybit)."""
+    """'buy' if the taker (the aggressor) bought."""
     return "sell" if trade.is_buyer_maker else "buy"
 
 
 def maker_side(trade: MarketTrade) -> str:
-    """'buy' if the resting order was a buy (Coinbase Exchange `side`)."""
+    """'buy' if the resting (maker) order was a buy, i.e. the taker sold."""
     return "buy" if trade.is_buyer_maker else "sell"
 
 

@@ -129,7 +129,7 @@ class SymbolHistory:
         return self._items[max(self._first(), len(self._items) - limit) :]
 
     def page(self, *, after: int | None, before: int | None, limit: int) -> list[Recorded]:
-        """One page of a newest-first id cursor (Coinbase's and OKX's paging), NEWEST FIRST.
+        """One page of a newest-first trade-id cursor, NEWEST FIRST.
 
         after=N: the `limit` trades just below id N (ids < N, the older page); before=N: the `limit` trades
         just above id N (ids > N, the newer page); both: ids strictly between, the ones just below `after`;

@@ -49,8 +49,9 @@ UNDECODABLE_KINDS = frozenset(("invalid_json", "truncated_json", "invalid_utf8",
 
 @dataclass(frozen=True)
 class TradeFields:
-    """Field names of a venue's trade message. `kind` names the message type or channel (Binance "e",
-    Coinbase "type", OKX "channel" inside "arg"); the others are found in the object holding `price`."""
+    """Field names of a venue's trade message. `kind` names the message type or channel, wherever it is
+    in the message; the others are found in the object that holds `price`. `unknown_symbol` is what the
+    unknown_symbol kind puts in the symbol field."""
 
     kind: str
     price: str

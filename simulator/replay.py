@@ -1,10 +1,10 @@
 """A replayed market: trades read from a CSV file and played back at a speed multiplier.
 
 File format (header row required): `timestamp_ms,symbol,trade_id,price,quantity,is_buyer_maker`.
-timestamp_ms: trade time, integer ms since the Unix epoch (UTC); it becomes both T and E of the event, so
-bars built from the stream equal bars computed from the file. price/quantity: passed through exactly as
-written. is_buyer_maker: true/false (or 1/0). Trade ids must increase per symbol; rows that break that
-rule or cannot be parsed are skipped with a warning and counted in `skipped_rows`.
+timestamp_ms: trade time, integer ms since the Unix epoch (UTC); it becomes the trade (and event) time
+the venue sends, so bars built from the stream equal bars computed from the file. price/quantity: passed
+through exactly as written. is_buyer_maker: true/false (or 1/0). Trade ids must increase per symbol;
+rows that break that rule or cannot be parsed are skipped with a warning and counted in `skipped_rows`.
 
 speed 1 keeps the original gaps between trades, speed 10 plays ten times faster, speed 0 plays as fast as
 the slowest subscribed client reads (and waits while no client is subscribed). The file is streamed, not
@@ -40,8 +40,8 @@ log = logger.bind(component="simulator", market="replay")
 class ReplayMarket:
     """Trades of a CSV file (see the module docstring) at `speed` (0 = as fast as clients read).
 
-    `symbol_form` spells the file's symbols the way the simulated venue does (default Binance's: a row's
-    btc-usdt, BTC/USDT or BTCUSDT all become BTCUSDT; Coinbase's form makes them BTC-USDT).
+    `symbol_form` spells the file's symbols the way the simulated venue does (default: no separator, a
+    row's btc-usdt, BTC/USDT or BTCUSDT all become BTCUSDT; a dash-separated form makes them BTC-USDT).
     """
 
     kind = "replay"

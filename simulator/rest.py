@@ -2,7 +2,7 @@
 turned into responses, and the admin endpoints (GET /admin/state, POST /admin/faults).
 
 Middleware order, outermost first: metrics (counts the final status of every request, websocket upgrades
-included), the venue's own middleware if any (e.g. Binance's weight headers), then faults and errors
+included), the venue's own middleware if any (e.g. request-weight headers), then faults and errors
 (only on the venue's REST routes: admin and websocket paths are never rate-limited).
 """
 

@@ -1,5 +1,5 @@
 """Symbols of the simulated exchanges: reading user input as a (base, quote) pair, and spelling a pair the
-way one venue does (Binance `BTCUSDT`, Coinbase `BTC-USD`, OKX `BTC-USDT`).
+way one venue does (`BTCUSDT` without a separator, `BTC-USDT` with a dash, ...).
 
 The simulator is the exchange authority for its own symbols, so it may split a symbol written without a
 separator (`BTCUSDT`) with a table of known quote assets (longest match first); a client must still read
@@ -60,4 +60,4 @@ def symbol_form(separator: str) -> SymbolForm:
 
 
 normalize_symbol: SymbolForm = symbol_form("")
-"""Binance's form ('btc-usdt' -> 'BTCUSDT'): what markets produce unless told another venue's form."""
+"""The form without a separator ('btc-usdt' -> 'BTCUSDT'): what markets produce unless told another."""

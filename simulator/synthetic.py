@@ -4,7 +4,7 @@ Arrivals come in clusters (a taker order sweeping one to several fills at the sa
 arrive as a Poisson process, and the long-run mean is `tps` trades per second in TOTAL across all symbols
 (each cluster picks one symbol uniformly). Prices live on a per-symbol tick grid and are rendered, like
 quantities, as decimal strings with 8 decimals. Trade ids are consecutive per symbol from
-`start_trade_id`. Trade time T (and event time E) is the wall clock in ms when the trade is generated.
+`start_trade_id`. The trade time is the wall clock in ms when the trade is generated.
 
 With a `seed`, the sequence of trades (symbols, ids, prices, quantities, sides) is reproducible; their
 timestamps are not (they are wall-clock). `tps <= 0` makes the market on-demand: it produces only as fast
@@ -66,7 +66,7 @@ class _Walk:
 class SyntheticMarket:
     """Random-walk trades for `symbols` at `tps` trades per second in total (see the module docstring).
 
-    `symbol_form` spells the symbols the way the simulated venue does (default Binance's: BTCUSDT).
+    `symbol_form` spells the symbols the way the simulated venue does (default: no separator, BTCUSDT).
     """
 
     kind = "synthetic"

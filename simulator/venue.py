@@ -31,7 +31,7 @@ not None wraps the body as prefix + body + suffix. A plain tuple: the sender unp
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 __all__ = ["Handler", "Middleware"]  # re-exported for venues
 RestRoute = tuple[str, Handler]
-"""(path, handler) of one GET endpoint, path in aiohttp's syntax (`/products/{product_id}/trades`)."""
+"""(path, handler) of one GET endpoint, the path in aiohttp's syntax (`/items/{item_id}/trades`)."""
 
 
 @dataclass(frozen=True)

@@ -231,7 +231,7 @@ class _Rest:
         try:
             limit, after, before = cursor_params(request, default=MAX_LIMIT, maximum=MAX_LIMIT)
         except ValueError as exc:
-            raise RestRefusal(400, {"message": f"Invalid {exc}: must be an integer >= 1"}) from None
+            raise RestRefusal(400, {"message": f"Invalid {exc}"}) from None
         page = self._view.history_of(product).page(after=after, before=before, limit=limit)
         headers = (
             {"CB-BEFORE": str(page[0][0].trade_id), "CB-AFTER": str(page[-1][0].trade_id)} if page else {}
