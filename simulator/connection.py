@@ -52,6 +52,7 @@ class Hub(ExchangeView, Protocol):
     venue: VenueProtocol
     trades_sent: int
     malformed_sent: int
+    client_errors: int
 
 
 class Connection:
@@ -182,7 +183,9 @@ class Connection:
     def _on_message(self, data: str | bytes) -> None:
         if not self.session.subscribed:
             self.cursor = self._hub.log.end  # a first subscription tails from the live end
+        errors = self.session.errors
         self.write(self.session.on_message(data, self.cursor))
+        self._hub.client_errors += self.session.errors - errors
         self.ever_subscribed = self.ever_subscribed or self.session.subscribed
         self._hub.wake.notify()
         self._hub.drained.notify()

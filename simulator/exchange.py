@@ -42,8 +42,9 @@ class SimulatedExchange:
     """The simulated exchange (see the module docstring). Implements TradeSink for its market.
 
     Public state: `venue`, `port` (the bound one after start), `symbols` (raw), `trades_sent` (trade frames
-    written, summed over connections), `malformed_sent`, `connection_count`, `finished` (the market
-    ended), `faults` (pending faults), `history(symbol)`, `state()` (what GET /admin/state answers).
+    written, summed over connections), `malformed_sent`, `client_errors` (client frames answered with the
+    venue's error), `connection_count`, `finished` (the market ended), `faults` (pending faults),
+    `history(symbol)`, `state()` (what GET /admin/state answers).
     max_history: trades kept per symbol for REST; max_backlog: how far (in trades) a subscribed connection
     may fall behind before it is closed.
     """
@@ -70,6 +71,7 @@ class SimulatedExchange:
         self.faults = FaultState()
         self.trades_sent = 0
         self.malformed_sent = 0
+        self.client_errors = 0
         self.finished = False
         self.connections: dict[int, Connection] = {}
         self._histories = {s: SymbolHistory(s, max_history) for s in market.symbols}
@@ -309,6 +311,7 @@ class SimulatedExchange:
             ],
             "trades_sent": self.trades_sent,
             "malformed_sent": self.malformed_sent,
+            "client_errors": self.client_errors,
             "faults": self.faults.snapshot(now),
         }
 

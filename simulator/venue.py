@@ -108,10 +108,11 @@ class VenueSession(ABC):
     """One websocket's subscriptions and control conversation. Payloads returned are text frames.
 
     `cursor` arguments are the connection's next TradeLog position: trades before it were sent (or
-    withheld), trades from it on will be.
+    withheld), trades from it on will be. `errors` counts client frames answered with the venue's error.
     """
 
     _version = 0
+    errors = 0
 
     @property
     def version(self) -> int:

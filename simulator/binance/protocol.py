@@ -77,7 +77,9 @@ class BinanceSession(VenueSession):
         return render, prefix, b"}"
 
     def on_message(self, data: str | bytes, cursor: int) -> list[bytes]:
-        return [handle_control(data, self.subs)]
+        reply = handle_control(data, self.subs)
+        self.errors += reply.startswith(b'{"code"')  # results start with {"result"
+        return [reply]
 
     def farewell(self, time_ms: int) -> list[bytes]:
         payload = server_shutdown_payload(time_ms)

@@ -96,6 +96,7 @@ class CoinbaseSession(VenueSession):
                 return [self._subscriptions()]
             added = self._subscribe(wanted)
         except _Refused as exc:
+            self.errors += 1
             return [_error(str(exc))]
         last_matches = (self._view.latest_before(p, cursor, visible=True) for p in added)
         return [self._subscriptions(), *(match_payload(t, "last_match") for t in last_matches if t)]

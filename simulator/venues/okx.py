@@ -112,6 +112,7 @@ class OkxSession(VenueSession):
             insts = self._check_args(args)
             self._count_op()
         except _Refused as exc:
+            self.errors += 1
             return [self._reply(request_id, event="error", code=exc.code, msg=exc.msg)]
         for inst in insts:
             if op == "subscribe":

@@ -135,6 +135,22 @@ async def test_malformed_frames_of_every_kind_then_trades_resume(name: str, star
     assert sim.malformed_sent == len(kinds) and len(set(kinds)) == len(kinds)
 
 
+async def test_bad_client_frames_are_answered_counted_and_survived(
+    name: str, start_venue: StartVenue
+) -> None:
+    sim = await start_venue(name, tps=300)
+    client = CLIENTS[name]
+    async with ws_connect(f"{sim.ws_url}{client.path}", max_size=None) as ws:
+        for garbage in ("{", b"\xff\xfe\x00", "[" * 5000 + "]" * 5000):
+            await ws.send(garbage)
+            answer = await recv(ws)
+            assert client.trade(answer, sim.symbols) is None and len(answer) < 1000
+        for message in client.subscribe([client.symbols[0]]):
+            await ws.send(message)
+        await next_trade(ws, client, sim)
+    assert sim.state()["client_errors"] == 3
+
+
 async def test_drop_aborts_every_websocket_without_a_close_frame(name: str, start_venue: StartVenue) -> None:
     sim = await start_venue(name, tps=500)
     client = CLIENTS[name]
