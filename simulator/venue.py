@@ -152,7 +152,7 @@ class VenueProtocol(ABC):
     quote in a raw symbol), `ws_paths` (aiohttp route paths answered as websockets), `malformed_kinds`
     and `trade_fields` (see simulator/malformed.py), `rate_limited_body` (the JSON body of the venue's
     HTTP 429 for the `rate_limit` fault; the core adds Retry-After). `keepalive` is set per instance
-    from the options.
+    from the options. One instance serves one exchange.
     """
 
     name: ClassVar[str]
