@@ -230,7 +230,7 @@ class Connection:
     def _write_entries(self, entries: list[Recorded]) -> None:
         routes = self._refresh_routes()
         parts: list[bytes] = []
-        for trade, payload, hidden, _ in entries:
+        for trade, payload, hidden in entries:
             if hidden:
                 continue
             targets = routes.get(trade.symbol)

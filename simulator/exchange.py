@@ -155,14 +155,12 @@ class SimulatedExchange:
         faults, histories, encode = self.faults, self._histories, self.venue.encode_trade
         entries: list[Recorded] = []
         append = entries.append
-        seq = self.log.end
         for trade in trades:
             history = histories.get(trade.symbol)
             if history is None:
                 continue  # a symbol the exchange does not list
             hidden = bool(faults.skip_pending) and faults.take_skip(trade.symbol)
-            entry = (trade, encode(trade), hidden, seq)
-            seq += 1
+            entry = (trade, encode(trade), hidden)
             history.append(entry)
             append(entry)
         self.log.extend(entries)
@@ -282,7 +280,10 @@ class SimulatedExchange:
 
     def latest_before(self, symbol: str, cursor: int, *, visible: bool) -> MarketTrade | None:
         history = self._histories.get(symbol)
-        entry = history.before_seq(cursor, visible=visible) if history is not None else None
+        if history is None:
+            return None
+        pending = self.log.first_of(symbol, cursor)  # ids grow in log order: older ids were before cursor
+        entry = history.latest_below(pending.trade_id if pending else None, visible=visible)
         return entry[0] if entry is not None else None
 
     def count_request(self, method: str, endpoint: str, status: int) -> None:

@@ -1,10 +1,9 @@
 """What the simulated exchange remembers: a global, sequence-numbered log that websocket connections tail,
 and a bounded per-symbol history that REST serves by trade id.
 
-Entries are `Recorded` tuples: (trade, payload, hidden, seq). `payload` is the venue's websocket payload of
-the trade, encoded once when the trade is recorded; `hidden` marks a trade the `skip` fault withheld from
-every websocket (it stays in history and is served over REST, as a missed message is on the real exchange);
-`seq` is the trade's position in the TradeLog, so a connection's cursor can be compared with history.
+Entries are `Recorded` tuples: (trade, payload, hidden). `payload` is the venue's websocket payload of the
+trade, encoded once when the trade is recorded; `hidden` marks a trade the `skip` fault withheld from every
+websocket (it stays in history and is served over REST, as a missed message is on the real exchange).
 """
 
 from __future__ import annotations
@@ -15,8 +14,8 @@ from collections.abc import Sequence
 
 from simulator.trades import MarketTrade
 
-Recorded = tuple[MarketTrade, bytes, bool, int]
-"""(trade, payload, hidden, seq): a plain tuple, because this is built once per trade on the hot path."""
+Recorded = tuple[MarketTrade, bytes, bool]
+"""(trade, payload, hidden): a plain tuple, because this is built once per trade on the hot path."""
 
 
 class Notifier:
@@ -66,6 +65,18 @@ class TradeLog:
         self._items.extend(entries)
         self.grew.notify()
 
+    def first_of(self, symbol: str, cursor: int) -> MarketTrade | None:
+        """The first trade of `symbol` at a position >= `cursor` (scanning what a connection has yet to
+        send: short for a connection that keeps up, at most the backlog limit for one that does not)."""
+        position = max(cursor, self._start)
+        while position < self.end:
+            chunk = self.read(position, 4096)
+            for trade, _, _ in chunk:
+                if trade.symbol == symbol:
+                    return trade
+            position += len(chunk)
+        return None
+
     def read(self, cursor: int, limit: int) -> list[Recorded]:
         offset = cursor - self._start
         if offset < 0:
@@ -81,10 +92,6 @@ class TradeLog:
 
 def _trade_id(entry: Recorded) -> int:
     return entry[0].trade_id
-
-
-def _seq(entry: Recorded) -> int:
-    return entry[3]
 
 
 class SymbolHistory:
@@ -144,11 +151,13 @@ class SymbolHistory:
             high = bisect.bisect_left(self._items, after, lo=first, key=_trade_id)
         return self._items[max(low, high - limit) : high][::-1]
 
-    def before_seq(self, cursor: int, *, visible: bool, scan: int = 10_000) -> Recorded | None:
-        """The latest trade recorded at a TradeLog position below `cursor` (visible: and not withheld from
-        websockets), looking back at most `scan` trades; None if there is none."""
+    def latest_below(self, trade_id: int | None, *, visible: bool, scan: int = 10_000) -> Recorded | None:
+        """The latest trade with an id below `trade_id` (None: the latest of all; visible: skipping trades
+        withheld from websockets), looking back at most `scan` trades; None if there is none."""
         first = self._first()
-        index = bisect.bisect_left(self._items, cursor, lo=first, key=_seq)
+        index = len(self._items)
+        if trade_id is not None:
+            index = bisect.bisect_left(self._items, trade_id, lo=first, key=_trade_id)
         for entry in reversed(self._items[max(first, index - scan) : index]):
             if not (visible and entry[2]):
                 return entry

@@ -12,14 +12,14 @@ import pytest
 
 from core.errors import ConfigError
 from simulator.derived_fields import iso_time_ms, iso_time_ns, order_sequence
-from simulator.history import Recorded, SymbolHistory
+from simulator.history import Recorded, SymbolHistory, TradeLog
 from simulator.malformed import COMMON_KINDS, OVERSIZED_BYTES, TradeFields, malformed_frame
 from simulator.symbols import split_pair, symbol_form
 from simulator.trades import MarketTrade
 
 
-def entry(trade_id: int, seq: int, hidden: bool = False) -> Recorded:
-    return (MarketTrade("BTC-USD", trade_id, "1", "1", 0, False), b"", hidden, seq)
+def entry(trade_id: int, hidden: bool = False, symbol: str = "BTC-USD") -> Recorded:
+    return (MarketTrade(symbol, trade_id, "1", "1", 0, False), b"", hidden)
 
 
 def ids(entries: list[Recorded]) -> list[int]:
@@ -28,8 +28,8 @@ def ids(entries: list[Recorded]) -> list[int]:
 
 def test_page_is_newest_first_around_a_cursor() -> None:
     history = SymbolHistory("BTC-USD", max_len=100)
-    for seq, trade_id in enumerate([*range(10, 20), *range(30, 40)]):  # a hole between 19 and 30
-        history.append(entry(trade_id, seq))
+    for trade_id in [*range(10, 20), *range(30, 40)]:  # a hole between 19 and 30
+        history.append(entry(trade_id))
     assert ids(history.page(after=None, before=None, limit=3)) == [39, 38, 37]
     assert ids(history.page(after=32, before=None, limit=4)) == [31, 30, 19, 18]
     assert ids(history.page(after=None, before=17, limit=4)) == [31, 30, 19, 18]
@@ -43,23 +43,26 @@ def test_page_is_newest_first_around_a_cursor() -> None:
 def test_page_never_reaches_below_the_retained_history() -> None:
     history = SymbolHistory("BTC-USD", max_len=5)
     for trade_id in range(1, 8):
-        history.append(entry(trade_id, trade_id))
+        history.append(entry(trade_id))
     assert ids(history.page(after=None, before=0, limit=10)) == [7, 6, 5, 4, 3]
     assert ids(history.page(after=5, before=None, limit=10)) == [4, 3]
 
 
-def test_latest_before_a_feed_position_can_skip_withheld_trades() -> None:
-    history = SymbolHistory("BTC-USD", max_len=100)
-    history.append(entry(1, seq=3))
-    history.append(entry(2, seq=7, hidden=True))
-    history.append(entry(3, seq=9))
+def test_latest_trade_before_a_feed_position_can_skip_withheld_trades() -> None:
+    history, log = SymbolHistory("BTC-USD", max_len=100), TradeLog()
+    entries = [entry(1), entry(5, symbol="ETH-USD"), entry(2, hidden=True), entry(3)]
+    log.extend(entries)
+    for recorded in entries:
+        if recorded[0].symbol == "BTC-USD":
+            history.append(recorded)
 
     def before(cursor: int, visible: bool) -> int | None:
-        found = history.before_seq(cursor, visible=visible)
+        pending = log.first_of("BTC-USD", cursor)
+        found = history.latest_below(pending.trade_id if pending else None, visible=visible)
         return found[0].trade_id if found else None
 
-    assert [before(c, visible=False) for c in (0, 3, 4, 8, 9, 10)] == [None, None, 1, 2, 2, 3]
-    assert [before(c, visible=True) for c in (4, 8, 10)] == [1, 1, 3]
+    assert [before(c, visible=False) for c in (0, 1, 2, 3, 4)] == [None, 1, 1, 2, 3]
+    assert [before(c, visible=True) for c in (0, 1, 2, 3, 4)] == [None, 1, 1, 1, 3]
 
 
 def test_derived_fields() -> None:
