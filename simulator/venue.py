@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import ClassVar, Literal, Protocol
 
 from aiohttp import web
-from aiohttp.typedefs import Middleware
+from aiohttp.typedefs import Middleware as Middleware  # re-exported: a venue's REST middleware type
 
 from simulator.history import SymbolHistory
 from simulator.malformed import TradeFields
@@ -29,7 +29,6 @@ render None sends the venue's pre-encoded payload (`encode_trade`), else render(
 not None wraps the body as prefix + body + suffix. A plain tuple: the sender unpacks one per trade."""
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-__all__ = ["Handler", "Middleware"]  # re-exported for venues
 RestRoute = tuple[str, Handler]
 """(path, handler) of one GET endpoint, the path in aiohttp's syntax (`/items/{item_id}/trades`)."""
 
