@@ -38,10 +38,9 @@ from cryptostock.wiring import (
     spool_for,
 )
 from monitoring.logger import flush_logs, setup_logging
+from simulator.exchange import SimulatedExchange
 from simulator.serve import start_simulator
 from storage.spool import Spool, republish
-
-SimulatedExchange = Any  # the simulator started for a venue (simulator.serve.start_simulator's result)
 
 
 async def migrate_database(settings: CommonSettings) -> None:
@@ -75,7 +74,7 @@ async def run_simulator(settings: SimulateSettings) -> None:
         simulator = await start_simulator(simulator_settings(settings))
         ctx.health.add_check("simulator", _always_ready)
         logger.bind(component="simulator").info(
-            "simulated Binance on {} (REST {})", simulator.ws_url, simulator.rest_url
+            "simulated {} on {} (REST {})", simulator.venue.name, simulator.ws_url, simulator.rest_url
         )
         try:
             await ctx.stop.wait()
@@ -193,10 +192,11 @@ async def _start_venues(
     for index, exchange in enumerate(settings.exchange):
         ws_url = rest_url = None  # the settings' endpoints, else the exchange's own (with --live)
         if settings.uses_simulator:
-            simulator = await start_simulator(simulator_settings(settings, exchange, index))
+            stored = await resume_sources[0].resume_points(exchange) if resume_sources else []
+            simulator = await start_simulator(simulator_settings(settings, exchange, index, stored))
             simulators.append(simulator)
             ws_url, rest_url = simulator.ws_url, simulator.rest_url
-            logger.bind(component="platform").info("simulated {} on {}", exchange, ws_url)
+            logger.bind(component="platform").info("simulated {} on {}", simulator.venue.name, ws_url)
         collectors[exchange] = CollectorRunner(
             exchange,
             settings,

@@ -70,19 +70,25 @@ async def open_cache_for(settings: CommonSettings) -> Cache:
 
 
 def simulator_settings(
-    settings: SimulateSettings | RunSettings, exchange: str = "binance", index: int = 0
+    settings: SimulateSettings | RunSettings,
+    exchange: str = "binance",
+    index: int = 0,
+    stored: Sequence[ResumePoint] = (),
 ) -> SimulatorSettings:
     """The simulated exchange of `cryptostock simulate`, or the one `cryptostock run` starts for the
-    `index`-th exchange it collects from (on sim_port + index)."""
+    `index`-th exchange it collects from (on sim_port + index), continuing each symbol's ids after the
+    newest one `stored` (a restarted `make run` never reuses an id)."""
     if isinstance(settings, SimulateSettings):
         return settings.simulator()
     return SimulatorSettings(
+        exchange=exchange,
         host="127.0.0.1",
         port=settings.sim_port + index if settings.sim_port else 0,
         symbols=None if settings.replay else settings.symbols_for(exchange),
         tps=settings.tps,
         replay=settings.replay,
         speed=settings.speed,
+        next_trade_ids={p.raw_symbol: p.sequence + 1 for p in stored if p.sequence is not None},
     )
 
 

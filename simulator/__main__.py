@@ -1,4 +1,4 @@
-"""`python -m simulator`: serve a simulated Binance Spot (websocket and REST on one port) until stopped.
+"""`python -m simulator`: serve a simulated exchange (websocket and REST on one port) until stopped.
 
 The platform's own entry point is `cryptostock simulate`; this one needs nothing but the simulator.
 """
@@ -14,36 +14,31 @@ import sys
 import pydantic
 
 from core.errors import ConfigError
-from simulator.faults import FaultRequest
 from simulator.serve import SimulatorSettings, serve
+from simulator.venues import VENUES
 
 
 def _parse(argv: list[str] | None) -> SimulatorSettings:
-    parser = argparse.ArgumentParser(prog="python -m simulator", description=__doc__)
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8765)
-    parser.add_argument("--symbols", default=None, help="comma-separated, e.g. BTCUSDT,ETHUSDT")
-    parser.add_argument("--tps", type=float, default=50.0, help="synthetic trades/s in total; 0 = on demand")
-    parser.add_argument("--seed", type=int, default=None)
-    parser.add_argument("--replay", default=None, help="CSV: timestamp_ms,symbol,trade_id,price,quantity,...")
-    parser.add_argument("--speed", type=float, default=1.0, help="replay speed; 0 = as fast as clients read")
-    parser.add_argument("--ping-interval", type=float, default=20.0)
-    parser.add_argument("--ping-timeout", type=float, default=60.0)
-    parser.add_argument("--faults", default=None, help='JSON injected at start, e.g. {"skip": 5}')
-    args = parser.parse_args(argv)
-    faults = FaultRequest.model_validate_json(args.faults) if args.faults else None
-    return SimulatorSettings(
-        host=args.host,
-        port=args.port,
-        symbols=args.symbols,
-        tps=args.tps,
-        seed=args.seed,
-        replay=args.replay,
-        speed=args.speed,
-        ping_interval=args.ping_interval,
-        ping_timeout=args.ping_timeout,
-        faults=faults,
+    """Flags named after the settings' fields; an absent flag keeps the setting's default."""
+    parser = argparse.ArgumentParser(
+        prog="python -m simulator", description=__doc__, argument_default=argparse.SUPPRESS
     )
+    parser.add_argument("--exchange", help=f"one of {', '.join(sorted(VENUES))} (default binance)")
+    parser.add_argument("--host", help="default 127.0.0.1")
+    parser.add_argument("--port", type=int, help="default 8765; 0 = any free port")
+    parser.add_argument("--symbols", help="comma-separated, e.g. BTC-USDT,ETH-USDT (default: the venue's)")
+    parser.add_argument("--tps", type=float, help="synthetic trades/s in total (default 50); 0 = on demand")
+    parser.add_argument("--seed", type=int)
+    parser.add_argument("--start-trade-id", type=int, help="first synthetic trade id (default 1000000)")
+    parser.add_argument("--replay", help="CSV: timestamp_ms,symbol,trade_id,price,quantity,is_buyer_maker")
+    parser.add_argument("--speed", type=float, help="replay speed (default 1); 0 = as fast as clients read")
+    parser.add_argument("--ping-interval", type=float, help="seconds between server pings (default 20)")
+    parser.add_argument("--ping-timeout", type=float, help="seconds to answer a ping (default 60)")
+    parser.add_argument("--heartbeat-interval", type=float, help="seconds, Coinbase heartbeats (default 1)")
+    parser.add_argument("--idle-timeout", type=float, help="seconds before OKX closes 4004 (default 30)")
+    parser.add_argument("--subscribe-timeout", type=float, help="seconds to subscribe, Coinbase (default 5)")
+    parser.add_argument("--faults", help='JSON injected at start, e.g. {"skip": 5}')
+    return SimulatorSettings(**vars(parser.parse_args(argv)))
 
 
 async def _main(settings: SimulatorSettings) -> None:

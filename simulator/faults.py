@@ -2,7 +2,7 @@
 
 - drop: close every websocket at once, without a close frame (a network failure as the client sees it).
 - stall: keep every websocket open and answering pings, but send no data for N seconds.
-- malformed: send N broken frames of varied kinds on every websocket (see binance/frames.py).
+- malformed: send N broken frames of the venue's kinds on every websocket (see malformed.py).
 - skip: the next N trade ids (of one symbol, or of each symbol) are recorded in history and served over
   REST but never sent on any websocket: the way a message goes missing on the real exchange.
 - rate_limit: the next N REST calls answer HTTP 429 with Retry-After.

@@ -1,9 +1,9 @@
 """What the simulated exchange remembers: a global, sequence-numbered log that websocket connections tail,
 and a bounded per-symbol history that REST serves by trade id.
 
-Entries are `Recorded` tuples: (trade, payload, hidden). `payload` is the raw `@trade` event encoded once
-when the trade is recorded; `hidden` marks a trade the `skip` fault withheld from every websocket (it stays
-in history and is served over REST, as a missed message is on the real exchange).
+Entries are `Recorded` tuples: (trade, payload, hidden). `payload` is the venue's websocket payload of the
+trade, encoded once when the trade is recorded; `hidden` marks a trade the `skip` fault withheld from every
+websocket (it stays in history and is served over REST, as a missed message is on the real exchange).
 """
 
 from __future__ import annotations
@@ -65,6 +65,18 @@ class TradeLog:
         self._items.extend(entries)
         self.grew.notify()
 
+    def first_of(self, symbol: str, cursor: int) -> MarketTrade | None:
+        """The first trade of `symbol` at a position >= `cursor` (scanning what a connection has yet to
+        send: short for a connection that keeps up, at most the backlog limit for one that does not)."""
+        position = max(cursor, self._start)
+        while position < self.end:
+            chunk = self.read(position, 4096)
+            for trade, _, _ in chunk:
+                if trade.symbol == symbol:
+                    return trade
+            position += len(chunk)
+        return None
+
     def read(self, cursor: int, limit: int) -> list[Recorded]:
         offset = cursor - self._start
         if offset < 0:
@@ -122,3 +134,31 @@ class SymbolHistory:
         if limit <= 0:
             return []
         return self._items[max(self._first(), len(self._items) - limit) :]
+
+    def page(self, *, after: int | None, before: int | None, limit: int) -> list[Recorded]:
+        """One page of a newest-first trade-id cursor, NEWEST FIRST.
+
+        after=N: the `limit` trades just below id N (ids < N, the older page); before=N: the `limit` trades
+        just above id N (ids > N, the newer page); both: ids strictly between, the ones just below `after`;
+        neither: the most recent `limit`.
+        """
+        first = self._first()
+        low = first if before is None else bisect.bisect_right(self._items, before, lo=first, key=_trade_id)
+        if after is None and before is not None:
+            return self._items[low : low + limit][::-1]
+        high = len(self._items)
+        if after is not None:
+            high = bisect.bisect_left(self._items, after, lo=first, key=_trade_id)
+        return self._items[max(low, high - limit) : high][::-1]
+
+    def latest_below(self, trade_id: int | None, *, visible: bool, scan: int = 10_000) -> Recorded | None:
+        """The latest trade with an id below `trade_id` (None: the latest of all; visible: skipping trades
+        withheld from websockets), looking back at most `scan` trades; None if there is none."""
+        first = self._first()
+        index = len(self._items)
+        if trade_id is not None:
+            index = bisect.bisect_left(self._items, trade_id, lo=first, key=_trade_id)
+        for entry in reversed(self._items[max(first, index - scan) : index]):
+            if not (visible and entry[2]):
+                return entry
+        return None

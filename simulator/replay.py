@@ -1,14 +1,14 @@
 """A replayed market: trades read from a CSV file and played back at a speed multiplier.
 
 File format (header row required): `timestamp_ms,symbol,trade_id,price,quantity,is_buyer_maker`.
-timestamp_ms: trade time, integer ms since the Unix epoch (UTC); it becomes both T and E of the event, so
-bars built from the stream equal bars computed from the file. price/quantity: passed through exactly as
-written. is_buyer_maker: true/false (or 1/0). Trade ids must increase per symbol; rows that break that
-rule or cannot be parsed are skipped with a warning and counted in `skipped_rows`.
+timestamp_ms: trade time, integer ms since the Unix epoch (UTC); it becomes the trade (and event) time
+the venue sends, so bars built from the stream equal bars computed from the file. price/quantity: passed
+through exactly as written. is_buyer_maker: true/false (or 1/0). Trade ids must increase per symbol;
+rows that break that rule or cannot be parsed are skipped with a warning and counted in `skipped_rows`.
 
 speed 1 keeps the original gaps between trades, speed 10 plays ten times faster, speed 0 plays as fast as
 the slowest subscribed client reads (and waits while no client is subscribed). The file is streamed, not
-loaded, so its size is not limited by memory (history is, see BinanceSimulator's max_history).
+loaded, so its size is not limited by memory (history is, see SimulatedExchange's max_history).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from pathlib import Path
 from loguru import logger
 
 from core.errors import ConfigError
-from simulator.symbols import normalize_symbol
+from simulator.symbols import SymbolForm, normalize_symbol
 from simulator.trades import MarketTrade, TradeSink
 
 COLUMNS = ("timestamp_ms", "symbol", "trade_id", "price", "quantity", "is_buyer_maker")
@@ -38,11 +38,22 @@ log = logger.bind(component="simulator", market="replay")
 
 
 class ReplayMarket:
-    """Trades of a CSV file (see the module docstring) at `speed` (0 = as fast as clients read)."""
+    """Trades of a CSV file (see the module docstring) at `speed` (0 = as fast as clients read).
+
+    `symbol_form` spells the file's symbols the way the simulated venue does (default: no separator, a
+    row's btc-usdt, BTC/USDT or BTCUSDT all become BTCUSDT; a dash-separated form makes them BTC-USDT).
+    """
 
     kind = "replay"
 
-    def __init__(self, path: str | Path, *, speed: float = 1.0, symbols: Sequence[str] | None = None) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        speed: float = 1.0,
+        symbols: Sequence[str] | None = None,
+        symbol_form: SymbolForm = normalize_symbol,
+    ) -> None:
         if speed < 0:
             raise ConfigError(f"replay speed must be >= 0, got {speed}")
         self.path = Path(path)
@@ -50,9 +61,10 @@ class ReplayMarket:
         self.skipped_rows = 0
         self.replayed_rows = 0
         self._spellings: dict[str, str] = {}
+        self._form = symbol_form
         self._check_header()
         names = symbols if symbols is not None else self._scan_symbols()
-        self._symbols = tuple(dict.fromkeys(normalize_symbol(s) for s in names))
+        self._symbols = tuple(dict.fromkeys(symbol_form(s) for s in names))
         self._symbol_set = frozenset(self._symbols)
         if not self._symbols:
             raise ConfigError(f"replay file {self.path} has no trades")
@@ -147,12 +159,12 @@ class ReplayMarket:
         return MarketTrade(symbol, tid, price, quantity, time_ms, is_buyer_maker)
 
     def _normalized(self, spelling: str) -> str:
-        """A symbol as the file spells it ('btc-usdt') in the simulator's form ('BTCUSDT'); '' if
+        """A symbol as the file spells it ('btc-usdt') in the venue's form ('BTCUSDT'); '' if
         invalid. Remembered per spelling (a bounded few), since this runs per row."""
         symbol = self._spellings.get(spelling)
         if symbol is None:
             try:
-                symbol = normalize_symbol(spelling)
+                symbol = self._form(spelling)
             except ConfigError:
                 symbol = ""
             if len(self._spellings) < _MAX_SPELLINGS:
@@ -184,7 +196,7 @@ class ReplayMarket:
         valid = []
         for symbol in seen:
             try:
-                valid.append(normalize_symbol(symbol))
+                valid.append(self._form(symbol))
             except ConfigError as exc:
                 log.warning("{}: symbol {!r} ignored: {}", self.path.name, symbol[:40], exc)
         return valid

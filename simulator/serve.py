@@ -1,8 +1,9 @@
-"""Running the simulated exchange as a service: typed settings, and `serve` which runs until cancelled."""
+"""Running a simulated exchange as a service: typed settings, and `serve` which runs until cancelled."""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 
@@ -10,41 +11,57 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from core.errors import ConfigError
 from monitoring.metrics import METRICS, PlatformMetrics
-from simulator.binance.server import DEFAULT_MAX_BACKLOG, DEFAULT_MAX_HISTORY, BinanceSimulator
+from simulator.exchange import DEFAULT_MAX_BACKLOG, DEFAULT_MAX_HISTORY, SimulatedExchange
 from simulator.faults import FaultRequest
 from simulator.replay import ReplayMarket
 from simulator.synthetic import SyntheticMarket
 from simulator.trades import MarketSource
-
-DEFAULT_SYMBOLS = ("BTCUSDT", "ETHUSDT")
+from simulator.venue import VenueOptions, VenueProtocol
+from simulator.venues import VENUES, make_venue
 
 
 class SimulatorSettings(BaseModel):
     """Settings of `cryptostock simulate` / `python -m simulator`.
 
-    symbols: for a synthetic market (default BTCUSDT, ETHUSDT); for a replay, restricts the file's symbols
-    (default: every symbol in the file). tps: synthetic trades per second in total across symbols
-    (0 = as fast as the slowest subscribed client reads). replay: CSV path; when set, the market is a replay
-    at `speed` (1 = original gaps, 0 = as fast as read). ping_interval/ping_timeout: seconds.
-    faults: injected once at start.
+    exchange: the venue to speak (a key of simulator.venues.VENUES: binance, coinbase, okx).
+    symbols: for a synthetic market (default: the venue's, e.g. BTCUSDT,ETHUSDT on Binance); for a replay,
+    restricts the file's symbols (default: every symbol in the file). Any spelling (btc-usdt, BTC/USDT,
+    BTCUSDT) becomes the venue's. tps: synthetic trades per second in total across symbols (0 = as fast as
+    the slowest subscribed client reads). replay: CSV path; when set, the market is a replay at `speed`
+    (1 = original gaps, 0 = as fast as read). Seconds: ping_interval/ping_timeout (server pings: Binance,
+    Coinbase), heartbeat_interval (Coinbase heartbeat channel), idle_timeout (OKX closes 4004),
+    subscribe_timeout (Coinbase closes a connection that has not subscribed). weight_limit: Binance REST
+    weight per minute. faults: injected once at start.
     """
 
     model_config = ConfigDict(extra="forbid")
 
+    exchange: str = "binance"
     host: str = "127.0.0.1"
     port: int = Field(default=8765, ge=0, le=65535)
     symbols: list[str] | None = None
     tps: float = Field(default=50.0, ge=0)
     seed: int | None = None
     start_trade_id: int = Field(default=1_000_000, ge=0)
+    next_trade_ids: dict[str, int] = Field(default_factory=dict)
     replay: Path | None = None
     speed: float = Field(default=1.0, ge=0)
     ping_interval: float = Field(default=20.0, gt=0)
     ping_timeout: float = Field(default=60.0, gt=0)
+    heartbeat_interval: float = Field(default=1.0, gt=0)
+    idle_timeout: float = Field(default=30.0, gt=0)
+    subscribe_timeout: float = Field(default=5.0, gt=0)
     max_history: int = Field(default=DEFAULT_MAX_HISTORY, ge=1)
     max_backlog: int = Field(default=DEFAULT_MAX_BACKLOG, ge=1)
     weight_limit: int | None = Field(default=None, ge=1)
     faults: FaultRequest | None = None
+
+    @field_validator("exchange")
+    @classmethod
+    def _known_exchange(cls, value: str) -> str:
+        if value not in VENUES:
+            raise ValueError(f"unknown exchange {value!r}; known: {', '.join(sorted(VENUES))}")
+        return value
 
     @field_validator("faults", mode="before")
     @classmethod
@@ -59,29 +76,41 @@ class SimulatorSettings(BaseModel):
             return [s.strip() for s in value.split(",") if s.strip()]
         return value
 
+    def venue_options(self) -> VenueOptions:
+        return VenueOptions(**self.model_dump(include={f.name for f in dataclasses.fields(VenueOptions)}))
 
-def build_market(settings: SimulatorSettings) -> MarketSource:
+
+def build_venue(settings: SimulatorSettings) -> VenueProtocol:
+    return make_venue(settings.exchange, settings.venue_options())
+
+
+def build_market(settings: SimulatorSettings, venue: VenueProtocol | None = None) -> MarketSource:
+    """The market of `settings`, its symbols spelled the way the venue spells them."""
+    venue = venue or build_venue(settings)
     if settings.replay is not None:
-        return ReplayMarket(settings.replay, speed=settings.speed, symbols=settings.symbols)
+        return ReplayMarket(
+            settings.replay, speed=settings.speed, symbols=settings.symbols, symbol_form=venue.raw_symbol
+        )
     return SyntheticMarket(
-        settings.symbols or DEFAULT_SYMBOLS,
+        settings.symbols or venue.default_symbols,
         tps=settings.tps,
         seed=settings.seed,
         start_trade_id=settings.start_trade_id,
+        next_trade_ids=settings.next_trade_ids,
+        symbol_form=venue.raw_symbol,
     )
 
 
-def build_simulator(settings: SimulatorSettings, metrics: PlatformMetrics = METRICS) -> BinanceSimulator:
-    return BinanceSimulator(
-        build_market(settings),
+def build_simulator(settings: SimulatorSettings, metrics: PlatformMetrics = METRICS) -> SimulatedExchange:
+    venue = build_venue(settings)
+    return SimulatedExchange(
+        build_market(settings, venue),
+        venue,
         host=settings.host,
         port=settings.port,
-        ping_interval=settings.ping_interval,
-        ping_timeout=settings.ping_timeout,
         metrics=metrics,
         max_history=settings.max_history,
         max_backlog=settings.max_backlog,
-        weight_limit=settings.weight_limit,
     )
 
 
@@ -89,7 +118,7 @@ async def serve(
     settings: SimulatorSettings,
     metrics: PlatformMetrics = METRICS,
     *,
-    on_ready: Callable[[BinanceSimulator], None] | None = None,
+    on_ready: Callable[[SimulatedExchange], None] | None = None,
 ) -> None:
     """Run the simulated exchange until cancelled; then close every websocket with 1001 and return.
 
@@ -106,7 +135,7 @@ async def serve(
 
 async def start_simulator(
     settings: SimulatorSettings, metrics: PlatformMetrics = METRICS
-) -> BinanceSimulator:
+) -> SimulatedExchange:
     """Build and start the simulated exchange, with the start-up faults injected; the caller stops it."""
     simulator = build_simulator(settings, metrics)
     await simulator.start()

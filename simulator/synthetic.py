@@ -3,8 +3,8 @@
 Arrivals come in clusters (a taker order sweeping one to several fills at the same millisecond), clusters
 arrive as a Poisson process, and the long-run mean is `tps` trades per second in TOTAL across all symbols
 (each cluster picks one symbol uniformly). Prices live on a per-symbol tick grid and are rendered, like
-quantities, as Binance-style strings with 8 decimals. Trade ids are consecutive per symbol from
-`start_trade_id`. Trade time T (and event time E) is the wall clock in ms when the trade is generated.
+quantities, as decimal strings with 8 decimals. Trade ids are consecutive per symbol from
+`start_trade_id`. The trade time is the wall clock in ms when the trade is generated.
 
 With a `seed`, the sequence of trades (symbols, ids, prices, quantities, sides) is reproducible; their
 timestamps are not (they are wall-clock). `tps <= 0` makes the market on-demand: it produces only as fast
@@ -19,7 +19,7 @@ import random
 import time
 from collections.abc import Mapping, Sequence
 
-from simulator.symbols import normalize_symbol
+from simulator.symbols import SymbolForm, normalize_symbol
 from simulator.trades import MarketTrade, TradeSink
 
 UNITS = 100_000_000  # strings carry 8 decimals: amounts are kept as integers of 1e-8
@@ -64,7 +64,12 @@ class _Walk:
 
 
 class SyntheticMarket:
-    """Random-walk trades for `symbols` at `tps` trades per second in total (see the module docstring)."""
+    """Random-walk trades for `symbols` at `tps` trades per second in total (see the module docstring).
+
+    `symbol_form` spells the symbols the way the simulated venue does (default: no separator, BTCUSDT).
+    `next_trade_ids` continues symbols' ids past those given (e.g. what a database already holds), so a
+    restarted simulator never reuses an id.
+    """
 
     kind = "synthetic"
 
@@ -75,13 +80,19 @@ class SyntheticMarket:
         tps: float = 50.0,
         seed: int | None = None,
         start_trade_id: int = 1_000_000,
+        next_trade_ids: Mapping[str, int] | None = None,
         start_prices: Mapping[str, float] | None = None,
+        symbol_form: SymbolForm = normalize_symbol,
     ) -> None:
-        names = list(dict.fromkeys(normalize_symbol(s) for s in symbols))
+        names = list(dict.fromkeys(symbol_form(s) for s in symbols))
         if not names:
             raise ValueError("a synthetic market needs at least one symbol")
-        prices = {normalize_symbol(k): v for k, v in (start_prices or {}).items()}
-        self._walks = [_Walk(s, prices.get(s) or _default_price(s), start_trade_id) for s in names]
+        prices = {symbol_form(k): v for k, v in (start_prices or {}).items()}
+        next_ids = {symbol_form(k): v for k, v in (next_trade_ids or {}).items()}
+        self._walks = [
+            _Walk(s, prices.get(s) or _default_price(s), max(start_trade_id, next_ids.get(s, 0)))
+            for s in names
+        ]
         self.tps = tps
         self._rng = random.Random(seed)
         self._arrivals = random.Random(None if seed is None else seed ^ 0x5EED)

@@ -18,7 +18,7 @@ class MarketTrade(msgspec.Struct, frozen=True, gc=False):
     symbol: the exchange's own uppercase symbol (BTCUSDT). trade_id: per-symbol id, strictly increasing.
     price/quantity: exact decimal strings, sent unchanged. time_ms: trade time in integer milliseconds
     since the Unix epoch (UTC); the simulator also uses it as the event time `E`.
-    is_buyer_maker: Binance's `m` (true means the taker sold).
+    is_buyer_maker: the buy order was the resting one (true means the taker sold).
     """
 
     symbol: str

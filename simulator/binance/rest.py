@@ -1,4 +1,4 @@
-"""The simulated Binance's REST endpoints (/api/v3/...) and the admin endpoints (/admin/...).
+"""The simulated Binance's REST endpoints (/api/v3/...).
 
 Errors are Binance's: HTTP 400 with `{"code":-1121,"msg":"Invalid symbol."}` and friends. Every /api
 response carries `X-MBX-USED-WEIGHT-1M` (weight used in the current UTC minute: trades and
@@ -10,22 +10,17 @@ Not confirmed from Binance's text, chosen here: limit > 1000 is clamped to 1000,
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Sequence
 from decimal import Decimal, InvalidOperation
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import msgspec
-import pydantic
 from aiohttp import web
 
-from simulator.faults import FaultRequest
 from simulator.history import Recorded
+from simulator.rest import RestRefusal, json_response
 from simulator.symbols import split_symbol
-
-if TYPE_CHECKING:
-    from simulator.binance.server import BinanceSimulator
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+from simulator.venue import ExchangeView, Handler, RestRoute
 
 WEIGHTS = {
     "/api/v3/ping": 1,
@@ -42,22 +37,16 @@ _LIMIT_MSG = (
 _EIGHT = Decimal("0.00000001")
 
 
-class BinanceApiError(Exception):
+class BinanceApiError(RestRefusal):
     """A request the simulated exchange refuses: HTTP `status` with Binance's code and message."""
 
     def __init__(self, code: int, msg: str, status: int = 400) -> None:
-        super().__init__(msg)
-        self.code, self.msg, self.status = code, msg, status
+        super().__init__(status, {"code": code, "msg": msg})
 
 
-def json_response(body: object, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
-    return web.Response(
-        body=msgspec.json.encode(body), status=status, headers=headers, content_type="application/json"
-    )
-
-
-def _error_response(exc: BinanceApiError) -> web.Response:
-    return json_response({"code": exc.code, "msg": exc.msg}, status=exc.status)
+def too_many_requests_body(weight_limit: int | None) -> dict[str, Any]:
+    """Binance's 429 body (-1003)."""
+    return {"code": -1003, "msg": _LIMIT_MSG.format(weight_limit or 6000)}
 
 
 class WeightMeter:
@@ -133,52 +122,38 @@ def trade_rows(entries: list[Recorded]) -> list[dict[str, Any]]:
 
 
 class RestApi:
-    """aiohttp handlers bound to one simulator."""
+    """aiohttp handlers bound to one exchange, and the weight middleware."""
 
-    def __init__(self, sim: BinanceSimulator) -> None:
-        self._sim = sim
+    def __init__(self, view: ExchangeView, weight_limit: int | None) -> None:
+        self._view = view
         self._weight = WeightMeter()
+        self.weight_limit = weight_limit
 
-    def add_routes(self, app: web.Application) -> None:
-        app.middlewares.append(self._middleware)
-        app.router.add_get("/api/v3/ping", self.ping)
-        app.router.add_get("/api/v3/time", self.server_time)
-        app.router.add_get("/api/v3/exchangeInfo", self.exchange_info)
-        app.router.add_get("/api/v3/trades", self.trades)
-        app.router.add_get("/api/v3/historicalTrades", self.historical_trades)
-        app.router.add_get("/admin/state", self.admin_state)
-        app.router.add_post("/admin/faults", self.admin_faults)
+    def routes(self) -> Sequence[RestRoute]:
+        return [
+            ("/api/v3/ping", self.ping),
+            ("/api/v3/time", self.server_time),
+            ("/api/v3/exchangeInfo", self.exchange_info),
+            ("/api/v3/trades", self.trades),
+            ("/api/v3/historicalTrades", self.historical_trades),
+        ]
 
     @web.middleware
-    async def _middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        route = request.match_info.route.resource
-        endpoint = route.canonical if route is not None else "unmatched"
-        try:
-            response = await self._answer(request, handler, endpoint)
-        except web.HTTPException as exc:
-            self._sim.count_request(request.method, endpoint, exc.status)
-            raise
-        self._sim.count_request(request.method, endpoint, response.status)
-        return response
-
-    async def _answer(self, request: web.Request, handler: Handler, endpoint: str) -> web.StreamResponse:
+    async def weight(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """X-MBX-USED-WEIGHT-1M on every /api response (429s included); 429 past `weight_limit`."""
+        resource = request.match_info.route.resource
+        endpoint = resource.canonical if resource is not None else "unmatched"
         if not endpoint.startswith("/api/"):
             return await handler(request)
         used = self._weight.add(WEIGHTS.get(endpoint, 1))
         headers = {"X-MBX-USED-WEIGHT-1M": str(used)}
-        retry_after = self._sim.faults.take_rate_limit()
-        limit = self._sim.weight_limit
-        if retry_after is None and limit is not None and used > limit:
-            retry_after = 60 - int(time.time()) % 60
-        if retry_after is not None:
-            body = {"code": -1003, "msg": _LIMIT_MSG.format(limit or 6000)}
-            return json_response(body, status=429, headers={**headers, "Retry-After": str(retry_after)})
-        try:
-            response = await handler(request)
-        except BinanceApiError as exc:
-            response = _error_response(exc)
-        response.headers.update(headers)
-        return response
+        if self.weight_limit is not None and used > self.weight_limit:
+            retry_after = str(60 - int(time.time()) % 60)
+            body = too_many_requests_body(self.weight_limit)
+            return json_response(body, status=429, headers={**headers, "Retry-After": retry_after})
+        answer = await handler(request)
+        answer.headers.update(headers)
+        return answer
 
     async def ping(self, request: web.Request) -> web.Response:
         Params(request).finish()
@@ -192,7 +167,7 @@ class RestApi:
         params = Params(request)
         one, many = params.text("symbol"), params.text("symbols")
         params.finish()
-        known = self._sim.symbols
+        known = self._view.symbols
         wanted = list(known)
         if one is not None:
             wanted = [one]
@@ -224,14 +199,14 @@ class RestApi:
         params = Params(request)
         symbol, limit = self._symbol(params), self._limit(params)
         params.finish()
-        return json_response(trade_rows(self._sim.history_of(symbol).latest(limit)))
+        return json_response(trade_rows(self._view.history_of(symbol).latest(limit)))
 
     async def historical_trades(self, request: web.Request) -> web.Response:
         params = Params(request)
         symbol, limit = self._symbol(params), self._limit(params)
         from_id = params.integer("fromId")
         params.finish()
-        history = self._sim.history_of(symbol)
+        history = self._view.history_of(symbol)
         entries = history.latest(limit) if from_id is None else history.from_id(from_id, limit)
         return json_response(trade_rows(entries))
 
@@ -245,7 +220,7 @@ class RestApi:
             raise BinanceApiError(
                 -1100, "Illegal characters found in parameter 'symbol'; legal range is '^[A-Z0-9-_.]{1,20}$'."
             )
-        if symbol not in self._sim.symbols:
+        if symbol not in self._view.symbols:
             raise BinanceApiError(-1121, "Invalid symbol.")
         return symbol
 
@@ -256,20 +231,6 @@ class RestApi:
         if limit < 1:
             raise BinanceApiError(-1130, "Data sent for parameter 'limit' is not valid.")
         return min(limit, MAX_LIMIT)
-
-    async def admin_state(self, request: web.Request) -> web.Response:
-        return json_response(self._sim.state())
-
-    async def admin_faults(self, request: web.Request) -> web.Response:
-        try:
-            faults = FaultRequest.model_validate_json(await request.read())
-        except pydantic.ValidationError as exc:
-            return json_response({"error": exc.errors(include_url=False, include_context=False)}, status=400)
-        try:
-            self._sim.apply_faults(faults)
-        except ValueError as exc:
-            return json_response({"error": str(exc)}, status=400)
-        return json_response(self._sim.state())
 
 
 def _symbol_info(symbol: str) -> dict[str, Any]:

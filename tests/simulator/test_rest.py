@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import AsyncIterator
 from decimal import Decimal
@@ -13,30 +12,26 @@ import httpx
 import pytest
 
 from monitoring.metrics import PlatformMetrics
-from simulator.binance import BinanceSimulator
+from simulator.exchange import SimulatedExchange
 from simulator.markets import ReplayMarket
-from tests.simulator.conftest import StartSim, write_csv
+from tests.simulator.conftest import StartSim, finished, write_csv
 
 FIRST_ID, COUNT = 100, 2500
 START_MS = 1_700_000_000_000
 
 
 @pytest.fixture
-async def sim(start_sim: StartSim, tmp_path: Path) -> BinanceSimulator:
+async def sim(start_sim: StartSim, tmp_path: Path) -> SimulatedExchange:
     rows: list[list[object]] = [
         [START_MS + i, "BTCUSDT", FIRST_ID + i, f"{60000 + i}.5", "0.00100000", "true" if i % 2 else "false"]
         for i in range(COUNT)
     ]
     rows.append([START_MS + COUNT, "ETHUSDT", 7, "3000.10000000", "2.00000000", "false"])
-    simulator = await start_sim(ReplayMarket(write_csv(tmp_path / "r.csv", rows), speed=1e9))
-    async with asyncio.timeout(5):
-        while not simulator.finished:
-            await asyncio.sleep(0.01)
-    return simulator
+    return await finished(await start_sim(ReplayMarket(write_csv(tmp_path / "r.csv", rows), speed=1e9)))
 
 
 @pytest.fixture
-async def http(sim: BinanceSimulator) -> AsyncIterator[httpx.AsyncClient]:
+async def http(sim: SimulatedExchange) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(base_url=sim.rest_url) as client:
         yield client
 

@@ -1,13 +1,14 @@
-"""A local Binance Spot exchange: market streams and REST on one port (aiohttp), fed by a market.
+"""A local exchange on one port (aiohttp), fed by a market and speaking one venue's protocol.
 
-Semantics
+Semantics, the same for every venue:
 - The market produces trades into a per-symbol history (at most `max_history` per symbol, oldest dropped)
   that REST serves, and into a global log that every websocket tails from the live end.
 - Paced markets (synthetic with tps > 0, replay with speed > 0) follow the wall clock whether or not
   anyone listens. On-demand markets (speed 0, tps 0) produce only while at least one connection is
   subscribed, and never more than LOOKAHEAD trades ahead of the slowest subscribed connection.
 - A subscribed connection that falls `max_backlog` trades behind the live end is closed (1008), as
-  Binance closes slow consumers. When a replay ends the server stays up, idle; `finished` turns true.
+  venues close slow consumers. When a replay ends the server stays up, idle; `finished` turns true.
+The venue (simulator/venue.py) decides paths, payloads, control messages, keep-alive and REST shapes.
 """
 
 from __future__ import annotations
@@ -24,52 +25,45 @@ from loguru import logger
 
 from core.errors import ConfigError
 from monitoring.metrics import METRICS, PlatformMetrics
-from simulator.binance.connection import StreamConnection
-from simulator.binance.control import Subscriptions
-from simulator.binance.frames import trade_payload
-from simulator.binance.rest import RestApi, json_response
-from simulator.binance.streams import MAX_STREAMS, Stream, parse_stream
+from simulator.connection import Connection
 from simulator.faults import FaultRequest, FaultState
 from simulator.history import Notifier, Recorded, SymbolHistory, TradeLog
+from simulator.rest import RestFront
 from simulator.trades import MarketSource, MarketTrade
+from simulator.venue import HandshakeRefused, VenueProtocol
 
 LOOKAHEAD = 4096
 TRIM_CHUNK = 4096
 DEFAULT_MAX_HISTORY = 2_000_000
 DEFAULT_MAX_BACKLOG = 1_000_000
-_TIME_UNITS = {"MILLISECOND": False, "MICROSECOND": True}
-
-log = logger.bind(component="simulator", exchange="binance")
 
 
-class BinanceSimulator:
+class SimulatedExchange:
     """The simulated exchange (see the module docstring). Implements TradeSink for its market.
 
-    Public state: `port` (the bound one after start), `symbols`, `trades_sent` (trade frames written,
-    summed over connections), `malformed_sent`, `connection_count`, `finished` (the market ended),
-    `faults` (pending faults), `history(symbol)`, `state()` (what GET /admin/state answers).
-    max_history: trades kept per symbol for REST; max_backlog: how far a subscribed connection may fall
-    behind before it is closed; weight_limit: REST weight per minute before 429 (None = unlimited).
+    Public state: `venue`, `port` (the bound one after start), `symbols` (raw), `trades_sent` (trade frames
+    written, summed over connections), `malformed_sent`, `client_errors` (client frames answered with the
+    venue's error), `connection_count`, `finished` (the market ended), `faults` (pending faults),
+    `history(symbol)`, `state()` (what GET /admin/state answers).
+    max_history: trades kept per symbol for REST; max_backlog: how far (in trades) a subscribed connection
+    may fall behind before it is closed.
     """
 
     def __init__(
         self,
         market: MarketSource,
+        venue: VenueProtocol,
         *,
         host: str = "127.0.0.1",
         port: int = 0,
-        ping_interval: float = 20.0,
-        ping_timeout: float = 60.0,
         metrics: PlatformMetrics = METRICS,
         max_history: int = DEFAULT_MAX_HISTORY,
         max_backlog: int = DEFAULT_MAX_BACKLOG,
-        weight_limit: int | None = None,
     ) -> None:
-        self.market = market
-        self.host, self._requested_port = host, port
-        self.ping_interval, self.ping_timeout = ping_interval, ping_timeout
-        self.metrics = metrics
-        self.max_backlog, self.weight_limit = max_backlog, weight_limit
+        _check_symbols(market, venue)
+        self.market, self.venue = market, venue
+        self.host, self._requested_port, self.port = host, port, port
+        self.metrics, self.max_backlog = metrics, max_backlog
         self.symbols: frozenset[str] = frozenset(market.symbols)
         self.log = TradeLog()
         self.wake = self.log.grew
@@ -77,19 +71,21 @@ class BinanceSimulator:
         self.faults = FaultState()
         self.trades_sent = 0
         self.malformed_sent = 0
+        self.client_errors = 0
         self.finished = False
-        self.connections: dict[int, StreamConnection] = {}
+        self.connections: dict[int, Connection] = {}
         self._histories = {s: SymbolHistory(s, max_history) for s in market.symbols}
         self._conn_ids = itertools.count(1)
         self._handlers: set[asyncio.Task[Any]] = set()
         self._runner: web.AppRunner | None = None
         self._market_task: asyncio.Task[None] | None = None
-        self.port = port
+        self._log = logger.bind(component="simulator", exchange=venue.name)
 
     # -- lifecycle --------------------------------------------------------------------------------------
 
     @property
     def ws_url(self) -> str:
+        """The websocket base a collector connects to; the venue's paths (README) go after it."""
         return f"ws://{self.host}:{self.port}"
 
     @property
@@ -102,10 +98,9 @@ class BinanceSimulator:
 
     async def start(self) -> None:
         app = web.Application()
-        RestApi(self).add_routes(app)
-        app.router.add_get("/ws", self._ws_handler)
-        app.router.add_get("/ws/{streams:.+}", self._ws_handler)
-        app.router.add_get("/stream", self._ws_handler)
+        RestFront(self, self.venue).install(app)
+        for path in self.venue.ws_paths:
+            app.router.add_get(path, self._ws_handler)
         self._runner = web.AppRunner(
             app, access_log=None, handle_signals=False, shutdown_timeout=2.0, max_line_size=65536
         )
@@ -120,12 +115,16 @@ class BinanceSimulator:
         self.port = sock.getsockname()[1]
         await web.SockSite(self._runner, sock).start()
         self._market_task = asyncio.create_task(self._run_market(), name="sim-market")
-        log.info(
-            "listening on {} ({} market, symbols {})", self.ws_url, self.market.kind, sorted(self.symbols)
+        self._log.info(
+            "{} listening on {} ({} market, symbols {})",
+            self.venue.name,
+            self.ws_url,
+            self.market.kind,
+            sorted(self.symbols),
         )
 
     async def stop(self) -> None:
-        """Stop the market, send serverShutdown and close every websocket with 1001, stop listening."""
+        """Stop the market, send the venue's farewell and close every websocket with 1001, stop listening."""
         if self._market_task is not None:
             self._market_task.cancel()
             await asyncio.gather(self._market_task, return_exceptions=True)
@@ -144,15 +143,16 @@ class BinanceSimulator:
         except asyncio.CancelledError:
             raise
         except Exception:
-            log.exception("market failed; the server stays up without new trades")
+            self._log.exception("market failed; the server stays up without new trades")
         else:
-            log.info("market finished ({} trades in history)", sum(len(h) for h in self._histories.values()))
+            total = sum(len(h) for h in self._histories.values())
+            self._log.info("market finished ({} trades in history)", total)
         self.finished = True
 
     # -- TradeSink --------------------------------------------------------------------------------------
 
     def publish(self, trades: Sequence[MarketTrade]) -> None:
-        faults, histories = self.faults, self._histories
+        faults, histories, encode = self.faults, self._histories, self.venue.encode_trade
         entries: list[Recorded] = []
         append = entries.append
         for trade in trades:
@@ -160,7 +160,7 @@ class BinanceSimulator:
             if history is None:
                 continue  # a symbol the exchange does not list
             hidden = bool(faults.skip_pending) and faults.take_skip(trade.symbol)
-            entry = (trade, trade_payload(trade), hidden)
+            entry = (trade, encode(trade), hidden)
             history.append(entry)
             append(entry)
         self.log.extend(entries)
@@ -182,92 +182,65 @@ class BinanceSimulator:
         if floor - self.log.start >= TRIM_CHUNK or (floor == end and end > self.log.start):
             self.log.trim(floor)
 
-    # -- websocket endpoints ----------------------------------------------------------------------------
+    # -- websockets -------------------------------------------------------------------------------------
 
     async def _ws_handler(self, request: web.Request) -> web.StreamResponse:
+        conn_id = next(self._conn_ids)
         try:
-            streams, combined_flag, micros = self._handshake_params(request)
-        except ValueError as exc:
-            return json_response({"code": 2, "msg": f"Invalid request: {exc}"}, status=400)
+            session = self.venue.open(request, conn_id, self)
+        except HandshakeRefused as exc:
+            return exc.response
         ws = web.WebSocketResponse(autoping=False, compress=False, timeout=2.0, max_msg_size=1 << 20)
         await ws.prepare(request)
         if request.transport is None:  # the client left during the handshake
             return ws
-        conn = StreamConnection(
-            next(self._conn_ids),
-            ws,
-            request,
-            Subscriptions(streams, combined=combined_flag),
-            self,
-            micros=micros,
-            ping_interval=self.ping_interval,
-            ping_timeout=self.ping_timeout,
-        )
+        conn = Connection(conn_id, ws, request, session, self)
         task = asyncio.current_task()
         assert task is not None
-        self.connections[conn.conn_id] = conn
+        self.connections[conn_id] = conn
         self._handlers.add(task)
         self.drained.notify()
-        log.debug("connection {} opened: {}", conn.conn_id, conn.path)
+        self._log.debug("connection {} opened: {}", conn_id, conn.path)
         try:
             await conn.serve()
         finally:
-            self.connections.pop(conn.conn_id, None)
+            self.connections.pop(conn_id, None)
             self._handlers.discard(task)
-            log.debug("connection {} closed after {} trades", conn.conn_id, conn.sent)
+            self._log.debug("connection {} closed after {} trades", conn_id, conn.sent)
         return ws
 
-    def _handshake_params(self, request: web.Request) -> tuple[list[Stream], bool, bool]:
-        if request.path.startswith("/stream"):
-            names, combined_flag = request.query.get("streams", "").split("/"), True
-        else:
-            names, combined_flag = request.match_info.get("streams", "").split("/"), False
-        names = [n for n in names if n]
-        parsed = [parse_stream(n) for n in names]
-        streams = [s for s in parsed if s is not None]
-        if len(streams) != len(parsed):
-            raise ValueError("invalid stream")
-        if len(streams) > MAX_STREAMS:
-            raise ValueError(f"too many streams, at most {MAX_STREAMS} per connection")
-        unit = request.query.get("timeUnit", "MILLISECOND").upper()
-        if unit not in _TIME_UNITS:
-            raise ValueError("invalid timeUnit, expected MILLISECOND or MICROSECOND")
-        return streams, combined_flag, _TIME_UNITS[unit]
-
-    # -- faults -----------------------------------------------------------------------------------------
+    # -- faults ------------------------------------------------------------------------------------------
 
     def drop_connections(self) -> None:
         """Drop every websocket without a close frame."""
         for conn in list(self.connections.values()):
             conn.abort()
-        log.info("fault: dropped {} connections", len(self.connections))
+        self._log.info("fault: dropped {} connections", len(self.connections))
 
     def stall(self, seconds: float) -> None:
-        """Send no data (pings still flow) on any websocket for `seconds`."""
+        """Send no data and no heartbeats (pings are still answered) on any websocket for `seconds`."""
         self.faults.stall_until = max(self.faults.stall_until, asyncio.get_running_loop().time() + seconds)
         self.wake.notify()
-        log.info("fault: stalling for {}s", seconds)
+        self._log.info("fault: stalling for {}s", seconds)
 
     def send_malformed(self, count: int) -> None:
-        """Send `count` malformed frames (kinds in rotation) on every websocket."""
+        """Send `count` malformed frames (the venue's kinds in rotation) on every websocket."""
         for conn in self.connections.values():
             conn.malformed_pending += count
         self.wake.notify()
-        log.info("fault: {} malformed frames to {} connections", count, len(self.connections))
+        self._log.info("fault: {} malformed frames to {} connections", count, len(self.connections))
 
     def skip_ids(self, count: int, symbol: str | None = None) -> None:
         """Withhold the next `count` trades (of `symbol`, or of each symbol) from every websocket."""
-        symbol = symbol.upper() if symbol else None
-        if symbol is not None and symbol not in self.symbols:
-            raise ValueError(f"unknown symbol {symbol!r}")
-        self.faults.add_skip([symbol] if symbol else sorted(self.symbols), count)
-        log.info("fault: skipping the next {} ids of {}", count, symbol or "every symbol")
+        raw = self._listed(symbol) if symbol else None
+        self.faults.add_skip([raw] if raw else sorted(self.symbols), count)
+        self._log.info("fault: skipping the next {} ids of {}", count, raw or "every symbol")
 
     def rate_limit(self, count: int, retry_after: int = 1) -> None:
         """Answer the next `count` REST calls with 429 and Retry-After: `retry_after` seconds."""
         self.faults.rate_limited += count
         self.faults.retry_after = retry_after
-        log.info("fault: next {} REST calls get 429", count)
+        self._log.info("fault: next {} REST calls get 429", count)
 
     def apply_faults(self, request: FaultRequest) -> None:
         if request.skip:
@@ -281,7 +254,17 @@ class BinanceSimulator:
         if request.drop:
             self.drop_connections()
 
-    # -- introspection ----------------------------------------------------------------------------------
+    def _listed(self, text: str) -> str:
+        """A listed symbol as the user spelled it ('btcusdt', 'BTC/USDT'); ValueError if not listed."""
+        try:
+            symbol = self.venue.raw_symbol(text)
+        except ConfigError:
+            symbol = text
+        if symbol not in self.symbols:
+            raise ValueError(f"unknown symbol {text!r}")
+        return symbol
+
+    # -- what venues and tests read ---------------------------------------------------------------------
 
     def history_of(self, symbol: str) -> SymbolHistory:
         return self._histories[symbol]
@@ -295,13 +278,21 @@ class BinanceSimulator:
         entries = history.latest(1) if history is not None else []
         return entries[0][0] if entries else None
 
+    def latest_before(self, symbol: str, cursor: int, *, visible: bool) -> MarketTrade | None:
+        history = self._histories.get(symbol)
+        if history is None:
+            return None
+        pending = self.log.first_of(symbol, cursor)  # ids grow in log order: older ids were before cursor
+        entry = history.latest_below(pending.trade_id if pending else None, visible=visible)
+        return entry[0] if entry is not None else None
+
     def count_request(self, method: str, endpoint: str, status: int) -> None:
         self.metrics.http_requests.labels(method=method, endpoint=endpoint, status=str(status)).inc()
 
     def state(self) -> dict[str, Any]:
         now = asyncio.get_running_loop().time()
         return {
-            "exchange": "binance",
+            "exchange": self.venue.name,
             "market": self.market.kind,
             "finished": self.finished,
             "symbols": {
@@ -313,7 +304,7 @@ class BinanceSimulator:
                     "id": c.conn_id,
                     "path": c.path,
                     "user_agent": c.user_agent,
-                    "streams": c.subs.names,
+                    "streams": c.session.streams(),
                     "sent": c.sent,
                     "lag": self.log.end - c.cursor,
                 }
@@ -321,5 +312,18 @@ class BinanceSimulator:
             ],
             "trades_sent": self.trades_sent,
             "malformed_sent": self.malformed_sent,
+            "client_errors": self.client_errors,
             "faults": self.faults.snapshot(now),
         }
+
+
+def _check_symbols(market: MarketSource, venue: VenueProtocol) -> None:
+    """Every market symbol must be the venue's raw symbol (a market built for another venue's spelling
+    would list BTCUSDT on a venue that speaks BTC-USDT)."""
+    for symbol in market.symbols:
+        expected = venue.raw_symbol(symbol)
+        if expected != symbol:
+            raise ConfigError(
+                f"market symbol {symbol!r} is not a {venue.name} symbol (expected {expected!r}); "
+                f"build the market with symbol_form=venue.raw_symbol"
+            )

@@ -1,0 +1,27 @@
+"""The registry of simulated venues (name -> protocol class): a new venue is one module and one line here."""
+
+from __future__ import annotations
+
+from core.errors import ConfigError
+from simulator.binance.protocol import BinanceProtocol
+from simulator.venue import VenueOptions, VenueProtocol
+from simulator.venues.coinbase import CoinbaseProtocol
+from simulator.venues.okx import OkxProtocol
+
+VENUES: dict[str, type[VenueProtocol]] = {
+    "binance": BinanceProtocol,
+    "coinbase": CoinbaseProtocol,
+    "okx": OkxProtocol,
+}
+
+
+def venue_class(name: str) -> type[VenueProtocol]:
+    """The protocol class registered as `name`; ConfigError naming the known ones otherwise."""
+    try:
+        return VENUES[name]
+    except KeyError:
+        raise ConfigError(f"unknown exchange {name!r}; known: {', '.join(sorted(VENUES))}") from None
+
+
+def make_venue(name: str, options: VenueOptions | None = None) -> VenueProtocol:
+    return venue_class(name)(options or VenueOptions())
