@@ -28,16 +28,17 @@ E = 'exchange=~"$exchange"'
 S = 'symbol=~"$symbol"'
 ES = f"{E}, {S}"
 RI = "$__rate_interval"
-CIRCUIT_MAPPINGS = [
-    {
-        "type": "value",
-        "options": {
-            "0": {"text": "closed", "color": "green", "index": 0},
-            "1": {"text": "open", "color": "red", "index": 1},
-            "2": {"text": "half-open", "color": "orange", "index": 2},
-        },
-    }
-]
+
+
+def _value_mappings(*states: tuple[str, str]) -> list[dict[str, object]]:
+    """Grafana value mappings: the value i shows as states[i] = (text, colour)."""
+    options = {str(i): {"text": text, "color": colour, "index": i} for i, (text, colour) in enumerate(states)}
+    return [{"type": "value", "options": options}]
+
+
+CIRCUIT_MAPPINGS = _value_mappings(("closed", "green"), ("open", "red"), ("half-open", "orange"))
+# collector_status + exchange_connected per exchange.
+CONNECTION_MAPPINGS = _value_mappings(("stopped", "red"), ("disconnected", "orange"), ("connected", "green"))
 
 
 @dataclass(frozen=True)
@@ -90,7 +91,8 @@ def _variables() -> list[dict[str, object]]:
     }
     return [
         datasource,
-        label_values("exchange", "label_values(trades_received_total, exchange)"),
+        # Every exchange with a collector, also one that has not received a trade yet.
+        label_values("exchange", "label_values(collector_status, exchange)"),
         label_values("symbol", 'label_values(trades_received_total{exchange=~"$exchange"}, symbol)'),
     ]
 
@@ -158,18 +160,31 @@ def _zero_or(expr: str, fallback: str, on: str) -> str:
     return f"{expr} or on ({on}) {fallback} * 0"
 
 
-def main_operational() -> dict[str, object]:
+def _venue_panels() -> list[Panel]:
+    """The main dashboard's first rows: one series per exchange (the `exchange` variable selects them)."""
     trades = f"sum by (exchange) (rate(trades_received_total{{{ES}}}[{RI}]))"
-
-    def component(name: str, errors: str, total: str) -> tuple[str, str]:
-        return (f'label_replace(sum({errors}) or sum({total}) * 0, "component", "{name}", "", "")', name)
-
-    panels = [
+    connection = (
+        f"max by (exchange) (collector_status{{{E}}}) + max by (exchange) (exchange_connected{{{E}}})"
+    )
+    no_trades_yet = f"exchange:trades_received:rate5m{{{E}}}"
+    latency = (
+        f"histogram_quantile(0.95, sum by (exchange, le) (rate(trade_latency_seconds_bucket{{{E}}}[{RI}])))"
+    )
+    return [
         Panel(
             "Trades per second by exchange",
             "Trades received from each exchange.",
             [(trades, "{{exchange}}")],
             "ops",
+        ),
+        Panel(
+            "Connection status by exchange",
+            "Each exchange's collector: stopped, running but disconnected (alert ExchangeDisconnected), "
+            "connected.",
+            [(connection, "{{exchange}}")],
+            kind="state-timeline",
+            defaults={"mappings": CONNECTION_MAPPINGS},
+            options={"showValue": "auto"},
         ),
         Panel(
             "Trades per second by symbol",
@@ -182,6 +197,71 @@ def main_operational() -> dict[str, object]:
             ],
             "ops",
         ),
+        Panel(
+            "Seconds since last trade",
+            "Age of the newest trade per symbol; alert NoTradesWhileConnected over 120s.",
+            [(f"exchange_symbol:last_trade_timestamp:age_seconds{{{ES}}}", "{{exchange}} {{symbol}}")],
+            "s",
+        ),
+        Panel(
+            "Gaps and backfill by exchange",
+            "Trade ids missing from each exchange's live stream, trades recovered over REST (per second, "
+            "10 min) and failed backfills; alerts TradeGapsNotBackfilled, GapRepairFailing.",
+            [
+                (
+                    f"sum by (exchange) (exchange_symbol:trade_gap_missing_trades:rate10m{{{E}}})",
+                    "missing {{exchange}}",
+                ),
+                (
+                    f"sum by (exchange) (exchange_symbol:trades_backfilled:rate10m{{{E}}})",
+                    "backfilled {{exchange}}",
+                ),
+                (f"exchange:trade_backfill_failures:rate5m{{{E}}}", "backfill failures {{exchange}}"),
+            ],
+            "ops",
+        ),
+        Panel(
+            "Parse errors by exchange and error type",
+            "Frames each exchange's adapter rejected, per second; alert CollectorParseErrors.",
+            [
+                (
+                    _zero_or(
+                        f"exchange_error_type:collector_parse_errors:rate5m{{{E}}}", no_trades_yet, "exchange"
+                    ),
+                    "{{exchange}} {{error_type}}",
+                )
+            ],
+            "ops",
+        ),
+        Panel(
+            "Trade latency p95 by exchange",
+            "Exchange event time to local receipt (sampled trades).",
+            [(latency, "{{exchange}}")],
+            "s",
+            width=8,
+        ),
+        Panel(
+            "Websocket reconnections (10 min)",
+            "Reconnections in the last 10 minutes; alert ReconnectionStorm over 5.",
+            [(f"exchange:websocket_reconnections:increase10m{{{E}}}", "{{exchange}}")],
+            width=8,
+        ),
+        Panel(
+            "Collector errors by exchange",
+            "Errors per second (parse, transport, backfill); alert CollectorErrorRateHigh over 0.1.",
+            [(f"exchange:collector_errors:rate5m{{{E}}}", "{{exchange}}")],
+            "ops",
+            width=8,
+        ),
+    ]
+
+
+def main_operational() -> dict[str, object]:
+    def component(name: str, errors: str, total: str) -> tuple[str, str]:
+        return (f'label_replace(sum({errors}) or sum({total}) * 0, "component", "{name}", "", "")', name)
+
+    panels = [
+        *_venue_panels(),
         Panel(
             "Bar completion p95",
             "Bar end (event time) to the bar stored and published; alert BarCompletionSlow over 5s.",
@@ -221,19 +301,6 @@ def main_operational() -> dict[str, object]:
             width=6,
         ),
         Panel(
-            "WebSocket connections",
-            "Open API websocket connections.",
-            [("sum(websocket_connections)", "open")],
-            width=6,
-        ),
-        Panel(
-            "Seconds since last trade",
-            "Age of the newest trade per symbol; alert NoTradesWhileConnected over 120s.",
-            [(f"exchange_symbol:last_trade_timestamp:age_seconds{{{ES}}}", "{{exchange}} {{symbol}}")],
-            "s",
-            width=6,
-        ),
-        Panel(
             "Error rate by component",
             "Errors per second: collector errors, failed database operations, API 5xx, circuit failures.",
             [
@@ -264,18 +331,9 @@ def main_operational() -> dict[str, object]:
             "ops",
         ),
         Panel(
-            "Collectors: running and connected",
-            "collector_status (1 running) and exchange_connected (1 websocket open) per exchange.",
-            [
-                (f"collector_status{{{E}}}", "running {{exchange}}"),
-                (f"exchange_connected{{{E}}}", "connected {{exchange}}"),
-            ],
-            width=6,
-        ),
-        Panel(
-            "Websocket reconnections (10 min)",
-            "Reconnections in the last 10 minutes; alert ReconnectionStorm over 5.",
-            [(f"exchange:websocket_reconnections:increase10m{{{E}}}", "{{exchange}}")],
+            "WebSocket connections",
+            "Open API websocket connections.",
+            [("sum(websocket_connections)", "open")],
             width=6,
         ),
         Panel(
@@ -288,7 +346,6 @@ def main_operational() -> dict[str, object]:
             "Bars completed per minute",
             "Closed bars per minute by timeframe.",
             [(f"sum by (timeframe) (rate(bars_completed_total{{{ES}}}[{RI}])) * 60", "{{timeframe}}")],
-            width=6,
         ),
         Panel(
             "Host CPU busy",
@@ -308,7 +365,7 @@ def main_operational() -> dict[str, object]:
     return dashboard(
         "cryptostock-main",
         "cryptostock / Main Operational",
-        "Trades, bars, indicators, API and errors.",
+        "Per exchange: trades, connections, gaps, parse errors; then bars, indicators, API and errors.",
         panels,
     )
 

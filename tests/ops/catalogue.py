@@ -1,9 +1,11 @@
-"""What the ops files may refer to: the platform's metric names (from monitoring/metrics.py), recorded
-series, exporter metrics, and the metric names a PromQL expression uses."""
+"""What the ops files may refer to: the venues they deploy a collector for, the platform's metric names
+(from monitoring/metrics.py), recorded series, exporter metrics, and the metric names a PromQL expression
+uses."""
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +25,60 @@ EXPORTER_PREFIXES = {
 }
 PROMETHEUS_BUILTINS = {"up", "ALERTS", "ALERTS_FOR_STATE"}
 _KEYWORDS = {"and", "or", "unless", "bool", "offset", "inf", "nan", "by", "without", "on", "ignoring"}
+
+
+@dataclass(frozen=True)
+class Venue:
+    """A venue the deployment runs a collector for. `name` is its key in collectors.registry.ADAPTERS;
+    `metrics_port` is its collector's port in docker-compose.yml and under systemd alike;
+    `default_symbols` are its adapter's `default_symbols` (what its collector collects by default, in the
+    venue's spelling)."""
+
+    name: str
+    metrics_port: int
+    default_symbols: tuple[str, ...]
+
+    @property
+    def service(self) -> str:
+        """Its docker-compose service (and host name in prometheus.yml)."""
+        return f"collector-{self.name}"
+
+    @property
+    def symbols_variable(self) -> str:
+        """Its symbols in .env for docker-compose."""
+        return f"{self.name.upper()}_SYMBOLS"
+
+    @property
+    def unit(self) -> str:
+        return f"cryptostock-collector@{self.name}.service"
+
+    @property
+    def env_file(self) -> str:
+        """Its systemd instance's settings (shipped as deploy/systemd/collector-<name>.env.example)."""
+        return f"/etc/cryptostock/collector-{self.name}.env"
+
+
+# Adding a venue here is one line; the ops tests then name every file that still lacks it.
+VENUES = (
+    Venue("binance", 9092, ("BTCUSDT", "ETHUSDT")),
+    Venue("coinbase", 9097, ("BTC-USD", "ETH-USD")),
+    Venue("okx", 9098, ("BTC-USDT", "ETH-USDT")),
+)
+# Registered adapters that are products of a venue above, not deployed by default (run one with
+# `cryptostock-collector@binance_futures` and its own env file if needed).
+NOT_DEPLOYED = {"binance_futures", "binance_delivery"}
+# Ports taken on one host by something other than a collector (docs/operations.md).
+RESERVED_PORTS = {
+    9090: "prometheus",
+    9091: "cryptostock run",
+    9093: "processor",
+    9094: "api",
+    9095: "cryptostock simulate",
+    9096: "alertmanager (one host)",
+    9100: "node-exporter",
+    9121: "redis-exporter",
+    9187: "postgres-exporter",
+}
 _SUFFIXES = {
     "counter": ("_total",),
     "gauge": ("",),
@@ -43,6 +99,12 @@ def platform_metric_names() -> set[str]:
 
 def load_yaml(path: Path) -> Any:
     return yaml.safe_load(path.read_text())
+
+
+def env_file(text: str) -> dict[str, str]:
+    """KEY=value lines of an env file (comments and blank lines skipped)."""
+    pairs = (line.split("=", 1) for line in text.splitlines() if line.strip() and not line.startswith("#"))
+    return {key.strip(): value.strip() for key, value in pairs}
 
 
 def rule_groups() -> dict[Path, list[dict[str, Any]]]:

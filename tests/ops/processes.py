@@ -15,8 +15,9 @@ from typing import Any
 import httpx
 import yaml
 
+from collectors.registry import ADAPTERS
 from tests.conftest import free_port
-from tests.ops.catalogue import ROOT
+from tests.ops.catalogue import ROOT, VENUES
 
 CRYPTOSTOCK = ROOT / ".venv" / "bin" / "cryptostock"
 API_PATHS = (
@@ -28,6 +29,9 @@ API_PATHS = (
     "/api/v1/bars?exchange=binance&symbol=BTC-USDT&timeframe=1m&limit=5",
     "/api/v1/trades?exchange=binance&symbol=BTC-USDT&limit=5",
 )
+# The catalogued venues the platform can collect from (once an adapter is registered, its venue runs
+# in the live tests too, each on its own simulator).
+LIVE_VENUES = tuple(venue.name for venue in VENUES if venue.name in ADAPTERS)
 
 
 def stop(process: subprocess.Popen[bytes], grace: float = 20.0) -> None:
@@ -69,13 +73,15 @@ class Platform:
 
 
 def start_platform(workdir: Path) -> Platform:
-    """`cryptostock run` per its CLI contract: simulator, collector, processor, API; metrics on one port."""
+    """`cryptostock run` per its CLI contract: per venue a simulator and a collector, processor, API;
+    metrics on one port."""
     metrics_port, api_port, sim_port = free_port(), free_port(), free_port()
     log = workdir / "platform.out"
     command = [
         str(CRYPTOSTOCK), "run",
         "--api-port", str(api_port), "--metrics-port", str(metrics_port), "--sim-port", str(sim_port),
         "--data-dir", str(workdir / "data"), "--tps", "200", "--timeframes", "1m", "--grace-seconds", "1",
+        "--exchange", ",".join(LIVE_VENUES),
     ]  # fmt: skip
     env = {**os.environ, "LOG_DIR": str(workdir / "logs")}
     for name in ("DATABASE_URL", "REDIS_URL", "METRICS_PORT"):

@@ -12,9 +12,9 @@ from typing import Any
 import jsonschema
 import pytest
 
-from tests.ops.catalogue import ROOT, load_yaml
+from tests.ops.catalogue import ROOT, VENUES, load_yaml
 
-PLATFORM_SERVICES = {"collector-binance", "processor", "api"}
+PLATFORM_SERVICES = {venue.service for venue in VENUES} | {"processor", "api"}
 REQUIRED_SERVICES = {
     "timescaledb",
     "redis",
@@ -72,7 +72,8 @@ def test_platform_services_use_the_image_built_here(compose: dict[str, Any]) -> 
         assert service["build"]["context"] == "."
         assert (ROOT / service["build"]["context"] / service["build"]["dockerfile"]).is_file()
         assert service["image"].startswith("cryptostock:")
-    assert compose["services"]["collector-binance"]["command"][:3] == ["collector", "--exchange", "binance"]
+    for venue in VENUES:
+        assert compose["services"][venue.service]["command"][:3] == ["collector", "--exchange", venue.name]
     assert compose["services"]["processor"]["command"][0] == "processor"
     assert compose["services"]["api"]["command"][0] == "api"
 
@@ -166,13 +167,25 @@ def test_scrape_targets_exist_in_compose(compose: dict[str, Any]) -> None:
         assert f"{name}:{port}" in targets, f"{name} is not scraped"
 
 
+def _probed_port(service: dict[str, Any]) -> int:
+    """The port a healthcheck probes: written out, or the service's METRICS_PORT read from the environment."""
+    probe = " ".join(service["healthcheck"]["test"])
+    written = re.findall(r"127\.0\.0\.1:(\d+)/", probe)
+    if written:
+        return int(written[0])
+    assert re.search(r"127\.0\.0\.1:%s/.*os\.environ\['METRICS_PORT'\]", probe), probe
+    return int(service["environment"]["METRICS_PORT"])
+
+
 def test_platform_services_agree_on_their_ports(compose: dict[str, Any]) -> None:
+    ports = []
     for name in PLATFORM_SERVICES:
         service = compose["services"][name]
         port = service["environment"]["METRICS_PORT"]
         assert port in service["expose"], name
-        probed = re.findall(r"127\.0\.0\.1:(\d+)/", " ".join(service["healthcheck"]["test"]))
-        assert probed and int(probed[0]) in _listening_ports(service), name
+        assert _probed_port(service) in _listening_ports(service), name
+        ports.append(port)
+    assert len(set(ports)) == len(ports), "each daemon has its own metrics port"
     alertmanager = load_yaml(ROOT / "prometheus.yml")["alerting"]["alertmanagers"][0]["static_configs"][0]
     host, port = alertmanager["targets"][0].rsplit(":", 1)
     assert int(port) in _listening_ports(compose["services"][host])

@@ -1,15 +1,19 @@
-"""grafana/: provisioning and the four dashboards, checked statically. (tests/ops/test_live_dashboards.py
+"""grafana/: provisioning and the four dashboards, checked statically. (tests/ops/test_live_prometheus.py
 runs every panel's query against a real Prometheus scraping the platform.)"""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from typing import Any
 
 import pytest
+from prometheus_client import CollectorRegistry
 
+from monitoring.metrics import PlatformMetrics
 from tests.ops.catalogue import (
+    _SUFFIXES,
     EXPORTER_PREFIXES,
     ROOT,
     dashboards,
@@ -30,6 +34,9 @@ UIDS = {
 REQUIRED_PANELS = {
     "cryptostock-main": {
         "Trades per second by exchange",
+        "Connection status by exchange",
+        "Gaps and backfill by exchange",
+        "Parse errors by exchange and error type",
         "Bar completion p95",
         "Indicator calculation p99",
         "API request rate",
@@ -97,6 +104,8 @@ def test_template_variables(name: str) -> None:
         assert query.startswith("label_values(") and query.endswith(f", {label})")
         assert variables[label]["datasource"]["uid"] == "${datasource}"
         assert variables[label]["includeAll"] and variables[label]["allValue"] == ".*"
+        # Multi-select, all selected by default: Grafana then sends `(a|b)` to the =~ matchers.
+        assert variables[label]["multi"] and variables[label]["current"]["value"] == ["$__all"]
 
 
 def _panels() -> list[tuple[str, dict[str, Any]]]:
@@ -118,6 +127,39 @@ def test_panel_queries_use_real_metrics(name: str, panel: dict[str, Any]) -> Non
         else:
             # An exporter panel queries only that exporter's metrics.
             assert all(n.startswith(EXPORTER_PREFIXES[source]) for n in names), f"{panel['title']}: {names}"
+
+
+def exchange_series() -> set[str]:
+    """Series with an `exchange` label: the platform's metrics declaring one, and exchange-level records."""
+    metrics = PlatformMetrics(CollectorRegistry())
+    names = {
+        metric._name + suffix
+        for metric in vars(metrics).values()
+        if "exchange" in getattr(metric, "_labelnames", ())
+        for suffix in _SUFFIXES[metric._type]
+    }
+    return names | {name for name in recorded_names() if name.split(":")[0].startswith("exchange")}
+
+
+def test_exchange_series_are_known() -> None:
+    assert {
+        "trades_received_total",
+        "collector_status",
+        "exchange:trades_received:rate5m",
+    } <= exchange_series()
+    assert "bus_queue_depth" not in exchange_series()
+
+
+@pytest.mark.parametrize(("name", "panel"), _panels(), ids=lambda v: v["title"] if isinstance(v, dict) else v)
+def test_panels_of_exchange_series_follow_the_exchange_variable(name: str, panel: dict[str, Any]) -> None:
+    """Every selector of a series with an `exchange` label keeps only the exchanges the variable selects."""
+    series = exchange_series()
+    for target in panel["targets"]:
+        for match in re.finditer(r"(?<![\w:])([a-zA-Z_:][\w:]*)(\{[^}]*\})?", target["expr"]):
+            if match.group(1) in series:
+                assert 'exchange=~"$exchange"' in (match.group(2) or ""), (
+                    f"{panel['title']}: {match.group(0)}"
+                )
 
 
 def test_exporter_panels_cover_node_redis_and_postgres() -> None:

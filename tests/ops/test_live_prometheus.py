@@ -1,9 +1,11 @@
 """A real Prometheus (Debian's 2.42 binary) scraping a running `cryptostock run` driven by its simulator.
 
 1. "Try it" of docs/operations.md: Prometheus started from prometheus.local.yml (ports rewritten to this
-   test's) loads every rule group and evaluates it with health ok.
+   test's) loads every rule group and evaluates it with health ok; the binance collector target, pointed
+   at the platform, keeps the samples' own `exchange` label and labels `up` with it.
 2. Every Grafana panel's query evaluates through /api/v1/query, and every panel fed by the platform's own
-   metrics returns data (exporter panels, tagged `(source: ...-exporter)`, only need to evaluate).
+   metrics returns data (exporter panels, tagged `(source: ...-exporter)`, only need to evaluate), with the
+   variables at All, at each venue the platform runs, and at several venues selected.
 """
 
 from __future__ import annotations
@@ -18,13 +20,14 @@ import pytest
 from tests.conftest import free_port
 from tests.ops.catalogue import (
     ROOT,
+    VENUES,
     dashboards,
     load_yaml,
     panel_source,
     rule_groups,
     substitute_grafana_variables,
 )
-from tests.ops.processes import Platform, Prometheus, start_prometheus, stop
+from tests.ops.processes import LIVE_VENUES, Platform, Prometheus, start_prometheus, stop
 
 pytestmark = pytest.mark.integration
 ZERO_TIME = "0001-01-01T00:00:00Z"
@@ -35,7 +38,8 @@ def local_config(platform: Platform, prometheus_port: int) -> dict[str, Any]:
     config = copy.deepcopy(load_yaml(ROOT / "prometheus.local.yml"))
     config["global"].update(scrape_interval="1s", scrape_timeout="1s", evaluation_interval="1s")
     config["rule_files"] = [str(ROOT / pattern) for pattern in config["rule_files"]]
-    ports = {"9090": prometheus_port, "9091": platform.metrics_port}
+    # The binance collector's target scrapes the platform (its collector is binance's); the rest is down.
+    ports = {"9090": prometheus_port, "9091": platform.metrics_port, "9092": platform.metrics_port}
     for job in config["scrape_configs"]:
         job["scrape_interval"] = "1s"
         for static in job["static_configs"]:
@@ -88,6 +92,11 @@ def test_try_it_every_rule_group_is_loaded_and_evaluated(
                 assert rule["health"] == "ok", f"{rule['name']}: {rule.get('lastError')}"
         # It scrapes the running platform; the separate daemons' jobs are down, so TargetDown is pending.
         assert wait_query(prometheus, 'up{job="platform"} == 1', timeout=15)
+        assert wait_query(prometheus, 'up{job="collectors", exchange="binance"} == 1', timeout=15)
+        assert wait_query(
+            prometheus, 'trades_received_total{job="collectors", exchange="binance"}', timeout=15
+        )
+        assert not prometheus.query('{job="collectors", exported_exchange=~".+"}'), "honor_labels is off"
         pending = wait_query(prometheus, 'ALERTS{alertname="TargetDown", job="processor"}', timeout=15)
         assert [alert["metric"]["alertstate"] for alert in pending] == ["pending"]
     finally:
@@ -104,14 +113,24 @@ def panel_queries() -> list[tuple[str, str, str, bool]]:
     ]
 
 
+# (exchange, symbol) as Grafana substitutes them: All, one symbol, each venue, several venues selected.
+SELECTIONS = [
+    (".*", ".*"),
+    ("binance", "BTC-USDT"),
+    *((venue, ".*") for venue in LIVE_VENUES),
+    ("(" + "|".join(venue.name for venue in VENUES) + ")", ".*"),
+]
+
+
 def evaluate_panels(prometheus: Prometheus) -> tuple[list[str], list[str]]:
-    """(evaluation errors, platform queries without data), with the variables as `All` and as real values."""
+    """(evaluation errors, platform queries without data) for every selection of the variables."""
     errors, empty = [], []
     for uid, title, expr, needs_data in panel_queries():
-        all_values = substitute_grafana_variables(expr)
-        one_value = substitute_grafana_variables(expr, exchange="binance", symbol="BTC-USDT")
         try:
-            results = [prometheus.query(all_values), prometheus.query(one_value)]
+            results = [
+                prometheus.query(substitute_grafana_variables(expr, exchange=exchange, symbol=symbol))
+                for exchange, symbol in SELECTIONS
+            ]
         except AssertionError as exc:
             errors.append(f"{uid} / {title}: {exc}")
             continue
@@ -147,6 +166,6 @@ def test_every_dashboard_panel_query_is_real(
         symbols = prometheus.api(
             "label/symbol/values", **{"match[]": 'trades_received_total{exchange=~".*"}'}
         )
-        assert "binance" in exchanges and "BTC-USDT" in symbols
+        assert set(LIVE_VENUES) <= set(exchanges) and "BTC-USDT" in symbols
     finally:
         stop(prometheus.process)

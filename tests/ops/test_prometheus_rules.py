@@ -10,12 +10,15 @@ from typing import Any
 
 import pytest
 
+from collectors.adapter import PARSE_ERROR_TYPES
 from tests.ops.catalogue import (
     PROMETHEUS_BUILTINS,
     ROOT,
     RULE_TESTS_DIR,
     RULES_DIR,
+    VENUES,
     alert_rules,
+    all_rules,
     load_yaml,
     metric_names,
     platform_metric_names,
@@ -27,10 +30,15 @@ REQUIRED_ALERTS = {
     "TargetDown",
     "TargetAbsent",
     "CollectorStopped",
+    "ExchangeDisconnected",
+    "ExchangeTradesStopped",
     "NoTradesWhileConnected",
     "ReconnectionStorm",
     "CollectorErrorRateHigh",
     "TradeGapsNotBackfilled",
+    "CollectorParseErrors",
+    "GapRepairFailing",
+    "TradeGapsAbandoned",
     "BarCompletionSlow",
     "LateTradesRising",
     "DatabaseQueryErrors",
@@ -136,6 +144,37 @@ def test_every_runbook_section_confirms_with_promql() -> None:
         assert "```promql" in section, rule["alert"]
 
 
+def _collector_alerts() -> list[dict[str, Any]]:
+    (groups,) = [groups for path, groups in rule_groups().items() if path.name == "collectors.yml"]
+    return [rule for group in groups for rule in group["rules"] if "alert" in rule]
+
+
+def test_collector_alerts_name_their_exchange() -> None:
+    for rule in _collector_alerts():
+        assert "$labels.exchange" in rule["annotations"]["summary"], rule["alert"]
+
+
+def test_every_collector_alert_is_shown_firing_for_another_venue_than_binance() -> None:
+    """Per venue, with coinbase and okx series: the label that fires is the venue at fault."""
+    others = {venue.name for venue in VENUES} - {"binance"}
+    fired: dict[str, set[str]] = {}
+    for path in RULE_TESTS_DIR.glob("*.yml"):
+        for test in load_yaml(path)["tests"]:
+            for case in test.get("alert_rule_test", []):
+                for alert in case.get("exp_alerts") or []:
+                    fired.setdefault(case["alertname"], set()).add(alert["exp_labels"].get("exchange", ""))
+    for rule in _collector_alerts():
+        assert fired.get(rule["alert"], set()) & others, f"{rule['alert']}: no firing case for {others}"
+
+
+def test_parse_error_rule_matches_the_adapters_parse_error_types() -> None:
+    (rule,) = [
+        r for r in all_rules() if r.get("record") == "exchange_error_type:collector_parse_errors:rate5m"
+    ]
+    (pattern,) = re.findall(r'error_type=~"([^"]+)"', rule["expr"])
+    assert set(pattern.split("|")) == PARSE_ERROR_TYPES
+
+
 def _alert_cases() -> dict[str, tuple[int, int]]:
     """alertname -> (cases expecting it to fire, cases expecting silence) over prometheus/tests/."""
     cases: dict[str, tuple[int, int]] = {}
@@ -204,7 +243,8 @@ def test_prometheus_local_yml_targets_the_daemons_of_one_host() -> None:
         for name, job in _scrape_jobs("prometheus.local.yml").items()
     }
     assert targets["platform"] == ["localhost:9091"]
-    assert targets["collectors"] == ["localhost:9092"]
+    collectors = _scrape_jobs("prometheus.local.yml")["collectors"]["static_configs"]
+    assert [t for c in collectors for t in c["targets"]] == [f"localhost:{v.metrics_port}" for v in VENUES]
     assert targets["processor"] == ["localhost:9093"]
     assert targets["api"] == ["localhost:9094"]
     alertmanagers = load_yaml(ROOT / "prometheus.local.yml")["alerting"]["alertmanagers"]
@@ -221,6 +261,17 @@ def test_amtool_check_config(amtool: Path) -> None:
         timeout=60,
     )
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_alertmanager_inhibitions_name_real_alerts() -> None:
+    """A renamed alert would silently stop inhibiting (or being inhibited)."""
+    names = {rule["alert"] for rule in alert_rules()}
+    config = load_yaml(ROOT / "alertmanager" / "alertmanager.yml")
+    for rule in config["inhibit_rules"]:
+        for matcher in rule["source_matchers"] + rule["target_matchers"]:
+            if match := re.fullmatch(r'alertname(?:=~|!=|=)"(.*)"', matcher):
+                named = set(match.group(1).split("|"))
+                assert named <= names, f"{matcher}: {named - names}"
 
 
 def test_alertmanager_routes_every_severity() -> None:
