@@ -201,10 +201,15 @@ class OkxAdapter(ListedSymbols):
             return _event(event, message.get("code"), message.get("msg"), frame)
         arg = message.get("arg")
         if isinstance(arg, dict) and "data" in message:
-            if arg.get("channel") in _TRADE_CHANNELS:
+            channel = arg.get("channel")
+            if channel in _TRADE_CHANNELS:
                 push = convert_typed(message, TradePush, frame, "trade push")
                 return self._push_trades(push.data, ts_recv)
-            return []  # tickers, books and other channels' pushes
+            if _is_market_channel(channel):
+                return []  # tickers, books and other known channels' pushes
+            raise ParseError(
+                f"push of unknown channel {short_text(channel)!r}", error_type=UNEXPECTED_EVENT, raw=frame
+            )
         raise ParseError("unrecognised frame", error_type=UNEXPECTED_EVENT, raw=frame)
 
     # -- REST --------------------------------------------------------------------------------------
@@ -244,6 +249,21 @@ class OkxAdapter(ListedSymbols):
     def parse_symbols(self, body: bytes) -> list[SymbolInfo]:
         rows = decode_typed(_INSTRUMENTS, _data(body, "instruments body"), "instruments")
         return [spot_pair(self.name, r.instId, r.baseCcy, r.quoteCcy) for r in rows if r.state == "live"]
+
+
+# OKX v5 public market channels other than trades: their pushes on a shared connection are not errors.
+_MARKET_CHANNELS: Final = frozenset(
+    {
+        "tickers", "books", "books5", "bbo-tbt", "books-l2-tbt", "books50-l2-tbt", "mark-price",
+        "index-tickers", "funding-rate", "open-interest", "price-limit", "opt-summary", "status",
+        "liquidation-orders", "estimated-price", "instruments",
+    }
+)  # fmt: skip
+_CANDLE_PREFIXES: Final = ("candle", "mark-price-candle", "index-candle")
+
+
+def _is_market_channel(channel: object) -> bool:
+    return isinstance(channel, str) and (channel in _MARKET_CHANNELS or channel.startswith(_CANDLE_PREFIXES))
 
 
 def _reject_aggregate(d: OkxTrade) -> None:

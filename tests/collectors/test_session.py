@@ -1,129 +1,107 @@
-"""CollectorSession over real websockets and HTTP against the Binance simulator on loopback.
+"""CollectorSession over real websockets and HTTP against every venue's simulator on loopback.
 
-Completeness is checked against the simulator's own history: for every symbol the published trade ids
-are exactly the simulator's ids between the first and the last one published, each once, with the same
-exact price strings.
+Each behaviour runs on every simulated venue (Binance, Coinbase, OKX), whose protocols differ in how a
+connection is kept alive, how trades are framed and how REST pages run. Completeness is checked against the
+simulator's own history: for every symbol the published sequence numbers are exactly the venue's between
+the first and the last one published, each once, with the same exact price strings.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import msgspec
 import pytest
 
-from collectors.adapter import Capabilities
+from collectors.adapter import PARSE_ERROR_TYPES
 from collectors.backfill import RestBackfiller, discover
-from collectors.exchanges.binance import BinanceAdapter
 from collectors.session import CollectorSession
-from collectors.transport import TransportClosed, WebsocketsConnector, WsConnector
+from collectors.transport import WebsocketsConnector, WsConnector
 from collectors.transport_picows import PicowsConnector
-from core.errors import BusError
-from core.types import CoverageEvent, CoverageKind, FeedState, ResumePoint, Trade
+from core.types import CoverageKind, FeedState, ResumePoint, Trade
 from monitoring.metrics import PlatformMetrics
-from simulator.binance import BinanceSimulator
+from simulator.exchange import SimulatedExchange
 from simulator.markets import SyntheticMarket
+from simulator.venue import VenueOptions
+from simulator.venues import VENUES, make_venue
 from storage.memory_cache import MemoryCache
+from tests.collectors.session_harness import (
+    RecordingSink,
+    Running,
+    Sample,
+    StallingSink,
+    assert_complete,
+    eventually,
+)
 from tests.conftest import free_port
 
-SYMBOLS = ["BTCUSDT", "ETHUSDT"]
 CONNECTORS: dict[str, Callable[[], WsConnector]] = {
     "websockets": WebsocketsConnector,
     "picows": PicowsConnector,
 }
 both_transports = pytest.mark.parametrize("transport", sorted(CONNECTORS))
+Start = Callable[..., Awaitable[Running]]
 
 
-class RecordingSink:
-    """The test's observer: records what the session published; can refuse the first `fail` calls."""
-
-    def __init__(self, fail: int = 0) -> None:
-        self.trades: list[Trade] = []
-        self.events: list[CoverageEvent] = []
-        self.order: list[Trade | CoverageEvent] = []
-        self.calls = 0
-        self.fail = fail
-
-    async def publish(self, trades: Sequence[Trade]) -> None:
-        self.calls += 1
-        if self.fail:
-            self.fail -= 1
-            raise BusError("bus is down")
-        self.trades.extend(trades)
-        self.order.extend(trades)
-
-    async def publish_events(self, events: Sequence[CoverageEvent]) -> None:
-        self.events.extend(events)
-        self.order.extend(events)
-
-    def ids(self, symbol: str) -> list[int]:
-        return [t.sequence for t in self.trades if t.raw_symbol == symbol]  # type: ignore[misc]
+async def start_venue(
+    venue: str, metrics: PlatformMetrics, *, seed: int = 1, port: int = 0, **options: float
+) -> SimulatedExchange:
+    protocol = make_venue(venue, VenueOptions(**options))
+    market = SyntheticMarket(protocol.default_symbols, tps=400, seed=seed, symbol_form=protocol.raw_symbol)
+    sim = SimulatedExchange(market, protocol, metrics=metrics, port=port)
+    await sim.start()
+    return sim
 
 
-async def eventually(condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.02)
-
-
-def assert_complete(sink: RecordingSink, sim: BinanceSimulator, symbol: str) -> None:
-    ids = sink.ids(symbol)
-    assert ids, f"nothing published for {symbol}"
-    assert len(ids) == len(set(ids)), "duplicates published"
-    history = {t.trade_id: t for t in sim.history(symbol)}
-    expected = [i for i in sorted(history) if min(ids) <= i <= max(ids)]
-    assert sorted(ids) == expected, f"missing ids: {sorted(set(expected) - set(ids))[:10]}"
-    for trade in sink.trades:
-        if trade.raw_symbol == symbol:
-            assert trade.price == history[trade.sequence].price  # type: ignore[index]
-            assert trade.trade_id == str(trade.sequence)
-
-
-def sample(metrics: PlatformMetrics, name: str, **labels: str) -> float:
-    return metrics.registry.get_sample_value(name, {"exchange": "binance", **labels}) or 0.0
+@pytest.fixture(params=sorted(VENUES))
+def venue(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
 
 
 @pytest.fixture
-async def sim(metrics: PlatformMetrics) -> AsyncIterator[BinanceSimulator]:
-    simulator = BinanceSimulator(SyntheticMarket(SYMBOLS, tps=400, seed=1), metrics=metrics)
-    await simulator.start()
+async def sim(venue: str, metrics: PlatformMetrics) -> AsyncIterator[SimulatedExchange]:
+    simulator = await start_venue(venue, metrics)
     yield simulator
     await simulator.stop()
 
 
 @pytest.fixture
-async def backfiller(sim: BinanceSimulator, metrics: PlatformMetrics) -> AsyncIterator[RestBackfiller]:
-    async with await discover("binance", sim.rest_url, metrics=metrics) as rest:
+def symbols(sim: SimulatedExchange) -> list[str]:
+    return sorted(sim.symbols)
+
+
+@pytest.fixture
+def sample(metrics: PlatformMetrics, venue: str) -> Sample:
+    return Sample(metrics, venue)
+
+
+@pytest.fixture
+async def backfiller(
+    venue: str, sim: SimulatedExchange, metrics: PlatformMetrics
+) -> AsyncIterator[RestBackfiller]:
+    async with await discover(venue, sim.rest_url, metrics=metrics) as rest:
         yield rest
 
 
-class Running:
-    def __init__(self, session: CollectorSession, task: asyncio.Task[None]) -> None:
-        self.session, self.task = session, task
-
-    async def stop(self) -> float:
-        started = time.monotonic()
-        self.session.stop()
-        await asyncio.wait_for(self.task, 5.0)
-        return time.monotonic() - started
+def canonical(backfiller: RestBackfiller, raw_symbol: str) -> str:
+    info = backfiller.adapter.symbol_info(raw_symbol)
+    assert info is not None
+    return info.symbol
 
 
 @pytest.fixture
 async def start(
-    sim: BinanceSimulator, backfiller: RestBackfiller, metrics: PlatformMetrics
-) -> AsyncIterator[Callable[..., Awaitable[Running]]]:
+    sim: SimulatedExchange, backfiller: RestBackfiller, symbols: list[str], metrics: PlatformMetrics
+) -> AsyncIterator[Start]:
     running: list[Running] = []
 
     async def _start(sink: RecordingSink, **options: Any) -> Running:
         options.setdefault("ws_base_url", sim.ws_url)
         session = CollectorSession(
-            options.pop("adapter", backfiller.adapter), SYMBOLS, sink=sink, backfiller=backfiller,
+            options.pop("adapter", backfiller.adapter), symbols, sink=sink, backfiller=backfiller,
             metrics=metrics, **options,
         )  # fmt: skip
         run = Running(session, asyncio.create_task(session.run()))
@@ -138,94 +116,93 @@ async def start(
 
 @both_transports
 async def test_trades_flow_with_metrics_and_stop_is_prompt(
-    start: Callable[..., Awaitable[Running]], sim: BinanceSimulator, metrics: PlatformMetrics, transport: str
-) -> None:
+    start: Start, sim: SimulatedExchange, symbols: list[str], backfiller: RestBackfiller, sample: Sample,
+    metrics: PlatformMetrics, venue: str, transport: str,
+) -> None:  # fmt: skip
     sink = RecordingSink()
     run = await start(sink, connector=CONNECTORS[transport]())
-    await eventually(lambda: all(len(sink.ids(s)) > 50 for s in SYMBOLS))
-    assert sample(metrics, "collector_status") == 1
-    assert sample(metrics, "exchange_connected") == 1
+    await eventually(lambda: all(len(sink.ids(s)) > 50 for s in symbols))
+    assert sample("collector_status") == 1
+    assert sample("exchange_connected") == 1
     # every error type exists from the start at 0, so that rate() sees the first occurrence
-    registry = metrics.registry
     for error_type in ("gap_abandoned", "unknown_symbol", "stale"):
-        labels = {"exchange": "binance", "error_type": error_type}
-        assert registry.get_sample_value("collector_errors_total", labels) == 0
+        labels = {"exchange": venue, "error_type": error_type}
+        assert metrics.registry.get_sample_value("collector_errors_total", labels) == 0
     assert await run.stop() < 1.0
-    assert sample(metrics, "collector_status") == 0
-    assert sample(metrics, "exchange_connected") == 0
-    for symbol, canonical in (("BTCUSDT", "BTC-USDT"), ("ETHUSDT", "ETH-USDT")):
+    assert sample("collector_status") == 0
+    assert sample("exchange_connected") == 0
+    for symbol in symbols:
         assert_complete(sink, sim, symbol)
-        received = sample(metrics, "trades_received_total", symbol=canonical)
-        assert received == len(sink.ids(symbol))
+        name = canonical(backfiller, symbol)
+        assert sample("trades_received_total", symbol=name) == len(sink.ids(symbol))
         newest = max(t.ts_event for t in sink.trades if t.raw_symbol == symbol)
-        assert sample(metrics, "last_trade_timestamp", symbol=canonical) == pytest.approx(
-            newest / 1e9, abs=1e-3
-        )
+        assert sample("last_trade_timestamp", symbol=name) == pytest.approx(newest / 1e9, abs=1e-3)
     assert not any(t.backfilled for t in sink.trades)
-    assert sample(metrics, "trade_latency_seconds_count") > 0
-    assert sample(metrics, "websocket_reconnections_total") == 0
+    assert sample("trade_latency_seconds_count") > 0
+    assert sample("websocket_reconnections_total") == 0
 
 
 @both_transports
 async def test_dropped_connection_loses_no_trade(
-    start: Callable[..., Awaitable[Running]], sim: BinanceSimulator, metrics: PlatformMetrics, transport: str
+    start: Start, sim: SimulatedExchange, symbols: list[str], sample: Sample, transport: str
 ) -> None:
     sink = RecordingSink()
     run = await start(sink, connector=CONNECTORS[transport]())
     await eventually(lambda: len(sink.trades) > 50)
     for _ in range(2):
         sim.drop_connections()
-        reconnects = sample(metrics, "websocket_reconnections_total")
-        await eventually(lambda r=reconnects: sample(metrics, "websocket_reconnections_total") > r)
+        reconnects = sample("websocket_reconnections_total")
+        await eventually(lambda r=reconnects: sample("websocket_reconnections_total") > r)
         seen = len(sink.trades)
         await eventually(lambda s=seen: len(sink.trades) > s + 100)
     await run.stop()
-    for symbol in SYMBOLS:
+    for symbol in symbols:
         assert_complete(sink, sim, symbol)
     assert any(t.backfilled for t in sink.trades)  # what passed while disconnected came over REST
-    assert sample(metrics, "collector_errors_total", error_type="connection_lost") == 2
+    assert sample("collector_errors_total", error_type="connection_lost") == 2
 
 
 @both_transports
 async def test_stalled_stream_is_reconnected_by_the_watchdog(
-    start: Callable[..., Awaitable[Running]], sim: BinanceSimulator, metrics: PlatformMetrics, transport: str
+    start: Start, sim: SimulatedExchange, symbols: list[str], sample: Sample, transport: str
 ) -> None:
     sink = RecordingSink()
     run = await start(sink, stale_timeout=0.4, connector=CONNECTORS[transport]())
     await eventually(lambda: len(sink.trades) > 20)
     sim.stall(1.0)
-    await eventually(lambda: sample(metrics, "collector_errors_total", error_type="stale") >= 1)
+    await eventually(lambda: sample("collector_errors_total", error_type="stale") >= 1)
     # counted once the aborted connection's reader has noticed, a moment after the watchdog fired
-    await eventually(lambda: sample(metrics, "websocket_reconnections_total") >= 1)
+    await eventually(lambda: sample("websocket_reconnections_total") >= 1)
     seen = len(sink.trades)
     await eventually(lambda: len(sink.trades) > seen + 100)
     await run.stop()
-    for symbol in SYMBOLS:
+    for symbol in symbols:
         assert_complete(sink, sim, symbol)
 
 
 async def test_skipped_ids_are_backfilled_before_the_newer_trade(
-    start: Callable[..., Awaitable[Running]], sim: BinanceSimulator, metrics: PlatformMetrics
+    start: Start, sim: SimulatedExchange, symbols: list[str], backfiller: RestBackfiller, sample: Sample
 ) -> None:
+    first, other = symbols
+    name = canonical(backfiller, first)
     sink = RecordingSink()
     run = await start(sink)
-    await eventually(lambda: len(sink.ids("BTCUSDT")) > 20)
-    sim.skip_ids(7, symbol="BTCUSDT")
-    await eventually(lambda: sample(metrics, "trades_backfilled_total", symbol="BTC-USDT") == 7)
+    await eventually(lambda: len(sink.ids(first)) > 20)
+    sim.skip_ids(7, symbol=first)
+    await eventually(lambda: sample("trades_backfilled_total", symbol=name) == 7)
     await run.stop()
-    assert_complete(sink, sim, "BTCUSDT")
-    assert_complete(sink, sim, "ETHUSDT")
-    btc = [t for t in sink.trades if t.raw_symbol == "BTCUSDT"]
-    backfilled = [i for i, t in enumerate(btc) if t.backfilled]
-    assert len(backfilled) == 7
-    ids = [t.sequence for t in btc]
+    assert_complete(sink, sim, first)
+    assert_complete(sink, sim, other)
+    trades = [t for t in sink.trades if t.raw_symbol == first]
+    assert len([t for t in trades if t.backfilled]) == 7
+    ids = [t.sequence for t in trades]
     assert ids == sorted(ids)  # repaired trades were published before the newer live one
-    assert sample(metrics, "trade_gaps_total", symbol="BTC-USDT") == 1
-    assert sample(metrics, "trade_gap_missing_trades_total", symbol="BTC-USDT") == 7
-    assert sample(metrics, "trades_backfilled_total", symbol="ETH-USDT") == 0
+    assert sample("trade_gaps_total", symbol=name) == 1
+    assert sample("trade_gap_missing_trades_total", symbol=name) == 7
+    assert sample("trades_backfilled_total", symbol=canonical(backfiller, other)) == 0
     [event] = sink.events  # repaired at once: recorded after the trades it recovered
-    assert (event.kind, event.symbol, event.trades) == (CoverageKind.REPAIRED, "BTC-USDT", 7)
-    assert event.last_sequence - event.first_sequence + 1 == 7
+    assert (event.kind, event.symbol, event.trades) == (CoverageKind.REPAIRED, name, 7)
+    assert event.first_sequence is not None and event.last_sequence is not None
     position = sink.order.index(event)
     assert {t.sequence for t in sink.order[:position] if isinstance(t, Trade) and t.backfilled} == set(
         range(event.first_sequence, event.last_sequence + 1)
@@ -233,67 +210,62 @@ async def test_skipped_ids_are_backfilled_before_the_newer_trade(
 
 
 async def test_failed_backfill_publishes_live_and_repairs_later(
-    start: Callable[..., Awaitable[Running]], sim: BinanceSimulator, metrics: PlatformMetrics
+    start: Start, sim: SimulatedExchange, symbols: list[str], backfiller: RestBackfiller, sample: Sample
 ) -> None:
+    symbol = symbols[-1]
     sink = RecordingSink()
-    run = await start(sink, gap_retry_initial=0.2)
-    await eventually(lambda: len(sink.ids("ETHUSDT")) > 20)
+    run = await start(sink, gap_retry_initial=0.2, hold_max_s=0.3)
+    await eventually(lambda: len(sink.ids(symbol)) > 20)
     sim.rate_limit(1, retry_after=1)
-    sim.skip_ids(4, symbol="ETHUSDT")
-    await eventually(lambda: sample(metrics, "collector_errors_total", error_type="backfill_failed") >= 1)
-    await eventually(lambda: sample(metrics, "trades_backfilled_total", symbol="ETH-USDT") == 4)
+    sim.skip_ids(4, symbol=symbol)
+    await eventually(lambda: sample("collector_errors_total", error_type="backfill_failed") >= 1)
+    await eventually(lambda: sample("trades_backfilled_total", symbol=canonical(backfiller, symbol)) == 4)
     await run.stop()
-    assert_complete(sink, sim, "ETHUSDT")
-    eth = sink.ids("ETHUSDT")
-    assert eth != sorted(eth)  # the repair came after newer live trades, not instead of them
+    assert_complete(sink, sim, symbol)
+    ids = sink.ids(symbol)
+    assert ids != sorted(ids)  # the repair came after newer live trades, not instead of them
     assert run.session.tracker.missing() == []
 
 
 @both_transports
 async def test_malformed_frames_are_counted_and_survived(
-    start: Callable[..., Awaitable[Running]], sim: BinanceSimulator, metrics: PlatformMetrics, transport: str
+    start: Start, sim: SimulatedExchange, symbols: list[str], sample: Sample, transport: str
 ) -> None:
     sink = RecordingSink()
     run = await start(sink, connector=CONNECTORS[transport]())
     await eventually(lambda: len(sink.trades) > 20)
-    sim.send_malformed(11)  # one of each kind the simulator knows
-    expected = {
-        "malformed_json": 3,  # invalid, truncated, binary garbage
-        "unexpected_schema": 3,  # price as number, id as string, missing field
-        "invalid_value": 2,  # NaN price, negative quantity
-        "unknown_symbol": 1,
-        "unexpected_event": 1,
-        "oversized": 1,
-    }
+    sent = len(sim.venue.malformed_kinds)
+    sim.send_malformed(sent)  # one of each kind the venue's simulator knows
     await eventually(
-        lambda: sum(sample(metrics, "collector_errors_total", error_type=k) for k in expected) == 11
+        lambda: sum(sample("collector_errors_total", error_type=k) for k in PARSE_ERROR_TYPES) == sent
     )
     seen = len(sink.trades)
     await eventually(lambda: len(sink.trades) > seen + 50)
     await run.stop()
-    for error_type, count in expected.items():
-        assert sample(metrics, "collector_errors_total", error_type=error_type) == count, error_type
-    assert sample(metrics, "websocket_reconnections_total") == 0
-    for symbol in SYMBOLS:
+    assert sample("collector_errors_total", error_type="malformed_json") >= 2  # invalid, truncated at least
+    assert sample("collector_errors_total", error_type="oversized") == 1
+    assert sample("websocket_reconnections_total") == 0
+    for symbol in symbols:
         assert_complete(sink, sim, symbol)
 
 
 async def test_sink_failures_are_retried_without_loss(
-    start: Callable[..., Awaitable[Running]], sim: BinanceSimulator, metrics: PlatformMetrics
+    start: Start, sim: SimulatedExchange, symbols: list[str], sample: Sample
 ) -> None:
     sink = RecordingSink(fail=4)
     run = await start(sink)
     await eventually(lambda: len(sink.trades) > 100)
     await run.stop()
-    assert sample(metrics, "collector_errors_total", error_type="publish_failed") == 4
-    for symbol in SYMBOLS:
+    assert sample("collector_errors_total", error_type="publish_failed") == 4
+    for symbol in symbols:
         assert_complete(sink, sim, symbol)
 
 
 @both_transports
 async def test_proactive_reconnect_before_the_connection_age_limit(
-    start: Callable[..., Awaitable[Running]], sim: BinanceSimulator, metrics: PlatformMetrics, transport: str
-) -> None:
+    start: Start, sim: SimulatedExchange, symbols: list[str], backfiller: RestBackfiller, sample: Sample,
+    transport: str,
+) -> None:  # fmt: skip
     sink = RecordingSink()
     open_at_once: list[int] = []
 
@@ -304,41 +276,38 @@ async def test_proactive_reconnect_before_the_connection_age_limit(
 
     watcher = asyncio.create_task(watch_connections())
     run = await start(sink, max_connection_age=0.3, connector=CONNECTORS[transport]())
-    await eventually(lambda: sample(metrics, "websocket_reconnections_total") >= 3)
+    await eventually(lambda: sample("websocket_reconnections_total") >= 3)
     seen = len(sink.trades)
     await eventually(lambda: len(sink.trades) > seen + 20)
     await run.stop()
     watcher.cancel()
     assert max(open_at_once) == 2, "the successor opens before the old connection closes"
-    assert sample(metrics, "collector_errors_total", error_type="connection_lost") == 0
-    assert sample(metrics, "collector_errors_total", error_type="stale") == 0
-    assert sample(metrics, "trades_duplicate_total", symbol="BTC-USDT") > 0  # both delivered, one kept
-    for symbol in SYMBOLS:
+    assert sample("collector_errors_total", error_type="connection_lost") == 0
+    assert sample("collector_errors_total", error_type="stale") == 0
+    duplicates = sum(sample("trades_duplicate_total", symbol=canonical(backfiller, s)) for s in symbols)
+    assert duplicates > 0  # both connections delivered the overlap, one copy kept
+    for symbol in symbols:
         assert_complete(sink, sim, symbol)
 
 
 async def test_symbols_are_split_over_connections_beyond_the_stream_limit(
-    start: Callable[..., Awaitable[Running]],
-    sim: BinanceSimulator,
-    backfiller: RestBackfiller,
-    metrics: PlatformMetrics,
+    start: Start, sim: SimulatedExchange, symbols: list[str], backfiller: RestBackfiller, sample: Sample
 ) -> None:
-    class OneStreamAdapter(BinanceAdapter):
-        capabilities = msgspec.structs.replace(BinanceAdapter.capabilities, max_streams_per_connection=1)
-
-    adapter = OneStreamAdapter([i for s in SYMBOLS if (i := backfiller.adapter.symbol_info(s))])
+    adapter = type(backfiller.adapter)([i for s in symbols if (i := backfiller.adapter.symbol_info(s))])
+    caps = adapter.capabilities
+    adapter.capabilities = msgspec.structs.replace(caps, max_streams_per_connection=caps.streams_per_symbol)
     sink = RecordingSink()
     run = await start(sink, adapter=adapter)
-    await eventually(lambda: all(len(sink.ids(s)) > 20 for s in SYMBOLS))
+    await eventually(lambda: all(len(sink.ids(s)) > 20 for s in symbols))
     assert sim.connection_count == 2
-    assert sample(metrics, "exchange_connected") == 1
+    assert sample("exchange_connected") == 1
     await run.stop()
-    for symbol in SYMBOLS:
+    for symbol in symbols:
         assert_complete(sink, sim, symbol)
 
 
 async def test_backoff_grows_while_refused_and_resets_once_data_flows(
-    backfiller: RestBackfiller, metrics: PlatformMetrics
+    backfiller: RestBackfiller, symbols: list[str], sample: Sample, metrics: PlatformMetrics, venue: str
 ) -> None:
     port = free_port()
     delays: list[float] = []
@@ -349,15 +318,14 @@ async def test_backoff_grows_while_refused_and_resets_once_data_flows(
 
     sink = RecordingSink()
     session = CollectorSession(
-        backfiller.adapter, SYMBOLS, sink=sink, ws_base_url=f"ws://127.0.0.1:{port}", backfiller=None,
+        backfiller.adapter, symbols, sink=sink, ws_base_url=f"ws://127.0.0.1:{port}", backfiller=None,
         metrics=metrics, backoff_initial=0.5, backoff_max=4.0, sleep=quick_sleep, rng=lambda: 0.0,
     )  # fmt: skip
     task = asyncio.create_task(session.run())
     await eventually(lambda: len(delays) >= 5)
     assert delays[:5] == [0.5, 1.0, 2.0, 4.0, 4.0]
-    assert sample(metrics, "collector_errors_total", error_type="connect_failed") >= 5
-    late = BinanceSimulator(SyntheticMarket(SYMBOLS, tps=400, seed=2), port=port, metrics=metrics)
-    await late.start()
+    assert sample("collector_errors_total", error_type="connect_failed") >= 5
+    late = await start_venue(venue, metrics, seed=2, port=port)
     try:
         await eventually(lambda: len(sink.trades) > 20)
         refused = len(delays)
@@ -371,181 +339,113 @@ async def test_backoff_grows_while_refused_and_resets_once_data_flows(
 
 
 async def test_server_shutdown_makes_the_session_reconnect(
-    start: Callable[..., Awaitable[Running]], sim: BinanceSimulator, metrics: PlatformMetrics
+    start: Start, sim: SimulatedExchange, sample: Sample
 ) -> None:
     sink = RecordingSink()
     run = await start(sink)
     await eventually(lambda: len(sink.trades) > 20)
-    await sim.stop()  # announces serverShutdown, then closes every websocket
-    await eventually(lambda: sample(metrics, "websocket_reconnections_total") >= 1)
-    assert sample(metrics, "collector_errors_total", error_type="connection_lost") == 0
-    assert sample(metrics, "exchange_connected") == 0
+    await sim.stop()  # the venue's own goodbye (an announcement where it has one), then close 1001
+    await eventually(lambda: sample("websocket_reconnections_total") >= 1)
+    assert sample("exchange_connected") == 0
     await run.stop()
-    assert sample(metrics, "collector_status") == 0
-
-
-class ScriptedConnector:
-    """A fake transport, because which frames share one read is up to timing on a real socket: the first
-    connection delivers `first_read` as one batch; every connection after that stays silent."""
-
-    def __init__(self, first_read: list[bytes]) -> None:
-        self.first_read = first_read
-        self.connections = 0
-
-    async def connect(self, url: str, caps: Capabilities) -> Any:
-        self.connections += 1
-        return _ScriptedConnection(self.first_read if self.connections == 1 else [])
-
-
-class _ScriptedConnection:
-    def __init__(self, frames: list[bytes]) -> None:
-        self.frames = frames
-        self.closed = asyncio.Event()
-
-    async def recv_many(self, limit: int) -> list[bytes | str]:
-        if self.frames:
-            batch, self.frames = list(self.frames), []
-            return batch
-        await self.closed.wait()
-        raise TransportClosed("closed")
-
-    async def send(self, text: str) -> None:
-        return None
-
-    async def close(self) -> None:
-        self.closed.set()
-
-    def abort(self) -> None:
-        self.closed.set()
-
-
-async def test_trades_read_with_a_server_shutdown_are_published_before_reconnecting(
-    start: Callable[..., Awaitable[Running]], metrics: PlatformMetrics
-) -> None:
-    def trade(trade_id: int) -> bytes:
-        event = {"e": "trade", "E": 1, "s": "BTCUSDT", "t": trade_id, "p": "100.5", "q": "0.25",
-                 "T": 1_700_000_000_000 + trade_id, "m": False, "M": True}  # fmt: skip
-        return json.dumps({"stream": "btcusdt@trade", "data": event}).encode()
-
-    shutdown = json.dumps({"stream": "!serverShutdown", "data": {"e": "serverShutdown", "E": 1}}).encode()
-    connector = ScriptedConnector([trade(7), trade(8), shutdown, trade(9)])
-    sink = RecordingSink()
-    run = await start(sink, connector=connector)
-    await eventually(lambda: connector.connections >= 2)
-    assert sink.ids("BTCUSDT") == [7, 8]  # 9 came after the announcement: the next connection's business
-    assert sample(metrics, "websocket_reconnections_total") >= 1
-    await run.stop()
+    assert sample("collector_status") == 0
 
 
 async def test_feed_states_follow_the_stream_a_quiet_market_and_a_repair(
-    start: Callable[..., Awaitable[Running]], sim: BinanceSimulator, metrics: PlatformMetrics
-) -> None:
+    start: Start, sim: SimulatedExchange, symbols: list[str], backfiller: RestBackfiller, sample: Sample,
+    metrics: PlatformMetrics, venue: str,
+) -> None:  # fmt: skip
     board = MemoryCache(metrics=metrics)
     sink = RecordingSink()
+    symbol = symbols[0]
+    name = canonical(backfiller, symbol)
 
     async def states() -> dict[str, FeedState]:
         return {s.raw_symbol: s.state for s in await board.feeds()}
 
-    async def reaches(symbol: str, state: FeedState) -> None:
+    async def reaches(state: FeedState) -> None:
         deadline = time.monotonic() + 10
         while (await states()).get(symbol) is not state:
             assert time.monotonic() < deadline, f"{symbol} never {state}: {await states()}"
             await asyncio.sleep(0.05)
 
     def gauge(state: FeedState) -> float:
-        return sample(metrics, "feed_state", symbol="BTC-USDT", state=state.value)
+        return sample("feed_state", symbol=name, state=state.value)
 
-    run = await start(sink, feed_board=board, quiet_after=0.5)
-    await reaches("BTCUSDT", FeedState.STREAMING)
+    run = await start(sink, feed_board=board, quiet_after=0.5, stale_timeout=10.0)
+    await reaches(FeedState.STREAMING)
     assert (gauge(FeedState.STREAMING), gauge(FeedState.QUIET)) == (1, 0)
     sim.stall(3.0)  # connected, nothing traded: quiet, not an outage
-    await reaches("BTCUSDT", FeedState.QUIET)
+    await reaches(FeedState.QUIET)
     assert (gauge(FeedState.STREAMING), gauge(FeedState.QUIET)) == (0, 1)
-    await reaches("BTCUSDT", FeedState.STREAMING)
+    await reaches(FeedState.STREAMING)
     sim.rate_limit(1000, retry_after=1)  # the repair cannot fetch what is skipped
-    sim.skip_ids(5, symbol="BTCUSDT")
-    await reaches("BTCUSDT", FeedState.REPAIRING)
-    [btc] = [s for s in await board.feeds() if s.raw_symbol == "BTCUSDT"]
-    assert (btc.gaps, btc.missing, btc.exchange, btc.symbol) == (1, 5, "binance", "BTC-USDT")
+    sim.skip_ids(5, symbol=symbol)
+    await reaches(FeedState.REPAIRING)
+    [status] = [s for s in await board.feeds() if s.raw_symbol == symbol]
+    assert (status.gaps, status.missing, status.exchange, status.symbol) == (1, 5, venue, name)
     sim.faults.rate_limited = 0
-    await reaches("BTCUSDT", FeedState.STREAMING)  # repaired by the retry loop
-    [btc] = [s for s in await board.feeds() if s.raw_symbol == "BTCUSDT"]
-    assert (btc.missing, btc.repaired) == (0, 5)
+    await reaches(FeedState.STREAMING)  # repaired by the retry loop
+    [status] = [s for s in await board.feeds() if s.raw_symbol == symbol]
+    assert (status.missing, status.repaired) == (0, 5)
     gap, repaired = sink.events  # the gap went on the bus before the trade that revealed it
     assert (gap.kind, gap.trades, repaired.kind, repaired.trades) == (
         CoverageKind.GAP, 5, CoverageKind.REPAIRED, 5,
     )  # fmt: skip
     revealing = sink.order[sink.order.index(gap) + 1]
-    assert isinstance(revealing, Trade) and revealing.sequence == gap.last_sequence + 1
+    assert isinstance(revealing, Trade) and revealing.sequence == (gap.last_sequence or 0) + 1
     assert gap.start_ns <= revealing.ts_event == gap.end_ns
     await run.stop()
-    assert_complete(sink, sim, "BTCUSDT")
+    assert_complete(sink, sim, symbol)
 
 
 async def test_a_restarted_session_repairs_the_time_it_was_away(
-    start: Callable[..., Awaitable[Running]], sim: BinanceSimulator, metrics: PlatformMetrics
-) -> None:
+    start: Start, sim: SimulatedExchange, symbols: list[str], backfiller: RestBackfiller, sample: Sample,
+    venue: str,
+) -> None:  # fmt: skip
     first = RecordingSink()
     run = await start(first)
-    await eventually(lambda: all(len(first.ids(s)) > 20 for s in SYMBOLS))
+    await eventually(lambda: all(len(first.ids(s)) > 20 for s in symbols))
     await run.stop()
     resume = [
-        ResumePoint("binance", s, str(max(first.ids(s))), max(first.ids(s)), 0) for s in SYMBOLS
+        ResumePoint(venue, s, str(max(first.ids(s))), max(first.ids(s)), 0) for s in symbols
     ]  # what the bus or the store would say after this stop
     await asyncio.sleep(0.5)  # the market trades on while the collector is away
     second = RecordingSink()
     run = await start(second, resume=resume)
-    await eventually(lambda: all(second.events and len(second.ids(s)) > 100 for s in SYMBOLS))
+    await eventually(lambda: all(second.events and len(second.ids(s)) > 100 for s in symbols))
     await run.stop()
-    for symbol in SYMBOLS:
+    for symbol in symbols:
         together = RecordingSink()
         together.trades = first.trades + second.trades
         assert_complete(together, sim, symbol)  # nothing missing across the restart
         assert min(second.ids(symbol)) == max(first.ids(symbol)) + 1
     assert {e.kind for e in second.events} == {CoverageKind.REPAIRED}
-    assert sample(metrics, "trades_backfilled_total", symbol="BTC-USDT") > 0
-
-
-class StallingSink(RecordingSink):
-    """A bus that stops taking anything until `resume()` (a Redis outage, an overloaded bus)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.open = asyncio.Event()
-        self.open.set()
-
-    async def publish(self, trades: Sequence[Trade]) -> None:
-        await self.open.wait()
-        await super().publish(trades)
-
-    async def publish_events(self, events: Sequence[CoverageEvent]) -> None:
-        await self.open.wait()
-        await super().publish_events(events)
+    assert sample("trades_backfilled_total", symbol=canonical(backfiller, symbols[0])) > 0
 
 
 async def test_a_stalled_bus_never_stops_reading_and_what_is_shed_is_repaired_after(
-    metrics: PlatformMetrics,
+    venue: str, metrics: PlatformMetrics, sample: Sample
 ) -> None:
-    """The exchange pings every 0.3 s and drops a connection that does not answer within 1 s: reading must
-    go on while the bus takes nothing for 3 s. The outbox holds 300 trades; the rest is shed, counted, and
-    repaired over REST once the bus takes trades again, so nothing is missing in the end."""
-    sim = BinanceSimulator(
-        SyntheticMarket(SYMBOLS, tps=400, seed=3), metrics=metrics, ping_interval=0.3, ping_timeout=1.0
-    )
-    await sim.start()
+    """The exchange pings every 0.3 s and drops a connection that does not answer within 1 s (where the
+    venue pings at all): reading must go on while the bus takes nothing for 3 s. The outbox holds 300
+    trades; the rest is shed, counted, and repaired over REST once the bus takes trades again, so nothing
+    is missing in the end."""
+    sim = await start_venue(venue, metrics, seed=3, ping_interval=0.3, ping_timeout=1.0)
+    symbols = sorted(sim.symbols)
     sink = StallingSink()
     try:
-        async with await discover("binance", sim.rest_url, metrics=metrics) as rest:
+        async with await discover(venue, sim.rest_url, metrics=metrics) as rest:
             session = CollectorSession(
-                rest.adapter, SYMBOLS, sink=sink, backfiller=rest, metrics=metrics, ws_base_url=sim.ws_url,
+                rest.adapter, symbols, sink=sink, backfiller=rest, metrics=metrics, ws_base_url=sim.ws_url,
                 outbox_max_trades=300, gap_retry_initial=0.2, gap_retry_max=0.5,
             )  # fmt: skip
             task = asyncio.create_task(session.run())
-            await eventually(lambda: all(len(sink.ids(s)) > 20 for s in SYMBOLS))
+            await eventually(lambda: all(len(sink.ids(s)) > 20 for s in symbols))
             sink.open.clear()  # the bus takes nothing from here on
             await asyncio.sleep(3.0)
-            assert sample(metrics, "trades_shed_total") > 0
-            assert sample(metrics, "collector_outbox_trades") == 300
+            assert sample("trades_shed_total") > 0
+            assert sample("collector_outbox_trades") == 300
             sink.open.set()
             await eventually(lambda: not session.tracker.missing(), timeout=20)
             await asyncio.sleep(0.5)
@@ -553,8 +453,8 @@ async def test_a_stalled_bus_never_stops_reading_and_what_is_shed_is_repaired_af
             await asyncio.wait_for(task, 10)
     finally:
         await sim.stop()
-    assert sample(metrics, "websocket_reconnections_total") == 0  # pings were answered throughout
-    for symbol in SYMBOLS:
+    assert sample("websocket_reconnections_total") == 0  # pings were answered throughout
+    for symbol in symbols:
         assert_complete(sink, sim, symbol)
     kinds = [e.kind for e in sink.events]
     assert CoverageKind.GAP in kinds and CoverageKind.REPAIRED in kinds  # recorded, then repaired
