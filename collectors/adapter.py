@@ -288,6 +288,16 @@ class ExchangeAdapter(Protocol):
         """The trades of `gap` in the answer to `request`, and the next request; ParseError if malformed."""
         ...
 
+    def recent_request(self, raw_symbol: str) -> RestRequest | None:
+        """RepairKind.RECENT_ONLY venues: the request for the latest trades REST serves (at most
+        repair_page_size of them); None elsewhere. Used after an outage of a venue without a sequence."""
+        ...
+
+    def parse_recent(self, raw_symbol: str, body: bytes, ts_recv: int) -> list[Trade]:
+        """The trades of a `recent_request` answer, oldest first, flagged backfilled (ParseError when
+        malformed)."""
+        ...
+
     def classify_response(self, status: int, headers: Mapping[str, str], body: bytes) -> RestAnswer:
         """What an HTTP answer of this venue means (its own ban and rate-limit codes included)."""
         ...

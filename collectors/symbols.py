@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from collectors.adapter import RestRequest
 from collectors.values import TradeFactory
-from core.types import SymbolInfo
+from core.types import SymbolInfo, Trade
 
 
 def canonical_spelling(text: str) -> str:
@@ -54,7 +55,8 @@ class SymbolDirectory:
 class ListedSymbols:
     """What every adapter does with the instruments it is built with: `symbol_info` and `resolve_symbol`
     for the session and the user, and `self._trades`, a `TradeFactory` that makes trades of listed
-    symbols only. Adapters inherit it and set `name`."""
+    symbols only. Adapters inherit it and set `name`. It also answers the seam's optional part for venues
+    that do not use it: no recent-trades request (RepairKind.RECENT_ONLY venues override both)."""
 
     name: str
 
@@ -69,3 +71,9 @@ class ListedSymbols:
     def resolve_symbol(self, text: str) -> SymbolInfo | None:
         """The instrument a user means by `text`: the venue's own symbol or the canonical BASE-QUOTE."""
         return self._symbols.resolve(text)
+
+    def recent_request(self, raw_symbol: str) -> RestRequest | None:
+        return None
+
+    def parse_recent(self, raw_symbol: str, body: bytes, ts_recv: int) -> list[Trade]:
+        return []
