@@ -15,7 +15,8 @@ takes trades, with one GAP event per run of refusals; elsewhere the interval is 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Coroutine
+from collections import deque
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 from loguru import logger
@@ -23,23 +24,27 @@ from loguru import logger
 from collectors.adapter import Gap
 from collectors.gaps import DUPLICATE, NEW, RESTARTED, GapTracker
 from collectors.outbox import Outbox
-from collectors.repair import GapRepair
+from collectors.repair import GapRepair, Outage
 from collectors.session_metrics import SessionMetrics
 from core.clock import Clock
 from core.types import CoverageEvent, CoverageKind, Trade
 
 Spawn = Callable[[Coroutine[Any, Any, None]], "asyncio.Task[None]"]
 Result = tuple[list[Trade], CoverageEvent]
+Marker = Gap | Outage  # where a repair's trades belong among a symbol's held trades
+RECENT_IDS = 500  # trade ids remembered per symbol of a venue without a sequence: an outage's REST look-back
+# is told apart from what was already seen by them
 
 
 class _Hold:
-    """One symbol's trades waiting for its repair: in order, each gap where the trade that revealed it is."""
+    """One symbol's trades waiting for its repair: in order, each gap (or outage) where the trade that
+    revealed it is."""
 
     __slots__ = ("gaps", "items", "since", "trades")
 
     def __init__(self, since: float) -> None:
-        self.items: list[Trade | Gap] = []
-        self.gaps: list[Gap] = []  # for the repair task, in order
+        self.items: list[Trade | Marker] = []
+        self.gaps: list[Marker] = []  # for the repair task, in order
         self.trades = 0
         self.since = since
 
@@ -61,6 +66,7 @@ class Admission:
         hold_max_trades: int = 100_000,
         hold_max_s: float = 10.0,
         max_repairs: int = 4,
+        recent_page_size: int = 0,
     ) -> None:
         self._tracker = tracker
         self._repair = repair
@@ -74,7 +80,11 @@ class Admission:
         self._hold_max_s = hold_max_s
         self._repairs = asyncio.Semaphore(max_repairs)
         self._holds: dict[str, _Hold] = {}
-        self._released: set[Gap] = set()  # gaps that went on unrepaired: their trades follow when fetched
+        self._released: set[Marker] = set()  # went on unrepaired: their trades follow when fetched
+        self._recent_page_size = recent_page_size
+        self._last_ns: dict[str, int] = {}  # venues without a sequence: newest event time seen per symbol
+        self._recent_ids: dict[str, deque[str]] = {}
+        self._outage_from: dict[str, int] = {}  # symbols whose next trade ends an outage, from when
         self._working: dict[str, int] = {}  # repair tasks per symbol
         self._shedding: set[str] = set()
         self.resume_ns: dict[str, int] = {}
@@ -84,10 +94,24 @@ class Admission:
         """True while a repair task works on the symbol (the background retry leaves it alone)."""
         return self._working.get(raw_symbol, 0) > 0
 
+    def seen(self, raw_symbol: str, trade_id: str) -> None:
+        """A trade id already handed on (e.g. the resume point's): an outage's look-back leaves it out."""
+        self._recent_ids.setdefault(raw_symbol, deque(maxlen=RECENT_IDS)).append(trade_id)
+
+    def reconnected(self, raw_symbols: Sequence[str]) -> None:
+        """A connection carrying these symbols (re)opened: for a venue without a sequence, each symbol's
+        next trade ends an outage that REST is asked about (where a trade was seen before it)."""
+        if self._gap_checked:
+            return
+        for raw_symbol in raw_symbols:
+            last = self._last_ns.get(raw_symbol, self.resume_ns.get(raw_symbol))
+            if last is not None:
+                self._outage_from[raw_symbol] = last
+
     def take(self, trades: list[Trade]) -> None:
         """Admit trades read from the venue, in order (never waits)."""
         if not self._gap_checked:
-            self._queue(trades)
+            self._take_unsequenced(trades)
             return
         observe, holds = self._tracker.observe, self._holds
         out: list[Trade] = []
@@ -112,6 +136,31 @@ class Admission:
         if holds:
             self.check_holds()
 
+    def _take_unsequenced(self, trades: list[Trade]) -> None:
+        """A venue without a sequence: remember what was seen (for an outage's look-back), hold a symbol
+        whose trade ends an outage while REST is asked, queue the rest."""
+        out: list[Trade] = []
+        outages, holds, last_ns = self._outage_from, self._holds, self._last_ns
+        for trade in trades:
+            raw = trade.raw_symbol
+            if outages and raw in outages:
+                self._hold_for(raw, Outage(raw, outages.pop(raw), trade.ts_event))
+            hold = holds.get(raw)
+            if hold is None:
+                out.append(trade)
+            else:
+                hold.items.append(trade)
+                hold.trades += 1
+            if trade.ts_event > last_ns.get(raw, 0):
+                last_ns[raw] = trade.ts_event
+            ids = self._recent_ids.get(raw)
+            if ids is None:
+                ids = self._recent_ids[raw] = deque(maxlen=RECENT_IDS)
+            ids.append(trade.trade_id)
+        self._queue(out)
+        if holds:
+            self.check_holds()
+
     def take_recovered(self, trades: list[Trade]) -> None:
         """Trades a later repair fetched (their gap went on earlier): straight to the outbox."""
         self._queue(trades)
@@ -130,7 +179,7 @@ class Admission:
             self._release(raw_symbol, hold, {})
 
     # -- holds and repairs -----------------------------------------------------------------------------
-    def _hold_for(self, raw_symbol: str, gap: Gap) -> None:
+    def _hold_for(self, raw_symbol: str, gap: Marker) -> None:
         hold = self._holds.get(raw_symbol)
         if hold is None:
             hold = self._holds[raw_symbol] = _Hold(self._monotonic())
@@ -141,16 +190,16 @@ class Admission:
 
     async def _repair_symbol(self, raw_symbol: str, hold: _Hold) -> None:
         """Repair the symbol's gaps in order, then let its held trades go on."""
-        results: dict[Gap, Result] = {}
+        results: dict[Marker, Result] = {}
         try:
             while hold.gaps:
                 gap = hold.gaps.pop(0)
                 async with self._repairs:
-                    result = await self._repair.repair(gap)
+                    result = await self._repair_one(raw_symbol, gap)
                 if gap in self._released:  # went on without it: its trades follow now
                     self._released.discard(gap)
                     self._queue(result[0])
-                    if result[1].kind is CoverageKind.REPAIRED:
+                    if result[1].kind is not CoverageKind.GAP:  # a GAP went on when it was let go
                         self._outbox.put_events([result[1]])
                 else:
                     results[gap] = result
@@ -159,17 +208,29 @@ class Admission:
             if self._holds.get(raw_symbol) is hold:
                 self._release(raw_symbol, hold, results)
 
-    def _release(self, raw_symbol: str, hold: _Hold, results: dict[Gap, Result]) -> None:
+    async def _repair_one(self, raw_symbol: str, marker: Marker) -> Result:
+        if isinstance(marker, Outage):
+            seen = set(self._recent_ids.get(raw_symbol, ()))
+            return await self._repair.look_back(marker, seen, self._recent_page_size)
+        return await self._repair.repair(marker)
+
+    def _release(self, raw_symbol: str, hold: _Hold, results: dict[Marker, Result]) -> None:
         """Send the held items on in order: at each gap its repaired trades and event (REPAIRED after
-        them; GAP when only part came), or a GAP event when its repair is not done."""
+        them; GAP when only part came), or a GAP event when its repair is not done; at an outage what REST
+        still had of it (not already among the held trades) and what can be said of it."""
+        held_ids = {item.trade_id for item in hold.items if isinstance(item, Trade)}
         trades: list[Trade] = []
         for item in hold.items:
             if isinstance(item, Trade):
                 trades.append(item)
                 continue
             recovered, event = results.get(item) or ([], None)
+            if isinstance(item, Outage):
+                recovered = [t for t in recovered if t.trade_id not in held_ids]
             if event is None:
                 self._released.add(item)
+                if isinstance(item, Outage):
+                    continue  # what REST says of it follows when it answers
                 event = self._repair.event(item, CoverageKind.GAP, item.size, "repair in progress")
             self._queue(trades + recovered)
             trades = []

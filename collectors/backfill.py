@@ -25,11 +25,15 @@ from monitoring.metrics import METRICS, PlatformMetrics
 
 
 class TradeBackfill(Protocol):
-    """What the session needs to repair a gap."""
+    """What the session needs to repair a gap, or to look back after an outage."""
 
     async def fetch_gap(self, gap: Gap) -> list[Trade]:
         """Trades of `gap` the venue still has, in ascending sequence (backfilled=True; may be fewer than
         missing, or none)."""
+        ...
+
+    async def fetch_recent(self, raw_symbol: str) -> list[Trade] | None:
+        """The latest trades REST serves for the symbol, oldest first (None: the venue serves none)."""
         ...
 
 
@@ -96,6 +100,13 @@ class RestBackfiller:
         # page order, those would come after newer ones and miss bars that the newer ones closed.
         out.sort(key=by_sequence)
         return out
+
+    async def fetch_recent(self, raw_symbol: str) -> list[Trade] | None:
+        request = self.adapter.recent_request(raw_symbol)
+        if request is None:
+            return None
+        body = await self.get(request)
+        return self.adapter.parse_recent(raw_symbol, body, receive_time_ns(self._clock))
 
     async def get(self, request: RestRequest) -> bytes:
         """The body of a successful response; RateLimitedError, ExchangeError or CircuitOpenError."""

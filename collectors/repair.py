@@ -12,7 +12,8 @@ processor holds the symbol's bars), ABANDONED when it is given up.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
+from typing import NamedTuple
 
 from loguru import logger
 
@@ -28,6 +29,17 @@ from core.errors import PlatformError, RateLimitedError
 from core.types import CoverageEvent, CoverageKind, Trade
 
 Publish = Callable[[list[Trade]], Awaitable[None]]
+
+
+class Outage(NamedTuple):
+    """A time a symbol of a venue without a sequence was not watched: from the newest trade seen before
+    (after_ns) to the first trade seen after (before_ns), event times in ns."""
+
+    raw_symbol: str
+    after_ns: int
+    before_ns: int
+
+
 PublishEvents = Callable[[list[CoverageEvent]], Awaitable[None]]
 
 
@@ -103,6 +115,58 @@ class GapRepair:
             elif self._count_attempt(gap):  # the exchange did not have them all (yet)
                 await publish_events([self._abandon(gap, f"{self._max_attempts} attempts")])
         return True
+
+    async def look_back(
+        self, outage: Outage, seen: Collection[str], page_size: int
+    ) -> tuple[list[Trade], CoverageEvent]:
+        """After an outage of a venue without a sequence: the trades its REST still serves from the
+        outage (not among `seen` ids), and what can be said of it: REPAIRED when what REST serves reaches
+        back past the outage's start (or is all the venue has), else UNVERIFIED from the outage's start to
+        the oldest trade REST served: trades may have been lost there and nothing can tell."""
+        fetched = await self._recent(outage.raw_symbol)
+        if fetched is None:
+            return [], self._outage_event(outage, CoverageKind.UNVERIFIED, outage.before_ns, None, "no REST")
+        inside = [
+            t for t in fetched if outage.after_ns <= t.ts_event <= outage.before_ns and t.trade_id not in seen
+        ]
+        oldest = fetched[0].ts_event if fetched else outage.before_ns
+        if oldest <= outage.after_ns or len(fetched) < page_size:
+            return inside, self._outage_event(
+                outage, CoverageKind.REPAIRED, outage.before_ns, len(inside), ""
+            )
+        self._log.warning(
+            "{}: the outage began {:.1f}s before the oldest trade REST still serves; that part is unverified",
+            outage.raw_symbol,
+            (oldest - outage.after_ns) / 1e9,
+        )
+        detail = f"REST reaches back {len(fetched)} trades only; {len(inside)} recovered after that"
+        return inside, self._outage_event(outage, CoverageKind.UNVERIFIED, oldest, None, detail)
+
+    async def _recent(self, raw_symbol: str) -> list[Trade] | None:
+        """What REST serves now, None when it cannot be asked (counted, logged)."""
+        if self._backfiller is None:
+            return None
+        try:
+            return await self._backfiller.fetch_recent(raw_symbol)
+        except PlatformError as exc:
+            self._metrics.error(BACKFILL_FAILED)
+            self._log.warning("recent trades of {} not fetched: {}", raw_symbol, exc)
+            return None
+
+    def _outage_event(
+        self, outage: Outage, kind: CoverageKind, end_ns: int, trades: int | None, detail: str
+    ) -> CoverageEvent:
+        return CoverageEvent(
+            exchange=self._exchange,
+            symbol=self._canonical.get(outage.raw_symbol, outage.raw_symbol),
+            raw_symbol=outage.raw_symbol,
+            kind=kind,
+            start_ns=outage.after_ns,
+            end_ns=end_ns,
+            recorded_ns=self._clock.now_ns(),
+            trades=trades,
+            detail=detail or "outage looked back over REST",
+        )
 
     def event(self, gap: Gap, kind: CoverageKind, trades: int, detail: str) -> CoverageEvent:
         return CoverageEvent(

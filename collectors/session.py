@@ -26,7 +26,14 @@ from typing import Any, TypeVar
 
 from loguru import logger
 
-from collectors.adapter import ExchangeAdapter, HeartbeatKind, ReconnectRequested, SequenceKind, chunks
+from collectors.adapter import (
+    ExchangeAdapter,
+    HeartbeatKind,
+    ReconnectRequested,
+    RepairKind,
+    SequenceKind,
+    chunks,
+)
 from collectors.admission import Admission
 from collectors.backfill import TradeBackfill
 from collectors.backoff import Backoff
@@ -166,6 +173,7 @@ class CollectorSession:
             monotonic=monotonic,
             gap_checked=self._gap_checked,
             hold_max_s=hold_max_s,
+            recent_page_size=caps.repair_page_size if caps.repair is RepairKind.RECENT_ONLY else 0,
         )
         self._resume(resume, symbols)
 
@@ -177,6 +185,7 @@ class CollectorSession:
             if point.raw_symbol not in wanted or point.exchange != self._adapter.name:
                 continue
             self._admission.resume_ns[point.raw_symbol] = point.ts_event
+            self._admission.seen(point.raw_symbol, point.trade_id)
             if self._gap_checked and point.sequence is not None:
                 self._tracker.resume(point.raw_symbol, point.sequence, point.ts_event)
                 self._log.info(
@@ -285,6 +294,8 @@ class CollectorSession:
         conn.opened_at = conn.last_rx = self._monotonic()
         conn.data_flowed, conn.reason, conn.ping_sent_at = False, "", 0.0
         conn.open = True
+        if conn.announce is None:  # not a successor overlapping a flowing connection: an outage ended
+            self._admission.reconnected(conn.raw_symbols)
         self._connections_alive.append(conn)
         self._metrics.connection_open(True)
         self._log.info("connection {} open: {} symbols", conn.index, len(conn.raw_symbols))

@@ -1,0 +1,109 @@
+"""Venues without a contiguous sequence: an outage (a dropped connection) is looked back at over REST when
+the connection returns. What REST still serves from it is published before the newer trades; when REST
+does not reach back to where the outage began, the interval is recorded as unverified, never filled.
+
+The mechanism is shared by every such venue; here it runs against the Binance simulator with an adapter
+that forgets Binance's sequence and reads only its latest-trades endpoint (`/api/v3/trades`), so that the
+test needs no particular venue."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import msgspec
+import pytest
+
+from collectors.adapter import RepairKind, RestRequest, SequenceKind
+from collectors.backfill import RestBackfiller
+from collectors.exchanges.binance import BinanceAdapter
+from collectors.session import CollectorSession
+from core.types import CoverageKind, SymbolInfo, Trade
+from monitoring.metrics import PlatformMetrics
+from simulator.binance import BinanceSimulator
+from simulator.markets import SyntheticMarket
+from tests.collectors.session_harness import RecordingSink, eventually
+
+SYMBOLS = ["BTCUSDT"]
+RECENT = 60
+
+
+class LatestOnly(BinanceAdapter):
+    """Binance as a venue without a sequence whose REST serves only the latest RECENT trades."""
+
+    capabilities = msgspec.structs.replace(
+        BinanceAdapter.capabilities,
+        sequence=SequenceKind.NONE,
+        repair=RepairKind.RECENT_ONLY,
+        repair_page_size=RECENT,
+    )
+
+    def parse(self, frame: bytes | str, ts_recv: int) -> list[Trade]:
+        return [msgspec.structs.replace(t, sequence=None) for t in super().parse(frame, ts_recv)]
+
+    def recent_request(self, raw_symbol: str) -> RestRequest | None:
+        return RestRequest("/api/v3/trades", (("symbol", raw_symbol), ("limit", str(RECENT))))
+
+    def parse_recent(self, raw_symbol: str, body: bytes, ts_recv: int) -> list[Trade]:
+        rows = self._repair_rows(body, raw_symbol, ts_recv)
+        return [msgspec.structs.replace(t, sequence=None) for t in rows]
+
+
+@pytest.fixture
+async def sim(metrics: PlatformMetrics) -> AsyncIterator[BinanceSimulator]:
+    simulator = BinanceSimulator(SyntheticMarket(SYMBOLS, tps=200, seed=5), metrics=metrics)
+    await simulator.start()
+    yield simulator
+    await simulator.stop()
+
+
+def ids(sink: RecordingSink) -> list[int]:
+    return [int(t.trade_id) for t in sink.trades]
+
+
+async def collect_across_a_drop(
+    sim: BinanceSimulator, metrics: PlatformMetrics, away_s: float
+) -> RecordingSink:
+    adapter = LatestOnly([SymbolInfo("binance", "BTC-USDT", "BTCUSDT", "BTC", "USDT")])
+    sink = RecordingSink()
+    async with RestBackfiller(adapter, sim.rest_url, metrics=metrics) as rest:
+        session = CollectorSession(
+            adapter, SYMBOLS, sink=sink, backfiller=rest, metrics=metrics, ws_base_url=sim.ws_url,
+            backoff_initial=away_s, backoff_max=away_s, rng=lambda: 0.0,
+        )  # fmt: skip
+        task = asyncio.create_task(session.run())
+        await eventually(lambda: len(sink.trades) > 30)
+        sim.drop_connections()
+        await eventually(lambda: bool(sink.events), timeout=15)
+        seen = len(sink.trades)
+        await eventually(lambda: len(sink.trades) > seen + 30)
+        session.stop()
+        await asyncio.wait_for(task, 5)
+    return sink
+
+
+async def test_a_short_outage_is_filled_from_the_latest_trades(
+    sim: BinanceSimulator, metrics: PlatformMetrics
+) -> None:
+    sink = await collect_across_a_drop(sim, metrics, away_s=0.05)  # ~10 trades missed, well within 60
+    [event] = sink.events
+    assert event.kind is CoverageKind.REPAIRED and event.trades and event.trades > 0
+    got = ids(sink)
+    assert sorted(got) == list(range(min(got), max(got) + 1))  # nothing missing, nothing twice
+    position = sink.order.index(event)
+    assert all(t.backfilled for t in sink.order[position - event.trades : position])  # before the newer
+
+
+async def test_an_outage_longer_than_rest_reaches_is_recorded_unverified_not_filled(
+    sim: BinanceSimulator, metrics: PlatformMetrics
+) -> None:
+    sink = await collect_across_a_drop(sim, metrics, away_s=1.0)  # ~200 trades missed, REST serves 60
+    [event] = sink.events
+    assert event.kind is CoverageKind.UNVERIFIED and "reaches back" in event.detail
+    got = sorted(ids(sink))
+    missing = sorted(set(range(got[0], got[-1] + 1)) - set(got))
+    assert missing  # lost for good: recorded, not invented
+    lost_times = [t.time_ms * 1_000_000 for t in sim.history("BTCUSDT") if t.trade_id in set(missing)]
+    assert event.start_ns <= min(lost_times) and max(lost_times) <= event.end_ns  # the record covers them
+    recovered = [t for t in sink.trades if t.backfilled]
+    assert len(recovered) <= 60 and all(t.ts_event >= event.end_ns for t in recovered)
