@@ -34,7 +34,7 @@ class CommonSettings(BaseSettings):
     redis_prefix: str = "cryptostock"
     data_dir: Path = Path("data")
     metrics_port: int = _metrics_port(9091)
-    metrics_addr: str = "0.0.0.0"
+    metrics_addr: str = "127.0.0.1"  # loopback outside containers; the image and compose set 0.0.0.0
     log_level: str = Field(default="INFO", validation_alias=AliasChoices("log_level", "LOG_LEVEL"))
     log_format: Literal["text", "json"] = Field(
         default="text", validation_alias=AliasChoices("log_format", "LOG_FORMAT")
@@ -171,7 +171,7 @@ class DeadLettersSettings(CommonSettings):
 
 class ApiDaemonSettings(CommonSettings, SeparateDaemon):
     metrics_port: int = _metrics_port(9094)
-    host: str = "0.0.0.0"
+    host: str = "127.0.0.1"  # loopback outside containers; the image and compose set 0.0.0.0
     port: int = Field(default=8000, ge=0, le=65535)
 
 

@@ -166,7 +166,7 @@ class MetricsServer:
 
 def start_metrics_server(
     port: int | None = None,
-    addr: str = "0.0.0.0",
+    addr: str = "127.0.0.1",
     registry: CollectorRegistry = REGISTRY,
     health: Health | None = None,
 ) -> MetricsServer:

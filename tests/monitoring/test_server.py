@@ -120,3 +120,24 @@ def test_bad_metrics_port_env_is_a_config_error(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setenv("METRICS_PORT", "ninety")
     with pytest.raises(ConfigError, match="METRICS_PORT must be an integer"):
         start_metrics_server()
+
+
+def test_binds_loopback_by_default(metrics: PlatformMetrics) -> None:
+    with start_metrics_server(port=0, registry=metrics.registry) as server:
+        assert server.addr == "127.0.0.1"
+        assert httpx.get(f"http://127.0.0.1:{server.port}/metrics").status_code == 200
+        with socket.socket() as probe:  # no other interface answers (when the host has one)
+            probe.settimeout(1)
+            other = _non_loopback_address()
+            if other is not None:
+                assert probe.connect_ex((other, server.port)) != 0
+
+
+def _non_loopback_address() -> str | None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+        try:
+            udp.connect(("192.0.2.1", 9))  # no packet is sent; this only picks the outgoing interface
+        except OSError:
+            return None
+        address = str(udp.getsockname()[0])
+    return None if address.startswith("127.") else address
