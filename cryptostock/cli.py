@@ -24,7 +24,9 @@ def _common(parser: argparse.ArgumentParser, settings_type: type[BaseModel]) -> 
     parser.add_argument(
         "--metrics-port", type=int, default=S, help=f"metrics/health port (default {metrics_port})"
     )
-    parser.add_argument("--metrics-addr", default=S, help="metrics bind address (default 127.0.0.1; 0.0.0.0: every interface)")
+    parser.add_argument(
+        "--metrics-addr", default=S, help="metrics bind address (default 127.0.0.1; 0.0.0.0: every interface)"
+    )
     parser.add_argument("--log-level", default=S, help="DEBUG, INFO, WARNING... (env LOG_LEVEL)")
     parser.add_argument("--log-format", choices=["text", "json"], default=S, help="env LOG_FORMAT")
     parser.add_argument("--log-dir", default=S, help="log directory (env LOG_DIR, default logs)")
@@ -122,9 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     api = commands.add_parser("api", help="serve the REST and WebSocket API")
     _common(api, settings.ApiDaemonSettings)
-    api.add_argument(
-        "--host", default=S, help="bind address (default 127.0.0.1; 0.0.0.0: every interface)"
-    )
+    api.add_argument("--host", default=S, help="bind address (default 127.0.0.1; 0.0.0.0: every interface)")
     api.add_argument("--port", type=int, default=S, help="API port (default 8000)")
     _in_process_bus(api)
 
