@@ -16,6 +16,7 @@ from starlette.routing import BaseRoute, Route, WebSocketRoute
 from api.deps import ApiContext
 from api.errors import install_error_handlers
 from api.middleware import MetricsMiddleware, RequestContextMiddleware
+from api.openapi import install_openapi
 from api.ratelimit import RateLimitMiddleware, TokenBucketLimiter
 from api.routes import health as health_routes
 from api.routes import market, stream
@@ -79,6 +80,7 @@ def create_app(
     app.include_router(health_routes.router)
     web = install_web(app)
     install_error_handlers(app)
+    install_openapi(app, settings)
     _install_middleware(app, settings, metrics, extra_routes=web.routes)
     return app
 

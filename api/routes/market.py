@@ -18,7 +18,7 @@ from api.deps import (
     TradesLimitDep,
 )
 from api.errors import NotFound, Unavailable
-from api.params import parse_exchange
+from api.params import EXCHANGE_PATTERN, parse_exchange
 from api.schemas import (
     BarOut,
     BarsOut,
@@ -69,7 +69,14 @@ FEED_STALE_AFTER_NS = (
 @router.get("/feeds", summary="Each symbol's feed: streaming, quiet, disconnected or repairing")
 async def list_feeds(
     context: ContextDep,
-    exchange: Annotated[str | None, Query(max_length=64, description="only this exchange")] = None,
+    exchange: Annotated[
+        str | None,
+        Query(
+            max_length=32,
+            description="only this exchange (absent: every exchange)",
+            json_schema_extra={"pattern": EXCHANGE_PATTERN},
+        ),
+    ] = None,
 ) -> FeedsOut:
     if context.feeds is None:
         raise Unavailable("this API process has no feed board (it needs the collectors' cache)")
