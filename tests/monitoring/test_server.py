@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import platform
 import socket
+import time
 from importlib import metadata
 
 import httpx
@@ -141,3 +142,60 @@ def _non_loopback_address() -> str | None:
             return None
         address = str(udp.getsockname()[0])
     return None if address.startswith("127.") else address
+
+
+HALF_REQUEST = b"GET /metrics HTTP/1.1\r\nHost: m\r\n"
+
+
+def _closed_within(sock: socket.socket, seconds: float) -> bool:
+    """True when the server closes `sock` (EOF or reset) within `seconds`; what it sends is read past."""
+    sock.settimeout(seconds)
+    try:
+        while sock.recv(65536):
+            pass
+    except TimeoutError:
+        return False
+    except OSError:
+        return True
+    return True
+
+
+def _open(port: int, payload: bytes) -> socket.socket:
+    sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+    sock.sendall(payload)
+    return sock
+
+
+def test_requests_whose_headers_never_finish_are_closed(metrics: PlatformMetrics) -> None:
+    with start_metrics_server(port=0, registry=metrics.registry, header_timeout=0.5) as server:
+        started = time.monotonic()
+        with _open(server.port, HALF_REQUEST) as half, _open(server.port, b"") as silent:
+            assert _closed_within(half, 5) and _closed_within(silent, 5)
+        assert time.monotonic() - started < 3
+        with _open(server.port, b"") as trickled:  # a byte at a time does not extend the deadline
+            started = time.monotonic()
+            for byte in HALF_REQUEST * 5:
+                try:
+                    trickled.sendall(bytes([byte]))
+                except OSError:
+                    break
+                time.sleep(0.05)
+            assert time.monotonic() - started < 3
+        with _open(server.port, b"GET /metrics HTTP/1.1\r\nHost: m\r\n\r\n") as kept:  # idle after it
+            assert kept.recv(12) == b"HTTP/1.1 200"
+            assert _closed_within(kept, 5)
+        assert httpx.get(server.url).status_code == 200
+
+
+def test_at_the_connection_limit_the_longest_waiting_is_closed(metrics: PlatformMetrics) -> None:
+    with start_metrics_server(port=0, registry=metrics.registry, max_connections=8) as server:
+        idle = [_open(server.port, HALF_REQUEST) for _ in range(30)]
+        try:
+            started = time.monotonic()
+            assert httpx.get(server.url, timeout=5).status_code == 200
+            assert time.monotonic() - started < 2
+            assert _closed_within(idle[0], 2)  # the oldest made room
+            assert not _closed_within(idle[-1], 0.2)  # the newest still wait
+        finally:
+            for sock in idle:
+                sock.close()
