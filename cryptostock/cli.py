@@ -35,6 +35,22 @@ def _common(parser: argparse.ArgumentParser, settings_type: type[BaseModel]) -> 
     parser.add_argument("--redis-url", default=S, help="Redis URL (env REDIS_URL; absent: in-process bus)")
 
 
+def _api_options(parser: argparse.ArgumentParser) -> None:
+    """The API's protection that an operator sets per deployment (the server's limits: environment)."""
+    parser.add_argument(
+        "--rate-limit-per-second", type=float, default=S, help="per client IP, 0 = off (default 20)"
+    )
+    parser.add_argument("--rate-limit-burst", type=int, default=S, help="requests at once (default 40)")
+    parser.add_argument(
+        "--cors-origins", default=S, help="comma-separated origins allowed by CORS (default: none)"
+    )
+    parser.add_argument(
+        "--trusted-proxies",
+        default=S,
+        help="comma-separated proxy IPs/networks whose X-Forwarded-For is believed (default: none)",
+    )
+
+
 def _processing(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--timeframes", default=S, help="bar timeframes (default 1m,5m,15m,1h,4h,1d)")
     parser.add_argument("--grace-seconds", type=float, default=S, help="watermark grace period (default 2)")
@@ -85,6 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--rest-url", default=S, help="backfill from this REST base URL instead")
     run.add_argument("--live", action="store_true", default=S, help="collect from the real exchanges")
     run.add_argument("--ws-client", choices=["websockets", "picows"], default=S, help="websocket client")
+    _api_options(run)
 
     collector = commands.add_parser("collector", help="collect trades from an exchange onto the bus")
     _common(collector, settings.CollectorSettings)
@@ -126,6 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
     _common(api, settings.ApiDaemonSettings)
     api.add_argument("--host", default=S, help="bind address (default 127.0.0.1; 0.0.0.0: every interface)")
     api.add_argument("--port", type=int, default=S, help="API port (default 8000)")
+    _api_options(api)
     _in_process_bus(api)
 
     simulate = commands.add_parser("simulate", help="serve a simulated exchange (websocket and REST)")

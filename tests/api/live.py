@@ -6,14 +6,16 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Callable
 from contextlib import AsyncExitStack
 from pathlib import Path
 
+from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
 from api.app import create_app
+from api.server import ApiServer
 from api.settings import ApiSettings
-from cryptostock.wiring import ApiServer
 from monitoring.metrics import PlatformMetrics
 from storage.factory import SqlStore, open_store
 from storage.memory_cache import MemoryCache
@@ -31,6 +33,7 @@ class LiveApi:
         *,
         postgres: bool = False,
         metrics: PlatformMetrics | None = None,
+        customize: Callable[[FastAPI], None] | None = None,
     ) -> None:
         self.settings = settings or ApiSettings(rate_limit_per_second=0)
         self.metrics = metrics or PlatformMetrics(CollectorRegistry())
@@ -38,10 +41,15 @@ class LiveApi:
         self.url = f"http://127.0.0.1:{self.port}"
         self._data_dir = data_dir
         self._postgres = postgres
+        self._customize = customize
         self._ready = threading.Event()
         self._failure: BaseException | None = None
         self._server: ApiServer | None = None
         self._thread = threading.Thread(target=self._run, name="live-api", daemon=True)
+
+    def shed(self, reason: str) -> float:
+        """http_shed_total{reason} so far."""
+        return self.metrics.registry.get_sample_value("http_shed_total", {"reason": reason}) or 0.0
 
     def __enter__(self) -> LiveApi:
         self._thread.start()
@@ -71,6 +79,8 @@ class LiveApi:
             stack.push_async_callback(cache.close)
             await seed(store)
             app = create_app(store, cache, metrics=self.metrics, settings=self.settings, feeds=cache)
+            if self._customize is not None:
+                self._customize(app)
             self._server = ApiServer(app, "127.0.0.1", self.port)
             serving = asyncio.create_task(self._server.serve())
             while not self._server.started() and not serving.done():
