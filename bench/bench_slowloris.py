@@ -1,7 +1,8 @@
 """/livez and /readyz latency of a real `cryptostock api` (RLIMIT_NOFILE 1024) while N idle half-requests
 hold its API port, then its metrics port (issue 11, finding 7).
 
-Run: .venv/bin/python bench/bench_slowloris.py [attackers, default 1100]
+Run: .venv/bin/python bench/bench_slowloris.py [attackers, default 1100] [path of another checkout's
+.venv/bin/cryptostock, to measure it instead]
 """
 
 from __future__ import annotations
@@ -12,7 +13,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the attacker lives in tests/api
 
-from tests.api.slowloris import Daemon, api_daemon, half_requests, probe, raise_own_file_limit
+from tests.api.slowloris import (
+    CRYPTOSTOCK,
+    Daemon,
+    api_daemon,
+    half_requests,
+    probe,
+    raise_own_file_limit,
+)
 
 PROBES = (("api", "/livez"), ("api", "/readyz"), ("metrics", "/livez"), ("metrics", "/metrics"))
 
@@ -26,9 +34,9 @@ def _row(label: str, daemon: Daemon) -> None:
     print(f"{label:<34}" + " | ".join(cells))
 
 
-def main(attackers: int) -> None:
+def main(attackers: int, executable: Path) -> None:
     raise_own_file_limit(2 * attackers + 100)
-    with tempfile.TemporaryDirectory() as workdir, api_daemon(Path(workdir)) as daemon:
+    with tempfile.TemporaryDirectory() as workdir, api_daemon(Path(workdir), executable) as daemon:
         _row("idle", daemon)
         for target in ("api", "metrics"):
             port = daemon.api_port if target == "api" else daemon.metrics_port
@@ -38,4 +46,7 @@ def main(attackers: int) -> None:
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 1100)
+    main(
+        int(sys.argv[1]) if len(sys.argv) > 1 else 1100,
+        Path(sys.argv[2]) if len(sys.argv) > 2 else CRYPTOSTOCK,
+    )

@@ -40,9 +40,13 @@ from core.types import ClosedBar
 
 _ERRORS: dict[int | str, dict[str, object]] = {
     404: {"model": ErrorOut, "description": "unknown exchange or symbol"},
+    413: {"model": ErrorOut, "description": "request body above max_body_bytes (GET takes no body)"},
     422: {"model": ErrorOut, "description": "a parameter that cannot be used (named in the error)"},
     429: {"model": ErrorOut, "description": "rate limited; see Retry-After"},
-    503: {"model": ErrorOut, "description": "storage unavailable"},
+    503: {
+        "model": ErrorOut,
+        "description": "storage unavailable, or too many requests in progress (overloaded); see Retry-After",
+    },
 }
 
 router = APIRouter(prefix="/api/v1", tags=["market data"], responses=_ERRORS)

@@ -38,11 +38,12 @@ def _limit_files() -> None:
 
 
 @contextmanager
-def api_daemon(workdir: Path) -> Iterator[Daemon]:
-    """`cryptostock api` (SQLite, in-process bus) with RLIMIT_NOFILE 1024, ready when this yields."""
+def api_daemon(workdir: Path, executable: Path = CRYPTOSTOCK) -> Iterator[Daemon]:
+    """`cryptostock api` (SQLite, in-process bus) with RLIMIT_NOFILE 1024, ready when this yields;
+    `executable`: another checkout's, to measure it."""
     daemon = Daemon(free_port(), free_port())
     command = [
-        str(CRYPTOSTOCK), "api", "--in-process-bus", "--port", str(daemon.api_port),
+        str(executable), "api", "--in-process-bus", "--port", str(daemon.api_port),
         "--metrics-port", str(daemon.metrics_port), "--data-dir", str(workdir), "--log-dir", str(workdir),
     ]  # fmt: skip
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CRYPTOSTOCK_", "DATABASE_", "REDIS_"))}
