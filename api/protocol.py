@@ -64,12 +64,12 @@ class ConnectionGuard:
         """Make room for `newcomer` (already counted in `open_connections`); False: refuse it."""
         if open_connections <= self.limits.max_connections:
             return True
-        for victim in self._waiting:
-            if victim is not newcomer:
-                victim.drop(CONNECTION_LIMIT)
-                return True
-        self.count(CONNECTION_LIMIT)
-        return False
+        victim = next((c for c in self._waiting if c is not newcomer), None)
+        if victim is None:
+            self.count(CONNECTION_LIMIT)
+            return False
+        victim.drop(CONNECTION_LIMIT)
+        return True
 
     def count(self, reason: str) -> None:
         self._shed.labels(reason).inc()
@@ -143,14 +143,13 @@ class GuardedH11Protocol(H11Protocol):
             self.guard.waiting(self)  # idle: uvicorn's keep-alive timeout or the header timer runs
             return
         self.guard.busy(self)
-        if state is h11.SEND_BODY:
-            if self._body_bytes > self.guard.limits.max_body_bytes + self.guard.limits.max_body_bytes // 8:
-                self.drop(BODY_TOO_LARGE)
-            elif self._timing != BODY_TIMEOUT:
-                self._start(BODY_TIMEOUT)
-        elif self._timing is not None:
-            self._stop()
+        if state is not h11.SEND_BODY:
             self._body_bytes = 0
+            self._stop()
+        elif self._body_bytes > self.guard.limits.max_body_bytes * 9 // 8:  # 1/8 for chunk framing
+            self.drop(BODY_TOO_LARGE)
+        elif self._timing != BODY_TIMEOUT:
+            self._start(BODY_TIMEOUT)
 
     def _start(self, what: str) -> None:
         self._stop()

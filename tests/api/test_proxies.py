@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from api.settings import ApiSettings
+from cryptostock.cli import main
 from cryptostock.settings import ApiDaemonSettings, RunSettings
 from tests.api.live import LiveApi
 
@@ -67,6 +68,9 @@ def test_daemon_settings_carry_rate_limit_cors_and_proxies(monkeypatch: pytest.M
         assert (api.rate_limit_per_second, api.header_timeout) == (5.0, 3.0)
     flagged = ApiDaemonSettings(cors_origins="https://c.example", rate_limit_burst=7).api_settings()
     assert (flagged.cors_origins, flagged.rate_limit_burst) == (["https://c.example"], 7)
+    monkeypatch.setenv("CRYPTOSTOCK_CORS_ORIGINS", "")  # what compose passes when .env leaves them empty
+    monkeypatch.setenv("CRYPTOSTOCK_TRUSTED_PROXIES", "")
+    assert (ApiDaemonSettings().cors_origins, ApiDaemonSettings().trusted_proxies) == ([], [])
 
 
 def test_cors_origins_from_settings_reach_the_server(tmp_path: Path) -> None:
@@ -76,3 +80,37 @@ def test_cors_origins_from_settings_reach_the_server(tmp_path: Path) -> None:
         other = httpx.get(f"{api.url}/api/v1/symbols", headers={"Origin": "https://evil.example"})
     assert allowed.headers["access-control-allow-origin"] == "https://app.example"
     assert "access-control-allow-origin" not in other.headers
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "expected"),
+    [
+        (
+            ["--trusted-proxies", "127.0.0.1,proxy.local"],
+            {},
+            "invalid settings: --trusted-proxies: 'proxy.local' is not an IP address or network"
+            " (e.g. 127.0.0.1, 10.0.0.0/8, ::1)",
+        ),
+        (
+            [],
+            {"CRYPTOSTOCK_HEADER_TIMEOUT": "0"},
+            "invalid settings: CRYPTOSTOCK_HEADER_TIMEOUT: Input should be greater than 0",
+        ),
+        (
+            ["--rate-limit-per-second", "-1"],
+            {},
+            "invalid settings: --rate-limit-per-second: Input should be greater than or equal to 0",
+        ),
+    ],
+)
+def test_a_bad_api_setting_is_one_line_naming_it(
+    args: list[str],
+    env: dict[str, str],
+    expected: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert main(["api", "--in-process-bus", *args]) == 2
+    assert capsys.readouterr().err.strip() == f"cryptostock api: {expected}"
