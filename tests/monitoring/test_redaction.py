@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from cryptostock.outcome import report_failure
 from monitoring.logger import LoggingSetup, flush_logs, get_logger
 from monitoring.redaction import REDACTED, SENSITIVE_KEY_PARTS, redact_text
 from storage.dsn import redact_dsn
@@ -135,3 +136,13 @@ def test_every_sensitive_key_is_redacted_in_text(key: str, separator: str) -> No
     quote = '"' if separator.startswith('"') else ""
     text = f"{quote}{key.upper()}{separator}v-{key}-1{quote}"
     assert f"v-{key}-1" not in redact_text(text)
+
+
+@pytest.mark.parametrize("as_json", [False, True])
+def test_a_command_s_failure_line_is_redacted(as_json: bool) -> None:
+    """The one line a failing command prints to stderr (journald, docker logs keep it) is a sink too."""
+    stream = io.StringIO()
+    error = ConnectionError("cannot reach postgresql://app:p@ss@db/x with Authorization: Bearer tk-1")
+    report_failure("processor", error, 1, as_json=as_json, stream=stream)
+    assert "p@ss" not in stream.getvalue() and "tk-1" not in stream.getvalue()
+    assert "postgresql://app:***@db/x" in stream.getvalue()
