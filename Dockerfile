@@ -30,10 +30,15 @@ RUN apt-get update \
     && useradd --system --uid 10001 --gid cryptostock --home-dir /var/lib/cryptostock --shell /usr/sbin/nologin cryptostock \
     && install -d -o cryptostock -g cryptostock /var/lib/cryptostock /var/log/cryptostock
 COPY --from=builder /opt/venv /opt/venv
+# Outside a container every daemon binds 127.0.0.1 by default; inside one the ports must be reachable from
+# the container network (Prometheus, the published API), so the image binds every interface explicitly.
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     LOG_DIR=/var/log/cryptostock \
-    CRYPTOSTOCK_DATA_DIR=/var/lib/cryptostock
+    CRYPTOSTOCK_DATA_DIR=/var/lib/cryptostock \
+    CRYPTOSTOCK_METRICS_ADDR=0.0.0.0 \
+    CRYPTOSTOCK_HOST=0.0.0.0 \
+    CRYPTOSTOCK_API_HOST=0.0.0.0
 WORKDIR /var/lib/cryptostock
 USER cryptostock:cryptostock
 # API 8000; metrics: run 9091, collector 9092, processor 9093, api 9094, simulate 9095; simulator 8765.
@@ -43,4 +48,4 @@ STOPSIGNAL SIGTERM
 HEALTHCHECK --interval=15s --timeout=5s --start-period=20s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/metrics' % os.environ.get('METRICS_PORT', '9091'), timeout=3)"]
 ENTRYPOINT ["/usr/bin/tini", "--", "cryptostock"]
-CMD ["run", "--api-host", "0.0.0.0"]
+CMD ["run"]

@@ -12,10 +12,13 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from starlette.routing import BaseRoute, Route, WebSocketRoute
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from api.deps import ApiContext
 from api.errors import install_error_handlers
+from api.limits import RequestLimitMiddleware
 from api.middleware import MetricsMiddleware, RequestContextMiddleware
+from api.openapi import install_openapi
 from api.ratelimit import RateLimitMiddleware, TokenBucketLimiter
 from api.routes import health as health_routes
 from api.routes import market, stream
@@ -26,7 +29,7 @@ from core.ports import FeedBoard, MarketCache, MarketStore
 from monitoring.health import Health
 from monitoring.metrics import METRICS, PlatformMetrics
 
-EXEMPT_FROM_RATE_LIMIT = frozenset({"/livez", "/readyz", "/metrics"})
+PROBES = frozenset({"/livez", "/readyz", "/metrics"})  # never rate-limited nor refused as overload
 
 __all__ = ["ApiSettings", "create_app"]
 
@@ -79,6 +82,7 @@ def create_app(
     app.include_router(health_routes.router)
     web = install_web(app)
     install_error_handlers(app)
+    install_openapi(app, settings)
     _install_middleware(app, settings, metrics, extra_routes=web.routes)
     return app
 
@@ -92,7 +96,8 @@ def _flat_routes(app: FastAPI, extra: list[BaseRoute]) -> list[BaseRoute]:
 def _install_middleware(
     app: FastAPI, settings: ApiSettings, metrics: PlatformMetrics, *, extra_routes: list[BaseRoute]
 ) -> None:
-    """Added innermost first: CORS, rate limiting, metrics, then the request context outermost."""
+    """Added innermost first: CORS, rate limiting, request limits, metrics, the request context, then
+    (outermost, when proxies are trusted) the client address from X-Forwarded-For."""
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -112,7 +117,18 @@ def _install_middleware(
             limiter=limiter,
             metrics=metrics,
             routes=_flat_routes(app, extra_routes),
-            exempt=EXEMPT_FROM_RATE_LIMIT,
+            exempt=PROBES,
         )
+    app.add_middleware(
+        RequestLimitMiddleware,
+        max_body_bytes=settings.max_body_bytes,
+        max_requests=settings.max_concurrent_requests,
+        max_websockets=settings.max_websockets,
+        exempt=PROBES,
+        shed=metrics.http_shed,
+    )
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.add_middleware(RequestContextMiddleware)
+    if settings.trusted_proxies:
+        # Only these peers may say who the client is; the rate limit keys on the result.
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -19,7 +19,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from loguru import logger
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import Scope
+from starlette.types import Scope, Send
 
 from core.errors import CircuitOpenError, PlatformError, StorageError
 
@@ -81,6 +81,22 @@ def error_payload(
 def error_bytes(code: str, message: str, *, request_id: str | None) -> bytes:
     """The error shape as bytes, for pure ASGI code that answers without a Response class."""
     return json.dumps(error_payload(code, message, request_id=request_id)).encode()
+
+
+async def send_error(
+    send: Send,
+    status: int,
+    code: str,
+    message: str,
+    *,
+    request_id: str | None,
+    headers: Sequence[tuple[bytes, bytes]] = (),
+) -> None:
+    """Answer with the error shape from pure ASGI middleware (before or instead of the application)."""
+    body = error_bytes(code, message, request_id=request_id)
+    start = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": [*start, *headers]})
+    await send({"type": "http.response.body", "body": body})
 
 
 def error_response(

@@ -21,7 +21,7 @@ from prometheus_client import Counter, Histogram
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.errors import error_bytes
+from api.errors import send_error
 from monitoring.metrics import PlatformMetrics
 
 REQUEST_ID_HEADER = b"x-request-id"
@@ -88,14 +88,8 @@ class RequestContextMiddleware:
                 logger.exception("unhandled error on {} {}", scope.get("method", "WS"), scope.get("path"))
                 if started or scope["type"] != "http":
                     raise
-                await _send_internal_error(send_with_id, request_id)
-
-
-async def _send_internal_error(send: Send, request_id: str) -> None:
-    body = error_bytes("internal_error", "internal server error; quote the request id", request_id=request_id)
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    await send({"type": "http.response.start", "status": 500, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+                message = "internal server error; quote the request id"
+                await send_error(send_with_id, 500, "internal_error", message, request_id=request_id)
 
 
 class MetricsMiddleware:

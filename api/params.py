@@ -1,7 +1,13 @@
 """Parsing and checking of query parameters, shared by the HTTP routes and the WebSocket endpoint.
 
 Each function raises `InvalidParameter` naming the parameter and saying why. Times come in as ISO-8601
-(timezone-less means UTC) or epoch milliseconds and leave as integer nanoseconds UTC.
+(timezone-less means UTC) or epoch milliseconds and leave as integer nanoseconds UTC, within what the
+stores hold: 64-bit nanoseconds since 1970, so 1970-01-01T00:00:00Z to 2262-04-11T23:47:16.854Z.
+
+The `*_PATTERN`s are what the OpenAPI document declares: every value matching one is accepted here
+syntactically (the server may accept more, e.g. any case or surrounding blanks), so a client that
+validates against the document is never refused for the form of a value, only for its meaning (an
+unknown symbol, a timeframe that does not divide a day, a time out of range).
 """
 
 from __future__ import annotations
@@ -13,11 +19,19 @@ from api.errors import InvalidParameter
 from core.errors import ConfigError
 from core.timeframes import NS_PER_MS, timeframe_ns
 
+EXCHANGE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$"
+SYMBOL_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9/_.-]{0,31}$"
+TIMEFRAME_PATTERN = r"^[1-9][0-9]{0,5}[smhd]$"
+TIME_PATTERN = (
+    r"^([0-9]{1,13}|[0-9]{4}-[0-9]{2}-[0-9]{2}"
+    r"(T[0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?(Z|[+-][0-9]{2}:[0-9]{2})?)?)$"
+)
+MAX_TIME_NS = 2**63 - 1  # the stores keep times as signed 64-bit nanoseconds
+_MAX_MS = MAX_TIME_NS // NS_PER_MS  # 2262-04-11T23:47:16.854Z
 _EXCHANGE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,31}$")
 _EPOCH_MS = re.compile(r"^-?[0-9]{1,16}$")
 # A "+hh:mm" offset typed unencoded into a URL arrives as " hh:mm".
 _SPACED_OFFSET = re.compile(r" ([0-9]{2}(:?[0-9]{2})?)$")
-_MAX_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
 _MAX_ECHO = 40
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -56,14 +70,16 @@ def parse_time(name: str, value: str | None) -> int | None:
     text = value.strip()
     ms = int(text) if _EPOCH_MS.match(text) else _iso_to_ms(name, _SPACED_OFFSET.sub(r"+\1", text))
     if not 0 <= ms <= _MAX_MS:
-        raise InvalidParameter(name, f"{_echo(value)} is outside 1970-01-01..9999-12-31")
+        raise InvalidParameter(
+            name, f"{_echo(value)} is outside {format_time(0)}..{format_time(_MAX_MS * NS_PER_MS)}"
+        )
     return ms * NS_PER_MS
 
 
 def _iso_to_ms(name: str, text: str) -> int:
     try:
         moment = datetime.fromisoformat(text)
-    except ValueError:
+    except (ValueError, OverflowError):
         raise InvalidParameter(
             name, f"invalid time {_echo(text)}: expected ISO-8601 (2024-01-01T00:00:00Z) or epoch ms"
         ) from None

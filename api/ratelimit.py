@@ -4,11 +4,14 @@ A client starts with `burst` tokens; each HTTP request takes one; tokens refill 
 `burst`. A request without a token gets a 429 JSON error with Retry-After (whole seconds) and counts in
 rate_limit_exceeded_total{endpoint}. Memory is bounded: a bucket idle long enough to be full again is
 indistinguishable from a new one and is dropped, and at most `max_clients` buckets are kept (least
-recently seen dropped first). Behind a proxy, let uvicorn's proxy-headers support set the client address.
+recently seen dropped first). The client is the peer's address (an IPv6 one by its /64, which one host
+usually holds whole), or, behind a proxy listed in `ApiSettings.trusted_proxies`, the address it
+forwarded (api.app installs that middleware; the server never believes X-Forwarded-For itself).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import time
 from collections import OrderedDict
@@ -17,7 +20,7 @@ from collections.abc import Callable, Iterable
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from api.errors import error_bytes, request_id_of
+from api.errors import request_id_of, send_error
 from api.middleware import match_route, route_template
 from monitoring.metrics import PlatformMetrics
 
@@ -70,8 +73,17 @@ class TokenBucketLimiter:
 
 
 def client_key(scope: Scope) -> str:
+    """The bucket of the request's client: its IPv4 address, or the /64 of its IPv6 address."""
     client = scope.get("client")
-    return str(client[0]) if client else "unknown"
+    if not client:
+        return "unknown"
+    host = str(client[0])
+    if ":" not in host:
+        return host
+    try:
+        return str(ipaddress.IPv6Network((host, 64), strict=False))
+    except ValueError:
+        return host
 
 
 class RateLimitMiddleware:
@@ -112,11 +124,5 @@ class RateLimitMiddleware:
             f"rate limit exceeded ({limiter.rate:g} requests/s, burst {limiter.burst}); "
             f"retry in {retry_after} s"
         )
-        body = error_bytes("rate_limited", message, request_id=request_id_of(scope))
-        headers = [
-            (b"content-type", b"application/json"),
-            (b"content-length", str(len(body)).encode()),
-            (b"retry-after", str(retry_after).encode()),
-        ]
-        await send({"type": "http.response.start", "status": 429, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
+        retry = [(b"retry-after", str(retry_after).encode())]
+        await send_error(send, 429, "rate_limited", message, request_id=request_id_of(scope), headers=retry)

@@ -24,13 +24,31 @@ def _common(parser: argparse.ArgumentParser, settings_type: type[BaseModel]) -> 
     parser.add_argument(
         "--metrics-port", type=int, default=S, help=f"metrics/health port (default {metrics_port})"
     )
-    parser.add_argument("--metrics-addr", default=S, help="metrics bind address (default 0.0.0.0)")
+    parser.add_argument(
+        "--metrics-addr", default=S, help="metrics bind address (default 127.0.0.1; 0.0.0.0: every interface)"
+    )
     parser.add_argument("--log-level", default=S, help="DEBUG, INFO, WARNING... (env LOG_LEVEL)")
     parser.add_argument("--log-format", choices=["text", "json"], default=S, help="env LOG_FORMAT")
     parser.add_argument("--log-dir", default=S, help="log directory (env LOG_DIR, default logs)")
     parser.add_argument("--data-dir", default=S, help="embedded database directory (default data)")
     parser.add_argument("--database-url", default=S, help="PostgreSQL URL (env DATABASE_URL; absent: SQLite)")
     parser.add_argument("--redis-url", default=S, help="Redis URL (env REDIS_URL; absent: in-process bus)")
+
+
+def _api_options(parser: argparse.ArgumentParser) -> None:
+    """The API's protection that an operator sets per deployment (the server's limits: environment)."""
+    parser.add_argument(
+        "--rate-limit-per-second", type=float, default=S, help="per client IP, 0 = off (default 20)"
+    )
+    parser.add_argument("--rate-limit-burst", type=int, default=S, help="requests at once (default 40)")
+    parser.add_argument(
+        "--cors-origins", default=S, help="comma-separated origins allowed by CORS (default: none)"
+    )
+    parser.add_argument(
+        "--trusted-proxies",
+        default=S,
+        help="comma-separated proxy IPs/networks whose X-Forwarded-For is believed (default: none)",
+    )
 
 
 def _processing(parser: argparse.ArgumentParser) -> None:
@@ -73,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=S,
         help="symbols, venue's own or BASE-QUOTE, optionally venue:SYMBOL (default: each venue's own)",
     )
-    run.add_argument("--api-host", default=S)
+    run.add_argument("--api-host", default=S, help="API bind address (default 127.0.0.1)")
     run.add_argument("--api-port", type=int, default=S, help="API port (default 8000)")
     run.add_argument("--sim-port", type=int, default=S, help="simulator port (default 8765)")
     run.add_argument("--tps", type=float, default=S, help="simulated trades per second (default 20)")
@@ -83,6 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--rest-url", default=S, help="backfill from this REST base URL instead")
     run.add_argument("--live", action="store_true", default=S, help="collect from the real exchanges")
     run.add_argument("--ws-client", choices=["websockets", "picows"], default=S, help="websocket client")
+    _api_options(run)
 
     collector = commands.add_parser("collector", help="collect trades from an exchange onto the bus")
     _common(collector, settings.CollectorSettings)
@@ -122,8 +141,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     api = commands.add_parser("api", help="serve the REST and WebSocket API")
     _common(api, settings.ApiDaemonSettings)
-    api.add_argument("--host", default=S)
+    api.add_argument("--host", default=S, help="bind address (default 127.0.0.1; 0.0.0.0: every interface)")
     api.add_argument("--port", type=int, default=S, help="API port (default 8000)")
+    _api_options(api)
     _in_process_bus(api)
 
     simulate = commands.add_parser("simulate", help="serve a simulated exchange (websocket and REST)")

@@ -127,7 +127,9 @@ async def run_api(settings: ApiDaemonSettings) -> None:
             _add_checks(ctx, store=store, cache=cache)
             if not await _until_done(ctx, "database migration", store.migrate):
                 return
-            server = serve_api(store, cache, host=settings.host, port=settings.port, health=ctx.health)
+            server = serve_api(
+                store, cache, host=settings.host, port=settings.port, health=ctx.health, options=settings
+            )
             await _run_until_stopped(ctx, {"api": (server.serve, server.stop)})
         finally:
             await _close_all(cache, store)
@@ -150,7 +152,14 @@ async def run_all(settings: RunSettings) -> None:
             await store.ensure_source(settings.source)
             collectors = await _start_venues(settings, bus, cache, simulators, resume_sources=[store, bus])
             service = _processor(settings, bus, store, cache)
-            api = serve_api(store, cache, host=settings.api_host, port=settings.api_port, health=ctx.health)
+            api = serve_api(
+                store,
+                cache,
+                host=settings.api_host,
+                port=settings.api_port,
+                health=ctx.health,
+                options=settings,
+            )
             _add_checks(ctx, store=store, bus=bus, cache=cache)
             log.info(
                 "platform up: API http://{}:{}/docs, metrics {}, data source {} in {}, exchanges {}",

@@ -15,6 +15,8 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
+from monitoring.redaction import redact_text
+
 EXIT_CONFIG = 2
 EXIT_FAILURE = 1
 
@@ -52,8 +54,9 @@ def report_failure(
     stream: TextIO | None = None,
 ) -> int:
     """Write the failure once and return `exit_code`; `kind` (default: the exception's type) goes into
-    the JSON record's `error` field."""
-    message = error if isinstance(error, str) else str(error)
+    the JSON record's `error` field. Secrets in the message are redacted, as in the logs: it goes to
+    stderr, which journald and container runtimes keep."""
+    message = redact_text(error if isinstance(error, str) else str(error))
     fields = {"error": kind or type(error).__name__, "exit_code": exit_code}
     print(_line(command, "ERROR", message, as_json, fields), file=stream or sys.stderr, flush=True)
     return exit_code

@@ -24,8 +24,8 @@ from core.timeframes import timeframe_ns
 from monitoring.metrics import METRICS, PlatformMetrics
 
 if TYPE_CHECKING:
+    from api.server import ApiServer
     from cryptostock.settings import RunSettings
-    from cryptostock.wiring import ApiServer
 
 
 def _total(metric: MetricWrapperBase, sample: str) -> float:

@@ -4,11 +4,12 @@ environment. Unknown keys are rejected; secrets (DSNs with passwords) are Secret
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from api.settings import ApiSettings, AtLeastOne, Bytes, Origins, PerSecond, Proxies, Seconds
 from collectors.registry import ADAPTERS
 from core.errors import ConfigError
 from core.timeframes import DEFAULT_TIMEFRAMES, parse_timeframes, timeframe_ns
@@ -34,7 +35,7 @@ class CommonSettings(BaseSettings):
     redis_prefix: str = "cryptostock"
     data_dir: Path = Path("data")
     metrics_port: int = _metrics_port(9091)
-    metrics_addr: str = "0.0.0.0"
+    metrics_addr: str = "127.0.0.1"  # loopback outside containers; the image and compose set 0.0.0.0
     log_level: str = Field(default="INFO", validation_alias=AliasChoices("log_level", "LOG_LEVEL"))
     log_format: Literal["text", "json"] = Field(
         default="text", validation_alias=AliasChoices("log_format", "LOG_FORMAT")
@@ -119,6 +120,32 @@ class CollectorOptions(BaseModel):
         return self
 
 
+_API = ApiSettings()
+
+
+class ApiOptions(BaseModel):
+    """What a daemon serving the API (`cryptostock api`, `cryptostock run`) passes to it: the rate limit,
+    CORS, the proxies whose X-Forwarded-For is believed, and the server's limits (seconds, bytes,
+    counts). Meanings and defaults: api.settings.ApiSettings and docs/api.md. Lists are comma-separated
+    (`CRYPTOSTOCK_TRUSTED_PROXIES=127.0.0.1,10.0.0.0/8`)."""
+
+    rate_limit_per_second: PerSecond = _API.rate_limit_per_second
+    rate_limit_burst: AtLeastOne = _API.rate_limit_burst
+    cors_origins: Annotated[Origins, NoDecode] = Field(default_factory=list)
+    trusted_proxies: Annotated[Proxies, NoDecode] = Field(default_factory=list)
+    header_timeout: Seconds = _API.header_timeout
+    body_timeout: Seconds = _API.body_timeout
+    send_timeout: Seconds = _API.send_timeout
+    keep_alive_timeout: Seconds = _API.keep_alive_timeout
+    max_connections: AtLeastOne = _API.max_connections
+    max_concurrent_requests: AtLeastOne = _API.max_concurrent_requests
+    max_websockets: Bytes = _API.max_websockets
+    max_body_bytes: Bytes = _API.max_body_bytes
+
+    def api_settings(self) -> ApiSettings:
+        return ApiSettings(**self.model_dump(include=set(ApiOptions.model_fields)))
+
+
 class SeparateDaemon(BaseModel):
     """A daemon of its own (collector, processor, api): without REDIS_URL its bus and cache would live in
     this process only, where no other daemon can reach them, so it refuses to start unless asked."""
@@ -169,9 +196,9 @@ class DeadLettersSettings(CommonSettings):
     limit: int = Field(default=20, ge=1, le=100_000)
 
 
-class ApiDaemonSettings(CommonSettings, SeparateDaemon):
+class ApiDaemonSettings(CommonSettings, ApiOptions, SeparateDaemon):
     metrics_port: int = _metrics_port(9094)
-    host: str = "0.0.0.0"
+    host: str = "127.0.0.1"  # loopback outside containers; the image and compose set 0.0.0.0
     port: int = Field(default=8000, ge=0, le=65535)
 
 
@@ -185,7 +212,7 @@ class SimulateSettings(CommonSettings, SimulatorSettings):
         return SimulatorSettings.model_validate(self.model_dump(include=set(SimulatorSettings.model_fields)))
 
 
-class RunSettings(ProcessorSettings, CollectorOptions):
+class RunSettings(ProcessorSettings, CollectorOptions, ApiOptions):
     """`cryptostock run`: per exchange a simulator and a collector, plus processor and API, in one process.
 
     exchange: the venues to collect from (`binance,coinbase,okx`); each gets its own simulator on

@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
-import socket
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
-import uvicorn
-from fastapi import FastAPI
 from loguru import logger
 
 from api.app import create_app
+from api.server import ApiServer
 from collectors.adapter import ExchangeAdapter
 from collectors.backfill import RestBackfiller, discover
 from collectors.backoff import Backoff
@@ -24,6 +21,7 @@ from core.errors import ConfigError, ExchangeError, PlatformError
 from core.ports import FeedBoard, ResumeSource
 from core.types import BusItem, ResumePoint
 from cryptostock.settings import (
+    ApiOptions,
     CollectorOptions,
     CommonSettings,
     ProcessorSettings,
@@ -212,73 +210,10 @@ def _later(a: ResumePoint, b: ResumePoint) -> bool:
     return a.ts_event > b.ts_event
 
 
-class _EmbeddedUvicorn(uvicorn.Server):
-    """uvicorn that leaves SIGTERM/SIGINT to the daemon, which stops every component in order, and says
-    "API ready" only once it accepts connections."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        await super().startup(sockets)
-        if self.started:
-            host, port = self.config.host, self.config.port
-            logger.bind(component="api").info("API ready on http://{}:{}/", host, port)
-
-
-def bind_api_socket(host: str, port: int) -> socket.socket:
-    """The API's listening socket, bound before the application starts: a busy port is a one-line
-    ConfigError, never a started-then-failed server."""
-    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as exc:
-        sock.close()
-        if exc.errno == errno.EADDRINUSE:
-            raise ConfigError(
-                f"API port {port} on {host} is already in use; choose another with --port (cryptostock api)"
-                " or --api-port (cryptostock run)"
-            ) from None
-        raise ConfigError(f"cannot serve the API on {host}:{port}: {exc.strerror or exc}") from None
-    return sock
-
-
-class ApiServer:
-    """uvicorn serving the API inside our event loop."""
-
-    def __init__(self, app: FastAPI, host: str, port: int) -> None:
-        config = uvicorn.Config(
-            app,
-            host=host,
-            port=port,
-            log_config=None,
-            access_log=False,
-            lifespan="on",
-            ws="websockets-sansio",
-        )
-        self._server = _EmbeddedUvicorn(config)
-
-    async def serve(self) -> None:
-        config = self._server.config
-        sock = bind_api_socket(config.host, config.port)
-        try:
-            await self._server.serve(sockets=[sock])
-        finally:
-            sock.close()
-        if not self._server.started:
-            raise ConfigError(
-                f"API could not listen on {self._server.config.host}:{self._server.config.port}"
-            )
-
-    def stop(self) -> None:
-        self._server.should_exit = True
-
-    def started(self) -> bool:
-        """True once the API accepts connections."""
-        return bool(self._server.started)
-
-
-def serve_api(store: SqlStore, cache: Cache, *, host: str, port: int, health: Health) -> ApiServer:
-    return ApiServer(create_app(store, cache, health=health, feeds=cache), host, port)
+def serve_api(
+    store: SqlStore, cache: Cache, *, host: str, port: int, health: Health, options: ApiOptions | None = None
+) -> ApiServer:
+    """The API over `store` and `cache` with the daemon's API settings (rate limit, CORS, trusted
+    proxies, the server's limits); `options` None: the defaults."""
+    settings = options.api_settings() if options is not None else None
+    return ApiServer(create_app(store, cache, health=health, feeds=cache, settings=settings), host, port)

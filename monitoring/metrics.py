@@ -217,6 +217,13 @@ class PlatformMetrics:
         self.rate_limit_exceeded = Counter(
             "rate_limit_exceeded", "Requests refused by the API rate limiter", ["endpoint"], registry=r
         )
+        self.http_shed = Counter(
+            "http_shed",
+            "API connections closed and requests refused by the server's limits "
+            "(header/body/send timeout, connection limit, body too large, overloaded, websocket limit)",
+            ["reason"],
+            registry=r,
+        )
         # Circuit breaker
         self.circuit_breaker_state = Gauge(
             "circuit_breaker_state", "Circuit state: 0 closed, 1 open, 2 half-open", ["component"], registry=r

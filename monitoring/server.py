@@ -3,10 +3,18 @@
 The server runs on its own thread, so it answers from sync and async programs alike and keeps
 answering `/metrics` while the event loop is busy; `/readyz` is evaluated on the loop through
 `Health.ready_threadsafe`.
+
+A thread serves each connection, so idle or half-sent requests would each hold a thread and a file
+descriptor for ever, and a few hundred of them starve the whole process (its API and database
+connections included). So: a request's headers must arrive within `header_timeout` seconds of the
+connection opening or of the previous response (a trickle of bytes does not extend it), a blocked read
+or write gives up after `SEND_TIMEOUT`, and at most `max_connections` are open: at the limit, the one
+waiting for a request the longest is closed to make room.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import functools
 import inspect
@@ -16,6 +24,7 @@ import platform
 import socket
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import metadata
@@ -30,6 +39,9 @@ from monitoring.health import Health, liveness
 from monitoring.metrics import METRICS, PlatformMetrics
 
 DEFAULT_METRICS_PORT = 9091
+HEADER_TIMEOUT = 10.0  # s for a request's headers, counted from the connection or the previous response
+SEND_TIMEOUT = 30.0  # s one blocked read or write of a connection may take
+MAX_CONNECTIONS = 64  # a scrape or a probe holds one for milliseconds
 P = ParamSpec("P")
 T = TypeVar("T")
 
@@ -99,8 +111,77 @@ def set_build_info(service: str, metrics: PlatformMetrics = METRICS) -> dict[str
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 128  # listen backlog: socketserver's 5 drops connection bursts (1 s SYN retries)
     registry: CollectorRegistry
     health: Health | None
+    header_timeout = HEADER_TIMEOUT
+    max_connections = MAX_CONNECTIONS
+
+    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler]) -> None:
+        self._lock = threading.Lock()
+        self._open: set[socket.socket] = set()
+        self._waiting: OrderedDict[socket.socket, float] = OrderedDict()  # since when, oldest first
+        super().__init__(address, handler)
+
+    def waiting(self, connection: socket.socket) -> None:
+        with self._lock:
+            if connection in self._open:
+                self._waiting[connection] = time.monotonic()
+                self._waiting.move_to_end(connection)
+
+    def busy(self, connection: socket.socket) -> None:
+        with self._lock:
+            self._waiting.pop(connection, None)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if self._admit(request):
+            super().process_request(request, client_address)
+        else:
+            self.shutdown_request(request)  # every connection is busy answering: refuse this one
+
+    def _admit(self, connection: socket.socket) -> bool:
+        with self._lock:
+            if len(self._open) >= self.max_connections:
+                if not self._waiting:
+                    return False
+                victim, _ = self._waiting.popitem(last=False)
+                self._open.discard(victim)
+                _hang_up(victim)
+            self._open.add(connection)
+            self._waiting[connection] = time.monotonic()
+        return True
+
+    def service_actions(self) -> None:
+        """Run by serve_forever between polls: close connections overdue with their request headers."""
+        deadline = time.monotonic() - self.header_timeout
+        with self._lock:
+            while self._waiting:
+                connection, since = next(iter(self._waiting.items()))
+                if since > deadline:
+                    break
+                del self._waiting[connection]
+                _hang_up(connection)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._lock:
+            self._open.discard(request)
+            self._waiting.pop(request, None)
+        super().shutdown_request(request)
+
+    def server_close(self) -> None:
+        super().server_close()
+        with self._lock:
+            for connection in self._open:
+                _hang_up(connection)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # a client gone or hung up; socketserver would print a traceback to stderr
+
+
+def _hang_up(connection: socket.socket) -> None:
+    """End a connection served by another thread: its blocked read returns at once."""
+    with contextlib.suppress(OSError):
+        connection.shutdown(socket.SHUT_RDWR)
 
 
 class _IPv6Server(_Server):
@@ -110,6 +191,16 @@ class _IPv6Server(_Server):
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
     protocol_version = "HTTP/1.1"
+    timeout = SEND_TIMEOUT  # set on the socket: bounds each blocked read and write
+
+    def handle_one_request(self) -> None:
+        self.server.waiting(self.connection)
+        super().handle_one_request()
+
+    def parse_request(self) -> bool:
+        parsed = super().parse_request()  # reads the headers
+        self.server.busy(self.connection)
+        return parsed
 
     def do_GET(self) -> None:
         path = self.path.split("?", 1)[0]
@@ -166,14 +257,18 @@ class MetricsServer:
 
 def start_metrics_server(
     port: int | None = None,
-    addr: str = "0.0.0.0",
+    addr: str = "127.0.0.1",
     registry: CollectorRegistry = REGISTRY,
     health: Health | None = None,
+    *,
+    header_timeout: float = HEADER_TIMEOUT,
+    max_connections: int = MAX_CONNECTIONS,
 ) -> MetricsServer:
     """Serve `/metrics` (and `/livez`, `/readyz` when `health` is given) on a background thread.
 
     `port`: None = env METRICS_PORT, else 9091; 0 = any free port (read `.port`). A port in use (or an
-    address that cannot be bound) raises ConfigError with a one-line message.
+    address that cannot be bound) raises ConfigError with a one-line message. `header_timeout` (s) and
+    `max_connections`: see the module docstring.
     """
     if port is None:
         raw = os.environ.get("METRICS_PORT") or str(DEFAULT_METRICS_PORT)
@@ -192,6 +287,8 @@ def start_metrics_server(
         raise ConfigError(msg) from None
     server.registry = registry
     server.health = health
+    server.header_timeout = header_timeout
+    server.max_connections = max_connections
     thread = threading.Thread(
         target=server.serve_forever, kwargs={"poll_interval": 0.1}, name=f"metrics-server-{port}", daemon=True
     )

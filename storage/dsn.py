@@ -1,21 +1,12 @@
-"""Connection URLs are logged only with their password replaced."""
+"""Connection URLs are logged only with their secrets replaced."""
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit, urlunsplit
+from monitoring.redaction import redact_text
 
 
 def redact_dsn(url: str) -> str:
-    """`url` with any password replaced by '***' (user, host, port, path and query kept)."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<unparseable url>"
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    netloc = f"{user}:***@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    """`url` with its password replaced by '***' (a password holding '@' or '/' included) and the values
+    of secret query parameters (`password=`, `sslpassword=`, `token=`, `api_key=`...) too; user, host,
+    port, path and the other parameters are kept."""
+    return redact_text(url)

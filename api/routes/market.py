@@ -18,7 +18,7 @@ from api.deps import (
     TradesLimitDep,
 )
 from api.errors import NotFound, Unavailable
-from api.params import parse_exchange
+from api.params import EXCHANGE_PATTERN, parse_exchange
 from api.schemas import (
     BarOut,
     BarsOut,
@@ -40,9 +40,13 @@ from core.types import ClosedBar
 
 _ERRORS: dict[int | str, dict[str, object]] = {
     404: {"model": ErrorOut, "description": "unknown exchange or symbol"},
+    413: {"model": ErrorOut, "description": "request body above max_body_bytes (GET takes no body)"},
     422: {"model": ErrorOut, "description": "a parameter that cannot be used (named in the error)"},
     429: {"model": ErrorOut, "description": "rate limited; see Retry-After"},
-    503: {"model": ErrorOut, "description": "storage unavailable"},
+    503: {
+        "model": ErrorOut,
+        "description": "storage unavailable, or too many requests in progress (overloaded); see Retry-After",
+    },
 }
 
 router = APIRouter(prefix="/api/v1", tags=["market data"], responses=_ERRORS)
@@ -69,7 +73,14 @@ FEED_STALE_AFTER_NS = (
 @router.get("/feeds", summary="Each symbol's feed: streaming, quiet, disconnected or repairing")
 async def list_feeds(
     context: ContextDep,
-    exchange: Annotated[str | None, Query(max_length=64, description="only this exchange")] = None,
+    exchange: Annotated[
+        str | None,
+        Query(
+            max_length=32,
+            description="only this exchange (absent: every exchange)",
+            json_schema_extra={"pattern": EXCHANGE_PATTERN},
+        ),
+    ] = None,
 ) -> FeedsOut:
     if context.feeds is None:
         raise Unavailable("this API process has no feed board (it needs the collectors' cache)")

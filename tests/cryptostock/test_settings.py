@@ -31,6 +31,18 @@ def test_each_daemon_has_its_own_metrics_port_so_they_run_side_by_side(
     assert 9091 not in ports.values()
 
 
+def test_every_port_binds_loopback_unless_told_otherwise(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("CRYPTOSTOCK_METRICS_ADDR", "CRYPTOSTOCK_HOST", "CRYPTOSTOCK_API_HOST"):
+        monkeypatch.delenv(name, raising=False)
+    for settings in (*DAEMONS.values(), RunSettings):
+        assert settings().metrics_addr == "127.0.0.1", settings.__name__
+    assert ApiDaemonSettings().host == "127.0.0.1"
+    assert RunSettings().api_host == "127.0.0.1"
+    monkeypatch.setenv("CRYPTOSTOCK_METRICS_ADDR", "0.0.0.0")  # what the image and compose set
+    monkeypatch.setenv("CRYPTOSTOCK_HOST", "0.0.0.0")
+    assert (ApiDaemonSettings().metrics_addr, ApiDaemonSettings().host) == ("0.0.0.0", "0.0.0.0")
+
+
 def test_help_states_each_daemons_metrics_port(capsys: pytest.CaptureFixture[str]) -> None:
     for name, settings in DAEMONS.items():
         with pytest.raises(SystemExit):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import platform
 import socket
+import time
 from importlib import metadata
 
 import httpx
@@ -120,3 +121,81 @@ def test_bad_metrics_port_env_is_a_config_error(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setenv("METRICS_PORT", "ninety")
     with pytest.raises(ConfigError, match="METRICS_PORT must be an integer"):
         start_metrics_server()
+
+
+def test_binds_loopback_by_default(metrics: PlatformMetrics) -> None:
+    with start_metrics_server(port=0, registry=metrics.registry) as server:
+        assert server.addr == "127.0.0.1"
+        assert httpx.get(f"http://127.0.0.1:{server.port}/metrics").status_code == 200
+        with socket.socket() as probe:  # no other interface answers (when the host has one)
+            probe.settimeout(1)
+            other = _non_loopback_address()
+            if other is not None:
+                assert probe.connect_ex((other, server.port)) != 0
+
+
+def _non_loopback_address() -> str | None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+        try:
+            udp.connect(("192.0.2.1", 9))  # no packet is sent; this only picks the outgoing interface
+        except OSError:
+            return None
+        address = str(udp.getsockname()[0])
+    return None if address.startswith("127.") else address
+
+
+HALF_REQUEST = b"GET /metrics HTTP/1.1\r\nHost: m\r\n"
+
+
+def _closed_within(sock: socket.socket, seconds: float) -> bool:
+    """True when the server closes `sock` (EOF or reset) within `seconds`; what it sends is read past."""
+    sock.settimeout(seconds)
+    try:
+        while sock.recv(65536):
+            pass
+    except TimeoutError:
+        return False
+    except OSError:
+        return True
+    return True
+
+
+def _open(port: int, payload: bytes) -> socket.socket:
+    sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+    sock.sendall(payload)
+    return sock
+
+
+def test_requests_whose_headers_never_finish_are_closed(metrics: PlatformMetrics) -> None:
+    with start_metrics_server(port=0, registry=metrics.registry, header_timeout=0.5) as server:
+        started = time.monotonic()
+        with _open(server.port, HALF_REQUEST) as half, _open(server.port, b"") as silent:
+            assert _closed_within(half, 5) and _closed_within(silent, 5)
+        assert time.monotonic() - started < 3
+        with _open(server.port, b"") as trickled:  # a byte at a time does not extend the deadline
+            started = time.monotonic()
+            for byte in HALF_REQUEST * 5:
+                try:
+                    trickled.sendall(bytes([byte]))
+                except OSError:
+                    break
+                time.sleep(0.05)
+            assert time.monotonic() - started < 3
+        with _open(server.port, b"GET /metrics HTTP/1.1\r\nHost: m\r\n\r\n") as kept:  # idle after it
+            assert kept.recv(12) == b"HTTP/1.1 200"
+            assert _closed_within(kept, 5)
+        assert httpx.get(server.url).status_code == 200
+
+
+def test_at_the_connection_limit_the_longest_waiting_is_closed(metrics: PlatformMetrics) -> None:
+    with start_metrics_server(port=0, registry=metrics.registry, max_connections=8) as server:
+        idle = [_open(server.port, HALF_REQUEST) for _ in range(30)]
+        try:
+            started = time.monotonic()
+            assert httpx.get(server.url, timeout=5).status_code == 200
+            assert time.monotonic() - started < 2
+            assert _closed_within(idle[0], 2)  # the oldest made room
+            assert not _closed_within(idle[-1], 0.2)  # the newest still wait
+        finally:
+            for sock in idle:
+                sock.close()
