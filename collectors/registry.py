@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterable
 
 from collectors.adapter import ExchangeAdapter
 from collectors.exchanges.binance import BinanceAdapter, BinanceDeliveryAdapter, BinanceFuturesAdapter
+from collectors.exchanges.bybit import BybitAdapter
 from collectors.exchanges.coinbase import CoinbaseAdapter
 from collectors.exchanges.kraken import KrakenAdapter
 from collectors.exchanges.okx import OkxAdapter
@@ -23,6 +24,7 @@ ADAPTERS: dict[str, AdapterFactory] = {
     "coinbase": CoinbaseAdapter,
     "okx": OkxAdapter,
     "kraken": KrakenAdapter,
+    "bybit": BybitAdapter,
 }
 
 

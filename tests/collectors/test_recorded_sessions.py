@@ -5,8 +5,10 @@ Expected trades are computed here from each venue's documented fields, independe
 Trade counts are cryptofeed's own playback counts for the same files, except OKX: the capture also
 subscribed a future and a swap, whose 5 trades the spot adapter rejects as unknown symbols (74 - 5).
 
-Some captures speak an older protocol than the adapter (OTHER_PROTOCOL): Kraken's websocket v1 frames
-carry no trade ids, so only its recorded AssetPairs answer is used (discovery, names, REST names).
+Two captures speak an older protocol than the adapter (OTHER_PROTOCOL): Kraken's websocket v1 frames
+carry no trade ids, so only its recorded AssetPairs answer is used (discovery, names, REST names);
+Bybit's v2 trade frames are rewritten into v5's field names, which checks real ids (UUIDs), sides,
+times and size texts through the v5 parser without pretending the frames are v5.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from collectors.adapter import UNKNOWN_SYMBOL, ExchangeAdapter, Gap
 from collectors.gaps import NEW, GapTracker
 from collectors.registry import ADAPTERS, create_adapter
 from core.errors import ParseError
-from core.types import SymbolInfo
+from core.types import Side, SymbolInfo
 from tests.collectors.captures import http_body, read_records, ws_frames
 
 # raw symbol, trade id text, sequence, price, quantity, taker side, ts_event ns
@@ -121,6 +123,7 @@ CAPTURES = {
 # Registered venues whose capture is of another protocol version: what of it is used instead.
 OTHER_PROTOCOL = {
     "kraken": "websocket v1 frames carry no trade ids: the recorded AssetPairs answer only",
+    "bybit": "v2 trade frames, rewritten into v5 field names: ids, sides, times and sizes",
 }
 
 
@@ -260,3 +263,51 @@ def test_kraken_symbols_match_cryptofeeds_normalisation(captures_dir: Path) -> N
     v1_pairs = json.loads(subscribe.payload)["pair"]  # v1 spellings: KSM/XBT, XBT/CHF
     resolved = {adapter.resolve_symbol(pair) for pair in v1_pairs}
     assert {info.symbol for info in resolved if info is not None} == set(json.loads(config.payload)["trades"])
+
+
+def _bybit_v5(payload: str) -> tuple[str, list[Expected]] | None:
+    """A recorded v2 `trade.*` frame as a v5 `publicTrade` push (T, s, S, v, p, i), and the trades it
+    must give; None for other frames. Numbers are read as their text (v2 sends sizes as numbers)."""
+    message = json.loads(payload, parse_float=str, parse_int=str)
+    if not str(message.get("topic", "")).startswith("trade."):
+        return None
+    rows = [
+        {"T": int(d["trade_time_ms"]), "s": d["symbol"], "S": d["side"], "v": d["size"], "p": d["price"],
+         "i": d["trade_id"]}
+        for d in message["data"]
+    ]  # fmt: skip
+    push = {"topic": "publicTrade." + message["data"][0]["symbol"], "type": "snapshot", "data": rows}
+    expected = [(r["s"], r["i"], None, r["p"], r["v"], r["S"].lower(), r["T"] * 1_000_000) for r in rows]
+    return json.dumps(push), expected  # type: ignore[return-value]
+
+
+def test_bybit_recorded_v2_trades_through_the_v5_parser(captures_dir: Path) -> None:
+    listed = json.loads(http_body(captures_dir / "BYBIT.0", "/v2/public/symbols"))["result"]
+    instruments = [
+        {
+            "symbol": r["name"],
+            "baseCoin": r["base_currency"],
+            "quoteCoin": r["quote_currency"],
+            "status": r["status"],
+        }
+        for r in listed
+    ]
+    body = json.dumps({"retCode": 0, "retMsg": "OK", "result": {"category": "spot", "list": instruments}})
+    adapter = create_adapter("bybit", create_adapter("bybit").parse_symbols(body.encode()))
+    seen = []
+    for ws_file in ("BYBIT.ws.25.0", "BYBIT.ws.26.0"):
+        for record in ws_frames(captures_dir / ws_file):
+            rewritten = _bybit_v5(record.payload)
+            if rewritten is None:
+                continue
+            trades = adapter.parse(rewritten[0], 1)
+            got = [
+                (t.raw_symbol, t.trade_id, t.sequence, t.price, t.quantity, t.side.value, t.ts_event)
+                for t in trades
+            ]
+            assert got == rewritten[1]
+            seen += trades
+    assert len(seen) == 251  # cryptofeed's own count for these files
+    assert {t.side for t in seen} == {Side.BUY, Side.SELL} and len({t.trade_id for t in seen}) == 251
+    canonical = {r["name"]: f"{r['base_currency']}-{r['quote_currency']}" for r in listed}
+    assert all(t.symbol == canonical[t.raw_symbol] and t.sequence is None for t in seen)

@@ -174,6 +174,17 @@ VENUES = {
         (Limit("EAPI:Rate limit exceeded under HTTP 200", _answer(_KRAKEN_LIMITED), 5.0),),
         1000, "since", _kraken_cursors, end_pages=2, time_unit_ns=1000,
     ),
+    "bybit": Venue(
+        "bybit", "BTCUSDT", "/v5/market/recent-trade", "/v5/market/instruments-info",
+        {"retCode": 0, "retMsg": "OK", "result": {"category": "spot", "list": [_BYBIT_SPOT]}},
+        _bybit,
+        (
+            Limit("retCode 10006 under HTTP 200", _answer(_BYBIT_LIMITED), 5.0),
+            Limit("HTTP 429", _text(429, "Too Many Requests"), 5.0),
+            Limit("HTTP 403: banned for ten minutes", _text(403, "access too frequent"), 600.0),
+        ),
+        60,
+    ),
 }  # fmt: skip
 GAP_VENUES = sorted(n for n in VENUES if VENUES[n].cursor)
 RECENT_VENUES = sorted(n for n in VENUES if not VENUES[n].cursor)

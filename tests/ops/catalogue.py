@@ -69,7 +69,7 @@ VENUES = (
 NOT_DEPLOYED = {"binance_futures", "binance_delivery"}
 # Adapters registered ahead of their deployment files (compose, Prometheus, systemd, docs: the ops part
 # of issue 10, which moves each to VENUES).
-NOT_DEPLOYED |= {"kraken"}
+NOT_DEPLOYED |= {"kraken", "bybit"}
 # Ports taken on one host by something other than a collector (docs/operations.md).
 RESERVED_PORTS = {
     9090: "prometheus",
