@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from enum import StrEnum
 from typing import Final, Protocol
+from urllib.parse import urlsplit
 
 import msgspec
 
@@ -82,7 +83,8 @@ class Capabilities(msgspec.Struct, frozen=True):
     """What a venue guarantees and allows; the session, gap tracking and repair act on these.
 
     sequence: see SequenceKind. repair: see RepairKind; repair_reach_s: how far back REST reaches
-    (seconds; None = as far as a collector needs). repair_page_size: rows per REST page.
+    (seconds; None = no limit in time: as far as a collector needs, or for RECENT_ONLY the latest
+    repair_page_size trades however old they are). repair_page_size: rows per REST page.
     heartbeat: see HeartbeatKind; ping_interval_s / ping_timeout_s: for CLIENT_PING and APP_PING, how
     often the client pings and how long it waits for the answer (seconds).
     max_connection_age_s: the venue cuts a connection after this long (None = no limit);
@@ -207,6 +209,36 @@ def classify_http(
     if status >= 400:
         return RestAnswer(RestVerdict.ERROR, detail=f"HTTP {status}: {body[:200].decode('utf-8', 'replace')}")
     return RestAnswer(RestVerdict.OK)
+
+
+def classify_coded(
+    status: int,
+    headers: Mapping[str, str],
+    body: bytes,
+    code: str | None,
+    *,
+    ok: str,
+    slow_down: frozenset[str],
+    retry_s: float,
+    message: str = "",
+) -> RestAnswer:
+    """The reading of venues that put a result code in the body, often under HTTP 200 (OKX, Kraken,
+    Bybit). `code`: the body's code (None: the body is not the venue's envelope). HTTP 429 or a
+    `slow_down` code: rate limited (Retry-After, else `retry_s` seconds); other HTTP errors and bodies
+    without a code: classify_http; a code other than `ok`: an error carrying `message`."""
+    detail = f"HTTP {status} code {code}: {message[:200]}"
+    if status == 429 or code in slow_down:
+        return RestAnswer(RestVerdict.RATE_LIMITED, retry_after_seconds(headers, retry_s), detail)
+    if status >= 400 or code is None or code == ok:
+        return classify_http(status, headers, body, retry_s)
+    return RestAnswer(RestVerdict.ERROR, detail=detail)
+
+
+def with_default_path(base_url: str, path: str) -> str:
+    """`base_url` with the venue's endpoint `path` appended when it names no path of its own (a host, or
+    a host and '/'); a URL with a path is an endpoint given explicitly and is kept."""
+    base = base_url.rstrip("/")
+    return base if urlsplit(base).path else base + path
 
 
 def newest_first_page(

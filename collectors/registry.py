@@ -6,7 +6,9 @@ from collections.abc import Callable, Iterable
 
 from collectors.adapter import ExchangeAdapter
 from collectors.exchanges.binance import BinanceAdapter, BinanceDeliveryAdapter, BinanceFuturesAdapter
+from collectors.exchanges.bybit import BybitAdapter
 from collectors.exchanges.coinbase import CoinbaseAdapter
+from collectors.exchanges.kraken import KrakenAdapter
 from collectors.exchanges.okx import OkxAdapter
 from collectors.transport import WebsocketsConnector, WsConnector
 from collectors.transport_picows import PicowsConnector
@@ -21,6 +23,8 @@ ADAPTERS: dict[str, AdapterFactory] = {
     "binance_delivery": BinanceDeliveryAdapter,
     "coinbase": CoinbaseAdapter,
     "okx": OkxAdapter,
+    "kraken": KrakenAdapter,
+    "bybit": BybitAdapter,
 }
 
 

@@ -7,6 +7,9 @@ API serve unchanged, trade ids are short text. A value outside them is rejected 
 `ParseError(error_type=INVALID_VALUE)`, so that it can neither crash nor wedge a later stage.
 `TradeFactory` makes every adapter's `Trade`s through those checks; `decode_json`, `decode_typed` and
 `convert_typed` turn any decoding failure into the `ParseError` the frame contract names.
+
+Venues that send prices as JSON numbers (Kraken) are decoded into `msgspec.Raw` and read with
+`json_number_text`: the digits exactly as sent, never through a binary float.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Mapping
+from decimal import Decimal
 from typing import Any, Final, TypeVar
 
 import msgspec
@@ -43,6 +47,7 @@ _ISO_TIME: Final = re.compile(
     r"^(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(Z|[+-]00:?00)?\Z", re.ASCII
 )
 _ANY: Final = msgspec.json.Decoder()
+_NUMBER_START: Final = frozenset(b"-0123456789")
 
 
 def is_positive_decimal(text: str) -> bool:
@@ -84,6 +89,20 @@ def ms_text_to_ns(text: str) -> int:
 def ms_to_ns(ms: int) -> int:
     """Milliseconds since the epoch -> ns; 0 (not a valid event time) when out of the stores' range."""
     return ms * NS_PER_MS if 0 < ms <= MAX_TIME_MS else 0
+
+
+def seconds_text_to_ns(text: str, resolution_ns: int = NS_PER_US) -> int:
+    """Seconds since the epoch as decimal text ('1688669597.8277369') -> ns, rounded to the nearest
+    `resolution_ns` (half up); 0 when it is not such text or lies out of the stores' range. Read from the
+    text, not a float: a venue that keeps microseconds but prints its times as binary floats writes digits
+    beyond them (…597.8277369 is the trade of …597.827737), and a float would lose the microseconds."""
+    whole, _, fraction = text.partition(".")
+    digits = whole + fraction
+    if not (whole and len(text) <= MAX_DECIMAL_CHARS and digits.isdigit() and digits.isascii()):
+        return 0
+    scale = 10 ** len(fraction) * resolution_ns
+    ns = (2 * int(digits) * 1_000_000_000 + scale) // (2 * scale) * resolution_ns
+    return ns if 0 < ns <= MAX_TIME_NS else 0
 
 
 def iso_to_ns(text: str) -> int:
@@ -157,6 +176,32 @@ def reject_oversized(frame: bytes | str, limit: int) -> None:
         raise ParseError(f"frame of {len(frame)} bytes", error_type=OVERSIZED, raw=frame[:512])
 
 
+def json_number_text(raw: msgspec.Raw, frame: bytes | str) -> str:
+    """The text of a JSON number exactly as sent ('0.10000000', '30000'), from the value decoded as
+    `msgspec.Raw`: no float round trip, so no digit is lost or added. An exponent form ('1E-8') is written
+    out as the same value in plain digits ('0.00000001'), the form prices are stored in (a value whose
+    plain form would be too long is left as sent, for the decimal check to refuse). ParseError
+    (UNEXPECTED_SCHEMA) when the value is not a number (a string, null, an object...); whether the number
+    is a valid price is the TradeFactory's check (a sign fails it)."""
+    text = bytes(raw)
+    if not text or text[0] not in _NUMBER_START:
+        detail = f"expected a JSON number, got {text[:40]!r}"
+        raise ParseError(detail, error_type=UNEXPECTED_SCHEMA, raw=frame)
+    number = text.decode("ascii")
+    if "e" in number or "E" in number:
+        return _plain_decimal(number)
+    return number
+
+
+def _plain_decimal(number: str) -> str:
+    """'1.5E-7' -> '0.00000015' exactly (Decimal, not float); unchanged when the plain form would exceed
+    MAX_DECIMAL_CHARS (writing out 1e999999999 would take a gigabyte)."""
+    value = Decimal(number)
+    if not -MAX_DECIMAL_CHARS < value.adjusted() < MAX_DECIMAL_CHARS:
+        return number
+    return format(value, "f")
+
+
 def decode_json(frame: bytes | str) -> Any:
     """Any JSON value (the slow path for frames that are not trades); ParseError(MALFORMED_JSON) for
     everything DECODE_ERRORS covers."""
@@ -164,6 +209,24 @@ def decode_json(frame: bytes | str) -> Any:
         return _ANY.decode(frame)
     except DECODE_ERRORS as exc:
         raise ParseError(f"not JSON: {exc}", error_type=MALFORMED_JSON, raw=frame) from None
+
+
+def decode_object(frame: bytes | str) -> dict[str, Any]:
+    """A JSON object (the slow path for frames that are not trades); ParseError MALFORMED_JSON as in
+    `decode_json`, UNEXPECTED_SCHEMA for any other JSON value."""
+    message = decode_json(frame)
+    if not isinstance(message, dict):
+        raise ParseError("frame is not a JSON object", error_type=UNEXPECTED_SCHEMA, raw=frame)
+    return message
+
+
+def decode_or_none(decoder: msgspec.json.Decoder[T], data: bytes | str) -> T | None:
+    """`data` as the decoder's type, None when it is not one (anything DECODE_ERRORS covers): the fast
+    path of a frame that falls back to a slower reading, or an answer that may not be the venue's."""
+    try:
+        return decoder.decode(data)
+    except DECODE_ERRORS:
+        return None
 
 
 def decode_typed(decoder: msgspec.json.Decoder[T], body: bytes | str, what: str) -> T:
@@ -185,12 +248,13 @@ def convert_typed(obj: Any, kind: type[T], frame: bytes | str, what: str) -> T:
 
 class TradeFactory:
     """Makes one venue's `Trade`s from its raw fields after checking them: the symbol must be listed
-    (else UNKNOWN_SYMBOL), the id a sequence the stores hold, prices and sizes positive decimals, the
-    event time (ns) non-zero (the converters above return 0 for what is out of range); else
-    INVALID_VALUE. Validated decimals are remembered (`DecimalCache`), so the hot path costs a dict
-    lookup and two set lookups. `canonical` maps raw -> canonical symbol (SymbolDirectory.canonical)."""
+    (else UNKNOWN_SYMBOL); the id, for a `sequenced` venue (SequenceKind.CONTIGUOUS), a sequence the
+    stores hold, else a short printable text; prices and sizes positive decimals; the event time (ns)
+    non-zero (the converters above return 0 for what is out of range); else INVALID_VALUE. Validated
+    decimals are remembered (`DecimalCache`), so the hot path costs a dict lookup and two set lookups.
+    `canonical` maps raw -> canonical symbol (SymbolDirectory.canonical)."""
 
-    __slots__ = ("_admit", "_canonical", "_valid", "exchange")
+    __slots__ = ("_admit", "_canonical", "_ident", "_valid", "exchange")
 
     @property
     def admit_decimal(self) -> Callable[[str], bool]:
@@ -203,14 +267,15 @@ class TradeFactory:
         values in it)."""
         return self._valid
 
-    def __init__(self, exchange: str, canonical: Mapping[str, str]) -> None:
+    def __init__(self, exchange: str, canonical: Mapping[str, str], sequenced: bool = True) -> None:
         decimals = DecimalCache()
         self.exchange = exchange
         self._canonical = canonical
         self._valid = decimals.valid
         self._admit = decimals.admit
+        self._ident = _numbered_id if sequenced else _text_id
 
-    def numbered(
+    def make(
         self,
         raw_symbol: str,
         trade_id: int | str,
@@ -221,15 +286,16 @@ class TradeFactory:
         ts_recv: int,
         backfilled: bool = False,
     ) -> Trade:
-        """A trade whose venue id is also its contiguous sequence: a JSON integer, or a string of ASCII
-        digits that stays the trade id exactly as sent ('000123' keeps its zeros, sequence 123)."""
-        sequence, text = _numbered_id(trade_id)
+        """A checked trade. A sequenced venue's id is also its sequence: a JSON integer, or a string of
+        ASCII digits that stays the trade id exactly as sent ('000123' keeps its zeros, sequence 123).
+        Another venue's id is kept as the text sent (a UUID, a numeric string...), sequence None."""
+        sequence, text, valid_id = self._ident(trade_id)
         symbol = self._canonical.get(raw_symbol)
         if symbol is None:
             raise ParseError(f"unknown symbol {raw_symbol[:80]!r}", error_type=UNKNOWN_SYMBOL, raw=raw_symbol)
         valid = self._valid
         if (
-            sequence is None
+            not valid_id
             or not ts_event
             or (price not in valid and not self._admit(price))
             or (quantity not in valid and not self._admit(quantity))
@@ -251,9 +317,17 @@ class TradeFactory:
         )
 
 
-def _numbered_id(trade_id: int | str) -> tuple[int | None, str]:
-    """(sequence, text) of a venue id that is a number; sequence None when it is not one the stores hold.
-    A string keeps its text as sent; an int is written out only when in range."""
+def _numbered_id(trade_id: int | str) -> tuple[int | None, str, bool]:
+    """(sequence, text, valid) of a venue id that is a number; not valid when it is not one the stores
+    hold. A string keeps its text as sent; an int is written out only when in range."""
     if isinstance(trade_id, int):
-        return (trade_id, str(trade_id)) if is_sequence(trade_id) else (None, "")
-    return uint_text(trade_id), trade_id
+        return (trade_id, str(trade_id), True) if is_sequence(trade_id) else (None, "", False)
+    sequence = uint_text(trade_id)
+    return sequence, trade_id, sequence is not None
+
+
+def _text_id(trade_id: int | str) -> tuple[int | None, str, bool]:
+    """(None, text, valid) of the id of a venue without a sequence: text as sent (`is_trade_id`)."""
+    if isinstance(trade_id, int):
+        return (None, str(trade_id), True) if is_sequence(trade_id) else (None, "", False)
+    return None, trade_id, is_trade_id(trade_id)

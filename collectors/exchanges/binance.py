@@ -233,7 +233,7 @@ class BinanceAdapter(ListedSymbols):
             return Trade(
                 self.name, symbol, ev.s, str(sequence), sequence, price, qty, side, ts_event, ts_recv
             )
-        return self._trades.numbered(ev.s, sequence, price, qty, side, ms_to_ns(time_ms), ts_recv)
+        return self._trades.make(ev.s, sequence, price, qty, side, ms_to_ns(time_ms), ts_recv)
 
     def _parse_slow(self, frame: bytes | str, ts_recv: int) -> list[Trade]:
         """Frames that are not combined trade events: raw events, control frames, other events, junk."""
@@ -302,7 +302,7 @@ class BinanceAdapter(ListedSymbols):
         self, raw: str, sequence: int, price: str, qty: str, time_ms: int, maker: bool, ts_recv: int
     ) -> Trade:
         side = _SELL if maker else _BUY
-        return self._trades.numbered(raw, sequence, price, qty, side, ms_to_ns(time_ms), ts_recv, True)
+        return self._trades.make(raw, sequence, price, qty, side, ms_to_ns(time_ms), ts_recv, True)
 
     def classify_response(self, status: int, headers: Mapping[str, str], body: bytes) -> RestAnswer:
         """429: request weight exceeded; 418: this IP is banned (2 minutes to 3 days), Retry-After."""

@@ -171,7 +171,7 @@ class CoinbaseAdapter(ListedSymbols):
 
     def _trade(self, raw: str, m: Match | TradeRow, ts_recv: int, backfilled: bool) -> Trade:
         side = _TAKER[m.side]
-        return self._trades.numbered(
+        return self._trades.make(
             raw, m.trade_id, m.price, m.size, side, iso_to_ns(m.time), ts_recv, backfilled
         )
 

@@ -43,19 +43,17 @@ from collectors.adapter import (
     RepairPage,
     RestAnswer,
     RestRequest,
-    RestVerdict,
     SequenceKind,
     by_sequence,
     chunks,
-    classify_http,
+    classify_coded,
     newest_first_page,
-    retry_after_seconds,
 )
 from collectors.symbols import ListedSymbols, spot_pair
 from collectors.values import (
-    DECODE_ERRORS,
     convert_typed,
-    decode_json,
+    decode_object,
+    decode_or_none,
     decode_typed,
     ms_text_to_ns,
     reject_oversized,
@@ -171,9 +169,8 @@ class OkxAdapter(ListedSymbols):
         if frame in _PONG:  # the answer to `ping` is bare text, not JSON
             return []
         reject_oversized(frame, self.capabilities.max_frame_bytes)
-        try:
-            push = _PUSH.decode(frame)
-        except DECODE_ERRORS:
+        push = decode_or_none(_PUSH, frame)
+        if push is None:
             return self._parse_other(frame, ts_recv)
         return self._push_trades(push.data, ts_recv)
 
@@ -187,15 +184,11 @@ class OkxAdapter(ListedSymbols):
         if d.count != "1":
             _reject_aggregate(d)
         side = _SIDES[d.side]
-        return self._trades.numbered(
-            raw, d.tradeId, d.px, d.sz, side, ms_text_to_ns(d.ts), ts_recv, backfilled
-        )
+        return self._trades.make(raw, d.tradeId, d.px, d.sz, side, ms_text_to_ns(d.ts), ts_recv, backfilled)
 
     def _parse_other(self, frame: bytes | str, ts_recv: int) -> list[Trade]:
         """Frames that are not well-formed trade pushes: events, other channels, errors, junk."""
-        message = decode_json(frame)
-        if not isinstance(message, dict):
-            raise ParseError("frame is not a JSON object", error_type=UNEXPECTED_SCHEMA, raw=frame)
+        message = decode_object(frame)
         event = message.get("event")
         if event is not None:
             return _event(event, message.get("code"), message.get("msg"), frame)
@@ -231,17 +224,17 @@ class OkxAdapter(ListedSymbols):
     def classify_response(self, status: int, headers: Mapping[str, str], body: bytes) -> RestAnswer:
         """HTTP 429 or a slow-down body code: rate limited (Retry-After, else 2 s); other HTTP errors via
         classify_http; a body code other than "0": an error carrying its msg."""
-        try:
-            envelope: Envelope | None = _ENVELOPE.decode(body)
-        except DECODE_ERRORS:
-            envelope = None
-        code = envelope.code if envelope is not None else ""
-        detail = f"HTTP {status} code {code}: {envelope.msg[:200] if envelope else ''}"
-        if status == 429 or code in _SLOW_DOWN_CODES:
-            return RestAnswer(RestVerdict.RATE_LIMITED, retry_after_seconds(headers, _RETRY_AFTER_S), detail)
-        if status >= 400 or envelope is None or code == "0":
-            return classify_http(status, headers, body)
-        return RestAnswer(RestVerdict.ERROR, detail=detail)
+        envelope = decode_or_none(_ENVELOPE, body)
+        return classify_coded(
+            status,
+            headers,
+            body,
+            envelope.code if envelope else None,
+            ok="0",
+            slow_down=_SLOW_DOWN_CODES,
+            retry_s=_RETRY_AFTER_S,
+            message=envelope.msg if envelope else "",
+        )
 
     def symbols_request(self) -> RestRequest:
         return RestRequest("/api/v5/public/instruments", (("instType", "SPOT"),))

@@ -2,9 +2,10 @@
 
 Each adapter in `collectors.registry.ADAPTERS` has a folder under tests/fixtures/venues/ (format in the
 README there): its symbols body, frames and the exact trades they make, malformed frames and the error
-type each raises, a repair conversation request by request, and REST answers to classify. On top, the
-capabilities must agree with what the adapter does, and randomly damaged frames and bodies may only
-give valid trades or ParseError / ReconnectRequested. Recorded sessions: test_recorded_sessions.py.
+type each raises, a repair conversation request by request (for venues that serve only their latest
+trades, recent-trade conversations instead), and REST answers to classify. On top, the capabilities
+must agree with what the adapter does, and randomly damaged frames and bodies may only give valid
+trades or ParseError / ReconnectRequested. Recorded sessions: test_recorded_sessions.py.
 """
 
 from __future__ import annotations
@@ -16,18 +17,21 @@ import zlib
 from collections import defaultdict
 from typing import Any
 
+import msgspec
 import pytest
 
 from collectors.adapter import (
     PARSE_ERROR_TYPES,
     ExchangeAdapter,
+    Gap,
     HeartbeatKind,
     ReconnectRequested,
     RepairKind,
+    RestRequest,
     RestVerdict,
     SequenceKind,
 )
-from collectors.registry import ADAPTERS
+from collectors.registry import ADAPTERS, create_adapter
 from collectors.symbols import canonical_spelling
 from collectors.values import INT64_MAX, is_positive_decimal, is_sequence, is_trade_id
 from core.errors import ParseError
@@ -36,6 +40,7 @@ from tests.collectors import venue_fixtures as vf
 from tests.collectors.mutations import mutate
 
 VENUES = sorted(ADAPTERS)
+RECENT_VENUES = [n for n in VENUES if create_adapter(n).capabilities.repair is RepairKind.RECENT_ONLY]
 FUZZ_ROUNDS = 400
 
 
@@ -123,6 +128,18 @@ def test_trade_ids_round_trip_and_sequences_are_contiguous(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", VENUES)
+def test_prices_and_sizes_are_the_exact_text_sent(name: str) -> None:
+    """Strings or JSON numbers (Kraken), a trade's price and quantity are the characters of the frame:
+    '0.10000000' stays so (a float would make it '0.1'), '30000' is not '30000.0'."""
+    adapter = vf.adapter(name)
+    for line, frame in enumerate(vf.load(name).frames, start=1):
+        trades = adapter.parse(frame, vf.ts_recv(line))
+        if trades:
+            sent = _leaves(json.loads(frame, parse_int=str, parse_float=str))
+            assert all(t.price in sent and t.quantity in sent for t in trades), f"line {line}"
+
+
+@pytest.mark.parametrize("name", VENUES)
 def test_malformed_frames_raise_parse_error_of_their_type(name: str) -> None:
     adapter = vf.adapter(name)
     failures = []
@@ -182,10 +199,42 @@ def test_bad_repair_bodies_raise_parse_error_of_their_type(name: str) -> None:
     adapter = vf.adapter(name)
     gap = vf.gap(repair["repairs"][0]["gap"])
     request = adapter.repair_request(gap)
-    assert request is not None
+    assert (request is None) is (repair["bad_bodies"] == []), "bad bodies for venues that repair gaps"
     for entry in repair["bad_bodies"]:
         with pytest.raises(ParseError) as caught:
-            adapter.repair_page(gap, request, vf.body_bytes(entry), repair["ts_recv"])
+            adapter.repair_page(gap, request, vf.body_bytes(entry), repair["ts_recv"])  # type: ignore[arg-type]
+        assert caught.value.error_type == entry["error"], entry["why"]
+
+
+@pytest.mark.parametrize("name", RECENT_VENUES)
+def test_recent_trade_conversations(name: str) -> None:
+    """RECENT_ONLY venues: the request for a symbol's latest trades and what its answer holds, oldest
+    first and backfilled, whatever order the venue answers in."""
+    recent = vf.load(name).recent
+    adapter = vf.adapter(name)
+    assert recent is not None, "recent.json is required for a RECENT_ONLY venue"
+    for conversation in recent["conversations"]:
+        raw, why = conversation["raw_symbol"], conversation["why"]
+        request = adapter.recent_request(raw)
+        assert request is not None and request.method == "GET"
+        expected = vf.request(conversation["request"])
+        assert (request.path, request.params) == (expected.path, expected.params), why
+        body = vf.body_bytes(conversation)
+        assert adapter.classify_response(200, {}, body).verdict is RestVerdict.OK
+        trades = adapter.parse_recent(raw, body, recent["ts_recv"])
+        assert trades == [vf.trade(t) for t in conversation["trades"]], why
+        _check_trades(adapter, trades, recent["ts_recv"], backfilled=True)
+        assert [t.ts_event for t in trades] == sorted(t.ts_event for t in trades), why
+
+
+@pytest.mark.parametrize("name", RECENT_VENUES)
+def test_bad_recent_trade_bodies_raise_parse_error_of_their_type(name: str) -> None:
+    recent = vf.load(name).recent
+    adapter = vf.adapter(name)
+    assert recent is not None and recent["bad_bodies"]
+    for entry in recent["bad_bodies"]:
+        with pytest.raises(ParseError) as caught:
+            adapter.parse_recent(entry["raw_symbol"], vf.body_bytes(entry), recent["ts_recv"])
         assert caught.value.error_type == entry["error"], entry["why"]
 
 
@@ -202,15 +251,28 @@ def test_rest_answers_are_classified(name: str) -> None:
 @pytest.mark.parametrize("name", VENUES)
 def test_capabilities_agree_with_the_adapter(name: str) -> None:
     adapter = vf.adapter(name)
+    venue = vf.load(name)
     caps = adapter.capabilities
-    gap = vf.gap(vf.load(name).repair["repairs"][0]["gap"])
+    gap = vf.gap(venue.repair["repairs"][0]["gap"])
     request = adapter.repair_request(gap)
-    if caps.repair is RepairKind.NONE:
-        assert request is None
+    if caps.repair in (RepairKind.NONE, RepairKind.RECENT_ONLY):
+        assert request is None  # no gap can be repaired by its ids
     else:
         assert request is not None and str(caps.repair_page_size) in dict(request.params).values()
+        _check_repair_addressing(adapter, gap, request)
     if caps.repair in (RepairKind.ID_CURSOR, RepairKind.TIME_WINDOW):
         assert caps.sequence is SequenceKind.CONTIGUOUS  # a gap can only be found by sequence
+    recent = {raw: adapter.recent_request(raw) for raw in venue.instruments["listed"]}
+    if caps.repair is RepairKind.RECENT_ONLY:
+        assert venue.recent is not None
+        for raw, req in recent.items():
+            values = dict(req.params).values() if req is not None else ()
+            assert raw in values and str(caps.repair_page_size) in values, raw
+    else:
+        assert venue.recent is None and set(recent.values()) == {None}
+    if caps.sequence is SequenceKind.NONE:
+        parsed = [t for n, frame in enumerate(venue.frames, 1) for t in adapter.parse(frame, vf.ts_recv(n))]
+        assert parsed and all(t.sequence is None for t in parsed), "no sequence is invented"
     pings = caps.heartbeat in (HeartbeatKind.APP_PING, HeartbeatKind.CLIENT_PING)
     assert (caps.ping_interval_s is not None and caps.ping_timeout_s is not None) is pings
     assert (adapter.ping_message() is not None) is (caps.heartbeat is HeartbeatKind.APP_PING)
@@ -221,8 +283,23 @@ def test_capabilities_agree_with_the_adapter(name: str) -> None:
     else:
         assert 0 <= caps.reconnect_margin_s < caps.max_connection_age_s
     assert caps.symbols_per_connection >= 1 and caps.max_frame_bytes >= 4096
-    assert max(map(len, vf.load(name).frames)) < caps.max_frame_bytes
-    assert set(adapter.default_symbols) <= set(vf.load(name).instruments["listed"]), "raw symbols, listed"
+    assert max(map(len, venue.frames)) < caps.max_frame_bytes
+    assert set(adapter.default_symbols) <= set(venue.instruments["listed"]), "raw symbols, listed"
+
+
+def _check_repair_addressing(adapter: ExchangeAdapter, gap: Gap, request: RestRequest) -> None:
+    """ID_CURSOR repairs ask by the gap's ids and ignore its times; TIME_WINDOW repairs ask from the time
+    before the gap (a value at most a second earlier) and not by ids."""
+    by_time = adapter.repair_request(
+        msgspec.structs.replace(gap, after_ns=gap.after_ns - 10**9, before_ns=gap.before_ns + 10**9)
+    )
+    by_ids = adapter.repair_request(msgspec.structs.replace(gap, first=gap.first + 1, last=gap.last + 1))
+    if adapter.capabilities.repair is RepairKind.TIME_WINDOW:
+        assert gap.after_ns > 0, "the first fixture gap of a TIME_WINDOW venue knows the time before it"
+        assert by_time != request and by_ids == request
+        assert any(v.isdigit() and gap.after_ns - 10**9 <= int(v) <= gap.after_ns for _, v in request.params)
+    else:
+        assert by_ids != request and by_time == request
 
 
 @pytest.mark.parametrize("name", VENUES)
@@ -267,10 +344,10 @@ def test_fuzzed_rest_bodies_give_valid_pages_or_parse_errors(name: str) -> None:
     adapter = vf.adapter(name)
     rng = random.Random(zlib.crc32(name.encode()) + 1)
     pages = [(vf.gap(c["gap"]), p) for c in repair["repairs"] for p in c["pages"]]
-    for _ in range(FUZZ_ROUNDS // 3):
+    for _ in range(FUZZ_ROUNDS // 3 if pages else 0):
         gap, page = rng.choice(pages)
         body = mutate(rng, vf.body_bytes(page))
-        adapter.classify_response(rng.choice((200, 400, 418, 429, 500)), {"Retry-After": "x"}, body)
+        adapter.classify_response(rng.choice((200, 400, 403, 418, 429, 500)), {"Retry-After": "x"}, body)
         try:
             result = adapter.repair_page(gap, vf.request(page["request"]), body, repair["ts_recv"])
         except ParseError as exc:
@@ -278,6 +355,7 @@ def test_fuzzed_rest_bodies_give_valid_pages_or_parse_errors(name: str) -> None:
             continue
         _check_trades(adapter, result.trades, repair["ts_recv"], backfilled=True)
         assert all(gap.first <= t.sequence <= gap.last for t in result.trades)  # type: ignore[operator]
+    _fuzz_recent_bodies(adapter, rng)
     for _ in range(FUZZ_ROUNDS // 6):
         try:
             infos = adapter.parse_symbols(mutate(rng, vf.load(name).symbols_body))
@@ -285,6 +363,25 @@ def test_fuzzed_rest_bodies_give_valid_pages_or_parse_errors(name: str) -> None:
             assert exc.error_type in PARSE_ERROR_TYPES
             continue
         assert all(i.exchange == name and i.symbol == canonical_spelling(i.symbol) for i in infos)
+
+
+def _fuzz_recent_bodies(adapter: ExchangeAdapter, rng: random.Random) -> None:
+    """Damaged recent-trade answers (RECENT_ONLY venues): valid backfilled trades of the symbol asked
+    for, oldest first, or ParseError."""
+    recent = vf.load(adapter.name).recent
+    conversations = recent["conversations"] if recent else []
+    for _ in range(FUZZ_ROUNDS // 3 if conversations else 0):
+        conversation = rng.choice(conversations)
+        body = mutate(rng, vf.body_bytes(conversation))
+        adapter.classify_response(rng.choice((200, 403, 429, 500)), {"Retry-After": "x"}, body)
+        try:
+            trades = adapter.parse_recent(conversation["raw_symbol"], body, recent["ts_recv"])  # type: ignore[index]
+        except ParseError as exc:
+            assert exc.error_type in PARSE_ERROR_TYPES
+            continue
+        _check_trades(adapter, trades, recent["ts_recv"], backfilled=True)  # type: ignore[index]
+        assert {t.raw_symbol for t in trades} <= {conversation["raw_symbol"]}
+        assert [t.ts_event for t in trades] == sorted(t.ts_event for t in trades)
 
 
 def _outcome(adapter: ExchangeAdapter, frame: bytes | str) -> str:

@@ -95,7 +95,7 @@ def test_registry_names_known_exchanges_and_clients() -> None:
     assert create_adapter("Binance").name == "binance"
     assert isinstance(create_connector("picows"), PicowsConnector)
     with pytest.raises(ConfigError, match="binance, binance_delivery, binance_futures"):
-        create_adapter("kraken")
+        create_adapter("bitmex")
     with pytest.raises(ConfigError, match="picows, websockets"):
         create_connector("aiohttp")
 

@@ -27,6 +27,7 @@ class Venue(NamedTuple):
     reconnect: list[str]
     repair: dict[str, Any]
     connection: dict[str, Any]
+    recent: dict[str, Any] | None  # RepairKind.RECENT_ONLY venues only
 
 
 def fixture_names() -> set[str]:
@@ -37,6 +38,7 @@ def fixture_names() -> set[str]:
 def load(name: str) -> Venue:
     folder = VENUES_DIR / name
     reconnect = folder / "reconnect.txt"
+    recent = folder / "recent.json"
     return Venue(
         name,
         (folder / "symbols.json").read_bytes(),
@@ -47,6 +49,7 @@ def load(name: str) -> Venue:
         _lines(reconnect) if reconnect.exists() else [],
         _json(folder / "repair.json"),
         _json(folder / "connection.json"),
+        _json(recent) if recent.exists() else None,
     )
 
 
@@ -82,7 +85,14 @@ def body_bytes(entry: dict[str, Any]) -> bytes:
 
 
 def gap(entry: dict[str, Any]) -> Gap:
-    return Gap(entry["raw_symbol"], entry["first"], entry["last"])
+    """A repair.json gap (`after_ns` / `before_ns` optional, 0 when absent: unknown)."""
+    return Gap(
+        entry["raw_symbol"],
+        entry["first"],
+        entry["last"],
+        entry.get("after_ns", 0),
+        entry.get("before_ns", 0),
+    )
 
 
 def request(entry: dict[str, Any]) -> RestRequest:

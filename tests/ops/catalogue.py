@@ -67,6 +67,9 @@ VENUES = (
 # Registered adapters that are products of a venue above, not deployed by default (run one with
 # `cryptostock-collector@binance_futures` and its own env file if needed).
 NOT_DEPLOYED = {"binance_futures", "binance_delivery"}
+# Adapters registered ahead of their deployment files (compose, Prometheus, systemd, docs: the ops part
+# of issue 10, which moves each to VENUES).
+NOT_DEPLOYED |= {"kraken", "bybit"}
 # Ports taken on one host by something other than a collector (docs/operations.md).
 RESERVED_PORTS = {
     9090: "prometheus",
