@@ -189,14 +189,26 @@ class BarOut(BaseModel):
     high: str
     low: str
     close: str
-    volume: float = Field(description="base units")
-    quote_volume: float = Field(description="quote units")
-    vwap: float | None = Field(description="quote_volume / volume; null for an empty bar")
+    volume: str = Field(
+        description="base units, the exact decimal sum of the trades' sizes", examples=["9.13092000"]
+    )
+    quote_volume: str = Field(description="quote units, the exact sum of price x size")
+    vwap: float | None = Field(description="quote_volume / volume, correctly rounded; null for an empty bar")
     trade_count: int
-    buy_volume: float
-    sell_volume: float
+    buy_volume: str = Field(description="exact base volume of trades whose taker bought")
+    sell_volume: str = Field(description="exact base volume of trades whose taker sold")
     first_trade_id: str = Field(description="the venue's id of the open trade, exactly as it sent it")
     last_trade_id: str = Field(description="the venue's id of the close trade, exactly as it sent it")
+    coverage: str = Field(
+        description="complete: every sequence number from the previous bar's last to this bar's last was "
+        "seen; repaired: complete, some trades fetched over REST after the stream missed them; incomplete: "
+        "a hole that was not repaired (or a trade that came after the bar closed); unverifiable: the venue "
+        "gives no contiguous sequence, or the bar was stored before coverage was recorded",
+        examples=["complete"],
+    )
+    min_sequence: int | None = Field(description="lowest venue sequence among its trades; null without one")
+    max_sequence: int | None = Field(description="highest venue sequence among its trades; null without one")
+    repaired_trades: int = Field(description="how many of its trades were fetched over REST")
     indicators: IndicatorsOut | None = Field(default=None, description="null when indicators=false")
     features: FeaturesOut | None = Field(default=None, description="null when indicators=false")
 
@@ -223,6 +235,10 @@ class BarOut(BaseModel):
             sell_volume=bar.sell_volume,
             first_trade_id=bar.first_trade_id,
             last_trade_id=bar.last_trade_id,
+            coverage=str(bar.coverage),
+            min_sequence=bar.min_sequence,
+            max_sequence=bar.max_sequence,
+            repaired_trades=bar.repaired_trades,
             indicators=IndicatorsOut.of(closed.indicators) if with_indicators else None,
             features=FeaturesOut.of(closed.features) if with_indicators else None,
         )

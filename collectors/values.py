@@ -24,17 +24,14 @@ import msgspec
 
 from collectors.adapter import INVALID_VALUE, MALFORMED_JSON, OVERSIZED, UNEXPECTED_SCHEMA, UNKNOWN_SYMBOL
 from core.errors import ParseError
-from core.types import Side, Trade
+from core.types import INT64_MAX, MAX_DECIMAL_CHARS, MAX_TRADE_ID_CHARS, Side, Trade
 
 T = TypeVar("T")
 
-INT64_MAX: Final = 2**63 - 1
 NS_PER_MS: Final = 1_000_000
 NS_PER_US: Final = 1_000
 MAX_TIME_NS: Final = INT64_MAX  # the latest ns timestamp a 64-bit store column holds (2262-04-11)
 MAX_TIME_MS: Final = MAX_TIME_NS // NS_PER_MS
-MAX_DECIMAL_CHARS: Final = 40  # '123456789012345678.000000000000000000001' is plenty for any market
-MAX_TRADE_ID_CHARS: Final = 64
 DECIMAL_CACHE_SIZE: Final = 1 << 16
 
 # What decoding untrusted bytes can raise besides msgspec.DecodeError: invalid UTF-8 inside a string and

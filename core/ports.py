@@ -81,6 +81,11 @@ class MarketStore(Protocol):
         """Events whose interval overlaps [start_ns, end_ns), oldest first."""
         ...
 
+    async def mark_incomplete(self, bars: Sequence[tuple[str, str, str, int]]) -> int:
+        """Set the coverage of stored bars, keyed (exchange, symbol, timeframe, open_time ns), to
+        'incomplete' (a trade of theirs came after they closed); returns how many changed."""
+        ...
+
     async def upsert_bars(self, bars: Sequence[ClosedBar]) -> None:
         """Insert or replace bars keyed on (exchange, symbol, timeframe, open_time)."""
         ...
@@ -106,6 +111,10 @@ class MarketStore(Protocol):
 
     async def last_bar_close(self, exchange: str, symbol: str, timeframe: str) -> int | None:
         """close_time of the newest stored bar, for warm-up after a restart."""
+        ...
+
+    async def count_trades(self, exchange: str, symbol: str, start_ns: int, end_ns: int) -> int:
+        """How many trades of the symbol are stored with ts_event in [start_ns, end_ns)."""
         ...
 
     async def symbols(self) -> list[SymbolInfo]: ...

@@ -8,9 +8,21 @@ exchange sent; floats derived from them are only used for arithmetic (bars, indi
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any, Final
 
 import msgspec
+
+INT64_MAX: Final = 2**63 - 1  # the largest value a 64-bit store column holds (ns: 2262-04-11)
+MAX_DECIMAL_CHARS: Final = 40  # '123456789012345678.000000000000000000001' is plenty for any market
+MAX_TRADE_ID_CHARS: Final = 64
+
+# What a decoder (the bus, the spool) accepts; adapters build trades directly after their own checks.
+PlainDecimal = Annotated[
+    str, msgspec.Meta(pattern=r"^(?:[0-9]+\.?[0-9]*|\.[0-9]+)$", max_length=MAX_DECIMAL_CHARS)
+]
+"""A plain non-negative decimal as text: ASCII digits and at most one point, no sign or exponent."""
+Nanos = Annotated[int, msgspec.Meta(ge=0, le=INT64_MAX)]
+Sequence64 = Annotated[int, msgspec.Meta(ge=0, le=INT64_MAX)]
 
 
 class Side(StrEnum):
@@ -36,22 +48,39 @@ class Trade(msgspec.Struct, frozen=True, gc=False, array_like=True):
     exchange: str
     symbol: str
     raw_symbol: str
-    trade_id: str
-    sequence: int | None
-    price: str
-    quantity: str
+    trade_id: Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_TRADE_ID_CHARS)]
+    sequence: Sequence64 | None
+    price: PlainDecimal
+    quantity: PlainDecimal
     side: Side
-    ts_event: int
-    ts_recv: int
+    ts_event: Nanos
+    ts_recv: Nanos
     backfilled: bool = False
+
+
+class Coverage(StrEnum):
+    """Whether a bar's trades are known to be all there."""
+
+    COMPLETE = "complete"  # every sequence number from the previous bar's last to this bar's last was seen
+    REPAIRED = "repaired"  # complete, some of its trades fetched over REST after the stream missed them
+    INCOMPLETE = "incomplete"  # a gap in its sequence numbers that was not (or not yet) repaired
+    UNVERIFIABLE = "unverifiable"  # the venue gives no contiguous sequence, or an interval was unverifiable
+    OPEN = "open"  # not closed yet (a bar as it stands)
 
 
 class Bar(msgspec.Struct, gc=False):
     """OHLCV over [open_time, close_time) by exchange event time, ns.
 
-    open/high/low/close are the exact price strings of the trades that set them. Volumes are sums in
-    base units (quote_volume in quote units); vwap = quote_volume / volume. first/last_trade_id are the
-    venue's ids (text) of the open and close trades: the earliest and latest by (ts_event, receive order).
+    open/high/low/close are the exact price strings of the trades that set them. volume (base units),
+    quote_volume (quote units: sum of price x quantity) and buy/sell_volume (by taker side) are exact
+    decimal strings: sums of the venue's strings, never of binary floats. vwap = quote_volume / volume (a
+    float, the one derived value). first/last_trade_id are the venue's ids (text) of the open and close
+    trades: the earliest and latest by (ts_event, receive order).
+
+    min/max_sequence: the lowest and highest venue sequence among its trades (None where the venue has no
+    sequence); sequenced_trades: how many of its trades carry one; repaired_trades: how many came from REST
+    repair; coverage: see Coverage. first/last_trade_ns: event times of the open and close trades (0 for a
+    bar stored before they were recorded).
     """
 
     exchange: str
@@ -63,14 +92,21 @@ class Bar(msgspec.Struct, gc=False):
     high: str
     low: str
     close: str
-    volume: float
-    quote_volume: float
+    volume: str
+    quote_volume: str
     vwap: float
     trade_count: int
-    buy_volume: float
-    sell_volume: float
+    buy_volume: str
+    sell_volume: str
     first_trade_id: str
     last_trade_id: str
+    min_sequence: int | None = None
+    max_sequence: int | None = None
+    sequenced_trades: int = 0
+    repaired_trades: int = 0
+    coverage: Coverage = Coverage.OPEN
+    first_trade_ns: int = 0
+    last_trade_ns: int = 0
 
 
 class Indicators(msgspec.Struct, gc=False):

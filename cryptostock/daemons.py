@@ -40,6 +40,7 @@ from cryptostock.wiring import (
 from monitoring.logger import flush_logs, setup_logging
 from simulator.exchange import SimulatedExchange
 from simulator.serve import start_simulator
+from storage.factory import Cache
 from storage.spool import Spool, republish
 
 
@@ -219,12 +220,13 @@ async def _start_venues(
 
 
 def _processor(
-    settings: ProcessorSettings, bus: TradeBus, store: MarketStore, cache: MarketCache
+    settings: ProcessorSettings, bus: TradeBus, store: MarketStore, cache: Cache
 ) -> ProcessorService:
     return ProcessorService(
         bus,
         store,
         cache,
+        feeds=cache,  # bars close on the clock only for symbols whose collector reports a live feed
         timeframes=settings.timeframes,
         grace_ns=int(settings.grace_seconds * NS_PER_SECOND),
         consumer=settings.consumer,

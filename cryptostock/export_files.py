@@ -1,10 +1,10 @@
 """The columns of exported bars and trades, and the Parquet and CSV writers that take them page by page.
 
 Columns follow the record types (core.types), so a field added there is exported too:
-- prices, sizes and ids stay the exchange's exact strings (Parquet `string`, CSV as sent);
+- prices, sizes, ids and bar volumes are exact decimal strings (Parquet `string`, CSV as sent);
 - every time is given twice: a UTC timestamp (Parquet `timestamp[ns, tz=UTC]`, CSV ISO-8601 with 9
   decimals and `Z`) and the exact integer ns since the epoch (`<name>_ns`, int64);
-- volumes, indicators and features are float64, empty (null) where not warmed up.
+- vwap, indicators and features are float64, empty (null) where not warmed up.
 Each page becomes one Parquet row group (or CSV rows), so memory stays bounded by the page size.
 """
 

@@ -25,9 +25,19 @@ from prometheus_client import Counter as PromCounter
 
 from core.clock import Clock, SystemClock
 from core.errors import BusError, CircuitOpenError, PlatformError, RejectedData, StorageError
-from core.ports import BarKey, MarketCache, MarketStore, TradeBus, bar_key
+from core.ports import BarKey, FeedBoard, MarketCache, MarketStore, TradeBus, bar_key
 from core.timeframes import NS_PER_SECOND, bucket_start, timeframe_ns
-from core.types import Bar, ClosedBar, CoverageEvent, DeadLetter, Delivery, Features, SymbolInfo, Trade
+from core.types import (
+    Bar,
+    ClosedBar,
+    CoverageEvent,
+    DeadLetter,
+    Delivery,
+    Features,
+    FeedState,
+    SymbolInfo,
+    Trade,
+)
 from cryptostock.coverage import CoverageHolds
 from monitoring.metrics import METRICS, PlatformMetrics
 from processor.bars import BarAggregator
@@ -44,13 +54,15 @@ class ShutdownAbandoned(PlatformError):
 
 RETRYABLE = (StorageError, CircuitOpenError, BusError)
 WARM_UP_BARS = 1000
-MAX_WARM_UP_NS = 2 * 86400 * NS_PER_SECOND
+MAX_PARTS = 10_000  # stored finer bars merged into one coarser timeframe's open bars at a warm-up
 WARM_UP_PAGE = 10_000
 CAUGHT_UP_SLACK_NS = NS_PER_SECOND
 STORE_AHEAD = 2  # batches being stored while the apply stage works on an earlier one
 # Retries are cheap while a circuit is open (refused locally), and each second of delay after a dependency
 # returns is a second of market data waiting: keep the ceiling low.
 MAX_RETRY_DELAY_S = 2.0
+LIVE_FEEDS = frozenset({FeedState.STREAMING, FeedState.QUIET})
+FEED_FRESH_NS = 10 * NS_PER_SECOND  # collectors publish every second; older means the collector is gone
 
 
 def batches(deliveries: Sequence[Delivery], max_trades: int) -> Iterator[Sequence[Delivery]]:
@@ -100,6 +112,7 @@ class ProcessorService:
         drain_on_stop: bool = False,
         stop_timeout: float = 6.0,
         max_hold: float = 300.0,
+        feeds: FeedBoard | None = None,
         metrics: PlatformMetrics = METRICS,
         clock: Clock | None = None,
     ) -> None:
@@ -121,6 +134,9 @@ class ProcessorService:
         self._quality = QualityMonitor()
         self._coverage = CoverageHolds(self._aggregator, metrics, max_hold_s=max_hold)
         self._warm: set[tuple[str, str]] = set()
+        self._revisions: set[tuple[str, str, str, int]] = set()  # bars a late trade made incomplete
+        self._feeds = feeds
+        self._warmed_at: dict[tuple[str, str], int] = {}  # wall ns of each symbol's warm-up
         self._stopping = asyncio.Event()
         self._drain_on_stop = drain_on_stop
         self._stop_timeout = stop_timeout
@@ -265,6 +281,7 @@ class ProcessorService:
             if stored.events:
                 closed += self._finish(self._coverage.apply(stored.events, time.monotonic()))
             await self._retry("store_bars", self._persist, closed)
+            await self._retry("mark_incomplete", self._revise)
             await self._retry("ack", self._bus.ack, stored.deliveries)
         if self._caught_up(stored.deliveries):
             await self.close_due()
@@ -296,9 +313,32 @@ class ProcessorService:
         expired = self._finish(self._coverage.expire(time.monotonic()))
         if expired:
             await self._retry("store_bars", self._persist, expired)
-        bars = self._aggregator.close_due(self._clock.now_ns())
+        now = self._clock.now_ns()
+        bars = self._aggregator.close_due(now, await self._live_symbols(now))
         if bars:
             await self._retry("store_bars", self._persist, self._finish(bars))
+
+    async def _live_symbols(self, now: int) -> set[tuple[str, str]] | None:
+        """The symbols whose collector says, freshly, that their feed is streaming or quiet: only their
+        bars close on the clock. A feed that is down or repairing may still deliver trades of those bars.
+        None (no feed board, as in tests of the processor alone): every symbol."""
+        if self._feeds is None:
+            return None
+        try:
+            statuses = await self._feeds.feeds()
+        except (BusError, CircuitOpenError, StorageError, OSError) as exc:
+            self._log.warning("feed board unreadable, no bar closes on the clock: {}", exc)
+            return set()
+        live = {
+            (status.exchange, status.symbol): status
+            for status in statuses
+            if status.state in LIVE_FEEDS and now - status.updated_ns <= FEED_FRESH_NS
+        }
+        for key in self._aggregator.unsettled():
+            status = live.get(key)
+            if status is not None and status.last_receive_ns < self._warmed_at.get(key, 0):
+                self._aggregator.settle(*key)  # a live feed that has received nothing since the warm-up
+        return set(live)
 
     def _apply(self, trades: Sequence[Trade]) -> list[ClosedBar]:
         tally = self._quality.check_trades(trades)
@@ -312,13 +352,29 @@ class ProcessorService:
         self._report_per_symbol(
             Counter((item.trade.exchange, item.trade.symbol) for item in result.late),
             self._metrics.late_trades,
-            "{} trades arrived after their bar closed; stored, bar not revised",
+            "{} trades arrived after their bar closed; stored, the bar is now incomplete",
             "WARNING",
+        )
+        for item in result.late:
+            trade = item.trade
+            for timeframe in item.timeframes:
+                start = bucket_start(trade.ts_event, timeframe_ns(timeframe))
+                self._revisions.add((trade.exchange, trade.symbol, timeframe, start))
+        self._report_per_symbol(
+            Counter((trade.exchange, trade.symbol) for trade in result.unreadable),
+            self._metrics.trades_unreadable,
+            "{} stored trades have a price or size that is not a plain decimal: left out of bars",
+            "ERROR",
         )
         for exchange, count in Counter(map(attrgetter("exchange"), trades)).items():
             self._metrics.trades_processed.labels(exchange).inc(count)
         self.trades_applied += len(trades)
         return self._finish(result.closed)
+
+    def _aggregable(self, trades: list[Trade]) -> list[Trade]:
+        """Stored trades replayed at a warm-up, less those the quality check kept out of bars live."""
+        ahead = self._quality.ahead
+        return [trade for trade in trades if not ahead(trade)]
 
     def _finish(self, bars: Iterable[Bar]) -> list[ClosedBar]:
         """Indicators, features and quality checks on closed bars (in close order)."""
@@ -361,6 +417,16 @@ class ProcessorService:
                 self._quality.score(exchange, symbol)
             )
 
+    async def _revise(self) -> None:
+        """Stored bars that late trades belong to become incomplete."""
+        if not self._revisions:
+            return
+        keys = sorted(self._revisions)
+        await self._store.mark_incomplete(keys)
+        self._revisions.clear()
+        for exchange, _, timeframe, _ in keys:
+            self._metrics.bars_coverage_revised.labels(exchange, timeframe).inc()
+
     async def _persist(self, closed: Sequence[ClosedBar]) -> None:
         if not closed:
             return
@@ -369,6 +435,7 @@ class ProcessorService:
         for item in closed:
             bar = item.bar
             self._metrics.bars_completed.labels(bar.exchange, bar.symbol, bar.timeframe).inc()
+            self._metrics.bars_by_coverage.labels(bar.exchange, bar.timeframe, bar.coverage.value).inc()
             self._metrics.bar_completion_duration.labels(bar.timeframe).observe(
                 max(0, now - bar.close_time) / NS_PER_SECOND
             )
@@ -410,31 +477,31 @@ class ProcessorService:
             await self._retry("warm_up", self._warm_up, exchange, symbol)
 
     async def _warm_up(self, exchange: str, symbol: str) -> None:
-        """Rebuild open bars and indicator state of one symbol from the store."""
+        """Rebuild the open bars and indicator state of one symbol from the store, by event time: each
+        timeframe's bars up to its newest stored one are closed; the open bars of coarser timeframes are
+        merged from stored finer bars where that is exact, and the stored trades after the newest closed
+        bar are replayed (see BarAggregator.warm_up_plan)."""
         if (exchange, symbol) in self._warm:
             return
-        now = self._clock.now_ns()
-        starts: list[int] = []
         for timeframe in self._timeframes:
             key = (exchange, symbol, timeframe)
-            closed_until = await self._store.last_bar_close(exchange, symbol, timeframe)
-            length = timeframe_ns(timeframe)
-            if closed_until is not None:
-                self._aggregator.mark_closed(exchange, symbol, timeframe, closed_until)
-                starts.append(closed_until)
-            else:
-                starts.append(bucket_start(now, length) - length)
             history = await self._store.bars(exchange, symbol, timeframe, limit=WARM_UP_BARS)
+            if history:
+                last = history[-1].bar
+                self._aggregator.mark_closed(exchange, symbol, timeframe, last.close_time, last.max_sequence)
             engine = self._engines.setdefault(key, IndicatorEngine())
             engine.warm_up(item.bar for item in history)
             features = self._features.setdefault(key, FeatureCalculator())
             for item in history:
                 features.update(item.bar)
-        since = max(min(starts), now - MAX_WARM_UP_NS)
+        since = await self._restore_open_bars(exchange, symbol)
         replayed, reopened = 0, list[Bar]()
-        async for page in self._stored_trades(exchange, symbol, since):
+        async for page in self._stored_trades(exchange, symbol, since or 0):
             replayed += len(page)
-            reopened.extend(self._aggregator.add_many(page).closed)
+            reopened.extend(self._aggregator.add_many(self._aggregable(page)).closed)
+        if self._feeds is not None:  # without a feed board nothing tells when a backlog is through
+            self._aggregator.replayed(exchange, symbol)
+            self._warmed_at[(exchange, symbol)] = self._clock.now_ns()
         self._warm.add((exchange, symbol))
         if reopened:
             await self._persist(self._finish(reopened))
@@ -445,6 +512,25 @@ class ProcessorService:
             exchange=exchange,
             symbol=symbol,
         )
+
+    async def _restore_open_bars(self, exchange: str, symbol: str) -> int | None:
+        """Merge stored finer bars into the open coarser ones where no stored trade is missing from them;
+        returns the event time from which stored trades must be replayed (None: all of them)."""
+        plan = self._aggregator.warm_up_plan(exchange, symbol)
+        if plan.steps is None:
+            return plan.full_replay_from_ns
+        restored: list[tuple[str, list[Bar]]] = []
+        for step in plan.steps:
+            parts = await self._store.bars(
+                exchange, symbol, step.source, start_ns=step.start_ns, end_ns=step.end_ns, limit=MAX_PARTS
+            )
+            stored = await self._store.count_trades(exchange, symbol, step.start_ns, step.end_ns)
+            if len(parts) >= MAX_PARTS or sum(item.bar.trade_count for item in parts) != stored:
+                return plan.full_replay_from_ns  # late trades went to the coarser bar alone: replay
+            restored.append((step.timeframe, [item.bar for item in parts]))
+        for timeframe, bars in restored:
+            self._aggregator.restore(exchange, symbol, timeframe, bars)
+        return plan.replay_from_ns
 
     async def _stored_trades(self, exchange: str, symbol: str, since_ns: int) -> AsyncIterator[list[Trade]]:
         """Every stored trade with ts_event >= since_ns, oldest first, in pages (the store pages by time;

@@ -170,6 +170,24 @@ class PlatformMetrics:
         self.trades_processed = Counter(
             "trades_processed", "Trades applied to bars by the processor", ["exchange"], registry=r
         )
+        self.trades_unreadable = Counter(
+            "trades_unreadable",
+            "Stored trades left out of bars: price or size not a plain decimal",
+            ["exchange", "symbol"],
+            registry=r,
+        )
+        self.bars_by_coverage = Counter(
+            "bars_by_coverage",
+            "Closed bars by coverage: complete, repaired, incomplete, unverifiable (processor/coverage.py)",
+            ["exchange", "timeframe", "coverage"],
+            registry=r,
+        )
+        self.bars_coverage_revised = Counter(
+            "bars_coverage_revised",
+            "Stored bars made incomplete afterwards: a trade of theirs arrived after they closed",
+            ["exchange", "timeframe"],
+            registry=r,
+        )
         # Database
         self.db_queries = Counter(
             "db_queries", "Database operations by outcome", ["operation", "status"], registry=r

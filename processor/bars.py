@@ -29,165 +29,18 @@ so a trade costs one builder update whatever the number of timeframes.
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 
 import msgspec
 
 from core.errors import ConfigError
 from core.timeframes import parse_timeframes, timeframe_ns
-from core.types import Bar, Trade
+from core.types import Bar, Coverage, Trade
+from processor.bar_builder import INF_NS, BarBuilder
+from processor.coverage import judge
+from processor.decimals import DecimalReader
 
-_INF_NS = 1 << 62  # "never": larger than any ns timestamp we will see (year 2116)
-
-
-class BarBuilder:
-    """Accumulates one bar over [open_time, close_time) (ns UTC), trade by trade or by merging.
-
-    open/high/low/close keep the exact price strings of the trades that set them (compared by float
-    value; on equal high/low the first seen wins). open/close are the earliest/latest trades by
-    (ts_event, ts_recv), ties going to the order of `add` (receive order), so out-of-order arrival does not
-    matter and venue ids of any form work. buy/sell volumes are by taker side. first/last_trade_id are the
-    venue ids of the open and close trades.
-    """
-
-    __slots__ = (
-        "buy_volume",
-        "close",
-        "close_id",
-        "close_px",
-        "close_recv",
-        "close_time",
-        "close_ts",
-        "exchange",
-        "high",
-        "high_px",
-        "low",
-        "low_px",
-        "open",
-        "open_id",
-        "open_recv",
-        "open_time",
-        "open_ts",
-        "quote_volume",
-        "sell_volume",
-        "symbol",
-        "timeframe",
-        "trade_count",
-        "volume",
-    )
-
-    def __init__(self, exchange: str, symbol: str, timeframe: str, open_time: int, close_time: int) -> None:
-        self.exchange = exchange
-        self.symbol = symbol
-        self.timeframe = timeframe
-        self.open_time = open_time
-        self.close_time = close_time
-        self.open = self.high = self.low = self.close = ""
-        self.high_px = -math.inf
-        self.low_px = math.inf
-        self.close_px = 0.0
-        self.open_ts = self.open_recv = _INF_NS
-        self.close_ts = self.close_recv = -1
-        self.open_id = self.close_id = ""
-        self.volume = self.quote_volume = self.buy_volume = self.sell_volume = 0.0
-        self.trade_count = 0
-
-    def add(self, ts: int, recv: int, trade_id: str, price: str, px: float, qty: float, is_buy: bool) -> None:
-        """Apply one trade: event time ts and receive time recv (ns), its venue id, its price string and
-        float value, its base quantity, whether the taker bought."""
-        if ts > self.close_ts or (ts == self.close_ts and recv >= self.close_recv):
-            self.close = price
-            self.close_px = px
-            self.close_ts = ts
-            self.close_recv = recv
-            self.close_id = trade_id
-            if self.trade_count == 0:
-                self.open = price
-                self.open_ts = ts
-                self.open_recv = recv
-                self.open_id = trade_id
-        elif ts < self.open_ts or (ts == self.open_ts and recv < self.open_recv):
-            self.open = price
-            self.open_ts = ts
-            self.open_recv = recv
-            self.open_id = trade_id
-        if px > self.high_px:
-            self.high = price
-            self.high_px = px
-        if px < self.low_px:
-            self.low = price
-            self.low_px = px
-        self.volume += qty
-        self.quote_volume += px * qty
-        self.trade_count += 1
-        if is_buy:
-            self.buy_volume += qty
-        else:
-            self.sell_volume += qty
-
-    def add_trade(self, trade: Trade) -> None:
-        """Apply one trade record (parses its price and quantity strings)."""
-        _apply(self, trade, float(trade.price), float(trade.quantity))
-
-    def merge(self, other: BarBuilder) -> None:
-        """Fold in another builder's trades (a finer bar inside this one, or a copy)."""
-        if other.trade_count == 0:
-            return
-        if other.close_ts > self.close_ts or (
-            other.close_ts == self.close_ts and other.close_recv >= self.close_recv
-        ):
-            self.close, self.close_px = other.close, other.close_px
-            self.close_ts, self.close_recv, self.close_id = other.close_ts, other.close_recv, other.close_id
-        if other.open_ts < self.open_ts or (
-            other.open_ts == self.open_ts and other.open_recv < self.open_recv
-        ):
-            self.open, self.open_ts, self.open_recv, self.open_id = (
-                other.open,
-                other.open_ts,
-                other.open_recv,
-                other.open_id,
-            )
-        if other.high_px > self.high_px:
-            self.high, self.high_px = other.high, other.high_px
-        if other.low_px < self.low_px:
-            self.low, self.low_px = other.low, other.low_px
-        self.volume += other.volume
-        self.quote_volume += other.quote_volume
-        self.trade_count += other.trade_count
-        self.buy_volume += other.buy_volume
-        self.sell_volume += other.sell_volume
-
-    def copy(self, timeframe: str | None = None) -> BarBuilder:
-        """An independent builder with the same trades (optionally relabelled)."""
-        twin = BarBuilder(
-            self.exchange, self.symbol, timeframe or self.timeframe, self.open_time, self.close_time
-        )
-        twin.merge(self)
-        return twin
-
-    def to_bar(self) -> Bar:
-        """The bar as it stands (vwap = quote_volume / volume; the close price if volume is 0)."""
-        vwap = self.quote_volume / self.volume if self.volume > 0 else self.close_px
-        return Bar(
-            exchange=self.exchange,
-            symbol=self.symbol,
-            timeframe=self.timeframe,
-            open_time=self.open_time,
-            close_time=self.close_time,
-            open=self.open,
-            high=self.high,
-            low=self.low,
-            close=self.close,
-            volume=self.volume,
-            quote_volume=self.quote_volume,
-            vwap=vwap,
-            trade_count=self.trade_count,
-            buy_volume=self.buy_volume,
-            sell_volume=self.sell_volume,
-            first_trade_id=self.open_id,
-            last_trade_id=self.close_id,
-        )
+_INF_NS = INF_NS
 
 
 class AddResult(msgspec.Struct, frozen=True, gc=False):
@@ -210,36 +63,59 @@ class LateTrade(msgspec.Struct, frozen=True, gc=False):
 
 
 class BatchResult(msgspec.Struct, gc=False):
-    """What `BarAggregator.add_many` did: closed bars (time order per key) and the late trades."""
+    """What `BarAggregator.add_many` did: closed bars (time order per key), the late trades, and the trades
+    left out because their price or quantity is not a plain decimal (see processor.decimals)."""
 
     closed: list[Bar]
     late: list[LateTrade]
+    unreadable: list[Trade] = msgspec.field(default_factory=list)
 
 
 _NOTHING = AddResult()
 
 
-def _apply(builder: BarBuilder, trade: Trade, px: float, qty: float) -> None:
-    """`builder.add` for a trade record whose price and quantity are already parsed."""
-    builder.add(trade.ts_event, trade.ts_recv, trade.trade_id, trade.price, px, qty, trade.side == "buy")
+class WarmUpStep(msgspec.Struct, frozen=True, gc=False):
+    """Part of a restart's warm-up: the stored (closed) bars of `source` with open_time in
+    [start_ns, end_ns) are the parts of the open bars of `timeframe` (BarAggregator.restore)."""
+
+    timeframe: str
+    source: str
+    start_ns: int
+    end_ns: int
+
+
+class WarmUpPlan(msgspec.Struct, frozen=True, gc=False):
+    """How to rebuild a symbol's open bars after a restart (BarAggregator.warm_up_plan).
+
+    The quick way: restore each step's stored bars, then replay stored trades from `replay_from_ns`. It is
+    exact only when no stored trade in a step's range is missing from the step's bars (a trade that came
+    after its finer bar closed went to the coarser bar alone): the caller checks that by counting. If it
+    fails, or `steps` is None (a timeframe with no stored bar above one that has some), replaying every
+    stored trade from `full_replay_from_ns` rebuilds the same bars, more slowly. None: from the start."""
+
+    steps: tuple[WarmUpStep, ...] | None
+    replay_from_ns: int | None
+    full_replay_from_ns: int | None
 
 
 class _Cursor:
     """The newest open bucket of one leaf timeframe of one symbol: the per-trade fast path."""
 
-    __slots__ = ("builder", "end", "level", "start")
+    __slots__ = ("builder", "end", "level", "run", "start")
 
     def __init__(self, level: int) -> None:
         self.level = level
         self.start = 0
         self.end = 0
         self.builder: BarBuilder | None = None
+        self.run: list[Trade] = []  # trades of a batch for this builder, not applied yet (add_many)
 
 
 class _SymbolState:
     """Open bars of one (exchange, symbol): per timeframe level, bucket start -> builder."""
 
     __slots__ = (
+        "accounted",
         "clock",
         "closed_until",
         "cursors",
@@ -248,6 +124,8 @@ class _SymbolState:
         "lag",
         "next_due",
         "open",
+        "replay_lag",
+        "single",
         "symbol",
         "watermark",
     )
@@ -257,14 +135,19 @@ class _SymbolState:
         self.symbol = symbol
         self.watermark = -1
         self.clock = -1  # the latest close_due() time this symbol has seen: buckets due by then are closed
-        self.lag = 0  # ts_recv - ts_event of the trade that set the watermark: wall clock -> event clock
+        # ts_recv - ts_event of the trade that set the watermark: wall clock -> event clock; None after a
+        # warm-up until a new trade moves the watermark (replayed trades say nothing about the clock now)
+        self.lag: int | None = 0
+        self.replay_lag = 0  # the lag of the last trade replayed at a warm-up (settle)
         self.hold = (
             _INF_NS  # no bar closes past this event time (a gap being repaired; see BarAggregator.hold)
         )
         self.next_due = _INF_NS
         self.open: list[dict[int, BarBuilder]] = [{} for _ in range(levels)]
         self.closed_until = [-1] * levels
+        self.accounted: list[int | None] = [None] * levels  # highest sequence in or before a closed bar
         self.cursors = [_Cursor(level) for level in leaves]
+        self.single = len(self.cursors) == 1  # one leaf timeframe: the fast path of add_many applies
 
 
 class BarAggregator:
@@ -287,6 +170,7 @@ class BarAggregator:
                 self._consumers[source].append(level)
         self._leaves = [i for i, source in enumerate(self._source) if source is None]
         self._states: dict[tuple[str, str], _SymbolState] = {}
+        self.decimals = DecimalReader()
 
     def _source_of(self, level: int) -> int | None:
         """The largest finer timeframe that divides this one: its closed bars build this one's."""
@@ -302,52 +186,76 @@ class BarAggregator:
         return state
 
     def add(self, trade: Trade) -> AddResult:
-        """Apply one trade; return the bars its event time closed and the timeframes it was late for."""
-        closed: list[Bar] = []
-        late = self._add(trade, closed)
-        if not closed and not late:
+        """Apply one trade; return the bars its event time closed and the timeframes it was late for.
+        ValueError if its price or quantity is not a plain decimal (nothing is applied then)."""
+        result = self.add_many((trade,))
+        if result.unreadable:
+            raise ValueError(f"not plain decimals: price {trade.price!r}, quantity {trade.quantity!r}")
+        if not result.closed and not result.late:
             return _NOTHING
-        return AddResult(tuple(closed), late)
+        return AddResult(tuple(result.closed), result.late[0].timeframes if result.late else ())
 
     def add_many(self, trades: Iterable[Trade]) -> BatchResult:
-        """`add` for a batch (same results, less overhead per trade)."""
+        """Apply trades in order; return the bars their event times closed, the late trades and the
+        unreadable ones (see BatchResult).
+
+        The fast path: a trade of a symbol with one leaf timeframe, inside its open leaf bucket and before
+        anything is due, joins its cursor's run; runs are applied with one `BarBuilder.extend` each, before
+        any trade takes the slow path (so every builder sees its trades in order) and at the end."""
         closed: list[Bar] = []
         late: list[LateTrade] = []
+        unreadable: list[Trade] = []
         states = self._states
+        runs: list[_Cursor] = []
         for trade in trades:
             state = states.get((trade.exchange, trade.symbol))
             ts = trade.ts_event
-            if state is not None and len(state.cursors) == 1 and ts < state.next_due:
+            if state is not None and state.single and ts < state.next_due:
                 cursor = state.cursors[0]
                 if cursor.start <= ts < cursor.end:
                     if ts > state.watermark:
                         state.watermark = ts
                         state.lag = trade.ts_recv - ts
-                    price = trade.price
-                    cursor.builder.add(  # type: ignore[union-attr]
-                        ts,
-                        trade.ts_recv,
-                        trade.trade_id,
-                        price,
-                        float(price),
-                        float(trade.quantity),
-                        trade.side == "buy",
-                    )
+                    run = cursor.run
+                    if not run:
+                        runs.append(cursor)
+                    run.append(trade)
                     continue
-            late_tfs = self._add(trade, closed)
+            if runs:
+                self._apply_runs(runs, unreadable)
+            late_tfs = self._add(trade, closed, unreadable)
             if late_tfs:
                 late.append(LateTrade(trade, late_tfs))
-        return BatchResult(closed, late)
+        if runs:
+            self._apply_runs(runs, unreadable)
+        return BatchResult(closed, late, unreadable)
 
-    def _add(self, trade: Trade, closed: list[Bar]) -> tuple[str, ...]:
+    def _apply_runs(self, runs: list[_Cursor], unreadable: list[Trade]) -> None:
+        for cursor in runs:
+            cursor.builder.extend(cursor.run, self.decimals, unreadable)  # type: ignore[union-attr]
+            cursor.run.clear()
+        runs.clear()
+
+    def _readable(self, trade: Trade) -> bool:
+        decimals = self.decimals
+        try:
+            decimals.prices.get(trade.price) or decimals.price(trade.price)
+            decimals.sizes.get(trade.quantity) or decimals.size(trade.quantity)
+        except ValueError:
+            return False
+        return True
+
+    def _add(self, trade: Trade, closed: list[Bar], unreadable: list[Trade]) -> tuple[str, ...]:
+        if not self._readable(trade):
+            unreadable.append(trade)
+            return ()
         state = self._states.get((trade.exchange, trade.symbol)) or self._state(trade.exchange, trade.symbol)
         ts = trade.ts_event
         if ts > state.watermark:
             state.watermark = ts
             state.lag = trade.ts_recv - ts
-        px = float(trade.price)
-        qty = float(trade.quantity)
         late: tuple[str, ...] = ()
+        one = (trade,)
         for cursor in state.cursors:
             if cursor.start <= ts < cursor.end:
                 builder: BarBuilder | None = cursor.builder
@@ -355,10 +263,10 @@ class BarAggregator:
                 builder = self._open_leaf(state, cursor, ts)
             if builder is None:
                 found: list[str] = []
-                self._route_late(state, cursor.level, trade, px, qty, found)
+                self._route_late(state, cursor.level, trade, found)
                 late += tuple(found)
             else:
-                _apply(builder, trade, px, qty)
+                builder.extend(one, self.decimals, unreadable)
         horizon = min(state.watermark, state.hold)
         if horizon >= state.next_due:
             closed.extend(self._close_through(state, horizon))
@@ -389,19 +297,20 @@ class BarAggregator:
             state.next_due = due
         return builder
 
-    def _route_late(
-        self, state: _SymbolState, level: int, trade: Trade, px: float, qty: float, found: list[str]
-    ) -> None:
+    def _route_late(self, state: _SymbolState, level: int, trade: Trade, found: list[str]) -> None:
         """Record `level` as late and apply the trade to the open bars of coarser timeframes."""
         found.append(self.timeframes[level])
+        accounted = state.accounted[level]
+        if trade.sequence is not None and accounted is not None and trade.sequence > accounted:
+            state.accounted[level] = trade.sequence  # the next bar's chain starts after it
         ts = trade.ts_event
         for coarser in self._consumers[level]:
             length = self._lengths[coarser]
             builder = self._builder(state, coarser, ts - ts % length)
             if builder is None:
-                self._route_late(state, coarser, trade, px, qty, found)
+                self._route_late(state, coarser, trade, found)
             else:
-                _apply(builder, trade, px, qty)
+                builder.extend((trade,), self.decimals, [])
 
     def _close_through(self, state: _SymbolState, horizon: int) -> list[Bar]:
         """Close every bar of this symbol with close_time + grace <= horizon, finer timeframes first."""
@@ -415,16 +324,40 @@ class BarAggregator:
                 for coarser in self._consumers[level]:
                     clen = self._lengths[coarser]
                     self._coarser_part(state, coarser, start - start % clen).merge(builder)
-                out.append(builder.to_bar())
+                out.append(builder.to_bar(self._judge(state, level, builder)))
         for cursor in state.cursors:
             if cursor.start not in state.open[cursor.level]:
                 cursor.start = cursor.end = 0
                 cursor.builder = None
+        self._reschedule(state)
+        return out
+
+    def _reschedule(self, state: _SymbolState) -> None:
+        """next_due: when the symbol's earliest open bar is due."""
         state.next_due = min(
-            (start + self._lengths[level] + grace for level, b in enumerate(state.open) for start in b),
+            (
+                start + self._lengths[level] + self.grace_ns
+                for level, b in enumerate(state.open)
+                for start in b
+            ),
             default=_INF_NS,
         )
-        return out
+
+    @staticmethod
+    def _judge(state: _SymbolState, level: int, builder: BarBuilder) -> Coverage:
+        """The closing bar's coverage; its highest sequence is accounted for from now on."""
+        previous = state.accounted[level]
+        coverage = judge(
+            builder.trade_count,
+            builder.sequenced,
+            builder.min_sequence,
+            builder.max_sequence,
+            builder.repaired,
+            previous,
+        )
+        if builder.sequenced:
+            state.accounted[level] = max(previous or builder.max_sequence, builder.max_sequence)
+        return coverage
 
     def _coarser_part(self, state: _SymbolState, level: int, start: int) -> BarBuilder:
         """The builder a closing finer bar merges into. It may be due in this same pass (a quiet
@@ -439,17 +372,20 @@ class BarAggregator:
             builders[start] = builder
         return builder
 
-    def close_due(self, now_ns: int) -> list[Bar]:
+    def close_due(self, now_ns: int, live: Collection[tuple[str, str]] | None = None) -> list[Bar]:
         """Clock-driven closing for quiet markets: close bars with close_time + grace_ns <= the symbol's
         event clock, which is now_ns (wall-clock ns UTC, an injected clock) less the symbol's receive lag
         (ts_recv - ts_event of the trade that set its watermark). Live, that is about now_ns; in a replay
         of old trades it advances only while the market is quiet, so replayed trades are never late.
 
-        From then on trades of the symbols known now for those buckets are late. A symbol first seen
-        later is not: no bar of it can have been closed.
+        live: the (exchange, symbol) pairs whose feed is known to be up (None: all); the others' bars
+        wait, since trades of theirs may still be on the way. From then on trades of the symbols closed
+        for those buckets are late. A symbol first seen later is not: no bar of it can have been closed.
         """
         out: list[Bar] = []
-        for state in self._states.values():
+        for key, state in self._states.items():
+            if state.lag is None or (live is not None and key not in live):
+                continue
             event_now = min(now_ns - max(state.lag, 0), state.hold)
             if event_now > state.clock:
                 state.clock = event_now
@@ -485,8 +421,11 @@ class BarAggregator:
                     out.append(part.to_bar())
         return out
 
-    def mark_closed(self, exchange: str, symbol: str, timeframe: str, until_ns: int) -> None:
-        """Declare the bars of `timeframe` that end at or before `until_ns` closed (stored before a restart).
+    def mark_closed(
+        self, exchange: str, symbol: str, timeframe: str, until_ns: int, max_sequence: int | None = None
+    ) -> None:
+        """Declare the bars of `timeframe` that end at or before `until_ns` closed (stored before a restart),
+        the last of them with highest sequence `max_sequence` (the next bar's chain starts after it).
 
         Trades for those buckets are then late for that timeframe and go to the open coarser bars, which
         is what rebuilding open bars from stored trades after a restart needs.
@@ -494,6 +433,55 @@ class BarAggregator:
         state = self._state(exchange, symbol)
         level = self.timeframes.index(timeframe)
         state.closed_until[level] = max(state.closed_until[level], until_ns)
+        if max_sequence is not None:
+            state.accounted[level] = max(state.accounted[level] or max_sequence, max_sequence)
+
+    def warm_up_plan(self, exchange: str, symbol: str) -> WarmUpPlan:
+        """After `mark_closed` for each timeframe with stored bars: see WarmUpPlan."""
+        closed = self._state(exchange, symbol).closed_until  # -1: nothing stored
+        leaves = min(closed[level] for level in self._leaves)
+        full = None if min(closed) < 0 else min(closed)
+        steps: list[WarmUpStep] = []
+        for level, source in enumerate(self._source):
+            if source is None or closed[source] < 0:
+                continue  # a leaf (its trades are replayed), or a source with nothing stored
+            if closed[level] < 0:  # every stored part would be open: replay them all instead
+                return WarmUpPlan(None, None, full)
+            if closed[level] < closed[source]:
+                tf, source_tf = self.timeframes[level], self.timeframes[source]
+                steps.append(WarmUpStep(tf, source_tf, closed[level], closed[source]))
+        return WarmUpPlan(tuple(steps), None if leaves < 0 else leaves, full)
+
+    def restore(self, exchange: str, symbol: str, timeframe: str, parts: Iterable[Bar]) -> None:
+        """Merge stored closed bars (of a finer timeframe) into the open bars of `timeframe` they belong
+        to, as closing them would have (a step of a WarmUpPlan)."""
+        state = self._state(exchange, symbol)
+        level = self.timeframes.index(timeframe)
+        length = self._lengths[level]
+        for part in parts:
+            start = part.open_time - part.open_time % length
+            self._coarser_part(state, level, start).merge(BarBuilder.from_bar(part))
+        self._reschedule(state)
+
+    def replayed(self, exchange: str, symbol: str) -> None:
+        """The symbol's trades so far were replayed from the store (a warm-up): they tell nothing about
+        the event clock now, so its bars close on the clock again only after a new trade moves its
+        watermark, or `settle`. Otherwise a restart would close open bars while trades still on their way
+        (on the bus, or sent again by a source) belong to them."""
+        state = self._state(exchange, symbol)
+        state.replay_lag = state.lag or 0
+        state.lag = None
+
+    def settle(self, exchange: str, symbol: str) -> None:
+        """Nothing more is on its way for the symbol's replayed trades (its feed has been quiet since):
+        its event clock runs again from the lag of the last replayed trade."""
+        state = self._state(exchange, symbol)
+        if state.lag is None:
+            state.lag = state.replay_lag
+
+    def unsettled(self) -> list[tuple[str, str]]:
+        """The symbols replayed and not settled since (their bars do not close on the clock)."""
+        return [key for key, state in self._states.items() if state.lag is None]
 
     def watermark(self, exchange: str, symbol: str) -> int | None:
         """Largest ts_event seen for the symbol (ns), None if none yet."""

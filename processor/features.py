@@ -7,7 +7,7 @@ is None until it has enough bars ("warm"); windows count real bars only (no bar 
 - realized_vol_20: population standard deviation of the last 20 log returns (per bar, not annualized),
   computed two-pass over the window.
 - volume_zscore_20: (volume - mean) / std over the last 20 volumes including this bar; 0 if std is 0.
-- taker_buy_ratio: buy_volume / volume (taker side), 0..1.
+- taker_buy_ratio: buy_volume / volume (taker side), 0..1, from the exact volumes.
 - range_pct: (high - low) / close.
 - vwap_deviation: (close - vwap) / vwap.
 - rsi_norm: (RSI(14) - 50) / 50, in [-1, 1] (TA-Lib RSI semantics, see indicators.py).
@@ -19,6 +19,7 @@ import math
 from collections import deque
 
 from core.types import Bar, Features
+from processor.decimals import ratio
 from processor.indicators import RSI
 
 WINDOW = 20
@@ -55,13 +56,14 @@ class FeatureCalculator:
         high, low, close = float(bar.high), float(bar.low), float(bar.close)
         log_return = self._log_return(close)
         self._prev_close = close
-        self._volumes.append(bar.volume)
+        volume = float(bar.volume)
+        self._volumes.append(volume)
         self._rsi.update(high, low, close)
         features = Features(
             log_return=log_return,
             realized_vol_20=self._realized_vol(),
-            volume_zscore_20=self._volume_zscore(bar.volume),
-            taker_buy_ratio=bar.buy_volume / bar.volume if bar.volume > 0 else None,
+            volume_zscore_20=self._volume_zscore(volume),
+            taker_buy_ratio=ratio(bar.buy_volume, bar.volume) if volume > 0 else None,
             range_pct=(high - low) / close if close > 0 else None,
             vwap_deviation=(close - bar.vwap) / bar.vwap if bar.vwap > 0 else None,
             rsi_norm=(self._rsi.value - 50.0) / 50.0 if self._rsi.value is not None else None,

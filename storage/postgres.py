@@ -33,7 +33,7 @@ from storage.rows import (
     BAR_COLUMNS,
     BAR_KEY_COLUMNS,
     COVERAGE_COLUMNS,
-    PRICE_BAR_FIELDS,
+    DECIMAL_BAR_FIELDS,
     SOURCE_KEY,
     SYMBOL_COLUMNS,
     TRADE_COLUMNS,
@@ -75,7 +75,7 @@ REJECTED_ERRORS: tuple[type[BaseException], ...] = (
 
 _TRADE_COLS = ", ".join(TRADE_COLUMNS)
 _TRADE_READ = ", ".join(f"{c}::text" if c in ("price", "quantity") else c for c in TRADE_COLUMNS)
-_BAR_READ = ", ".join(f"{c}::text" if c in PRICE_BAR_FIELDS else c for c in BAR_COLUMNS)
+_BAR_READ = ", ".join(f"{c}::text" if c in DECIMAL_BAR_FIELDS else c for c in BAR_COLUMNS)
 _BAR_MARKS = ", ".join(f"${i}" for i in range(1, len(BAR_COLUMNS) + 1))
 _BAR_UPDATES = ", ".join(f"{c} = excluded.{c}" for c in BAR_COLUMNS if c not in BAR_KEY_COLUMNS)
 
@@ -106,6 +106,11 @@ SQL_TRADES_SINCE = f"""SELECT {_TRADE_READ} FROM trades WHERE exchange = $1 AND 
     AND ts_event >= $3 ORDER BY ts_event, ts_recv, sequence, trade_id LIMIT $4"""
 SQL_LAST_BAR_CLOSE = """SELECT close_time FROM bars WHERE exchange = $1 AND symbol = $2 AND timeframe = $3
     ORDER BY open_time DESC LIMIT 1"""
+SQL_MARK_INCOMPLETE = """UPDATE bars SET coverage = 'incomplete', updated_at = now()
+    WHERE exchange = $1 AND symbol = $2 AND timeframe = $3 AND open_time = $4 AND coverage <> 'incomplete'
+    RETURNING 1"""
+SQL_COUNT_TRADES = """SELECT count(*) FROM trades WHERE exchange = $1 AND symbol = $2
+    AND ts_event >= $3 AND ts_event < $4"""
 SQL_SYMBOLS = f"SELECT {', '.join(SYMBOL_COLUMNS)} FROM symbols ORDER BY exchange, symbol"
 SQL_UPSERT_SYMBOLS = f"""INSERT INTO symbols ({", ".join(SYMBOL_COLUMNS)}) VALUES ($1, $2, $3, $4, $5)
     ON CONFLICT (exchange, symbol) DO UPDATE SET raw_symbol = excluded.raw_symbol,
@@ -380,6 +385,23 @@ class PostgresStore:
             "last_bar_close", lambda c: c.fetchval(SQL_LAST_BAR_CLOSE, exchange, symbol, timeframe)
         )
         return None if value is None else int(value)
+
+    async def mark_incomplete(self, bars: Sequence[tuple[str, str, str, int]]) -> int:
+        if not bars:
+            return 0
+
+        async def mark(conn: asyncpg.Connection) -> int:
+            changed = 0
+            async with conn.transaction():
+                for key in bars:
+                    changed += len(await conn.fetch(SQL_MARK_INCOMPLETE, *key))
+            return changed
+
+        return await self._run("mark_incomplete", mark)
+
+    async def count_trades(self, exchange: str, symbol: str, start_ns: int, end_ns: int) -> int:
+        args = (exchange, symbol, start_ns, end_ns)
+        return int(await self._run("count_trades", lambda c: c.fetchval(SQL_COUNT_TRADES, *args)))
 
     async def symbols(self) -> list[SymbolInfo]:
         rows = await self._run("select_symbols", lambda c: c.fetch(SQL_SYMBOLS))

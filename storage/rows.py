@@ -15,6 +15,7 @@ from msgspec.structs import astuple
 from core.types import (
     Bar,
     ClosedBar,
+    Coverage,
     CoverageEvent,
     CoverageKind,
     Features,
@@ -33,7 +34,11 @@ BAR_COLUMNS: tuple[str, ...] = BAR_FIELDS + INDICATOR_FIELDS + FEATURE_FIELDS
 BAR_KEY_COLUMNS: tuple[str, ...] = ("exchange", "symbol", "timeframe", "open_time")
 SYMBOL_COLUMNS: tuple[str, ...] = SymbolInfo.__struct_fields__
 COVERAGE_COLUMNS: tuple[str, ...] = CoverageEvent.__struct_fields__
-PRICE_BAR_FIELDS = frozenset({"open", "high", "low", "close"})
+DECIMAL_BAR_FIELDS = frozenset(
+    {"open", "high", "low", "close", "volume", "quote_volume", "buy_volume", "sell_volume"}
+)
+"""Bar fields kept as exact decimal text (numeric in PostgreSQL, TEXT in SQLite)."""
+_COVERAGE_AT = BAR_FIELDS.index("coverage")
 
 TradeKey = tuple[str, str, str, int]
 """(exchange, symbol, trade_id, ts_event): the unique key of a stored trade."""
@@ -110,14 +115,19 @@ def row_trade(row: Sequence[Any]) -> Trade:
 
 
 def bar_row(closed: ClosedBar) -> tuple[Any, ...]:
-    """The bars-table row: bar, indicator and feature fields in BAR_COLUMNS order."""
-    return astuple(closed.bar) + astuple(closed.indicators) + astuple(closed.features)
+    """The bars-table row: bar, indicator and feature fields in BAR_COLUMNS order (coverage as text)."""
+    bar = astuple(closed.bar)
+    coverage = str(closed.bar.coverage)  # a StrEnum's value
+    tail = (*bar[_COVERAGE_AT + 1 :], *astuple(closed.indicators), *astuple(closed.features))
+    return (*bar[:_COVERAGE_AT], coverage, *tail)
 
 
 def row_bar(row: Sequence[Any]) -> ClosedBar:
     bars, indicators = len(BAR_FIELDS), len(BAR_FIELDS) + len(INDICATOR_FIELDS)
+    fields = list(row[:bars])
+    fields[_COVERAGE_AT] = Coverage(fields[_COVERAGE_AT])
     return ClosedBar(
-        bar=Bar(*row[:bars]),
+        bar=Bar(*fields),
         indicators=Indicators(*row[bars:indicators]),
         features=Features(*row[indicators : len(BAR_COLUMNS)]),
     )

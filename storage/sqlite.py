@@ -85,6 +85,10 @@ SQL_TRADES_SINCE = f"""SELECT {_TRADE_COLS} FROM trades WHERE exchange = ? AND s
     ORDER BY ts_event, ts_recv, sequence, trade_id LIMIT ?"""
 SQL_LAST_BAR_CLOSE = """SELECT close_time FROM bars WHERE exchange = ? AND symbol = ? AND timeframe = ?
     ORDER BY open_time DESC LIMIT 1"""
+SQL_MARK_INCOMPLETE = """UPDATE bars SET coverage = 'incomplete', updated_at = ?
+    WHERE exchange = ? AND symbol = ? AND timeframe = ? AND open_time = ? AND coverage <> 'incomplete'"""
+SQL_COUNT_TRADES = """SELECT count(*) FROM trades WHERE exchange = ? AND symbol = ? AND ts_event >= ?
+    AND ts_event < ?"""
 SQL_SYMBOLS = f"SELECT {', '.join(SYMBOL_COLUMNS)} FROM symbols ORDER BY exchange, symbol"
 SQL_UPSERT_SYMBOLS = f"""INSERT INTO symbols ({", ".join(SYMBOL_COLUMNS)}) VALUES (?, ?, ?, ?, ?)
     ON CONFLICT (exchange, symbol) DO UPDATE SET raw_symbol = excluded.raw_symbol,
@@ -335,6 +339,17 @@ class SQLiteStore:
         await self._write("upsert_bars", upsert)
         self._metrics.db_rows_written.labels("bars").inc(len(rows))
 
+    async def mark_incomplete(self, bars: Sequence[tuple[str, str, str, int]]) -> int:
+        if not bars:
+            return 0
+        rows = [(time.time_ns(), *key) for key in bars]
+
+        def mark(conn: sqlite3.Connection) -> int:
+            with _transaction(conn):
+                return sum(conn.execute(SQL_MARK_INCOMPLETE, row).rowcount for row in rows)
+
+        return await self._write("mark_incomplete", mark)
+
     async def bars(
         self,
         exchange: str,
@@ -368,6 +383,11 @@ class SQLiteStore:
         params = (exchange, symbol, timeframe)
         row = await self._read("last_bar_close", lambda c: c.execute(SQL_LAST_BAR_CLOSE, params).fetchone())
         return None if row is None else int(row[0])
+
+    async def count_trades(self, exchange: str, symbol: str, start_ns: int, end_ns: int) -> int:
+        params = (exchange, symbol, start_ns, end_ns)
+        row = await self._read("count_trades", lambda c: c.execute(SQL_COUNT_TRADES, params).fetchone())
+        return int(row[0])
 
     async def symbols(self) -> list[SymbolInfo]:
         rows = await self._read("select_symbols", lambda c: c.execute(SQL_SYMBOLS).fetchall())

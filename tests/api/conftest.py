@@ -16,7 +16,7 @@ from fastapi import FastAPI
 from api.app import create_app
 from api.settings import ApiSettings
 from core.timeframes import NS_PER_SECOND
-from core.types import Bar, ClosedBar, Indicators, Side, SymbolInfo, Trade
+from core.types import Bar, ClosedBar, Coverage, Indicators, Side, SymbolInfo, Trade
 from monitoring.metrics import PlatformMetrics
 from storage.memory_cache import MemoryCache
 from storage.sqlite import SQLiteStore
@@ -47,14 +47,18 @@ def make_bar(
         high=f"4210{i}.50",
         low=f"4190{i}.00",
         close=f"4205{i}.20",
-        volume=1.5 + i,
-        quote_volume=(1.5 + i) * 42000.0,
+        volume=f"{1.5 + i}0",  # exact decimal text, trailing zero kept
+        quote_volume=f"{(1.5 + i) * 42000:.2f}",
         vwap=42000.0,
         trade_count=10 + i,
-        buy_volume=1.0,
-        sell_volume=0.5 + i,
+        buy_volume="1.00",
+        sell_volume=f"{0.5 + i}0",
         first_trade_id=str(100 * i + 1),
         last_trade_id=str(100 * i + 10 + i),
+        min_sequence=100 * i + 1,
+        max_sequence=100 * i + 10 + i,
+        sequenced_trades=10 + i,
+        coverage=Coverage.COMPLETE,
     )
     indicators = Indicators(sma_20=42000.5 + i, rsi_14=55.25) if i >= 2 else Indicators()
     return ClosedBar(bar=bar, indicators=indicators)

@@ -19,7 +19,7 @@ from prometheus_client import CollectorRegistry
 from api.app import create_app
 from api.settings import ApiSettings
 from core.timeframes import NS_PER_SECOND
-from core.types import Bar, ClosedBar, FeedState, FeedStatus, Indicators, SymbolInfo
+from core.types import Bar, ClosedBar, Coverage, FeedState, FeedStatus, Indicators, SymbolInfo
 from monitoring.metrics import PlatformMetrics
 from storage.memory_cache import MemoryCache
 from storage.sqlite import SQLiteStore
@@ -55,9 +55,9 @@ def random_walk(count: int, start_ns: int, seed: int = 7) -> list[ClosedBar]:
 def make_closed(open_ns: int, o: float, h: float, low: float, c: float, volume: float) -> ClosedBar:
     bar = Bar(
         exchange="binance", symbol="BTC-USDT", timeframe="1m", open_time=open_ns, close_time=open_ns + MINUTE,
-        open=f"{o:.2f}", high=f"{h:.2f}", low=f"{low:.2f}", close=f"{c:.2f}", volume=volume,
-        quote_volume=volume * c, vwap=(o + c) / 2, trade_count=12, buy_volume=volume / 2,
-        sell_volume=volume / 2, first_trade_id="1", last_trade_id="12",
+        open=f"{o:.2f}", high=f"{h:.2f}", low=f"{low:.2f}", close=f"{c:.2f}", volume=f"{volume:.4f}",
+        quote_volume=f"{volume * c:.6f}", vwap=(o + c) / 2, trade_count=12, buy_volume=f"{volume / 2:.4f}",
+        sell_volume=f"{volume / 2:.4f}", first_trade_id="1", last_trade_id="12", coverage=Coverage.COMPLETE,
     )  # fmt: skip
     return ClosedBar(bar=bar, indicators=Indicators())
 

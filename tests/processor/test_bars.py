@@ -45,14 +45,19 @@ def test_builder_golden_bar() -> None:
         high="101.25",
         low="99.75",
         close="100.00",
-        volume=5.0,
-        quote_volume=500.625,
+        volume="5.0",  # exact decimal sums, with the most decimals of their terms
+        quote_volume="500.625",
         vwap=100.125,
         trade_count=4,
-        buy_volume=3.0,
-        sell_volume=2.0,
+        buy_volume="3.0",
+        sell_volume="2.0",
         first_trade_id="1",
         last_trade_id="4",
+        min_sequence=1,
+        max_sequence=4,
+        sequenced_trades=4,
+        first_trade_ns=T0 + 1 * S,
+        last_trade_ns=T0 + 59 * S,
     )
 
 
@@ -98,7 +103,7 @@ def test_watermark_closes_bar_after_grace_only() -> None:
     [bar] = result.closed
     assert (bar.timeframe, bar.open_time, bar.close_time) == ("1m", T0, T0 + 60 * S)
     assert (bar.open, bar.high, bar.low, bar.close) == ("100.5", "101.25", "99.75", "100.00")
-    assert (bar.volume, bar.quote_volume, bar.vwap, bar.trade_count) == (5.0, 500.625, 100.125, 4)
+    assert (bar.volume, bar.quote_volume, bar.vwap, bar.trade_count) == ("5.0", "500.625", 100.125, 4)
 
 
 def test_clock_closes_bars_in_a_quiet_market() -> None:
@@ -112,8 +117,8 @@ def test_clock_closes_bars_in_a_quiet_market() -> None:
     [five] = agg.close_due(clock.now_ns())
     assert (five.timeframe, five.open_time, five.close_time) == ("5m", T0, T0 + 300 * S)
     assert (five.open, five.high, five.low, five.close) == ("100.5", "102", "99.75", "101.5")
-    assert (five.volume, five.quote_volume, five.trade_count) == (7.0, 704.125, 6)
-    assert (five.buy_volume, five.sell_volume) == (4.0, 3.0)
+    assert (five.volume, five.quote_volume, five.trade_count) == ("7.0", "704.125", 6)
+    assert (five.buy_volume, five.sell_volume) == ("4.0", "3.0")
     assert five.vwap == pytest.approx(704.125 / 7, rel=1e-15)
     assert (five.first_trade_id, five.last_trade_id) == ("1", "6")
     assert agg.close_due(clock.now_ns() + 3600 * S) == []
@@ -130,7 +135,7 @@ def test_out_of_order_within_grace_goes_to_its_bar() -> None:
     [first] = agg.add(trade(5, 62, "32", "1")).closed
     assert (first.open, first.high, first.low, first.close) == ("5", "20", "5", "20")
     assert (first.first_trade_id, first.last_trade_id, first.trade_count) == ("0", "2", 3)
-    assert (first.buy_volume, first.sell_volume) == (2.0, 2.0)
+    assert (first.buy_volume, first.sell_volume) == ("2", "2")
     [second] = agg.open_bars()
     assert (second.open_time, second.open, second.close, second.trade_count) == (T0 + 60 * S, "30", "32", 3)
 
@@ -144,7 +149,7 @@ def test_late_trade_reported_per_timeframe_and_applied_to_open_coarser_bars() ->
     open_at_t0 = {b.timeframe: b for b in agg.open_bars() if b.open_time == T0}
     assert set(open_at_t0) == {"5m", "15m"}
     for bar in open_at_t0.values():
-        assert (bar.low, bar.trade_count, bar.volume, bar.sell_volume) == ("90", 3, 6.0, 4.0)
+        assert (bar.low, bar.trade_count, bar.volume, bar.sell_volume) == ("90", 3, "6", "4")
     # the closed 1m bar is final: no second [0, 60) bar ever comes out
     closed = agg.close_due(T0 + 3600 * S)
     assert [b.open_time for b in by_tf(closed, "1m")] == [T0 + 60 * S]

@@ -1,6 +1,9 @@
-"""Our bars against an independent pandas computation (groupby on the floor of ts_event)."""
+"""Our bars against an independent pandas computation (groupby on the floor of ts_event), volumes in
+Python's Decimal: every sum must be exact, to the last digit and in the same decimal places."""
 
 from __future__ import annotations
+
+from decimal import Decimal
 
 import numpy as np
 import pandas as pd
@@ -16,8 +19,10 @@ GRACE = 2 * S
 TIMEFRAMES = ("1m", "5m", "15m", "1h")
 
 
-def random_trades(n: int, seed: int = 11) -> list[Trade]:
-    """A random walk over ~4 h with ms timestamps (ties included), in a jittered arrival order."""
+def random_trades(n: int, seed: int = 11, *, late_share: float = 0.0, sequenced: bool = False) -> list[Trade]:
+    """A random walk over ~4 h with ms timestamps (ties included), in a jittered arrival order; a
+    `late_share` of the trades arrive 10-120 s late (after their bar closed). sequenced: trades carry a
+    contiguous sequence in event-time order, as a venue numbers them."""
     rng = np.random.default_rng(seed)
     gaps_ms = np.floor(rng.exponential(700.0, n)).astype(np.int64)  # many zero gaps: equal ts_event
     ts = T0 + 1234 * 1_000_000 + np.cumsum(gaps_ms) * 1_000_000
@@ -27,6 +32,8 @@ def random_trades(n: int, seed: int = 11) -> list[Trade]:
     # arrival = event time + a random delay shorter than the grace period: reorders, never late. Receive
     # times are whole milliseconds of arrival, so trades of one read share them (ties go to arrival order).
     delays = rng.uniform(0, 1.5 * S, n)
+    late = rng.random(n) < late_share
+    delays[late] = rng.uniform(10 * S, 120 * S, int(late.sum()))
     order = np.argsort(ts + delays, kind="stable")
     arrival = ts + delays
     return [
@@ -35,7 +42,7 @@ def random_trades(n: int, seed: int = 11) -> list[Trade]:
             "BTC-USDT",
             "BTCUSDT",
             f"{(i * 7919) % 1_000_003:x}-{i}",
-            None,
+            1_000 + i if sequenced else None,
             f"{prices[i]:.2f}",
             f"{qtys[i]:.5f}",
             Side.BUY if sides[i] else Side.SELL,
@@ -55,14 +62,15 @@ def pandas_bars(trades: list[Trade], timeframe: str) -> pd.DataFrame:
             "tid": [t.trade_id for t in trades],
             "price": [t.price for t in trades],
             "px": [float(t.price) for t in trades],
-            "qty": [float(t.quantity) for t in trades],
+            "qty": [Decimal(t.quantity) for t in trades],
+            "price_d": [Decimal(t.price) for t in trades],
             "buy": [t.side == "buy" for t in trades],
         }
     ).sort_values(["ts", "recv", "arrival"], ignore_index=True)
     length = timeframe_ns(timeframe)
     df["bucket"] = df["ts"] - df["ts"] % length
-    df["quote"] = df["px"] * df["qty"]
-    df["buy_qty"] = df["qty"].where(df["buy"], 0.0)
+    df["quote"] = df["price_d"] * df["qty"]
+    df["buy_qty"] = [q if b else q * 0 for q, b in zip(df["qty"], df["buy"], strict=True)]  # keeps places
     g = df.groupby("bucket", sort=True)
     out = pd.DataFrame(
         {
@@ -103,7 +111,8 @@ def test_bars_equal_pandas_groupby_on_20k_random_trades() -> None:
                 row.last_trade_id,
             )
             for field in ("volume", "quote_volume", "buy_volume", "sell_volume"):
-                assert getattr(bar, field) == pytest.approx(getattr(row, field), rel=1e-9, abs=1e-12)
-            assert bar.vwap == pytest.approx(row.quote_volume / row.volume, rel=1e-9)
+                assert Decimal(getattr(bar, field)) == getattr(row, field), field
+                assert getattr(bar, field) == f"{getattr(row, field):f}", field  # the same decimal places
+            assert bar.vwap == pytest.approx(float(row.quote_volume / row.volume), rel=1e-15)
     assert {b.timeframe for b in closed} == set(TIMEFRAMES)
     assert len([b for b in closed if b.timeframe == "1m"]) > 200

@@ -23,7 +23,7 @@ def bar(
     c = f"{close}"
     return Bar(
         "binance", "BTC-USDT", "1m", T0 + i * M, T0 + (i + 1) * M, c, f"{high}", f"{low}", c,
-        volume, volume * close, close - 5, 3, buy, volume - buy, i, i,
+        f"{volume}", f"{volume * close}", close - 5, 3, f"{buy}", f"{volume - buy}", str(i), str(i),
     )  # fmt: skip
 
 

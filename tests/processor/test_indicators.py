@@ -24,7 +24,7 @@ def make_bars(closes: np.ndarray, spread: np.ndarray) -> list[Bar]:
         low = f"{close - spread[i] * 0.7:.2f}"
         bars.append(
             Bar("binance", "BTC-USDT", "1m", T0 + i * M, T0 + (i + 1) * M, c, high, low, c,
-                1.0, float(c), float(c), 1, 0.5, 0.5, i, i)
+                "1.0", c, float(c), 1, "0.5", "0.5", str(i), str(i))
         )  # fmt: skip
     return bars
 

@@ -28,7 +28,7 @@ def trade(
 
 def bar(i: int = 0, **changes: object) -> Bar:
     good = Bar("binance", "BTC-USDT", "1m", T0 + i * M, T0 + (i + 1) * M, "100", "110", "90", "105",
-               3.0, 300.0, 100.0, 5, 1.0, 2.0, 1, 5)  # fmt: skip
+               "3.00", "300.0", 100.0, 5, "1.0", "2", "1", "5")  # fmt: skip
     return msgspec.structs.replace(good, **changes)
 
 
@@ -124,8 +124,13 @@ def test_bar_checks() -> None:
     assert failed(monitor.check_bars([bar()])) == {}
     assert failed(monitor.check_bars([bar(1, high="104")])) == {q.CHECK_BAR_OHLC: 1}
     assert failed(monitor.check_bars([bar(2, low="101", vwap=102.0)])) == {q.CHECK_BAR_OHLC: 1}
-    assert failed(monitor.check_bars([bar(3, buy_volume=1.1)])) == {q.CHECK_BAR_VOLUME: 1}
-    assert failed(monitor.check_bars([bar(4, buy_volume=1.0 + 1e-13)])) == {}
+    assert failed(monitor.check_bars([bar(3, buy_volume="1.1")])) == {q.CHECK_BAR_VOLUME: 1}
+    # exact: one unit in the last place is a failure; equal values in other decimal places are not
+    assert failed(monitor.check_bars([bar(4, buy_volume="1.0000000000001")])) == {q.CHECK_BAR_VOLUME: 1}
+    assert failed(monitor.check_bars([bar(4, buy_volume="1.000000", sell_volume="2.0")])) == {}
+    assert failed(monitor.check_bars([bar(4, volume="0", buy_volume="0", sell_volume="0")])) == {
+        q.CHECK_BAR_VOLUME: 1
+    }
     assert anomalies(monitor.check_bars([bar(5, trade_count=0)])) == {q.ANOMALY_EMPTY_BAR: 1}
     assert anomalies(monitor.check_bars([bar(6, vwap=89.0)])) == {q.ANOMALY_VWAP: 1}
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from core.types import Bar, ClosedBar, Features, Indicators, Side, Trade
+from core.types import Bar, ClosedBar, Coverage, Features, Indicators, Side, Trade
 from monitoring.metrics import PlatformMetrics
 from storage.postgres import PostgresStore
 from storage.sqlite import SQLiteStore
@@ -55,14 +55,21 @@ def make_bar(
         high="102.25000000",
         low="99.0",
         close=close,
-        volume=1.5,
-        quote_volume=151.5,
+        volume="1.50000000",
+        quote_volume="151.5000000000",
         vwap=101.0,
         trade_count=3,
-        buy_volume=1.0,
-        sell_volume=0.5,
+        buy_volume="1.00000000",
+        sell_volume="0.50000000",
         first_trade_id=str(minute * 10),
         last_trade_id=str(minute * 10 + 2),
+        min_sequence=minute * 10,
+        max_sequence=minute * 10 + 2,
+        sequenced_trades=3,
+        repaired_trades=1,
+        coverage=Coverage.REPAIRED,
+        first_trade_ns=T0 + minute * MINUTE + 1_000,
+        last_trade_ns=T0 + (minute + 1) * MINUTE - 1_000,
     )
     indicators = Indicators(sma_20=sma, rsi_14=55.5, macd=-0.25, bb_lower=None, atr_14=1.75)
     features = Features(log_return=0.0025, taker_buy_ratio=2 / 3, rsi_norm=None)

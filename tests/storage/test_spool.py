@@ -64,7 +64,7 @@ async def test_a_redis_bus_closing_while_redis_is_down_spools_its_buffer(
     tmp_path: Path, metrics: PlatformMetrics, redis_url: str
 ) -> None:
     proxy = TcpProxy("127.0.0.1", 6379, free_port())
-    url = f"redis://127.0.0.1:{proxy.port}/15"
+    url = f"redis://127.0.0.1:{proxy.port}/{redis_url.rsplit('/', 1)[-1]}"  # the test database, via the proxy
     prefix = f"spool{free_port()}"
     spool = Spool(tmp_path, "collector-binance")
     bus = RedisStreamBus(url, prefix=prefix, metrics=metrics, spool=spool, close_drain_s=1.0)

@@ -194,3 +194,62 @@ def test_venue_neutral_ids_upgrade_a_compressed_deployment_without_changing_a_ro
     upgraded.write_text(UPGRADED)
     venue_neutral = ROOT / "storage" / "migrations" / "postgres" / "003_venue_neutral_ids.sql"
     assert_ran(run_check(BASE, FEATURES, TIMESCALE, old_rows, venue_neutral, upgraded))
+
+
+BARS_BEFORE_005 = """
+-- a deployment of schema 001-004 + hypertables, a bar with float volumes in a compressed chunk
+INSERT INTO bars (exchange, symbol, timeframe, open_time, close_time, open, high, low, close, volume,
+                  quote_volume, vwap, trade_count, buy_volume, sell_volume, first_trade_id, last_trade_id)
+VALUES ('binance', 'BTC-USDT', '1m', '2024-01-01 00:00+00', '2024-01-01 00:01+00', 1, 2, 0.5, 1.5,
+        9.130919999999998, 4.5, 1.5, 2, 1.25, 7.880919999999998, '1', '2');
+SELECT count(compress_chunk(c)) FROM show_chunks('bars') c;
+"""
+
+BARS_AFTER_005 = """
+DO $$
+DECLARE v text; c text; n int;
+BEGIN
+    SELECT volume::text, coverage INTO v, c FROM bars;
+    IF v <> '9.13092' OR c <> 'unverifiable' THEN
+        RAISE EXCEPTION 'old bar came back as volume %, coverage %', v, c;
+    END IF;
+    SELECT count(*) INTO n FROM timescaledb_information.hypertables
+        WHERE hypertable_name = 'bars' AND compression_enabled;
+    IF n <> 1 THEN RAISE EXCEPTION 'bars compression not restored'; END IF;
+    PERFORM 1 FROM timescaledb_information.compression_settings WHERE hypertable_name = 'bars'
+        AND attname = 'timeframe' AND segmentby_column_index = 3;
+    IF NOT FOUND THEN RAISE EXCEPTION 'bars segmentby not restored'; END IF;
+    PERFORM 1 FROM timescaledb_information.compression_settings WHERE hypertable_name = 'bars'
+        AND attname = 'open_time' AND orderby_column_index = 1 AND NOT orderby_asc;
+    IF NOT FOUND THEN RAISE EXCEPTION 'bars orderby not restored'; END IF;
+    PERFORM 1 FROM timescaledb_information.jobs WHERE hypertable_name = 'bars'
+        AND proc_name = 'policy_compression' AND config->>'compress_after' = '30 days';
+    IF NOT FOUND THEN RAISE EXCEPTION 'bars compression policy not restored'; END IF;
+END $$;
+INSERT INTO bars (exchange, symbol, timeframe, open_time, close_time, open, high, low, close, volume,
+                  quote_volume, vwap, trade_count, buy_volume, sell_volume, first_trade_id, last_trade_id,
+                  min_sequence, max_sequence, sequenced_trades, coverage, first_trade_ns, last_trade_ns)
+VALUES ('okx', 'BTC-USDT', '1m', '2024-01-01 00:00+00', '2024-01-01 00:01+00', 1, 2, 0.5, 1.5,
+        '9.13092000', '13.6963800000', 1.5, 2, '1.25000000', '7.88092000', '7', '8', 7, 8, 2, 'complete',
+        1704067200000000001, 1704067259000000000);
+DO $$
+BEGIN
+    PERFORM 1 FROM bars WHERE exchange = 'okx' AND volume::text = '9.13092000'
+        AND quote_volume::text = '13.6963800000';
+    IF NOT FOUND THEN RAISE EXCEPTION 'exact volumes did not keep their decimal places'; END IF;
+END $$;
+SELECT count(compress_chunk(c, if_not_compressed => true)) FROM show_chunks('bars') c;
+"""
+
+
+def test_exact_volumes_upgrade_a_compressed_deployment(tmp_path: Path) -> None:
+    """005 on a TimescaleDB deployment with compressed bars: float volumes become numeric (the old value
+    to 15 significant digits), coverage 'unverifiable' on old bars, compression settings and policy back
+    as they were, and new bars keep their exact decimal text."""
+    before, after = tmp_path / "before.sql", tmp_path / "after.sql"
+    before.write_text(BARS_BEFORE_005)
+    after.write_text(BARS_AFTER_005)
+    postgres = ROOT / "storage" / "migrations" / "postgres"
+    early = [postgres / name for name in ("003_venue_neutral_ids.sql", "004_coverage.sql")]
+    exact = postgres / "005_exact_volumes_and_coverage.sql"
+    assert_ran(run_check(BASE, FEATURES, TIMESCALE, *early, before, exact, after))

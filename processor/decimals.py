@@ -1,0 +1,90 @@
+"""Exact decimal arithmetic for bars, on integers (pure).
+
+A venue's decimal string ("0.00150000") is read once into its exact integer `units` at `scale` decimals
+(150000 at 8); prices also keep their float value, for comparisons and indicators. Sums of quantities and
+of price x quantity are kept as such integers, so a bar's volumes are exact; this costs a fraction of
+what Python's Decimal would. Strings repeat (prices on a tick grid, common lot sizes), so reads are
+cached, in bounded caches.
+
+Only plain decimals are read: ASCII digits with at most one '.', no sign, exponent, spaces, '_', NaN or
+inf (ValueError otherwise), which is what the collectors admit.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+Price = tuple[float, int, int]
+"""(value, units, scale): value == units / 10**scale, the nearest float."""
+
+Size = tuple[int, int]
+"""(units, scale)."""
+
+CACHE_SIZE: Final = 1 << 16
+POW10: Final = tuple(10**k for k in range(100))  # scales: at most 40 characters a value, so quote < 80
+_EXACT_POWERS: Final = 23  # 10**k is exact as a float for k < 23
+_EXACT_FLOAT: Final = 1 << 53
+
+
+def read_size(text: str) -> Size:
+    """'0.00150000' -> (150000, 8); '30000' -> (30000, 0). ValueError for anything but a plain decimal."""
+    digits = text.replace(".", "", 1)
+    if not (digits.isdigit() and digits.isascii()):
+        raise ValueError(f"not a plain decimal: {text!r}")
+    dot = text.find(".")
+    return int(digits), 0 if dot < 0 else len(text) - dot - 1
+
+
+def read_price(text: str) -> Price:
+    """'30000.50' -> (30000.5, 3000050, 2). ValueError for anything but a plain decimal. The float is
+    units / 10**scale, one correctly rounded division of exact values, so it equals float(text)."""
+    digits = text.replace(".", "", 1)
+    if not (digits.isdigit() and digits.isascii()):
+        raise ValueError(f"not a plain decimal: {text!r}")
+    dot = text.find(".")
+    scale = 0 if dot < 0 else len(text) - dot - 1
+    units = int(digits)
+    if units < _EXACT_FLOAT and scale < _EXACT_POWERS:
+        return units / POW10[scale], units, scale
+    return float(text), units, scale
+
+
+def to_text(units: int, scale: int) -> str:
+    """units / 10**scale as exact decimal text with `scale` decimals: (913092000, 8) -> "9.13092000"."""
+    if scale == 0:
+        return str(units)
+    digits = str(units).rjust(scale + 1, "0")
+    return f"{digits[:-scale]}.{digits[-scale:]}"
+
+
+class DecimalReader:
+    """read_price and read_size behind bounded caches (a cache is emptied when full). The hot path probes
+    the caches itself and calls `price`/`size` only for what is not cached: `prices.get(t) or price(t)`."""
+
+    __slots__ = ("prices", "sizes")
+
+    def __init__(self) -> None:
+        self.prices: dict[str, Price] = {}
+        self.sizes: dict[str, Size] = {}
+
+    def price(self, text: str) -> Price:
+        value = read_price(text)
+        if len(self.prices) >= CACHE_SIZE:
+            self.prices.clear()
+        self.prices[text] = value
+        return value
+
+    def size(self, text: str) -> Size:
+        value = read_size(text)
+        if len(self.sizes) >= CACHE_SIZE:
+            self.sizes.clear()
+        self.sizes[text] = value
+        return value
+
+
+def ratio(numerator: str, denominator: str) -> float:
+    """numerator / denominator of two plain decimals, correctly rounded (no float error before the
+    division). ZeroDivisionError for a zero denominator."""
+    top, top_scale = read_size(numerator)
+    bottom, bottom_scale = read_size(denominator)
+    return (top * POW10[bottom_scale]) / (bottom * POW10[top_scale])
