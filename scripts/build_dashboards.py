@@ -436,6 +436,25 @@ def data_quality() -> dict[str, object]:
             [(f"exchange_symbol:data_anomalies_detected:increase10m{{{ES}}}", "{{exchange}} {{symbol}}")],
         ),
         Panel(
+            "Bars by coverage (last hour)",
+            "Bars closed in the last hour by coverage: complete (every sequence number seen), repaired (some "
+            "fetched over REST), incomplete (trades missing; alert BarsIncomplete over 5%), unverifiable "
+            "(the venue gives no sequence).",
+            [
+                (
+                    f"sum by (exchange, coverage) "
+                    f"(exchange_timeframe_coverage:bars_by_coverage:increase1h{{{E}, timeframe=\"1m\"}})",
+                    "{{exchange}} {{coverage}}",
+                )
+            ],
+        ),
+        Panel(
+            "Incomplete bars (share, last hour)",
+            "Share of the closed bars of each timeframe that are incomplete; alert BarsIncomplete over 5%.",
+            [(f"exchange_timeframe:bars_incomplete:ratio1h{{{E}}}", "{{exchange}} {{timeframe}}")],
+            "percentunit",
+        ),
+        Panel(
             "Late trades (share of processed)",
             "Trades arriving after their bar closed; alert LateTradesRising over 1%.",
             [(f"exchange:late_trades:ratio_rate5m{{{E}}}", "{{exchange}}")],
