@@ -11,6 +11,8 @@ Each page becomes one Parquet row group (or CSV rows), so memory stays bounded b
 from __future__ import annotations
 
 import csv
+import types
+import typing
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -42,9 +44,11 @@ class Column:
 
 
 def _kind(annotation: object) -> str:
-    text = getattr(annotation, "__name__", str(annotation))
-    for name, kind in (("bool", "bool"), ("int", "int"), ("float", "float")):
-        if text.startswith(name):
+    """The column kind of a field's type, looking through Optional and Annotated (constrained) types."""
+    while typing.get_origin(annotation) in (typing.Annotated, typing.Union, types.UnionType):
+        annotation = next(a for a in typing.get_args(annotation) if a is not type(None))
+    for python_type, kind in ((bool, "bool"), (int, "int"), (float, "float")):
+        if annotation is python_type:
             return kind
     return "str"  # str, and enums written as their value
 

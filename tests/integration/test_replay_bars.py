@@ -5,6 +5,7 @@ CSV file."""
 from __future__ import annotations
 
 import math
+from decimal import Decimal
 from pathlib import Path
 
 import httpx
@@ -23,9 +24,9 @@ def pandas_bars(csv_path: Path, symbol: str, timeframe: str) -> pd.DataFrame:
     frame = pd.read_csv(csv_path, dtype={"price": str, "quantity": str})
     frame = frame[frame["symbol"] == symbol].sort_values(["timestamp_ms", "trade_id"], kind="stable")
     frame["px"] = frame["price"].astype(float)
-    frame["qty"] = frame["quantity"].astype(float)
+    frame["qty"] = frame["quantity"].map(Decimal)
     frame["bucket"] = pd.to_datetime(frame["timestamp_ms"], unit="ms", utc=True).dt.floor(timeframe)
-    frame["buy"] = frame["qty"].where(frame["is_buyer_maker"].astype(str).str.lower() == "false", 0.0)
+    frame["buy"] = frame["qty"].where(frame["is_buyer_maker"].astype(str).str.lower() == "false", Decimal(0))
     grouped = frame.groupby("bucket")
     bars = pd.DataFrame(
         {
@@ -33,8 +34,8 @@ def pandas_bars(csv_path: Path, symbol: str, timeframe: str) -> pd.DataFrame:
             "close": grouped["price"].last(),
             "high": grouped["px"].max(),
             "low": grouped["px"].min(),
-            "volume": grouped["qty"].sum(),
-            "buy_volume": grouped["buy"].sum(),
+            "volume": grouped["qty"].agg(lambda sizes: sum(sizes, Decimal(0))),
+            "buy_volume": grouped["buy"].agg(lambda sizes: sum(sizes, Decimal(0))),
             "trade_count": grouped.size(),
         }
     )
@@ -116,8 +117,8 @@ async def test_replayed_csv_bars_equal_pandas(tmp_path: Path, timeframe: str) ->
         assert (bar["open"], bar["close"]) == (want["open"], want["close"])  # exact strings
         assert float(bar["high"]) == want["high"] and float(bar["low"]) == want["low"]
         assert bar["trade_count"] == want["trade_count"]
-        assert bar["volume"] == pytest.approx(want["volume"], rel=1e-9)
-        assert bar["buy_volume"] == pytest.approx(want["buy_volume"], rel=1e-9)
+        assert Decimal(bar["volume"]) == want["volume"]  # exact decimal sums
+        assert Decimal(bar["buy_volume"]) == want["buy_volume"]
 
     # ML features travel with each bar through the store and the API
     closes = [float(bar["close"]) for bar in bars]
@@ -125,5 +126,5 @@ async def test_replayed_csv_bars_equal_pandas(tmp_path: Path, timeframe: str) ->
     for bar, previous_close, close in zip(bars[1:], closes, closes[1:], strict=False):
         assert bar["features"]["log_return"] == pytest.approx(math.log(close / previous_close), rel=1e-9)
         assert bar["features"]["taker_buy_ratio"] == pytest.approx(
-            bar["buy_volume"] / bar["volume"], rel=1e-9
+            float(Decimal(bar["buy_volume"]) / Decimal(bar["volume"])), rel=1e-9
         )
