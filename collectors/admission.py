@@ -90,6 +90,11 @@ class Admission:
         self.resume_ns: dict[str, int] = {}
         self._log = logger.bind(component="collector", exchange=metrics.exchange)
 
+    @property
+    def idle(self) -> bool:
+        """No symbol's trades are held and no repair is running."""
+        return not self._holds and not any(self._working.values())
+
     def repairing(self, raw_symbol: str) -> bool:
         """True while a repair task works on the symbol (the background retry leaves it alone)."""
         return self._working.get(raw_symbol, 0) > 0

@@ -55,6 +55,7 @@ class Outbox:
         self._trades = 0
         self._ready = asyncio.Event()
         self._stopping = False
+        self._delivering = False
         self.unpublished: list[BusItem] = []
         self._log = logger.bind(component="collector", exchange=metrics.exchange)
 
@@ -62,6 +63,11 @@ class Outbox:
     def waiting(self) -> int:
         """Trades queued and not yet taken by the sink."""
         return self._trades
+
+    @property
+    def idle(self) -> bool:
+        """Nothing queued and nothing being delivered: everything put so far is on the sink."""
+        return not self._items and not self._delivering
 
     def put(self, trades: list[Trade]) -> list[Trade]:
         """Queue trades in order; returns those beyond the bound, which are not queued."""
@@ -95,7 +101,12 @@ class Outbox:
                 await self._ready.wait()
                 continue
             item = self._next_batch()
-            if not await self._deliver(item):
+            self._delivering = True
+            try:
+                delivered = await self._deliver(item)
+            finally:
+                self._delivering = False
+            if not delivered:
                 self.unpublished += [item, *self._items]
                 self._items.clear()
                 self._trades = 0

@@ -127,6 +127,7 @@ class CollectorSession:
             raise ConfigError(f"{adapter.name} does not list symbols {unknown}")
         self._adapter = adapter
         self._sink = sink
+        self.reads = 0  # reads of frames from any connection (see `idle`)
         self._ws_base_url = ws_base_url or adapter.default_ws_url
         self._stale_timeout = stale_timeout
         self._backoff_args = (backoff_initial, backoff_max, rng)
@@ -198,6 +199,13 @@ class CollectorSession:
     @property
     def tracker(self) -> GapTracker:
         return self._tracker
+
+    @property
+    def idle(self) -> bool:
+        """Every trade read so far is on the sink: none held for a repair, none waiting to be published.
+        A finite source (a replay) whose last frame was sent has been collected to its end once this
+        holds and `reads` stands still."""
+        return self._admission.idle and self._outbox.idle
 
     @property
     def unpublished(self) -> list[BusItem]:
@@ -328,6 +336,7 @@ class CollectorSession:
         monotonic = self._monotonic
         while not self._stop.is_set():
             frames = await ws.recv_many(MAX_FRAMES_PER_READ)
+            self.reads += 1
             conn.last_rx = monotonic()
             conn.ping_sent_at = 0.0
             ts_recv = receive_time_ns(clock)

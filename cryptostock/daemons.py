@@ -43,6 +43,8 @@ from simulator.serve import start_simulator
 from storage.factory import Cache
 from storage.spool import Spool, republish
 
+REPLAY_SETTLE_S = 0.5
+
 
 async def migrate_database(settings: CommonSettings) -> None:
     """`cryptostock db migrate`: apply pending migrations and exit. The details go to the log files
@@ -178,6 +180,10 @@ async def run_all(settings: RunSettings) -> None:
             }
             for name, collector in collectors.items():
                 components[f"collector:{name}"] = (collector.run, collector.stop)
+            if settings.replay is not None and simulators:
+                components["replay-end"] = _replay_end(
+                    dict(zip(collectors, simulators, strict=True)), collectors, service
+                )
             components["processor"] = (service.run, service.stop)
             components["api"] = (api.serve, api.stop)
             await _run_until_stopped(ctx, components, order=tuple(components))
@@ -274,6 +280,41 @@ async def _run_until_stopped(
             if not task.done():
                 task.cancel()
         await asyncio.gather(*tasks.values(), return_exceptions=True)
+
+
+def _replay_end(
+    simulators: dict[str, SimulatedExchange],
+    collectors: dict[str, CollectorRunner],
+    service: ProcessorService,
+) -> Component:
+    """A component that tells the processor when a venue's replay has ended: its simulator has played
+    the file to its end and sent everything, and its collector has handed every trade on to the bus and
+    read nothing new for REPLAY_SETTLE_S. The processor then closes the venue's open bars (the last bars
+    of a finite replay would otherwise wait for an event clock that no longer moves)."""
+    stopped = asyncio.Event()
+
+    def settled_state(exchange: str) -> int | None:
+        simulator, collector = simulators[exchange], collectors[exchange]
+        if simulator.finished and simulator.all_sent and collector.idle:
+            return collector.reads
+        return None
+
+    async def run() -> None:
+        pending = set(simulators)
+        seen: dict[str, int | None] = {}
+        while pending and not stopped.is_set():
+            for exchange in sorted(pending):
+                state = settled_state(exchange)
+                if state is not None and seen.get(exchange) == state:
+                    pending.discard(exchange)
+                    logger.bind(component="platform").info("replay of {} ended: closing its bars", exchange)
+                    service.source_ended(exchange)
+                seen[exchange] = state
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopped.wait(), REPLAY_SETTLE_S)
+        await stopped.wait()
+
+    return run, stopped.set
 
 
 def _republisher(spool: Spool, bus: TradeBus) -> Component:

@@ -40,7 +40,7 @@ from core.types import (
 )
 from cryptostock.coverage import CoverageHolds
 from monitoring.metrics import METRICS, PlatformMetrics
-from processor.bars import BarAggregator
+from processor.bars import BarAggregator, LateTrade
 from processor.features import FeatureCalculator
 from processor.indicators import IndicatorEngine
 from processor.quality import QualityMonitor, QualityTally
@@ -56,6 +56,7 @@ RETRYABLE = (StorageError, CircuitOpenError, BusError)
 WARM_UP_BARS = 1000
 MAX_PARTS = 10_000  # stored finer bars merged into one coarser timeframe's open bars at a warm-up
 WARM_UP_PAGE = 10_000
+ARRIVAL_ORDER_LIMIT = 250_000  # stored trades a warm-up sorts into arrival order (see _in_arrival_order)
 CAUGHT_UP_SLACK_NS = NS_PER_SECOND
 STORE_AHEAD = 2  # batches being stored while the apply stage works on an earlier one
 # Retries are cheap while a circuit is open (refused locally), and each second of delay after a dependency
@@ -137,12 +138,18 @@ class ProcessorService:
         self._revisions: set[tuple[str, str, str, int]] = set()  # bars a late trade made incomplete
         self._feeds = feeds
         self._warmed_at: dict[tuple[str, str], int] = {}  # wall ns of each symbol's warm-up
+        self._ended: set[str] = set()  # exchanges whose source ended: their bars close once the bus drains
         self._stopping = asyncio.Event()
         self._drain_on_stop = drain_on_stop
         self._stop_timeout = stop_timeout
         self._give_up_at = float("inf")
         self._log = logger.bind(component="processor", consumer=consumer)
         self.trades_applied = 0
+
+    def source_ended(self, exchange: str) -> None:
+        """The exchange's source has ended and everything it sent is on the bus (a finite replay played
+        to its end): once the bus is drained, every open bar of the exchange is closed and stored."""
+        self._ended.add(exchange)
 
     def stop(self) -> None:
         """Stop reading. The current batch is finished, stored and acknowledged before run() returns; with
@@ -285,6 +292,16 @@ class ProcessorService:
             await self._retry("ack", self._bus.ack, stored.deliveries)
         if self._caught_up(stored.deliveries):
             await self.close_due()
+        if self._ended and not stored.deliveries:  # a tick: the bus is drained
+            await self._close_ended()
+
+    async def _close_ended(self) -> None:
+        for exchange in sorted(self._ended):
+            bars = self._aggregator.close_all(exchange)
+            if bars:
+                await self._retry("store_bars", self._persist, self._finish(bars))
+            self._log.info("source of {} ended: closed its {} open bars", exchange, len(bars))
+        self._ended.clear()
 
     def _count_duplicates(self, trades: Sequence[Trade], new_trades: Sequence[Trade]) -> None:
         """Trades the store already had (a redelivery after a crash, a repeated backfill): counted and
@@ -355,11 +372,7 @@ class ProcessorService:
             "{} trades arrived after their bar closed; stored, the bar is now incomplete",
             "WARNING",
         )
-        for item in result.late:
-            trade = item.trade
-            for timeframe in item.timeframes:
-                start = bucket_start(trade.ts_event, timeframe_ns(timeframe))
-                self._revisions.add((trade.exchange, trade.symbol, timeframe, start))
+        self._revise_later(result.late)
         self._report_per_symbol(
             Counter((trade.exchange, trade.symbol) for trade in result.unreadable),
             self._metrics.trades_unreadable,
@@ -370,6 +383,14 @@ class ProcessorService:
             self._metrics.trades_processed.labels(exchange).inc(count)
         self.trades_applied += len(trades)
         return self._finish(result.closed)
+
+    def _revise_later(self, late: Iterable[LateTrade]) -> None:
+        """The closed bars late trades belong to are marked incomplete (by _revise)."""
+        for item in late:
+            trade = item.trade
+            for timeframe in item.timeframes:
+                start = bucket_start(trade.ts_event, timeframe_ns(timeframe))
+                self._revisions.add((trade.exchange, trade.symbol, timeframe, start))
 
     def _aggregable(self, trades: list[Trade]) -> list[Trade]:
         """Stored trades replayed at a warm-up, less those the quality check kept out of bars live."""
@@ -496,9 +517,11 @@ class ProcessorService:
                 features.update(item.bar)
         since = await self._restore_open_bars(exchange, symbol)
         replayed, reopened = 0, list[Bar]()
-        async for page in self._stored_trades(exchange, symbol, since or 0):
+        async for page in self._in_arrival_order(self._stored_trades(exchange, symbol, since or 0)):
             replayed += len(page)
-            reopened.extend(self._aggregator.add_many(self._aggregable(page)).closed)
+            result = self._aggregator.add_many(self._aggregable(page))
+            reopened.extend(result.closed)
+            self._revise_later(result.late)  # late before the restart too: counted then
         if self._feeds is not None:  # without a feed board nothing tells when a backlog is through
             self._aggregator.replayed(exchange, symbol)
             self._warmed_at[(exchange, symbol)] = self._clock.now_ns()
@@ -532,6 +555,36 @@ class ProcessorService:
             self._aggregator.restore(exchange, symbol, timeframe, bars)
         return plan.replay_from_ns
 
+    async def _in_arrival_order(self, pages: AsyncIterator[list[Trade]]) -> AsyncIterator[list[Trade]]:
+        """Stored trades (pages by event time) in the order they first arrived, so that a warm-up closes
+        bars where the run before the restart did: a trade that arrived after its bar had closed (late)
+        must not be replayed into it. Arrival order is the venue's sequence where every trade has one (the
+        collector hands trades on in sequence order, repaired ones included), else receive time. Up to
+        ARRIVAL_ORDER_LIMIT trades are sorted; a longer replay stays in event-time order (logged)."""
+        held: list[Trade] = []
+        sorting = True
+        async for page in pages:
+            if sorting and len(held) + len(page) <= ARRIVAL_ORDER_LIMIT:
+                held += page
+                continue
+            if sorting:
+                sorting = False
+                self._log.warning(
+                    "more than {} stored trades to replay: replayed in event-time order, trades that "
+                    "arrived late may go into bars they missed before the restart",
+                    ARRIVAL_ORDER_LIMIT,
+                )
+                yield held
+                held = []
+            yield page
+        if held:
+            if all(trade.sequence is not None for trade in held):
+                held.sort(key=_by_sequence)
+            else:
+                held.sort(key=_by_receipt)
+            for start in range(0, len(held), WARM_UP_PAGE):
+                yield held[start : start + WARM_UP_PAGE]
+
     async def _stored_trades(self, exchange: str, symbol: str, since_ns: int) -> AsyncIterator[list[Trade]]:
         """Every stored trade with ts_event >= since_ns, oldest first, in pages (the store pages by time;
         trades sharing the boundary time are skipped by id when they come round again)."""
@@ -562,3 +615,11 @@ class ProcessorService:
                 )
             await asyncio.sleep(delay * (0.5 + random.random()))
             delay = min(delay * 2, MAX_RETRY_DELAY_S)
+
+
+def _by_sequence(trade: Trade) -> int:
+    return trade.sequence  # type: ignore[return-value]  # only called when every trade has one
+
+
+def _by_receipt(trade: Trade) -> int:
+    return trade.ts_recv

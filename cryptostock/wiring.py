@@ -169,6 +169,16 @@ class CollectorRunner:
             self._session.stop()
 
     @property
+    def idle(self) -> bool:
+        """Collecting, with every trade read so far handed to the bus (see CollectorSession.idle)."""
+        return self._session is not None and self._session.idle
+
+    @property
+    def reads(self) -> int:
+        """Reads of frames so far (see CollectorSession.reads)."""
+        return self._session.reads if self._session is not None else 0
+
+    @property
     def unpublished(self) -> list[BusItem]:
         """What the session could not hand to the bus while stopping (for the bus's spool)."""
         return self._session.unpublished if self._session is not None else []

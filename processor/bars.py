@@ -393,6 +393,16 @@ class BarAggregator:
                 out.extend(self._close_through(state, max(event_now, min(state.watermark, state.hold))))
         return out
 
+    def close_all(self, exchange: str) -> list[Bar]:
+        """The exchange's source has ended (a finite replay played to its end): close every open bar of
+        its symbols, finer timeframes first. A trade of theirs arriving after this is late."""
+        out: list[Bar] = []
+        for (venue, _), state in self._states.items():
+            if venue == exchange:
+                state.clock = _INF_NS
+                out.extend(self._close_through(state, _INF_NS))
+        return out
+
     def hold(self, exchange: str, symbol: str, until_ns: int | None) -> None:
         """Close no bar of the symbol past event time `until_ns` (None: no hold): trades missing from a gap
         after `until_ns` are on their way, and the bars they belong to must wait for them. Trades keep

@@ -152,6 +152,8 @@ class SimulatedExchange:
     # -- TradeSink --------------------------------------------------------------------------------------
 
     def publish(self, trades: Sequence[MarketTrade]) -> None:
+        """Record trades and send them to websocket clients in order. A trade id seen before (a replayed
+        file's duplicate row) is sent again, as the file has it, but served over REST once."""
         faults, histories, encode = self.faults, self._histories, self.venue.encode_trade
         entries: list[Recorded] = []
         append = entries.append
@@ -165,6 +167,27 @@ class SimulatedExchange:
             append(entry)
         self.log.extend(entries)
         self._trim_log()
+
+    def record_past(self, trades: Sequence[MarketTrade]) -> None:
+        """Trades the exchange had before this run (a resumed replay's rows already collected): served
+        over REST, never sent on a websocket."""
+        histories, encode = self._histories, self.venue.encode_trade
+        for trade in trades:
+            history = histories.get(trade.symbol)
+            if history is not None:
+                history.append((trade, encode(trade), False))
+
+    async def subscribed(self) -> None:
+        """Wait until a websocket client has subscribed."""
+        while not any(c.subscribed for c in self.connections.values()):
+            await self.drained.wait(timeout=0.05)
+
+    @property
+    def all_sent(self) -> bool:
+        """Every trade recorded so far has been written to every subscribed connection (and at least
+        one connection has subscribed)."""
+        cursors = [c.cursor for c in self.connections.values() if c.subscribed]
+        return bool(cursors) and min(cursors) >= self.log.end
 
     async def demand(self) -> int:
         while True:

@@ -95,7 +95,8 @@ def _trade_id(entry: Recorded) -> int:
 
 
 class SymbolHistory:
-    """One symbol's recorded trades in trade-id order, keeping at most `max_len` (oldest dropped first)."""
+    """One symbol's recorded trades in trade-id order (one entry per id), keeping at most `max_len`
+    (lowest ids dropped first)."""
 
     def __init__(self, symbol: str, max_len: int) -> None:
         if max_len < 1:
@@ -113,10 +114,21 @@ class SymbolHistory:
     def last_id(self) -> int | None:
         return self._items[-1][0].trade_id if self._items else None
 
-    def append(self, entry: Recorded) -> None:
-        self._items.append(entry)
-        if len(self._items) > self.max_len + self._slack:
-            del self._items[: len(self._items) - self.max_len]
+    def append(self, entry: Recorded) -> bool:
+        """Record a trade in id order. A replayed file may hold a row again (a duplicate: not recorded
+        twice, False) or a row below the newest id (a late trade: put in its place)."""
+        items = self._items
+        if not items or entry[0].trade_id > items[-1][0].trade_id:
+            items.append(entry)
+            if len(items) > self.max_len + self._slack:
+                del items[: len(items) - self.max_len]
+            return True
+        trade_id = entry[0].trade_id
+        index = bisect.bisect_left(items, trade_id, key=_trade_id)
+        if index < len(items) and items[index][0].trade_id == trade_id:
+            return False
+        items.insert(index, entry)
+        return True
 
     def _first(self) -> int:
         return max(0, len(self._items) - self.max_len)

@@ -3,12 +3,19 @@
 File format (header row required): `timestamp_ms,symbol,trade_id,price,quantity,is_buyer_maker`.
 timestamp_ms: trade time, integer ms since the Unix epoch (UTC); it becomes the trade (and event) time
 the venue sends, so bars built from the stream equal bars computed from the file. price/quantity: passed
-through exactly as written. is_buyer_maker: true/false (or 1/0). Trade ids must increase per symbol;
-rows that break that rule or cannot be parsed are skipped with a warning and counted in `skipped_rows`.
+through exactly as written. is_buyer_maker: true/false (or 1/0). Every row is played, in file order: a
+row repeating a trade id (a duplicate) or below the newest id of its symbol (a late trade) too, and the
+platform handles them by its policies (a duplicate is stored once; a trade whose bar has closed is late).
+Rows that cannot be parsed are skipped with a warning and counted in `skipped_rows`.
 
 speed 1 keeps the original gaps between trades, speed 10 plays ten times faster, speed 0 plays as fast as
-the slowest subscribed client reads (and waits while no client is subscribed). The file is streamed, not
+the slowest subscribed client reads (and waits while no client is subscribed). A paced replay starts
+when the first client has subscribed, so that no trade is played to nobody. The file is streamed, not
 loaded, so its size is not limited by memory (history is, see SimulatedExchange's max_history).
+
+Resuming (`resume_after`: per symbol, the id of the last trade already collected, e.g. what a database
+holds after a restart): the rows up to and including that trade's row are recorded for REST but not sent
+again; playing goes on from the row after it.
 """
 
 from __future__ import annotations
@@ -17,7 +24,7 @@ import asyncio
 import csv
 import itertools
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 from loguru import logger
@@ -40,6 +47,7 @@ log = logger.bind(component="simulator", market="replay")
 class ReplayMarket:
     """Trades of a CSV file (see the module docstring) at `speed` (0 = as fast as clients read).
 
+    `wait_for_subscriber` false starts a paced replay at once (to fill REST history without clients).
     `symbol_form` spells the file's symbols the way the simulated venue does (default: no separator, a
     row's btc-usdt, BTC/USDT or BTCUSDT all become BTCUSDT; a dash-separated form makes them BTC-USDT).
     """
@@ -53,6 +61,8 @@ class ReplayMarket:
         speed: float = 1.0,
         symbols: Sequence[str] | None = None,
         symbol_form: SymbolForm = normalize_symbol,
+        resume_after: Mapping[str, int] | None = None,
+        wait_for_subscriber: bool = True,
     ) -> None:
         if speed < 0:
             raise ConfigError(f"replay speed must be >= 0, got {speed}")
@@ -60,6 +70,9 @@ class ReplayMarket:
         self.speed = speed
         self.skipped_rows = 0
         self.replayed_rows = 0
+        self.resumed_rows = 0
+        self._wait_for_subscriber = wait_for_subscriber
+        self._resume_after = {symbol_form(k): v for k, v in (resume_after or {}).items()}
         self._spellings: dict[str, str] = {}
         self._form = symbol_form
         self._check_header()
@@ -78,7 +91,7 @@ class ReplayMarket:
         return self.speed == 0
 
     async def run(self, sink: TradeSink) -> None:
-        rows = self.trades()
+        rows = self._live(self.trades(), sink)
         if self.on_demand:
             while True:
                 wanted = await sink.demand()
@@ -89,7 +102,35 @@ class ReplayMarket:
                 if len(batch) < min(wanted, MAX_BATCH):
                     return
                 await asyncio.sleep(0)
+        if self._wait_for_subscriber:
+            await sink.subscribed()
         await self._run_paced(sink, rows)
+
+    def _live(self, rows: Iterator[MarketTrade], sink: TradeSink) -> Iterator[MarketTrade]:
+        """The rows to play: those a resumed replay already played (see the module docstring) are
+        recorded with `sink.record_past` instead."""
+        resume = dict(self._resume_after)
+        past: list[MarketTrade] = []
+        for trade in rows:
+            last = resume.get(trade.symbol) if resume else None
+            if last is not None and trade.trade_id <= last:
+                past.append(trade)
+                if trade.trade_id == last:
+                    del resume[trade.symbol]
+                if len(past) >= MAX_BATCH:
+                    self._record_past(sink, past)
+                    past = []
+                continue
+            if past:
+                self._record_past(sink, past)
+                past = []
+            yield trade
+        if past:
+            self._record_past(sink, past)
+
+    def _record_past(self, sink: TradeSink, trades: list[MarketTrade]) -> None:
+        sink.record_past(trades)
+        self.resumed_rows += len(trades)
 
     async def _run_paced(self, sink: TradeSink, rows: Iterator[MarketTrade]) -> None:
         loop = asyncio.get_running_loop()
@@ -116,21 +157,14 @@ class ReplayMarket:
                 await asyncio.sleep(max(MIN_TICK_S, due - loop.time()))
 
     def trades(self) -> Iterator[MarketTrade]:
-        """Every valid trade of the file in file order (rows that break the rules are skipped)."""
-        last_ids: dict[str, int] = {}
+        """Every valid row of the file, in file order (rows that cannot be parsed are skipped)."""
         with self.path.open(newline="", encoding="utf-8") as handle:
             reader = csv.reader(handle)
             next(reader, None)
             for line_no, row in enumerate(reader, start=2):
                 trade = self._parse(row, line_no)
-                if trade is None:
-                    continue
-                last = last_ids.get(trade.symbol)
-                if last is not None and trade.trade_id <= last:
-                    self._skip(line_no, row, f"trade id not increasing for {trade.symbol} (last {last})")
-                    continue
-                last_ids[trade.symbol] = trade.trade_id
-                yield trade
+                if trade is not None:
+                    yield trade
 
     def _parse(self, row: list[str], line_no: int) -> MarketTrade | None:
         if len(row) != len(COLUMNS):

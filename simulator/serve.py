@@ -31,7 +31,8 @@ class SimulatorSettings(BaseModel):
     (1 = original gaps, 0 = as fast as read). Seconds: ping_interval/ping_timeout (server pings: Binance,
     Coinbase), heartbeat_interval (Coinbase heartbeat channel), idle_timeout (OKX closes 4004),
     subscribe_timeout (Coinbase closes a connection that has not subscribed). weight_limit: Binance REST
-    weight per minute. faults: injected once at start.
+    weight per minute. faults: injected once at start. next_trade_ids: per symbol, the id after the last one
+    a database holds: a synthetic market continues from there, a replay resumes after that trade's row.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -89,7 +90,11 @@ def build_market(settings: SimulatorSettings, venue: VenueProtocol | None = None
     venue = venue or build_venue(settings)
     if settings.replay is not None:
         return ReplayMarket(
-            settings.replay, speed=settings.speed, symbols=settings.symbols, symbol_form=venue.raw_symbol
+            settings.replay,
+            speed=settings.speed,
+            symbols=settings.symbols,
+            symbol_form=venue.raw_symbol,
+            resume_after={symbol: next_id - 1 for symbol, next_id in settings.next_trade_ids.items()},
         )
     return SyntheticMarket(
         settings.symbols or venue.default_symbols,

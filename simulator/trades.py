@@ -15,7 +15,8 @@ import msgspec
 class MarketTrade(msgspec.Struct, frozen=True, gc=False):
     """One trade on the simulated exchange.
 
-    symbol: the exchange's own uppercase symbol (BTCUSDT). trade_id: per-symbol id, strictly increasing.
+    symbol: the exchange's own uppercase symbol (BTCUSDT). trade_id: per-symbol id (increasing, but a
+    replayed file may repeat one or play a lower one late).
     price/quantity: exact decimal strings, sent unchanged. time_ms: trade time in integer milliseconds
     since the Unix epoch (UTC); the simulator also uses it as the event time `E`.
     is_buyer_maker: the buy order was the resting one (true means the taker sold).
@@ -34,6 +35,15 @@ class TradeSink(Protocol):
 
     def publish(self, trades: Sequence[MarketTrade]) -> None:
         """Record trades (in order) and make them visible to websocket clients."""
+        ...
+
+    def record_past(self, trades: Sequence[MarketTrade]) -> None:
+        """Record trades the exchange had before this run (served over REST, never sent live)."""
+        ...
+
+    async def subscribed(self) -> None:
+        """Wait until a client has subscribed (a paced market starts then, so nothing is played to
+        nobody)."""
         ...
 
     async def demand(self) -> int:

@@ -80,7 +80,9 @@ async def replayed(
 ) -> SimulatedExchange:
     """A started `exchange` that has replayed `rows` (as fast as it can) to their end."""
     path = write_csv(tmp_path / "replay.csv", rows)
-    market = ReplayMarket(path, speed=1e9, symbol_form=make_venue(exchange).raw_symbol)
+    market = ReplayMarket(
+        path, speed=1e9, wait_for_subscriber=False, symbol_form=make_venue(exchange).raw_symbol
+    )
     return await finished(await start(exchange, market))
 
 

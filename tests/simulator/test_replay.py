@@ -65,7 +65,7 @@ async def test_speed_multiplier_scales_the_gaps(start_sim: StartSim, tmp_path: P
     loop = asyncio.get_running_loop()
     arrivals: dict[int, float] = {}
     async with ws_connect(f"{sim.ws_url}/ws/btcusdt@trade") as ws:
-        while len(arrivals) < 11:
+        while len(arrivals) < 12:  # every trade, the first too: the replay started when we subscribed
             event = json.loads(await asyncio.wait_for(ws.recv(), 5))
             arrivals[event["t"]] = loop.time()
     span = arrivals[12] - arrivals[2]  # 1000 ms of file time at speed 2
@@ -76,7 +76,6 @@ async def test_speed_multiplier_scales_the_gaps(start_sim: StartSim, tmp_path: P
 async def test_bad_rows_are_skipped_and_counted(start_sim: StartSim, tmp_path: Path) -> None:
     rows = [
         [1_700_000_000_000, "BTCUSDT", 10, "1.0", "2.0", "false"],
-        [1_700_000_000_001, "BTCUSDT", 10, "1.0", "2.0", "false"],  # id not increasing
         ["soon", "BTCUSDT", 11, "1.0", "2.0", "false"],
         [1_700_000_000_002, "BTCUSDT", 12, '1"0', "2.0", "false"],
         [1_700_000_000_003, "BTCUSDT", 13, "1.0", "2.0", "maybe"],
@@ -85,12 +84,74 @@ async def test_bad_rows_are_skipped_and_counted(start_sim: StartSim, tmp_path: P
     ]
     market = ReplayMarket(write_csv(tmp_path / "r.csv", rows), speed=1e9)
     sim = await start_sim(market)
-    await wait_for(lambda: sim.finished)
+    async with ws_connect(f"{sim.ws_url}/ws/btcusdt@trade"):
+        await wait_for(lambda: sim.finished)
     assert [(t.trade_id, t.price, t.is_buyer_maker) for t in sim.history("BTCUSDT")] == [
         (10, "1.0", False),
         (15, "3.0", True),
     ]
-    assert market.skipped_rows == 5
+    assert market.skipped_rows == 4
+
+
+async def test_every_row_is_played_in_file_order_duplicates_and_late_rows_too(
+    start_sim: StartSim, tmp_path: Path
+) -> None:
+    rows = [
+        [1_700_000_000_000, "BTCUSDT", 10, "1.0", "2.0", "false"],
+        [1_700_000_000_005, "BTCUSDT", 12, "1.2", "2.0", "false"],
+        [1_700_000_000_005, "BTCUSDT", 12, "1.2", "2.0", "false"],  # a duplicate row
+        [1_700_000_000_001, "BTCUSDT", 11, "1.1", "2.0", "true"],  # a late row, below the newest id
+        [1_700_000_000_009, "BTCUSDT", 13, "1.3", "2.0", "false"],
+    ]
+    sim = await start_sim(ReplayMarket(write_csv(tmp_path / "r.csv", rows), speed=0))
+    async with ws_connect(f"{sim.ws_url}/ws/btcusdt@trade") as ws:
+        events = [json.loads(await asyncio.wait_for(ws.recv(), 5)) for _ in rows]
+    assert [(e["t"], e["T"]) for e in events] == [(r[2], r[0]) for r in rows]
+    # REST serves each id once, in id order
+    assert [(t.trade_id, t.price) for t in sim.history("BTCUSDT")] == [
+        (10, "1.0"),
+        (11, "1.1"),
+        (12, "1.2"),
+        (13, "1.3"),
+    ]
+
+
+async def test_a_paced_replay_starts_when_a_client_has_subscribed(
+    start_sim: StartSim, tmp_path: Path
+) -> None:
+    start = 1_700_000_000_000
+    rows = [[start + i * 10, "BTCUSDT", 1 + i, "1.0", "1.0", "true"] for i in range(20)]
+    sim = await start_sim(ReplayMarket(write_csv(tmp_path / "r.csv", rows), speed=1.0))
+    await asyncio.sleep(0.5)  # longer than the whole file at speed 1 (190 ms)
+    assert sim.history("BTCUSDT") == [] and not sim.finished
+    async with ws_connect(f"{sim.ws_url}/ws/btcusdt@trade") as ws:
+        events = [json.loads(await asyncio.wait_for(ws.recv(), 5)) for _ in rows]
+    assert [e["t"] for e in events] == [r[2] for r in rows]  # the first trade is not lost
+
+
+async def test_a_resumed_replay_sends_only_the_rows_after_the_collected_one(
+    start_sim: StartSim, tmp_path: Path
+) -> None:
+    rows = [
+        [1_700_000_000_000, "BTCUSDT", 1, "1.0", "1.0", "true"],
+        [1_700_000_000_001, "ETHUSDT", 7, "5.0", "1.0", "true"],
+        [1_700_000_000_002, "BTCUSDT", 3, "1.0", "1.0", "true"],
+        [1_700_000_000_003, "BTCUSDT", 2, "1.0", "1.0", "true"],  # late, after the resume row: played
+        [1_700_000_000_004, "ETHUSDT", 8, "5.0", "1.0", "true"],
+        [1_700_000_000_005, "BTCUSDT", 4, "1.0", "1.0", "true"],
+    ]
+    market = ReplayMarket(write_csv(tmp_path / "r.csv", rows), speed=0, resume_after={"btc-usdt": 3})
+    sim = await start_sim(market)
+    async with ws_connect(f"{sim.ws_url}/stream?streams=btcusdt@trade/ethusdt@trade") as ws:
+        events = [json.loads(await asyncio.wait_for(ws.recv(), 5))["data"] for _ in range(4)]
+    assert [(e["s"], e["t"]) for e in events] == [
+        ("ETHUSDT", 7),
+        ("BTCUSDT", 2),
+        ("ETHUSDT", 8),
+        ("BTCUSDT", 4),
+    ]
+    assert [t.trade_id for t in sim.history("BTCUSDT")] == [1, 2, 3, 4]  # REST still serves the past
+    assert market.resumed_rows == 2
 
 
 def test_header_and_speed_are_checked(tmp_path: Path) -> None:

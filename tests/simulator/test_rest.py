@@ -27,7 +27,11 @@ async def sim(start_sim: StartSim, tmp_path: Path) -> SimulatedExchange:
         for i in range(COUNT)
     ]
     rows.append([START_MS + COUNT, "ETHUSDT", 7, "3000.10000000", "2.00000000", "false"])
-    return await finished(await start_sim(ReplayMarket(write_csv(tmp_path / "r.csv", rows), speed=1e9)))
+    return await finished(
+        await start_sim(
+            ReplayMarket(write_csv(tmp_path / "r.csv", rows), speed=1e9, wait_for_subscriber=False)
+        )
+    )
 
 
 @pytest.fixture
@@ -141,7 +145,10 @@ async def test_ping_time_and_used_weight(http: httpx.AsyncClient, metrics: Platf
 
 async def test_weight_limit_when_enabled(start_sim: StartSim, tmp_path: Path) -> None:
     rows = [[START_MS, "BTCUSDT", 1, "1.0", "1.0", "true"]]
-    sim = await start_sim(ReplayMarket(write_csv(tmp_path / "r.csv", rows), speed=1e9), weight_limit=50)
+    sim = await start_sim(
+        ReplayMarket(write_csv(tmp_path / "r.csv", rows), speed=1e9, wait_for_subscriber=False),
+        weight_limit=50,
+    )
     async with httpx.AsyncClient(base_url=sim.rest_url) as client:
         statuses = [
             (await client.get("/api/v3/trades", params={"symbol": "BTCUSDT"})).status_code for _ in range(3)
