@@ -41,9 +41,9 @@ class Replay:
         self.api_port = free_port()
         self.runs = 0
 
-    def start(self) -> Daemon:
+    def start(self, speed: str = "0") -> Daemon:
         self.runs += 1
-        args = ["run", "--replay", str(self.csv_path), "--speed", "0", "--timeframes", ",".join(TIMEFRAMES)]
+        args = ["run", "--replay", str(self.csv_path), "--speed", speed, "--timeframes", ",".join(TIMEFRAMES)]
         args += ["--api-port", str(self.api_port), "--sim-port", str(free_port())]
         args += ["--data-dir", str(self.tmp_path / "data")]
         return Daemon(
@@ -147,6 +147,24 @@ async def test_sigkills_during_a_replay_change_no_bar(tmp_path: Path, database_e
         stored += int(await run.metric("trades_processed_total"))
         run.kill()
     run = replay.start()
+    try:
+        await run.wait_ready()
+        served = await wait_for_every_bar(replay, run, expected)
+    finally:
+        code, _ = run.stop()
+    assert code == 0, run.output()[-3000:]
+    assert_bars_equal(served, expected)
+
+
+async def test_a_paced_replay_loses_nothing(tmp_path: Path) -> None:
+    """At --speed 100 the simulator plays by the file's clock: it starts when the collector has
+    subscribed, so the first trades and the first bars are there too."""
+    by_symbol = messy_rows(SEED + 2, per_symbol=400, span_ms=10 * 60_000)
+    csv_path = tmp_path / "paced.csv"
+    write_rows(csv_path, by_symbol, SEED + 2)
+    expected = expected_bars(by_symbol)
+    replay = Replay(tmp_path, csv_path, {})
+    run = replay.start(speed="100")
     try:
         await run.wait_ready()
         served = await wait_for_every_bar(replay, run, expected)
