@@ -137,6 +137,15 @@ class GapTracker:
         self._store(gap.raw_symbol, kept)
         return dropped
 
+    def reopen(self, gap: Gap) -> bool:
+        """A range an earlier run found missing and did not resolve (read back at a start): missing
+        again unless it overlaps what is already known missing. False if it was not added."""
+        ranges = self._missing.get(gap.raw_symbol, [])
+        if any(lo <= gap.last and gap.first <= hi for lo, hi, _, _ in ranges):
+            return False
+        self._add_missing(gap)
+        return True
+
     def drain_evicted(self) -> list[Gap]:
         """Ranges dropped because a symbol had more than `max_ranges` open; cleared on read."""
         evicted, self._evicted = self._evicted, []

@@ -28,6 +28,7 @@ from loguru import logger
 
 from collectors.adapter import (
     ExchangeAdapter,
+    Gap,
     HeartbeatKind,
     ReconnectRequested,
     RepairKind,
@@ -113,6 +114,7 @@ class CollectorSession:
         feed_board: FeedBoard | None = None,
         quiet_after: float = 10.0,
         resume: Sequence[ResumePoint] = (),
+        open_gaps: Sequence[CoverageEvent] = (),
         connector: WsConnector | None = None,
         clock: Clock | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
@@ -177,6 +179,7 @@ class CollectorSession:
             recent_page_size=caps.repair_page_size if caps.repair is RepairKind.RECENT_ONLY else 0,
         )
         self._resume(resume, symbols)
+        self._reopen(open_gaps, symbols)
 
     def _resume(self, points: Sequence[ResumePoint], symbols: Sequence[str]) -> None:
         """Continue each symbol from where it was left off (a restart): its first live trade then reveals
@@ -194,6 +197,27 @@ class CollectorSession:
                     point.raw_symbol,
                     point.sequence,
                     point.trade_id,
+                )
+
+    def _reopen(self, gaps: Sequence[CoverageEvent], symbols: Sequence[str]) -> None:
+        """Gaps an earlier run left unresolved: missing again, so the background retry repairs them."""
+        if not self._gap_checked:
+            return
+        wanted = set(symbols)
+        for event in gaps:
+            if event.raw_symbol not in wanted or event.exchange != self._adapter.name:
+                continue
+            if event.first_sequence is None or event.last_sequence is None:
+                continue
+            gap = Gap(
+                event.raw_symbol, event.first_sequence, event.last_sequence, event.start_ns, event.end_ns
+            )
+            if self._tracker.reopen(gap):
+                self._log.info(
+                    "{} sequences {}-{} were still missing when the last run stopped: repaired again",
+                    event.raw_symbol,
+                    event.first_sequence,
+                    event.last_sequence,
                 )
 
     @property

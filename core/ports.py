@@ -150,6 +150,12 @@ class ResumeSource(Protocol):
 
     async def resume_points(self, exchange: str) -> list[ResumePoint]: ...
 
+    async def open_gaps(self, exchange: str) -> list[CoverageEvent]:
+        """Gaps (sequence ranges) the exchange's collector published and had not resolved when it stopped
+        (the Redis bus keeps them; a store recomputes them from its coverage table): its successor
+        repairs them again."""
+        ...
+
 
 class FeedBoard(Protocol):
     """The latest FeedStatus of every symbol, written by collectors and read by the API (the cache

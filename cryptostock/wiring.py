@@ -19,7 +19,7 @@ from collectors.session import CollectorSession, TradeSink
 from collectors.session_metrics import DISCOVERY_FAILED
 from core.errors import ConfigError, ExchangeError, PlatformError
 from core.ports import FeedBoard, ResumeSource
-from core.types import BusItem, ResumePoint
+from core.types import BusItem, CoverageEvent, ResumePoint
 from cryptostock.settings import (
     ApiOptions,
     CollectorOptions,
@@ -141,6 +141,7 @@ class CollectorRunner:
         try:
             symbols = resolve_symbols(backfiller.adapter, options.symbols_for(self._exchange))
             resume = await self._resume_points()
+            open_gaps = await self._open_gaps()
             self._session = CollectorSession(
                 backfiller.adapter,
                 symbols,
@@ -155,6 +156,7 @@ class CollectorRunner:
                 connector=self._connector,
                 feed_board=self._feed_board,
                 resume=resume,
+                open_gaps=open_gaps,
             )
             self._log.info("collecting {} over {}", ",".join(symbols), options.ws_client)
             if self._stopping.is_set():
@@ -199,6 +201,17 @@ class CollectorRunner:
                 if known is None or _later(point, known):
                     newest[point.raw_symbol] = point
         return list(newest.values())
+
+    async def _open_gaps(self) -> list[CoverageEvent]:
+        """The gaps an earlier run left unresolved, from each source that can answer (see _resume_points;
+        a range both report is reopened once)."""
+        gaps: list[CoverageEvent] = []
+        for source in self._resume_sources:
+            try:
+                gaps += await source.open_gaps(self._exchange)
+            except PlatformError as exc:
+                self._log.warning("open gaps of the last run unavailable ({}): not repaired again", exc)
+        return gaps
 
     async def _discover(self) -> RestBackfiller | None:
         backoff = Backoff(0.5, 30.0)

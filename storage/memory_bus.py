@@ -127,6 +127,10 @@ class InProcessBus:
             return self._dead_file.read(limit)
         return list(self._dead_kept)[-limit:] if limit > 0 else []
 
+    async def open_gaps(self, exchange: str) -> list[CoverageEvent]:
+        """None: an in-process bus dies with its collector (the embedded store answers instead)."""
+        return []
+
     async def resume_points(self, exchange: str) -> list[ResumePoint]:
         """None: nothing of this bus outlives its process (the store says where a restart resumes)."""
         return []

@@ -24,6 +24,7 @@ import asyncpg
 from loguru import logger
 
 from core.errors import CircuitOpenError, StorageError
+from core.open_gaps import OpenGaps
 from core.types import ClosedBar, CoverageEvent, ResumePoint, SymbolInfo, Trade
 from monitoring.circuit_breaker import CircuitBreaker
 from monitoring.metrics import METRICS, PlatformMetrics
@@ -120,6 +121,10 @@ SQL_INSERT_COVERAGE = f"""INSERT INTO coverage ({_COVERAGE_COLS})
     VALUES ({", ".join(f"${i}" for i in range(1, len(COVERAGE_COLUMNS) + 1))}) ON CONFLICT DO NOTHING"""
 SQL_SELECT_COVERAGE = f"""SELECT {_COVERAGE_COLS} FROM coverage
     WHERE exchange = $1 AND symbol = $2 AND end_ns >= $3 AND start_ns < $4 ORDER BY start_ns, recorded_ns"""
+# Gap events with their resolutions, in the order they were recorded: what is still open (core.open_gaps)
+SQL_GAP_EVENTS = f"""SELECT {_COVERAGE_COLS} FROM coverage
+    WHERE exchange = $1 AND kind IN ('gap', 'repaired', 'abandoned') AND first_sequence IS NOT NULL
+    ORDER BY recorded_ns, CASE kind WHEN 'gap' THEN 0 ELSE 1 END"""
 # The newest stored trade of each symbol of an exchange (by event time, then receipt): where a restarted
 # collector resumes. A later sequence stored slightly earlier by event time only makes the repair fetch a
 # few trades twice (the store drops them as duplicates).
@@ -332,6 +337,10 @@ class PostgresStore:
         args = coverage_range_params(exchange, symbol, start_ns, end_ns)
         rows = await self._run("select_coverage", lambda c: c.fetch(SQL_SELECT_COVERAGE, *args))
         return [row_coverage(r) for r in rows]
+
+    async def open_gaps(self, exchange: str) -> list[CoverageEvent]:
+        rows = await self._run("open_gaps", lambda c: c.fetch(SQL_GAP_EVENTS, exchange))
+        return OpenGaps(map(row_coverage, rows)).events(exchange)
 
     async def resume_points(self, exchange: str) -> list[ResumePoint]:
         rows = await self._run("resume_points", lambda c: c.fetch(SQL_RESUME_POINTS, exchange))

@@ -100,6 +100,7 @@ class RedisStreamBus:
             stream_prefix=f"{prefix}:trades",
             registry=self._registry,
             resume_key=f"{prefix}:resume",
+            open_gaps_key=f"{prefix}:open-gaps",
             max_pending_trades=max_pending_trades,
             max_stream_entries=max_stream_entries,
             flush_interval=flush_interval,
@@ -318,6 +319,22 @@ class RedisStreamBus:
             except ParseError as exc:
                 self._log.error("undecodable resume point {!r}: {}", name, exc)
         return points
+
+    async def open_gaps(self, exchange: str) -> list[CoverageEvent]:
+        """The gaps of `exchange` its collector published and had not resolved (repaired or abandoned)
+        when it stopped, kept in Redis beside the streams (see core.open_gaps)."""
+        raw = await self._call("hgetall", lambda: self._redis.hgetall(f"{self.prefix}:open-gaps"))
+        gaps: list[CoverageEvent] = []
+        for field, value in raw.items():
+            name = field.decode() if isinstance(field, bytes) else str(field)
+            if not name.startswith(f"{exchange}:"):
+                continue
+            try:
+                gaps += decode_events(value if isinstance(value, bytes) else value.encode())
+            except ParseError as exc:
+                self._log.error("undecodable open gaps {!r}: {}", name, exc)
+        self._publisher.known_open_gaps(gaps)
+        return gaps
 
     def owns(self, exchange: str, symbol: str) -> bool:
         return shard_of(self._publisher.stream_key(exchange, symbol), self.shard_count) == self.shard_index

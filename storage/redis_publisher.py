@@ -12,6 +12,7 @@ import redis.asyncio as aioredis
 from loguru import logger
 
 from core.errors import BusError, CircuitOpenError
+from core.open_gaps import OpenGaps
 from core.types import BusItem, CoverageEvent, ResumePoint, Trade
 from monitoring.metrics import PlatformMetrics
 from storage.backpressure import RoomGate, group_by_symbol
@@ -40,6 +41,7 @@ class StreamPublisher:
         stream_prefix: str,
         registry: str,
         resume_key: str,
+        open_gaps_key: str,
         max_pending_trades: int,
         max_stream_entries: int,
         flush_interval: float,
@@ -62,6 +64,8 @@ class StreamPublisher:
         self._registry = registry
         self._close_drain_s = close_drain_s
         self._resume_key = resume_key
+        self._open_gaps_key = open_gaps_key
+        self._open_gaps = OpenGaps()  # as kept in Redis (see known_open_gaps)
         self._registered: set[str] = set()  # stream keys this publisher has added to the registry set
         self.buffered = 0
         self._wake = asyncio.Event()
@@ -199,14 +203,42 @@ class StreamPublisher:
             resume = resume_fields(batch)
             if resume:
                 pipe.hset(self._resume_key, mapping=resume)
+            open_gaps = self._track_open_gaps(pipe, events)
             results = await pipe.execute()
         self._registered.update(unregistered)
+        self._open_gaps = open_gaps
         lengths: dict[str, int] = {}
         position = -1
         for key, entries in plan.items():
             position += len(entries) + 1
             lengths[key] = int(results[position])
         return lengths
+
+    def known_open_gaps(self, events: Sequence[CoverageEvent]) -> None:
+        """Gaps left open by an earlier run (read back at a start), so that their resolution here
+        removes them from Redis."""
+        for event in events:
+            self._open_gaps.apply(event)
+
+    def _track_open_gaps(self, pipe: Any, events: dict[str, Positioned]) -> OpenGaps:
+        """Queue on `pipe` the open gaps of every symbol these events change (field exchange:raw_symbol);
+        returns what is open once the pipeline has run."""
+        if not events:
+            return self._open_gaps
+        after = OpenGaps(self._open_gaps.events())
+        changed = {
+            (event.exchange, event.raw_symbol)
+            for positioned in events.values()
+            for _, event in positioned
+            if after.apply(event)
+        }
+        for exchange, raw_symbol in changed:
+            field, still_open = f"{exchange}:{raw_symbol}", after.of(exchange, raw_symbol)
+            if still_open:
+                pipe.hset(self._open_gaps_key, field, encode_events(still_open))
+            else:
+                pipe.hdel(self._open_gaps_key, field)
+        return after
 
     def _entries(self, trades: list[Trade], events: Positioned) -> Iterator[tuple[bytes, bytes]]:
         """(field, payload) of each entry of one stream, in publishing order."""

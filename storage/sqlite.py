@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 from loguru import logger
 
 from core.errors import CircuitOpenError, StorageError
+from core.open_gaps import OpenGaps
 from core.types import ClosedBar, CoverageEvent, ResumePoint, SymbolInfo, Trade
 from monitoring.circuit_breaker import CircuitBreaker
 from monitoring.metrics import METRICS, PlatformMetrics
@@ -98,6 +99,10 @@ SQL_INSERT_COVERAGE = f"""INSERT INTO coverage ({_COVERAGE_COLS})
     VALUES ({", ".join("?" * len(COVERAGE_COLUMNS))}) ON CONFLICT DO NOTHING"""
 SQL_SELECT_COVERAGE = f"""SELECT {_COVERAGE_COLS} FROM coverage
     WHERE exchange = ? AND symbol = ? AND end_ns >= ? AND start_ns < ? ORDER BY start_ns, recorded_ns"""
+# Gap events with their resolutions, in the order they were recorded: what is still open (core.open_gaps)
+SQL_GAP_EVENTS = f"""SELECT {_COVERAGE_COLS} FROM coverage
+    WHERE exchange = ? AND kind IN ('gap', 'repaired', 'abandoned') AND first_sequence IS NOT NULL
+    ORDER BY recorded_ns, CASE kind WHEN 'gap' THEN 0 ELSE 1 END"""
 # The newest stored trade of each symbol of an exchange: where a restarted collector resumes (see
 # storage.postgres.SQL_RESUME_POINTS).
 SQL_RESUME_POINTS = """SELECT s.exchange, s.raw_symbol, t.trade_id, t.sequence, t.ts_event FROM symbols s
@@ -318,6 +323,10 @@ class SQLiteStore:
         args = coverage_range_params(exchange, symbol, start_ns, end_ns)
         rows = await self._read("select_coverage", lambda c: c.execute(SQL_SELECT_COVERAGE, args).fetchall())
         return [row_coverage(r) for r in rows]
+
+    async def open_gaps(self, exchange: str) -> list[CoverageEvent]:
+        rows = await self._read("open_gaps", lambda c: c.execute(SQL_GAP_EVENTS, (exchange,)).fetchall())
+        return OpenGaps(map(row_coverage, rows)).events(exchange)
 
     async def resume_points(self, exchange: str) -> list[ResumePoint]:
         rows = await self._read(

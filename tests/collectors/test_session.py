@@ -21,7 +21,7 @@ from collectors.backfill import RestBackfiller, discover
 from collectors.session import CollectorSession
 from collectors.transport import WebsocketsConnector, WsConnector
 from collectors.transport_picows import PicowsConnector
-from core.types import CoverageKind, FeedState, ResumePoint, Trade
+from core.types import CoverageEvent, CoverageKind, FeedState, ResumePoint, Trade
 from monitoring.metrics import PlatformMetrics
 from simulator.exchange import SimulatedExchange
 from simulator.markets import SyntheticMarket
@@ -422,6 +422,36 @@ async def test_a_restarted_session_repairs_the_time_it_was_away(
         assert min(second.ids(symbol)) == max(first.ids(symbol)) + 1
     assert {e.kind for e in second.events} == {CoverageKind.REPAIRED}
     assert sample("trades_backfilled_total", symbol=canonical(backfiller, symbols[0])) > 0
+
+
+async def test_a_gap_the_last_run_left_open_is_repaired_by_the_next(
+    start: Start, symbols: list[str], backfiller: RestBackfiller, venue: str
+) -> None:
+    """A gap still missing when a collector stopped (kept by the bus or the store as an open GAP) is
+    repaired by its successor over REST, and resolved with a REPAIRED event."""
+    first = RecordingSink()
+    run = await start(first)
+    await eventually(lambda: all(len(first.ids(s)) > 40 for s in symbols))
+    await run.stop()
+    raw = symbols[0]
+    ids = sorted(first.ids(raw))
+    lost = ids[10:15]  # as if these had never reached the bus
+    left_open = CoverageEvent(
+        venue, canonical(backfiller, raw), raw, CoverageKind.GAP, 0, 0, time.time_ns(), lost[0], lost[-1], 5
+    )
+    resume = [ResumePoint(venue, s, str(max(first.ids(s))), max(first.ids(s)), 0) for s in symbols]
+    second = RecordingSink()
+    run = await start(second, resume=resume, open_gaps=[left_open], gap_retry_initial=0.05)
+    await eventually(lambda: set(lost) <= set(second.ids(raw)))
+    await eventually(lambda: any(e.kind is CoverageKind.REPAIRED for e in second.events))
+    await run.stop()
+    repaired = [e for e in second.events if e.kind is CoverageKind.REPAIRED and e.first_sequence == lost[0]]
+    assert repaired and repaired[0].last_sequence == lost[-1]
+    fetched = {t.sequence: t for t in second.trades if t.raw_symbol == raw and t.sequence in lost}
+    before = {t.sequence: t for t in first.trades if t.raw_symbol == raw and t.sequence in lost}
+    assert {k: (t.price, t.quantity, t.ts_event) for k, t in fetched.items()} == {
+        k: (t.price, t.quantity, t.ts_event) for k, t in before.items()
+    }  # the very trades, exactly
 
 
 async def test_a_stalled_bus_never_stops_reading_and_what_is_shed_is_repaired_after(

@@ -299,3 +299,33 @@ async def test_coverage_events_keep_their_place_among_each_symbols_trades(bus: B
     assert order == [1, 2, 3, ("gap", 4), 6, 4, 5, ("repaired", 4)]
     assert [t.sequence for d in got if d.stream.endswith(eth) for t in d.trades] == [1, 2, 3, 6]
     assert all(not (d.events and d.trades) for d in got)  # an entry is trades or events, never both
+
+
+async def test_gaps_left_open_at_a_stop_are_kept_for_the_next_collector(
+    make_bus: Callable[..., RedisStreamBus],
+) -> None:
+    """The Redis bus keeps each exchange's unresolved gaps beside the streams: a collector started after
+    one that stopped (or was killed) learns which sequence ranges are still missing."""
+
+    def event(kind: CoverageKind, first: int, last: int, raw: str = "BTCUSDT") -> CoverageEvent:
+        symbol = raw.replace("USDT", "-USDT")
+        return CoverageEvent("binance", symbol, raw, kind, 1, 2, 3, first, last, last - first + 1)
+
+    first = make_bus(flush_interval=0)
+    await first.publish_events([event(CoverageKind.GAP, 10, 19), event(CoverageKind.GAP, 30, 39, "ETHUSDT")])
+    await first.publish_events([event(CoverageKind.REPAIRED, 10, 14)])
+    await first.flush()
+    await first.close()  # the collector stops with 15-19 and ETH's 30-39 still missing
+
+    second = make_bus(flush_interval=0)
+    still_open = await second.open_gaps("binance")
+    assert sorted((e.raw_symbol, e.first_sequence, e.last_sequence) for e in still_open) == [
+        ("BTCUSDT", 15, 19),
+        ("ETHUSDT", 30, 39),
+    ]
+    assert await second.open_gaps("okx") == []
+    await second.publish_events(
+        [event(CoverageKind.REPAIRED, 15, 19), event(CoverageKind.ABANDONED, 30, 39, "ETHUSDT")]
+    )
+    await second.flush()
+    assert await make_bus().open_gaps("binance") == []  # resolved by the successor: nothing left

@@ -133,3 +133,37 @@ async def test_coverage_events_are_stored_once_and_found_by_overlap(store: Store
     assert await store.coverage("okx", "BTC-USDT", start_ns=T0 + 201) == [unverified]
     assert await store.coverage("okx", "BTC-USDT", start_ns=T0 + 150, end_ns=T0 + 1_000) == [gap, repaired]
     assert await store.coverage("okx", "ETH-USDT") == []
+
+
+async def test_open_gaps_are_the_gaps_not_yet_repaired_or_abandoned(store: Store) -> None:
+    def event(
+        kind: CoverageKind, first: int, last: int, recorded: int, raw: str = "BTCUSDT"
+    ) -> CoverageEvent:
+        return CoverageEvent(
+            "binance",
+            raw.replace("USDT", "-USDT"),
+            raw,
+            kind,
+            T0,
+            T0 + 1,
+            T0 + recorded,
+            first,
+            last,
+            last - first + 1,
+        )
+
+    await store.insert_coverage(
+        [
+            event(CoverageKind.GAP, 100, 109, 1),
+            event(CoverageKind.REPAIRED, 100, 104, 2),  # half of it came back
+            event(CoverageKind.GAP, 200, 209, 3),
+            event(CoverageKind.ABANDONED, 200, 209, 4),  # given up on: not open
+            event(CoverageKind.GAP, 50, 55, 5, raw="ETHUSDT"),
+        ]
+    )
+    open_gaps = await store.open_gaps("binance")
+    assert sorted((e.raw_symbol, e.first_sequence, e.last_sequence, e.trades) for e in open_gaps) == [
+        ("BTCUSDT", 105, 109, 5),
+        ("ETHUSDT", 50, 55, 6),
+    ]
+    assert await store.open_gaps("okx") == []
