@@ -65,8 +65,9 @@ async def test_trades_arrive_with_consecutive_ids_as_recorded(name: str, start_v
 async def test_skipped_ids_never_reach_a_websocket_but_rest_serves_them(
     name: str, start_venue: StartVenue
 ) -> None:
-    sim = await start_venue(name, tps=400)
     client = CLIENTS[name]
+    # a venue whose REST reaches back only so many trades is asked soon enough, at a pace it can serve
+    sim = await start_venue(name, tps=100 if client.rest_reach else 400)
     first, other = client.symbols
     ws = await subscribed(sim, client, [first, other])
     seen: dict[str, list[int]] = {first: [], other: []}
@@ -75,7 +76,7 @@ async def test_skipped_ids_never_reach_a_websocket_but_rest_serves_them(
             trade = await next_trade(ws, client, sim)
             seen[trade.symbol].append(trade.trade_id)
         sim.skip_ids(3, symbol=first.lower())
-        while len(seen[first]) < 30:
+        while len(seen[first]) < (10 if client.rest_reach else 30):
             trade = await next_trade(ws, client, sim)
             seen[trade.symbol].append(trade.trade_id)
     gaps = [(a, b) for a, b in itertools.pairwise(seen[first]) if b != a + 1]
@@ -102,6 +103,7 @@ def _broken_as(kind: str, frame: bytes, fields: TradeFields, client: VenueClient
         return False
     checks = {
         "price_as_number": lambda: isinstance(row.get(fields.price), int | float),
+        "price_as_string": lambda: isinstance(row.get(fields.price), str),
         "id_wrong_type": lambda: not isinstance(row[fields.trade_id], client.id_type),
         "nan_price": lambda: row.get(fields.price) == "NaN",
         "negative_quantity": lambda: str(row[fields.size]).startswith("-"),
