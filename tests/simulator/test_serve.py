@@ -52,7 +52,8 @@ async def test_serve_runs_the_chosen_venue_until_cancelled_then_closes_with_1001
 
 def test_settings_check_the_exchange_and_spell_symbols_its_way(tmp_path: Path) -> None:
     with pytest.raises(
-        pydantic.ValidationError, match="unknown exchange 'gemini'; known: binance, bybit, coinbase, kraken, okx"
+        pydantic.ValidationError,
+        match="unknown exchange 'gemini'; known: binance, bybit, coinbase, kraken, okx",
     ):
         SimulatorSettings(exchange="gemini")
     assert build_market(SimulatorSettings(exchange="coinbase")).symbols == ("BTC-USD", "ETH-USD")

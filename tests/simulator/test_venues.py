@@ -280,3 +280,33 @@ def test_a_market_spelled_for_another_venue_is_refused(name: str) -> None:
         SimulatedExchange(SyntheticMarket([foreign], symbol_form=lambda s: s), venue)
     spelled = SyntheticMarket(["btc/usdt"], symbol_form=venue.raw_symbol)
     assert SimulatedExchange(spelled, venue).symbols == {venue.raw_symbol("BTC-USDT")}
+
+
+async def test_outage_drops_and_refuses_websockets_while_the_market_trades_on(
+    name: str, start_venue: StartVenue
+) -> None:
+    sim = await start_venue(name, tps=400)
+    client = CLIENTS[name]
+    symbol = client.symbols[0]
+    ws = await subscribed(sim, client, [symbol])
+    async with ws:
+        last = (await next_trade(ws, client, sim)).trade_id
+        sim.outage(0.8)
+        with pytest.raises(websockets.ConnectionClosedError):
+            while True:
+                await recv(ws)
+    with pytest.raises(websockets.InvalidStatus) as refused:
+        await ws_connect(f"{sim.ws_url}{client.path}")
+    assert refused.value.response.status_code == 503
+    async with httpx.AsyncClient(base_url=sim.rest_url) as http:  # REST keeps serving
+        path, params = client.rest_probe(symbol)
+        assert (await http.get(path, params=params)).status_code == 200
+    await asyncio.sleep(0.9)
+    again = await subscribed(sim, client, [symbol])
+    async with again:
+        after = (await next_trade(again, client, sim)).trade_id
+    assert after - last > 100  # what happened meanwhile is only in history
+    assert [t.trade_id for t in sim.history(symbol) if last <= t.trade_id <= after] == list(
+        range(last, after + 1)
+    )
+    assert sim.state()["faults"]["outage_remaining_s"] == 0
