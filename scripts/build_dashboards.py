@@ -443,7 +443,7 @@ def data_quality() -> dict[str, object]:
             [
                 (
                     f"sum by (exchange, coverage) "
-                    f"(exchange_timeframe_coverage:bars_by_coverage:increase1h{{{E}, timeframe=\"1m\"}})",
+                    f'(exchange_timeframe_coverage:bars_by_coverage:increase1h{{{E}, timeframe="1m"}})',
                     "{{exchange}} {{coverage}}",
                 )
             ],
