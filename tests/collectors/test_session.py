@@ -1,6 +1,7 @@
 """CollectorSession over real websockets and HTTP against every venue's simulator on loopback.
 
-Each behaviour runs on every simulated venue (Binance, Coinbase, OKX), whose protocols differ in how a
+Each behaviour runs on every simulated venue with a contiguous trade sequence (Binance, Coinbase, OKX,
+Kraken), whose protocols differ in how a
 connection is kept alive, how trades are framed and how REST pages run. Completeness is checked against the
 simulator's own history: for every symbol the published sequence numbers are exactly the venue's between
 the first and the last one published, each once, with the same exact price strings.
