@@ -132,7 +132,10 @@ class KrakenSession(VenueSession):
 
     def _subscribe(self, pair: str, snapshot: bool, cursor: int, tail: dict[str, Any], t: str) -> list[bytes]:
         if pair not in self._view.symbols:
-            return self._refuse(_Refused(f"Currency pair not supported {pair}", pair), "subscribe", tail, t)
+            unknown = pair[:60]  # echoed, bounded
+            return self._refuse(
+                _Refused(f"Currency pair not supported {unknown}", unknown), "subscribe", tail, t
+            )
         if pair in self._pairs:
             return self._refuse(_Refused("Already subscribed", pair), "subscribe", tail, t)
         self._pairs[pair] = None
@@ -146,7 +149,7 @@ class KrakenSession(VenueSession):
 
     def _unsubscribe(self, pair: str, tail: dict[str, Any], t: str) -> bytes:
         if pair not in self._pairs:
-            return self._refuse(_Refused("Subscription Not Found", pair), "unsubscribe", tail, t)[0]
+            return self._refuse(_Refused("Subscription Not Found", pair[:60]), "unsubscribe", tail, t)[0]
         del self._pairs[pair]
         self._version += 1
         result = {"channel": "trade", "symbol": pair}
