@@ -194,7 +194,7 @@ async def test_one_new_venue_alone_runs_offline(venue: str, tmp_path: Path) -> N
         run = Run(daemon, api_port, sim_port)
         await wait_until(_closed_bars(run, venue), 60, f"closed bars for {venue}\n{daemon.output()}")
         state = (await _get(f"http://127.0.0.1:{sim_port}/admin/state")).json()
-        assert state["exchange"] == venue and state["connections"] == 1
+        assert state["exchange"] == venue and state["connections"] >= 1
         assert await daemon.metric("trades_received_total", exchange=venue) > 0
         assert (
             await daemon.metric("collector_errors_total", exchange=venue, error_type="unexpected_schema") == 0
