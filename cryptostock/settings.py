@@ -215,7 +215,7 @@ class SimulateSettings(CommonSettings, SimulatorSettings):
 class RunSettings(ProcessorSettings, CollectorOptions, ApiOptions):
     """`cryptostock run`: per exchange a simulator and a collector, plus processor and API, in one process.
 
-    exchange: the venues to collect from (`binance,coinbase,okx`); each gets its own simulator on
+    exchange: the venues to collect from (`binance,coinbase,okx,kraken,bybit`); each gets its own simulator on
     sim_port, sim_port + 1, ... in that order. ws_url / rest_url (one venue only) point its collector
     elsewhere instead."""
 

@@ -34,7 +34,9 @@ def _parse(argv: list[str] | None) -> SimulatorSettings:
     parser.add_argument("--speed", type=float, help="replay speed (default 1); 0 = as fast as clients read")
     parser.add_argument("--ping-interval", type=float, help="seconds between server pings (default 20)")
     parser.add_argument("--ping-timeout", type=float, help="seconds to answer a ping (default 60)")
-    parser.add_argument("--heartbeat-interval", type=float, help="seconds, Coinbase heartbeats (default 1)")
+    parser.add_argument(
+        "--heartbeat-interval", type=float, help="seconds, Coinbase/Kraken heartbeats (default 1)"
+    )
     parser.add_argument("--idle-timeout", type=float, help="seconds before OKX closes 4004 (default 30)")
     parser.add_argument("--subscribe-timeout", type=float, help="seconds to subscribe, Coinbase (default 5)")
     parser.add_argument("--faults", help='JSON injected at start, e.g. {"skip": 5}')

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import random
+import time
 from collections.abc import Coroutine
 from typing import Any, Protocol
 
@@ -96,6 +97,7 @@ class Connection:
     async def serve(self) -> None:
         sender = asyncio.create_task(self._guard(self._send_loop()), name=f"sim-send-{self.conn_id}")
         keeper = asyncio.create_task(self._guard(self._keeper.run()), name=f"sim-keep-{self.conn_id}")
+        self.write(self.session.greeting(time.time_ns()))
         try:
             await self._read_loop()
         except ConnectionError as exc:

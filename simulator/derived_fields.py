@@ -6,7 +6,9 @@ every rendering of one trade (a websocket push, a replayed `last_match`, a REST 
 - An order-feed sequence number: the sequence of a venue's full order feed, in which each match is
   preceded by other order events, so it grows by more than 1 between trades.
 - Order ids of the maker and the taker as UUID strings.
-- The side of the taker or of the maker, as 'buy'/'sell'.
+- The side of the taker or of the maker, as 'buy'/'sell'; the taker's order type (market or limit).
+- A connection's id as a UUID string.
+- A decimal string as a JSON number's text, for venues that send prices as numbers.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import datetime
 import functools
 import hashlib
+import re
 
 from simulator.trades import MarketTrade
 
@@ -67,3 +70,22 @@ def maker_order_id(trade: MarketTrade) -> str:
 def taker_order_id(trade: MarketTrade) -> str:
     """A UUID for the taker order: fills of one symbol, side and millisecond share it (one sweep)."""
     return _uuid(f"taker:{trade.symbol}:{trade.time_ms}:{trade.is_buyer_maker}".encode())
+
+
+def taker_order_type(trade: MarketTrade) -> str:
+    """'market' or 'limit': the taker order's type, about one fill in four from a limit order."""
+    return "limit" if (trade.trade_id * 2654435761) % 4 == 0 else "market"
+
+
+def connection_uuid(conn_id: int) -> str:
+    """A UUID string naming connection `conn_id` (stable for the server's lifetime)."""
+    return _uuid(f"connection:{conn_id}".encode())
+
+
+_JSON_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
+
+
+def json_number(text: str) -> str:
+    """`text` as JSON: unchanged when it is a JSON number ('0.10000000' stays exactly that), else as a JSON
+    string, so a replayed value that is not a number makes a wrong type, never an undecodable message."""
+    return text if _JSON_NUMBER.fullmatch(text) else f'"{text}"'

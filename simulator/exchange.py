@@ -209,6 +209,8 @@ class SimulatedExchange:
 
     async def _ws_handler(self, request: web.Request) -> web.StreamResponse:
         conn_id = next(self._conn_ids)
+        if self.faults.outage_for(asyncio.get_running_loop().time()) > 0:
+            return web.Response(status=503, text="Service Unavailable")
         try:
             session = self.venue.open(request, conn_id, self)
         except HandshakeRefused as exc:
@@ -246,6 +248,14 @@ class SimulatedExchange:
         self.wake.notify()
         self._log.info("fault: stalling for {}s", seconds)
 
+    def outage(self, seconds: float) -> None:
+        """Drop every websocket and answer websocket upgrades 503 for `seconds` (REST keeps serving and the
+        market keeps trading: what happened meanwhile is only in history)."""
+        until = asyncio.get_running_loop().time() + seconds
+        self.faults.outage_until = max(self.faults.outage_until, until)
+        self.drop_connections()
+        self._log.info("fault: websocket outage for {}s", seconds)
+
     def send_malformed(self, count: int) -> None:
         """Send `count` malformed frames (the venue's kinds in rotation) on every websocket."""
         for conn in self.connections.values():
@@ -276,6 +286,8 @@ class SimulatedExchange:
             self.stall(request.stall)
         if request.drop:
             self.drop_connections()
+        if request.outage:
+            self.outage(request.outage)
 
     def _listed(self, text: str) -> str:
         """A listed symbol as the user spelled it ('btcusdt', 'BTC/USDT'); ValueError if not listed."""
@@ -302,12 +314,16 @@ class SimulatedExchange:
         return entries[0][0] if entries else None
 
     def latest_before(self, symbol: str, cursor: int, *, visible: bool) -> MarketTrade | None:
+        recent = self.recent_before(symbol, cursor, 1, visible=visible)
+        return recent[0] if recent else None
+
+    def recent_before(self, symbol: str, cursor: int, count: int, *, visible: bool) -> list[MarketTrade]:
         history = self._histories.get(symbol)
         if history is None:
-            return None
+            return []
         pending = self.log.first_of(symbol, cursor)  # ids grow in log order: older ids were before cursor
-        entry = history.latest_below(pending.trade_id if pending else None, visible=visible)
-        return entry[0] if entry is not None else None
+        entries = history.recent_below(pending.trade_id if pending else None, count, visible=visible)
+        return [entry[0] for entry in entries]
 
     def count_request(self, method: str, endpoint: str, status: int) -> None:
         self.metrics.http_requests.labels(method=method, endpoint=endpoint, status=str(status)).inc()

@@ -6,6 +6,8 @@
 - skip: the next N trade ids (of one symbol, or of each symbol) are recorded in history and served over
   REST but never sent on any websocket: the way a message goes missing on the real exchange.
 - rate_limit: the next N REST calls answer HTTP 429 with Retry-After.
+- outage: drop every websocket and refuse new ones (HTTP 503 on the upgrade) for N seconds while the market
+  trades on and REST keeps serving: a reconnecting client misses whatever REST no longer reaches.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ class FaultRequest(BaseModel):
     skip_symbol: str | None = Field(default=None, description="symbol for skip; default every symbol")
     rate_limit: int | None = Field(default=None, ge=0, description="REST calls answered 429")
     retry_after: int = Field(default=1, ge=0, description="Retry-After seconds of those 429s")
+    outage: float | None = Field(default=None, ge=0, description="seconds without websockets")
 
 
 class FaultState:
@@ -32,6 +35,7 @@ class FaultState:
 
     def __init__(self) -> None:
         self.stall_until = 0.0
+        self.outage_until = 0.0
         self.skip_pending: dict[str, int] = {}
         self.rate_limited = 0
         self.retry_after = 1
@@ -40,6 +44,9 @@ class FaultState:
 
     def stalled_for(self, now: float) -> float:
         return max(0.0, self.stall_until - now)
+
+    def outage_for(self, now: float) -> float:
+        return max(0.0, self.outage_until - now)
 
     def add_skip(self, symbols: list[str], count: int) -> None:
         for symbol in symbols:
@@ -68,6 +75,7 @@ class FaultState:
     def snapshot(self, now: float) -> dict[str, object]:
         return {
             "stall_remaining_s": round(self.stalled_for(now), 3),
+            "outage_remaining_s": round(self.outage_for(now), 3),
             "skip_pending": dict(self.skip_pending),
             "rate_limit_pending": self.rate_limited,
             "trades_skipped": self.trades_skipped,

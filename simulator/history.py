@@ -94,6 +94,10 @@ def _trade_id(entry: Recorded) -> int:
     return entry[0].trade_id
 
 
+def _time_ms(entry: Recorded) -> int:
+    return entry[0].time_ms
+
+
 class SymbolHistory:
     """One symbol's recorded trades in trade-id order (one entry per id), keeping at most `max_len`
     (lowest ids dropped first)."""
@@ -162,6 +166,29 @@ class SymbolHistory:
         if after is not None:
             high = bisect.bisect_left(self._items, after, lo=first, key=_trade_id)
         return self._items[max(low, high - limit) : high][::-1]
+
+    def after_time(self, time_ms: int | None, limit: int) -> list[Recorded]:
+        """Up to `limit` trades stamped after `time_ms` (exclusive; None: the most recent `limit`), oldest
+        first. Markets stamp a symbol's trades in non-decreasing time, so id order is time order."""
+        first = self._first()
+        if time_ms is None:
+            return self._items[max(first, len(self._items) - limit) :]
+        index = bisect.bisect_right(self._items, time_ms, lo=first, key=_time_ms)
+        return self._items[index : index + limit]
+
+    def recent_below(self, trade_id: int | None, count: int, *, visible: bool) -> list[Recorded]:
+        """The latest `count` trades with an id below `trade_id` (None: of all), oldest first; visible:
+        skipping trades withheld from websockets."""
+        first = self._first()
+        index = len(self._items)
+        if trade_id is not None:
+            index = bisect.bisect_left(self._items, trade_id, lo=first, key=_trade_id)
+        picked: list[Recorded] = []
+        while index > first and len(picked) < count:
+            index -= 1
+            if not (visible and self._items[index][2]):
+                picked.append(self._items[index])
+        return picked[::-1]
 
     def latest_below(self, trade_id: int | None, *, visible: bool, scan: int = 10_000) -> Recorded | None:
         """The latest trade with an id below `trade_id` (None: the latest of all; visible: skipping trades

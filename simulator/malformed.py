@@ -5,7 +5,9 @@ the one a connection would receive for a real trade (the symbol's latest visible
 wrongly accepted a broken frame would see a duplicate id rather than invent a gap). Kinds:
 
 - invalid_json, truncated_json: not JSON at all (a corrupted tail; the first half of the message).
-- price_as_number, id_wrong_type (an int id sent as a string, a string id as a number), nan_price ("NaN"),
+- price_as_number (a string price sent as a number), price_as_string (a number price sent as a string:
+  venues whose prices are JSON numbers use this one instead), id_wrong_type (an int id sent as a string,
+  a string id as a number), nan_price ("NaN"),
   negative_quantity, unknown_symbol, unknown_event (the type or channel field renamed), missing_field (no
   price): valid JSON with wrong content.
 - oversized: the trade padded to more than 2 MiB.
@@ -44,6 +46,10 @@ COMMON_KINDS: tuple[str, ...] = (
     "invalid_utf8",
     "deeply_nested",
 )
+NUMERIC_PRICE_KINDS: tuple[str, ...] = tuple(
+    "price_as_string" if kind == "price_as_number" else kind for kind in COMMON_KINDS
+)
+"""The kinds of a venue whose prices and sizes are JSON numbers."""
 UNDECODABLE_KINDS = frozenset(("invalid_json", "truncated_json", "invalid_utf8", "deeply_nested"))
 
 
@@ -88,13 +94,17 @@ def _break_row(kind: str, row: dict[str, Any], fields: TradeFields) -> None:
     price, size, trade_id = fields.price, fields.size, fields.trade_id
     if kind == "price_as_number":
         row[price] = msgspec.Raw(str(row[price]).encode())
+    elif kind == "price_as_string":
+        row[price] = str(row[price])
     elif kind == "id_wrong_type":
         value = row[trade_id]
         row[trade_id] = str(value) if isinstance(value, int) else msgspec.Raw(_digits(value))
     elif kind == "nan_price":
         row[price] = "NaN"
     elif kind == "negative_quantity":
-        row[size] = f"-{row[size]}"
+        value = row[size]
+        negative = f"-{value}"
+        row[size] = negative if isinstance(value, str) else msgspec.Raw(negative.encode())
     elif kind == "unknown_symbol":
         row[fields.symbol] = fields.unknown_symbol
     elif kind == "missing_field":

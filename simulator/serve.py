@@ -23,13 +23,13 @@ from simulator.venues import VENUES, make_venue
 class SimulatorSettings(BaseModel):
     """Settings of `cryptostock simulate` / `python -m simulator`.
 
-    exchange: the venue to speak (a key of simulator.venues.VENUES: binance, coinbase, okx).
+    exchange: the venue to speak (a key of simulator.venues.VENUES: binance, coinbase, okx, kraken, bybit).
     symbols: for a synthetic market (default: the venue's, e.g. BTCUSDT,ETHUSDT on Binance); for a replay,
     restricts the file's symbols (default: every symbol in the file). Any spelling (btc-usdt, BTC/USDT,
     BTCUSDT) becomes the venue's. tps: synthetic trades per second in total across symbols (0 = as fast as
     the slowest subscribed client reads). replay: CSV path; when set, the market is a replay at `speed`
     (1 = original gaps, 0 = as fast as read). Seconds: ping_interval/ping_timeout (server pings: Binance,
-    Coinbase), heartbeat_interval (Coinbase heartbeat channel), idle_timeout (OKX closes 4004),
+    Coinbase), heartbeat_interval (Coinbase and Kraken heartbeat channels), idle_timeout (OKX closes 4004),
     subscribe_timeout (Coinbase closes a connection that has not subscribed). weight_limit: Binance REST
     weight per minute. faults: injected once at start. next_trade_ids: per symbol, the id after the last one
     a database holds: a synthetic market continues from there, a replay resumes after that trade's row.

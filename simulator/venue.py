@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import ClassVar, Literal, Protocol
 
+import msgspec
 from aiohttp import web
 from aiohttp.typedefs import Middleware as Middleware  # re-exported: a venue's REST middleware type
 
@@ -102,6 +103,11 @@ class ExchangeView(Protocol):
         visible: skipping trades the skip fault withheld from websockets."""
         ...
 
+    def recent_before(self, symbol: str, cursor: int, count: int, *, visible: bool) -> list[MarketTrade]:
+        """The symbol's latest `count` trades recorded before TradeLog position `cursor`, oldest first
+        (visible: as for `latest_before`): what a venue replays to a new subscription."""
+        ...
+
 
 class VenueSession(ABC):
     """One websocket's subscriptions and control conversation. Payloads returned are text frames.
@@ -135,6 +141,10 @@ class VenueSession(ABC):
     def on_message(self, data: str | bytes, cursor: int) -> list[bytes]:
         """Answer one client text/binary frame; never raises for bad input (answers the venue's error)."""
 
+    def greeting(self, now_ns: int) -> list[bytes]:
+        """Payloads sent as soon as the connection opens, before any client frame (now_ns: wall clock)."""
+        return []
+
     def heartbeat(self, cursor: int, now_ns: int) -> list[bytes]:
         """Payloads sent every `KeepAlive.heartbeat_interval` (now_ns: wall clock, Unix nanoseconds)."""
         return []
@@ -142,6 +152,15 @@ class VenueSession(ABC):
     def farewell(self, time_ms: int) -> list[bytes]:
         """Payloads sent before the server closes the socket with 1001 at shutdown."""
         return []
+
+
+def client_json(data: str | bytes) -> object:
+    """A client frame decoded as JSON; None when it is not JSON (or invalid UTF-8, or nested too deep):
+    every venue answers such a frame with its error instead of failing."""
+    try:
+        return msgspec.json.decode(data)
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+        return None
 
 
 class VenueProtocol(ABC):

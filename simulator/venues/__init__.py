@@ -5,13 +5,17 @@ from __future__ import annotations
 from core.errors import ConfigError
 from simulator.binance.protocol import BinanceProtocol
 from simulator.venue import VenueOptions, VenueProtocol
+from simulator.venues.bybit import BybitProtocol
 from simulator.venues.coinbase import CoinbaseProtocol
+from simulator.venues.kraken import KrakenProtocol
 from simulator.venues.okx import OkxProtocol
 
 VENUES: dict[str, type[VenueProtocol]] = {
     "binance": BinanceProtocol,
     "coinbase": CoinbaseProtocol,
     "okx": OkxProtocol,
+    "kraken": KrakenProtocol,
+    "bybit": BybitProtocol,
 }
 
 

@@ -44,6 +44,7 @@ from simulator.venue import (
     VenueOptions,
     VenueProtocol,
     VenueSession,
+    client_json,
 )
 
 CHANNELS = ("matches", "heartbeat")
@@ -145,10 +146,7 @@ class CoinbaseSession(VenueSession):
 
 def _parse_request(data: str | bytes) -> tuple[str, dict[str, list[str] | None]]:
     """(type, channel -> product ids or None for 'not given') of a subscribe/unsubscribe request."""
-    try:
-        request = msgspec.json.decode(data)
-    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
-        raise _Refused("Malformed JSON") from exc
+    request = client_json(data)
     if not isinstance(request, dict):
         raise _Refused("Malformed JSON")
     kind = request.get("type")

@@ -42,6 +42,7 @@ from simulator.venue import (
     VenueOptions,
     VenueProtocol,
     VenueSession,
+    client_json,
 )
 
 ENDPOINT_CHANNELS = {"/ws/v5/public": "trades", "/ws/v5/business": "trades-all"}
@@ -104,7 +105,7 @@ class OkxSession(VenueSession):
     def on_message(self, data: str | bytes, cursor: int) -> list[bytes]:
         if data in ("ping", b"ping"):
             return [b"pong"]
-        request = _decode(data)
+        request = client_json(data)
         request_id = request.get("id") if isinstance(request, dict) else None
         request_id = request_id if isinstance(request_id, str) else None
         try:
@@ -140,13 +141,6 @@ class OkxSession(VenueSession):
     def _reply(self, request_id: str | None, **fields: object) -> bytes:
         head = {} if request_id is None else {"id": request_id}
         return msgspec.json.encode({**head, **fields, "connId": self.conn_id})
-
-
-def _decode(data: str | bytes) -> object:
-    try:
-        return msgspec.json.decode(data)
-    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
-        return None
 
 
 def _checked(request: object, data: str | bytes) -> tuple[str, list[dict[str, str]]]:

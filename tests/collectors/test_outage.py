@@ -15,13 +15,16 @@ import msgspec
 import pytest
 
 from collectors.adapter import RepairKind, RestRequest, SequenceKind
-from collectors.backfill import RestBackfiller
+from collectors.backfill import RestBackfiller, discover
 from collectors.exchanges.binance import BinanceAdapter
+from collectors.registry import create_adapter
 from collectors.session import CollectorSession
 from core.types import CoverageKind, SymbolInfo, Trade
 from monitoring.metrics import PlatformMetrics
 from simulator.binance import BinanceSimulator
+from simulator.exchange import SimulatedExchange
 from simulator.markets import SyntheticMarket
+from simulator.venues import VENUES, make_venue
 from tests.collectors.session_harness import RecordingSink, eventually
 
 SYMBOLS = ["BTCUSDT"]
@@ -107,3 +110,48 @@ async def test_an_outage_longer_than_rest_reaches_is_recorded_unverified_not_fil
     assert event.start_ns <= min(lost_times) and max(lost_times) <= event.end_ns  # the record covers them
     recovered = [t for t in sink.trades if t.backfilled]
     assert len(recovered) <= 60 and all(t.ts_event >= event.end_ns for t in recovered)
+
+
+# The same over the real adapters and simulators of every venue without a sequence (by capability).
+UNSEQUENCED = sorted(v for v in VENUES if create_adapter(v).capabilities.sequence is SequenceKind.NONE)
+
+
+@pytest.mark.parametrize("venue", UNSEQUENCED)
+async def test_a_real_venue_without_a_sequence_over_its_simulator(
+    venue: str, metrics: PlatformMetrics
+) -> None:
+    """A dropped connection is back at once: filled from the latest trades (REPAIRED). An outage during
+    which more trades happen than REST serves: recorded UNVERIFIED over the part REST no longer reaches."""
+    protocol = make_venue(venue)
+    symbol = protocol.default_symbols[0]
+    market = SyntheticMarket([symbol], tps=150, seed=9, symbol_form=protocol.raw_symbol)
+    sim = SimulatedExchange(market, protocol, metrics=metrics)
+    await sim.start()
+    sink = RecordingSink()
+    try:
+        async with await discover(venue, sim.rest_url, metrics=metrics) as rest:
+            session = CollectorSession(
+                rest.adapter, [symbol], sink=sink, backfiller=rest, metrics=metrics, ws_base_url=sim.ws_url,
+                backoff_initial=0.05, backoff_max=0.2, rng=lambda: 0.0,
+            )  # fmt: skip
+            task = asyncio.create_task(session.run())
+            await eventually(lambda: len(sink.trades) > 30)
+            sim.drop_connections()
+            await eventually(lambda: len(sink.events) == 1, timeout=15)
+            sim.outage(1.5)  # ~225 trades: more than the 60 REST serves
+            await eventually(lambda: len(sink.events) == 2, timeout=15)
+            seen = len(sink.trades)
+            await eventually(lambda: len(sink.trades) > seen + 30)
+            session.stop()
+            await asyncio.wait_for(task, 5)
+    finally:
+        await sim.stop()
+    short, long = sink.events
+    assert short.kind is CoverageKind.REPAIRED, short
+    assert long.kind is CoverageKind.UNVERIFIED and "reaches back" in long.detail, long
+    got = sorted(ids(sink))
+    assert len(got) == len(set(got))  # nothing twice
+    made = {t.trade_id: t for t in sim.history(symbol)}
+    assert all(t.price == made[int(t.trade_id)].price for t in sink.trades)  # nothing invented
+    missing = sorted(set(range(got[0], got[-1] + 1)) - set(got))
+    assert missing and all(long.start_ns <= made[i].time_ms * 1_000_000 <= long.end_ns for i in missing)

@@ -63,13 +63,12 @@ VENUES = (
     Venue("binance", 9092, ("BTCUSDT", "ETHUSDT")),
     Venue("coinbase", 9097, ("BTC-USD", "ETH-USD")),
     Venue("okx", 9098, ("BTC-USDT", "ETH-USDT")),
+    Venue("kraken", 9099, ("BTC/USD", "ETH/USD")),
+    Venue("bybit", 9101, ("BTCUSDT", "ETHUSDT")),  # 9100 is node-exporter's
 )
 # Registered adapters that are products of a venue above, not deployed by default (run one with
 # `cryptostock-collector@binance_futures` and its own env file if needed).
 NOT_DEPLOYED = {"binance_futures", "binance_delivery"}
-# Adapters registered ahead of their deployment files (compose, Prometheus, systemd, docs: the ops part
-# of issue 10, which moves each to VENUES).
-NOT_DEPLOYED |= {"kraken", "bybit"}
 # Ports taken on one host by something other than a collector (docs/operations.md).
 RESERVED_PORTS = {
     9090: "prometheus",

@@ -52,10 +52,13 @@ async def test_serve_runs_the_chosen_venue_until_cancelled_then_closes_with_1001
 
 def test_settings_check_the_exchange_and_spell_symbols_its_way(tmp_path: Path) -> None:
     with pytest.raises(
-        pydantic.ValidationError, match="unknown exchange 'kraken'; known: binance, coinbase, okx"
+        pydantic.ValidationError,
+        match="unknown exchange 'gemini'; known: binance, bybit, coinbase, kraken, okx",
     ):
-        SimulatorSettings(exchange="kraken")
+        SimulatorSettings(exchange="gemini")
     assert build_market(SimulatorSettings(exchange="coinbase")).symbols == ("BTC-USD", "ETH-USD")
+    assert build_market(SimulatorSettings(exchange="kraken", symbols="xbt-usd")).symbols == ("XBT/USD",)
+    assert build_market(SimulatorSettings(exchange="bybit", symbols="btc/usdt")).symbols == ("BTCUSDT",)
     assert build_market(SimulatorSettings(exchange="okx")).symbols == ("BTC-USDT", "ETH-USDT")
     okx = build_market(SimulatorSettings(exchange="okx", symbols="btcusdt, SOL/USDT"))
     assert okx.symbols == ("BTC-USDT", "SOL-USDT")

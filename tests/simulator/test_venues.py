@@ -65,8 +65,9 @@ async def test_trades_arrive_with_consecutive_ids_as_recorded(name: str, start_v
 async def test_skipped_ids_never_reach_a_websocket_but_rest_serves_them(
     name: str, start_venue: StartVenue
 ) -> None:
-    sim = await start_venue(name, tps=400)
     client = CLIENTS[name]
+    # a venue whose REST reaches back only so many trades is asked soon enough, at a pace it can serve
+    sim = await start_venue(name, tps=100 if client.rest_reach else 400)
     first, other = client.symbols
     ws = await subscribed(sim, client, [first, other])
     seen: dict[str, list[int]] = {first: [], other: []}
@@ -75,7 +76,7 @@ async def test_skipped_ids_never_reach_a_websocket_but_rest_serves_them(
             trade = await next_trade(ws, client, sim)
             seen[trade.symbol].append(trade.trade_id)
         sim.skip_ids(3, symbol=first.lower())
-        while len(seen[first]) < 30:
+        while len(seen[first]) < (10 if client.rest_reach else 30):
             trade = await next_trade(ws, client, sim)
             seen[trade.symbol].append(trade.trade_id)
     gaps = [(a, b) for a, b in itertools.pairwise(seen[first]) if b != a + 1]
@@ -102,6 +103,7 @@ def _broken_as(kind: str, frame: bytes, fields: TradeFields, client: VenueClient
         return False
     checks = {
         "price_as_number": lambda: isinstance(row.get(fields.price), int | float),
+        "price_as_string": lambda: isinstance(row.get(fields.price), str),
         "id_wrong_type": lambda: not isinstance(row[fields.trade_id], client.id_type),
         "nan_price": lambda: row.get(fields.price) == "NaN",
         "negative_quantity": lambda: str(row[fields.size]).startswith("-"),
@@ -278,3 +280,33 @@ def test_a_market_spelled_for_another_venue_is_refused(name: str) -> None:
         SimulatedExchange(SyntheticMarket([foreign], symbol_form=lambda s: s), venue)
     spelled = SyntheticMarket(["btc/usdt"], symbol_form=venue.raw_symbol)
     assert SimulatedExchange(spelled, venue).symbols == {venue.raw_symbol("BTC-USDT")}
+
+
+async def test_outage_drops_and_refuses_websockets_while_the_market_trades_on(
+    name: str, start_venue: StartVenue
+) -> None:
+    sim = await start_venue(name, tps=400)
+    client = CLIENTS[name]
+    symbol = client.symbols[0]
+    ws = await subscribed(sim, client, [symbol])
+    async with ws:
+        last = (await next_trade(ws, client, sim)).trade_id
+        sim.outage(0.8)
+        with pytest.raises(websockets.ConnectionClosedError):
+            while True:
+                await recv(ws)
+    with pytest.raises(websockets.InvalidStatus) as refused:
+        await ws_connect(f"{sim.ws_url}{client.path}")
+    assert refused.value.response.status_code == 503
+    async with httpx.AsyncClient(base_url=sim.rest_url) as http:  # REST keeps serving
+        path, params = client.rest_probe(symbol)
+        assert (await http.get(path, params=params)).status_code == 200
+    await asyncio.sleep(0.9)
+    again = await subscribed(sim, client, [symbol])
+    async with again:
+        after = (await next_trade(again, client, sim)).trade_id
+    assert after - last > 100  # what happened meanwhile is only in history
+    assert [t.trade_id for t in sim.history(symbol) if last <= t.trade_id <= after] == list(
+        range(last, after + 1)
+    )
+    assert sim.state()["faults"]["outage_remaining_s"] == 0
