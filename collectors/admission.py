@@ -22,7 +22,7 @@ from typing import Any
 from loguru import logger
 
 from collectors.adapter import Gap
-from collectors.gaps import DUPLICATE, NEW, RESTARTED, GapTracker
+from collectors.gaps import DUPLICATE, FILLED, NEW, RESTARTED, GapTracker
 from collectors.outbox import Outbox
 from collectors.repair import GapRepair, Outage
 from collectors.session_metrics import SessionMetrics
@@ -32,8 +32,19 @@ from core.types import CoverageEvent, CoverageKind, Trade
 Spawn = Callable[[Coroutine[Any, Any, None]], "asyncio.Task[None]"]
 Result = tuple[list[Trade], CoverageEvent]
 Marker = Gap | Outage  # where a repair's trades belong among a symbol's held trades
+REPAIRED = CoverageKind.REPAIRED
 RECENT_IDS = 500  # trade ids remembered per symbol of a venue without a sequence: an outage's REST look-back
 # is told apart from what was already seen by them
+
+
+class _Resolved:
+    """An event that goes on, among a symbol's held items, right where it stands (a missing sequence
+    that arrived live while a repair ran)."""
+
+    __slots__ = ("event",)
+
+    def __init__(self, event: CoverageEvent) -> None:
+        self.event = event
 
 
 class _Hold:
@@ -43,7 +54,7 @@ class _Hold:
     __slots__ = ("gaps", "items", "since", "trades")
 
     def __init__(self, since: float) -> None:
-        self.items: list[Trade | Marker] = []
+        self.items: list[Trade | Marker | _Resolved] = []
         self.gaps: list[Marker] = []  # for the repair task, in order
         self.trades = 0
         self.since = since
@@ -88,6 +99,7 @@ class Admission:
         self._working: dict[str, int] = {}  # repair tasks per symbol
         self._shedding: set[str] = set()
         self.resume_ns: dict[str, int] = {}
+        self._filled_live: list[Trade] = []  # missing sequences that arrived live, to resolve
         self._log = logger.bind(component="collector", exchange=metrics.exchange)
 
     @property
@@ -129,6 +141,8 @@ class Admission:
                 self._queue(out)
                 out = []
                 self._outbox.put_events([self._restarted(trade)])
+            elif verdict is FILLED:  # its REPAIRED event goes after it, wherever the trade goes
+                self._filled_live.append(trade)
             elif verdict is not NEW:
                 self._hold_for(trade.raw_symbol, verdict)  # type: ignore[arg-type]
             hold = holds.get(trade.raw_symbol)
@@ -138,8 +152,25 @@ class Admission:
                 hold.items.append(trade)
                 hold.trades += 1
         self._queue(out)
+        if self._filled_live:
+            self._resolve_filled()
         if holds:
             self.check_holds()
+
+    def _resolve_filled(self) -> None:
+        """Missing sequences that arrived live: each is resolved with a REPAIRED event of its own, after
+        the trade (in the symbol's held items while a repair runs, else straight to the outbox), so that
+        the processor's hold and the kept open gaps let go of it."""
+        for trade in self._filled_live:
+            sequence, ts = trade.sequence or 0, trade.ts_event
+            filled = Gap(trade.raw_symbol, sequence, sequence, ts, ts)
+            event = self._repair.event(filled, REPAIRED, 1, "arrived live")
+            hold = self._holds.get(trade.raw_symbol)
+            if hold is None:
+                self._outbox.put_events([event])
+            else:
+                hold.items.append(_Resolved(event))
+        self._filled_live = []
 
     def _take_unsequenced(self, trades: list[Trade]) -> None:
         """A venue without a sequence: remember what was seen (for an outage's look-back), hold a symbol
@@ -228,6 +259,11 @@ class Admission:
         for item in hold.items:
             if isinstance(item, Trade):
                 trades.append(item)
+                continue
+            if isinstance(item, _Resolved):
+                self._queue(trades)
+                trades = []
+                self._outbox.put_events([item.event])
                 continue
             recovered, event = results.get(item) or ([], None)
             if isinstance(item, Outage):

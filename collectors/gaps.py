@@ -18,11 +18,13 @@ class Verdict(Enum):
     """Outcome of observing a sequence number that did not open a gap."""
 
     NEW = "new"
+    FILLED = "filled"  # one of the sequences still missing, arriving live after all
     DUPLICATE = "duplicate"
     RESTARTED = "restarted"  # far below where the symbol was resumed: the venue's sequence started over
 
 
 NEW = Verdict.NEW
+FILLED = Verdict.FILLED
 DUPLICATE = Verdict.DUPLICATE
 RESTARTED = Verdict.RESTARTED
 # A live sequence this far below the resume point is not a replay of recent trades (a subscription
@@ -64,9 +66,10 @@ class GapTracker:
             self._resumed.add(raw_symbol)
 
     def observe(self, raw_symbol: str, sequence: int, ts_event: int = 0) -> Verdict | Gap:
-        """NEW (publish), DUPLICATE (drop), RESTARTED (publish: the first sequence after a resume lies
-        RESTART_DISTANCE or more below the resume point, so tracking starts over from it), or the Gap just
-        opened (repair it, then publish)."""
+        """NEW (publish), FILLED (publish: a missing sequence arriving late, no longer missing), DUPLICATE
+        (drop), RESTARTED (publish: the first sequence after a resume lies RESTART_DISTANCE or more below
+        the resume point, so tracking starts over from it), or the Gap just opened (repair it, then
+        publish)."""
         last = self._last.get(raw_symbol)
         if self._resumed and raw_symbol in self._resumed:
             self._resumed.discard(raw_symbol)
@@ -84,7 +87,7 @@ class GapTracker:
             self._last_ns[raw_symbol] = ts_event
             self._add_missing(gap)
             return gap
-        return NEW if self._take(raw_symbol, sequence) else DUPLICATE
+        return FILLED if self._take(raw_symbol, sequence) else DUPLICATE
 
     def fill(self, raw_symbol: str, sequence: int, ts_event: int = 0) -> bool:
         """Admit a backfilled sequence: True when it was missing (publish it), False for a duplicate."""

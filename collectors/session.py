@@ -226,10 +226,11 @@ class CollectorSession:
 
     @property
     def idle(self) -> bool:
-        """Every trade read so far is on the sink: none held for a repair, none waiting to be published.
+        """Every trade read so far is on the sink: none held for a repair, none waiting to be published,
+        no gap still to repair.
         A finite source (a replay) whose last frame was sent has been collected to its end once this
         holds and `reads` stands still."""
-        return self._admission.idle and self._outbox.idle
+        return self._admission.idle and self._outbox.idle and self._tracker.missing_count() == 0
 
     @property
     def unpublished(self) -> list[BusItem]:

@@ -45,7 +45,9 @@ class CoverageHolds:
                 gaps[(event.first_sequence, event.last_sequence)] = (event.start_ns, now)
             elif event.kind in (CoverageKind.REPAIRED, CoverageKind.ABANDONED):
                 for gap in [g for g in gaps if _overlaps(g, event)]:
-                    del gaps[gap]
+                    held = gaps.pop(gap)
+                    for piece in _left_open(gap, event):  # a repair may resolve a gap piece by piece
+                        gaps[piece] = held
             changed.add(key)
         for key in changed:
             self._rehold(key)
@@ -99,3 +101,12 @@ def _overlaps(gap: GapKey, event: CoverageEvent) -> bool:
     if first is None or last is None or event.first_sequence is None or event.last_sequence is None:
         return first == event.first_sequence and last == event.last_sequence
     return first <= event.last_sequence and event.first_sequence <= last
+
+
+def _left_open(gap: GapKey, event: CoverageEvent) -> list[GapKey]:
+    """What of `gap` an overlapping REPAIRED or ABANDONED `event` leaves unresolved."""
+    first, last = gap
+    lo, hi = event.first_sequence, event.last_sequence
+    if first is None or last is None or lo is None or hi is None:
+        return []
+    return [(a, b) for a, b in ((first, lo - 1), (hi + 1, last)) if a <= b]

@@ -182,7 +182,7 @@ async def run_all(settings: RunSettings) -> None:
                 components[f"collector:{name}"] = (collector.run, collector.stop)
             if settings.replay is not None and simulators:
                 components["replay-end"] = _replay_end(
-                    dict(zip(collectors, simulators, strict=True)), collectors, service
+                    dict(zip(collectors, simulators, strict=True)), collectors, service, bus
                 )
             components["processor"] = (service.run, service.stop)
             components["api"] = (api.serve, api.stop)
@@ -286,11 +286,13 @@ def _replay_end(
     simulators: dict[str, SimulatedExchange],
     collectors: dict[str, CollectorRunner],
     service: ProcessorService,
+    bus: TradeBus,
 ) -> Component:
     """A component that tells the processor when a venue's replay has ended: its simulator has played
-    the file to its end and sent everything, and its collector has handed every trade on to the bus and
-    read nothing new for REPLAY_SETTLE_S. The processor then closes the venue's open bars (the last bars
-    of a finite replay would otherwise wait for an event clock that no longer moves)."""
+    the file to its end and sent everything, and its collector has handed every trade on to the bus (and
+    the bus has flushed them), has no gap left to repair and has read nothing new for REPLAY_SETTLE_S.
+    The processor then closes the venue's open bars (the last bars of a finite replay would otherwise
+    wait for an event clock that no longer moves)."""
     stopped = asyncio.Event()
 
     def settled_state(exchange: str) -> int | None:
@@ -306,6 +308,7 @@ def _replay_end(
             for exchange in sorted(pending):
                 state = settled_state(exchange)
                 if state is not None and seen.get(exchange) == state:
+                    await bus.flush()  # what the collector handed on is in the bus itself, not a buffer
                     pending.discard(exchange)
                     logger.bind(component="platform").info("replay of {} ended: closing its bars", exchange)
                     service.source_ended(exchange)

@@ -93,6 +93,7 @@ class _Stored(NamedTuple):
     deliveries: Sequence[Delivery]
     new_trades: list[Trade]
     events: Sequence[CoverageEvent] = ()
+    read_at: float = 0.0  # a tick (no deliveries): when the read that found the bus empty began
 
 
 class ProcessorService:
@@ -138,7 +139,9 @@ class ProcessorService:
         self._revisions: set[tuple[str, str, str, int]] = set()  # bars a late trade made incomplete
         self._feeds = feeds
         self._warmed_at: dict[tuple[str, str], int] = {}  # wall ns of each symbol's warm-up
-        self._ended: set[str] = set()  # exchanges whose source ended: their bars close once the bus drains
+        # exchanges whose source ended -> when (monotonic): their bars close once a read begun after that
+        # finds the bus drained
+        self._ended: dict[str, float] = {}
         self._stopping = asyncio.Event()
         self._drain_on_stop = drain_on_stop
         self._stop_timeout = stop_timeout
@@ -149,7 +152,7 @@ class ProcessorService:
     def source_ended(self, exchange: str) -> None:
         """The exchange's source has ended and everything it sent is on the bus (a finite replay played
         to its end): once the bus is drained, every open bar of the exchange is closed and stored."""
-        self._ended.add(exchange)
+        self._ended.setdefault(exchange, time.monotonic())
 
     def stop(self) -> None:
         """Stop reading. The current batch is finished, stored and acknowledged before run() returns; with
@@ -191,6 +194,7 @@ class ProcessorService:
             stopping = self._stopping.is_set()
             if stopping and not self._drain_on_stop:
                 break
+            read_at = time.monotonic()
             deliveries = await self._retry(
                 "read",
                 self._bus.read,
@@ -210,7 +214,7 @@ class ProcessorService:
                 break
             else:  # a tick: the apply stage may close bars on the clock
                 tick = asyncio.get_running_loop().create_future()
-                tick.set_result(_Stored([], []))
+                tick.set_result(_Stored([], [], read_at=read_at))
                 await stored.put(tick)
         await stored.put(None)
 
@@ -292,16 +296,18 @@ class ProcessorService:
             await self._retry("ack", self._bus.ack, stored.deliveries)
         if self._caught_up(stored.deliveries):
             await self.close_due()
-        if self._ended and not stored.deliveries:  # a tick: the bus is drained
-            await self._close_ended()
+        if self._ended and not stored.deliveries:  # a tick: the bus was drained when its read began
+            await self._close_ended(stored.read_at)
 
-    async def _close_ended(self) -> None:
-        for exchange in sorted(self._ended):
+    async def _close_ended(self, drained_at: float) -> None:
+        """Close the open bars of each exchange whose source ended before the bus was found drained (a
+        tick read earlier, still queued behind batches, says nothing about trades published since)."""
+        for exchange in sorted(e for e, ended_at in self._ended.items() if ended_at < drained_at):
+            del self._ended[exchange]
             bars = self._aggregator.close_all(exchange)
             if bars:
                 await self._retry("store_bars", self._persist, self._finish(bars))
             self._log.info("source of {} ended: closed its {} open bars", exchange, len(bars))
-        self._ended.clear()
 
     def _count_duplicates(self, trades: Sequence[Trade], new_trades: Sequence[Trade]) -> None:
         """Trades the store already had (a redelivery after a crash, a repeated backfill): counted and

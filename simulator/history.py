@@ -128,10 +128,15 @@ class SymbolHistory:
                 del items[: len(items) - self.max_len]
             return True
         trade_id = entry[0].trade_id
-        index = bisect.bisect_left(items, trade_id, key=_trade_id)
+        first = self._first()
+        index = bisect.bisect_left(items, trade_id, lo=first, key=_trade_id)
+        if index == first and first > 0:
+            return False  # below every id still kept: it would be dropped at once
         if index < len(items) and items[index][0].trade_id == trade_id:
             return False
         items.insert(index, entry)
+        if len(items) > self.max_len + self._slack:
+            del items[: len(items) - self.max_len]
         return True
 
     def _first(self) -> int:

@@ -127,6 +127,14 @@ class ReplayMarket:
             yield trade
         if past:
             self._record_past(sink, past)
+        for symbol, last in resume.items():
+            log.warning(
+                "{}: no row of {} has trade id {} (where the database says collection stopped): its rows "
+                "up to that id were taken as collected",
+                self.path.name,
+                symbol,
+                last,
+            )
 
     def _record_past(self, sink: TradeSink, trades: list[MarketTrade]) -> None:
         sink.record_past(trades)

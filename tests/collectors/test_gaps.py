@@ -6,7 +6,7 @@ import pytest
 
 from collectors.adapter import Gap
 from collectors.backoff import Backoff
-from collectors.gaps import DUPLICATE, NEW, RESTARTED, GapTracker
+from collectors.gaps import DUPLICATE, FILLED, NEW, RESTARTED, GapTracker
 
 
 def test_consecutive_ids_are_new_and_repeats_are_duplicates() -> None:
@@ -45,7 +45,7 @@ def test_a_late_live_trade_fills_its_hole_once() -> None:
     tracker = GapTracker()
     tracker.observe("BTCUSDT", 1)
     tracker.observe("BTCUSDT", 5)
-    assert tracker.observe("BTCUSDT", 3) is NEW
+    assert tracker.observe("BTCUSDT", 3) is FILLED
     assert tracker.observe("BTCUSDT", 3) is DUPLICATE
     assert tracker.missing() == [Gap("BTCUSDT", 2, 2), Gap("BTCUSDT", 4, 4)]
     assert tracker.fill("BTCUSDT", 3) is False

@@ -32,10 +32,10 @@ TIMEFRAMES = {
     "4h": 14_400_000,
     "1d": 86_400_000,
 }
-GRACE_MS = 2_000
+GRACE_MS = 5_000  # the runs' --grace-seconds: a processor delayed by less never closes a bar early
 # A late trade is generated only where it is late (or not) for every timeframe by at least this much
 # event time: the processor's clock may run ahead of the newest trade by its processing delay.
-LATE_MARGIN_MS = 1_500
+LATE_MARGIN_MS = 4_000  # more than the caught-up slack: the clock cannot close such a bar early
 START_MS = 1_704_146_400_000  # 2024-01-01T22:00:00Z: the replay crosses midnight
 HEADER = ["timestamp_ms", "symbol", "trade_id", "price", "quantity", "is_buyer_maker"]
 Row = tuple[int, str, int, str, str, bool]

@@ -14,7 +14,7 @@ import pytest
 
 from tests.conftest import free_port, fresh_pg_database
 from tests.integration.procs import Daemon, base_env, wait_until
-from tests.integration.replay_oracle import TIMEFRAMES, messy_rows, oracle_bars, write_rows
+from tests.integration.replay_oracle import GRACE_MS, TIMEFRAMES, messy_rows, oracle_bars, write_rows
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(300)]
 SEED = 11
@@ -44,6 +44,7 @@ class Replay:
     def start(self, speed: str = "0") -> Daemon:
         self.runs += 1
         args = ["run", "--replay", str(self.csv_path), "--speed", speed, "--timeframes", ",".join(TIMEFRAMES)]
+        args += ["--grace-seconds", str(GRACE_MS / 1000)]
         args += ["--api-port", str(self.api_port), "--sim-port", str(free_port())]
         args += ["--data-dir", str(self.tmp_path / "data")]
         return Daemon(

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import msgspec
+import pytest
 
 from core.clock import ManualClock
 from core.timeframes import NS_PER_SECOND, bucket_start, timeframe_ns
@@ -164,12 +165,13 @@ async def test_a_trade_from_a_clock_far_ahead_is_stored_and_counted_but_closes_n
     await store.close()
 
 
+@pytest.mark.parametrize("piecewise", [False, True])
 async def test_a_gap_holds_its_bars_until_the_repaired_trades_are_in(
-    tmp_path: Path, metrics: PlatformMetrics
+    tmp_path: Path, metrics: PlatformMetrics, piecewise: bool
 ) -> None:
     """The collector publishes GAP before the trade that revealed it and REPAIRED after the missing
-    trades: the 1m bar they belong to must not close in between, and an unanswered repair holds bars for
-    max_hold seconds only."""
+    trades (at once, or piece by piece): the 1m bar they belong to must not close in between, and an
+    unanswered repair holds bars for max_hold seconds only."""
     store = SQLiteStore(tmp_path / "db.sqlite", metrics=metrics)
     await store.migrate()
     clock = ManualClock()
@@ -195,7 +197,15 @@ async def test_a_gap_holds_its_bars_until_the_repaired_trades_are_in(
     await service.process([delivery(1, [at(1, 10), at(2, 20)]), event(CoverageKind.GAP, 3, 20)])
     await service.process([delivery(3, [at(5, 70), at(6, 130)])])  # the first bar is due, but held
     assert await bars() == []
-    await service.process([delivery(4, [at(3, 30), at(4, 50)]), event(CoverageKind.REPAIRED, 3, 20)])
+    if piecewise:  # one missing trade arrives (live or over REST) and is resolved alone: still held
+        repaired = CoverageEvent("binance", "BTC-USDT", "BTCUSDT", CoverageKind.REPAIRED, t0, 0, 0, 3, 3, 1)
+        await service.process(
+            [delivery(4, [at(3, 30)]), Delivery("trades:binance:BTC-USDT", "r3", [], [repaired])]
+        )
+        assert await bars() == []
+        await service.process([delivery(5, [at(4, 50)]), event(CoverageKind.REPAIRED, 3, 20)])
+    else:
+        await service.process([delivery(4, [at(3, 30), at(4, 50)]), event(CoverageKind.REPAIRED, 3, 20)])
     [first, second] = await bars()  # [120, 180) is still open: the clock is at 130 s
     assert (first.trade_count, first.low, first.last_trade_id, second.trade_count) == (
         4,
@@ -207,7 +217,9 @@ async def test_a_gap_holds_its_bars_until_the_repaired_trades_are_in(
     assert sample("coverage_events_total", {"exchange": "binance", "kind": "gap"}) == 1
     assert sample("late_trades_total", {"exchange": "binance", "symbol": "BTC-USDT"}) is None
     kinds = [e.kind for e in await store.coverage("binance", "BTC-USDT")]
-    assert kinds == [CoverageKind.GAP, CoverageKind.REPAIRED]
+    assert sorted(kinds) == sorted(
+        [CoverageKind.GAP, CoverageKind.REPAIRED] + [CoverageKind.REPAIRED] * piecewise
+    )
     # a repair that never reports back holds the bars for max_hold seconds only
     await service.process([event(CoverageKind.GAP, 20, 140), delivery(8, [at(22, 190), at(23, 250)])])
     assert len(await bars()) == 2
