@@ -94,6 +94,10 @@ def _trade_id(entry: Recorded) -> int:
     return entry[0].trade_id
 
 
+def _time_ms(entry: Recorded) -> int:
+    return entry[0].time_ms
+
+
 class SymbolHistory:
     """One symbol's recorded trades in trade-id order, keeping at most `max_len` (oldest dropped first)."""
 
@@ -128,6 +132,16 @@ class SymbolHistory:
         """Up to `limit` trades with id >= from_id (inclusive), oldest first."""
         index = bisect.bisect_left(self._items, from_id, lo=self._first(), key=_trade_id)
         return self._items[index : index + limit]
+
+    def between_times(self, start_ms: int | None, end_ms: int | None) -> list[Recorded]:
+        """The trades with start_ms <= time_ms < end_ms (None: unbounded), in id order. Found by bisection:
+        a market's trade times never decrease as its ids grow."""
+        first = self._first()
+        low = first if start_ms is None else bisect.bisect_left(self._items, start_ms, lo=first, key=_time_ms)
+        high = len(self._items)
+        if end_ms is not None:
+            high = bisect.bisect_left(self._items, end_ms, lo=low, key=_time_ms)
+        return self._items[low:high]
 
     def latest(self, limit: int) -> list[Recorded]:
         """The most recent `limit` trades, oldest first."""
