@@ -75,6 +75,7 @@ def _version() -> str:
 def build_parser() -> argparse.ArgumentParser:
     from cryptostock import settings
     from cryptostock.export_cli import add_export
+    from cryptostock.verify_cli import add_verify
 
     parser = argparse.ArgumentParser(prog="cryptostock", description=__doc__)
     parser.add_argument("--version", action="version", version=f"cryptostock {_version()}")
@@ -175,6 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
     migrate = db_commands.add_parser("migrate", help="apply pending migrations")
     _common(migrate, settings.CommonSettings)
     add_export(commands)
+    add_verify(commands)
     return parser
 
 
@@ -184,11 +186,12 @@ def _venues() -> str:
     return ", ".join(sorted(ADAPTERS))
 
 
-Entry = tuple[type[BaseSettings], Callable[[Any], Coroutine[Any, Any, None]]]
+Entry = tuple[type[BaseSettings], Callable[[Any], Coroutine[Any, Any, int | None]]]
+"""A command's settings and its coroutine; an int it returns is the exit code (None: 0)."""
 
 
 def _entry(command: str, db_command: str | None) -> Entry:
-    from cryptostock import daemons, export, settings
+    from cryptostock import daemons, export, settings, verify
 
     table: dict[str, Entry] = {
         "run": (settings.RunSettings, daemons.run_all),
@@ -199,6 +202,7 @@ def _entry(command: str, db_command: str | None) -> Entry:
         "db": (settings.CommonSettings, daemons.migrate_database),
         "dead-letters": (settings.DeadLettersSettings, daemons.show_dead_letters),
         "export": (settings.ExportSettings, export.run_export),
+        "verify": (settings.VerifySettings, verify.run_verify),
     }
     return table[command]
 
@@ -218,7 +222,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = settings_type(**args)
         bus_flag = getattr(settings, "in_process_bus", False)
         refuse_private_bus(command, getattr(settings, "redis_url", None), bus_flag)
-        asyncio.run(coroutine(settings))
+        code = asyncio.run(coroutine(settings))
     except ValidationError as exc:
         problems = _problems(exc, settings_type, set(args))
         message = f"invalid settings: {problems}"
@@ -234,7 +238,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return report_failure(label, message, EXIT_FAILURE, as_json=as_json, kind=type(exc).__name__)
     except KeyboardInterrupt:
         return 0
-    return 0
+    return code or 0
 
 
 def _problems(exc: ValidationError, settings_type: type[BaseSettings], given: set[str]) -> str:

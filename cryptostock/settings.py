@@ -286,6 +286,33 @@ class ExportSettings(CommonSettings):
         return self.output_format or by_suffix.get(self.output.suffix.lower(), "")
 
 
+class VerifySettings(CommonSettings):
+    """`cryptostock verify`: one symbol's stored 1m bars over [start, end) (ISO-8601, UTC when no offset,
+    or epoch ms) checked against the venue's own 1m candles, fetched over REST from `rest_url` (None: the
+    exchange's own REST API; e.g. a simulator's URL). `db`: a SQLite file (else DATABASE_URL, else the one
+    database in data_dir). `timeout`: seconds per REST request; `max_wait`: seconds of rate limiting waited
+    out in all before giving up."""
+
+    exchange: str = "binance"
+    symbol: str = Field(min_length=1, max_length=64)
+    start: str
+    end: str
+    rest_url: str | None = None
+    db: Path | None = None
+    timeout: float = Field(default=10.0, gt=0)
+    max_wait: float = Field(default=60.0, ge=0)
+
+    @field_validator("exchange", mode="before")
+    @classmethod
+    def _known_exchange(cls, value: object) -> object:
+        names = _split_exchanges(value)
+        if isinstance(names, tuple):
+            if len(names) != 1:
+                raise ValueError("verify checks one exchange at a time")
+            return names[0]
+        return value
+
+
 ALL_SETTINGS: tuple[type[BaseSettings], ...] = (
     CommonSettings,
     CollectorSettings,
@@ -294,6 +321,7 @@ ALL_SETTINGS: tuple[type[BaseSettings], ...] = (
     SimulateSettings,
     RunSettings,
     ExportSettings,
+    VerifySettings,
     DeadLettersSettings,
 )
 """Every command's settings: an environment variable any of them reads is a known one."""

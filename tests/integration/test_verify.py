@@ -1,0 +1,218 @@
+"""`cryptostock verify` over real sockets: a simulated venue serves klines computed from its trades, the
+store holds 1m bars the processor's aggregator built from the same trades, and the command (a subprocess)
+finds them equal; a tampered, a missing and an extra stored bar are each reported by minute and field."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from api.params import format_time
+from core.types import Bar, ClosedBar, Indicators, Side, SymbolInfo, Trade
+from monitoring.metrics import PlatformMetrics
+from processor.bars import BarAggregator
+from simulator.exchange import SimulatedExchange
+from simulator.markets import SyntheticMarket
+from simulator.trades import MarketTrade
+from simulator.venues import make_venue
+from storage.factory import SqlStore
+from storage.postgres import PostgresStore
+from storage.sqlite import SQLiteStore
+from tests.integration.procs import CRYPTOSTOCK, ROOT, base_env
+
+MINUTE_MS = 60_000
+NS_PER_MS = 1_000_000
+MINUTES = 6  # minutes with trades, ending two minutes before the current one
+VENUES = {"binance": "BTC-USDT", "coinbase": "BTC-USD", "okx": "BTC-USDT"}
+
+
+@dataclass
+class Scene:
+    sim: SimulatedExchange
+    store: SqlStore
+    db_args: list[str]
+    env: dict[str, str]
+    exchange: str
+    symbol: str
+    bars: list[Bar]
+    start_ms: int
+    end_ms: int
+
+
+def platform_trade(exchange: str, info: SymbolInfo, t: MarketTrade) -> Trade:
+    side = Side.SELL if t.is_buyer_maker else Side.BUY
+    ns = t.time_ms * NS_PER_MS
+    tid = t.trade_id
+    return Trade(exchange, info.symbol, info.raw_symbol, str(tid), tid, t.price, t.quantity, side, ns, ns)
+
+
+def bars_of(trades: list[Trade]) -> list[Bar]:
+    """What the processor builds: 1m bars by event time, all closed."""
+    aggregator = BarAggregator(["1m"], grace_ns=0)
+    closed = aggregator.add_many(trades).closed
+    closed += aggregator.close_due(trades[-1].ts_event + 3600 * 10**9)
+    return sorted(closed, key=lambda b: b.open_time)
+
+
+async def open_store(kind: str, tmp_path: Path, pg_url: str | None, metrics: PlatformMetrics) -> SqlStore:
+    if kind == "postgres":
+        assert pg_url is not None
+        store: SqlStore = PostgresStore(pg_url, metrics=metrics)
+    else:
+        store = SQLiteStore(tmp_path / "verify.db", metrics=metrics)
+    await store.migrate()
+    return store
+
+
+async def make_scene(
+    exchange: str, tmp_path: Path, metrics: PlatformMetrics, kind: str = "sqlite", pg_url: str | None = None
+) -> Scene:
+    venue = make_venue(exchange)
+    canonical = VENUES[exchange]
+    market = SyntheticMarket([canonical], tps=0, seed=7, symbol_form=venue.raw_symbol)
+    sim = SimulatedExchange(market, venue, port=0)
+    await sim.start()
+    raw = venue.raw_symbol(canonical)
+    base, quote = canonical.split("-")
+    info = SymbolInfo(exchange, canonical, raw, base, quote)
+    now_minute = time.time_ns() // NS_PER_MS // MINUTE_MS * MINUTE_MS
+    start_ms = now_minute - (MINUTES + 2) * MINUTE_MS
+    produced: list[MarketTrade] = []
+    for k in range(MINUTES):
+        for second in (1, 17, 42, 59):  # several clusters a minute, the last in its final second
+            batch = market.generate(3, start_ms + k * MINUTE_MS + second * 1000 + 123)
+            sim.publish(batch)
+            produced += batch
+    bars = bars_of([platform_trade(exchange, info, t) for t in produced])
+    assert len(bars) == MINUTES
+    store = await open_store(kind, tmp_path, pg_url, metrics)
+    await store.upsert_symbols([info])
+    await store.upsert_bars([ClosedBar(b, Indicators()) for b in bars])
+    db_args = ["--db", str(tmp_path / "verify.db")] if kind == "sqlite" else ["--database-url", pg_url or ""]
+    end_ms = start_ms + (MINUTES + 1) * MINUTE_MS  # one quiet minute after the last with trades
+    return Scene(sim, store, db_args, base_env(tmp_path), exchange, canonical, bars, start_ms, end_ms)
+
+
+@pytest.fixture
+async def scenes() -> AsyncIterator[list[Scene]]:
+    made: list[Scene] = []
+    yield made
+    for scene in made:
+        await scene.sim.stop()
+        await scene.store.close()
+
+
+async def verify(scene: Scene, *extra: str) -> tuple[int, str, str]:
+    """Run `cryptostock verify` as a subprocess while this loop keeps serving the simulator."""
+    process = await asyncio.create_subprocess_exec(
+        *CRYPTOSTOCK, "verify", "--exchange", scene.exchange, "--symbol", scene.symbol,
+        "--from", str(scene.start_ms), "--to", str(scene.end_ms), "--rest-url", scene.sim.rest_url,
+        *scene.db_args, *extra,
+        cwd=ROOT, env=scene.env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(process.communicate(), timeout=60)
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
+
+
+def minute_text(bar: Bar) -> str:
+    return format_time(bar.open_time)
+
+
+@pytest.mark.parametrize("exchange", sorted(VENUES))
+async def test_bars_built_from_the_venues_trades_equal_its_candles_and_a_tampered_one_is_named(
+    exchange: str, tmp_path: Path, metrics: PlatformMetrics, scenes: list[Scene]
+) -> None:
+    scene = await make_scene(exchange, tmp_path, metrics)
+    scenes.append(scene)
+    code, out, err = await verify(scene)
+    assert code == 0, out + err
+    assert f"{MINUTES} minutes compared, all equal" in out
+
+    tampered = scene.bars[2]
+    volume = f"{tampered.volume}1"  # one more digit: a different decimal, not just a trailing zero
+    changed = msgspec.structs.replace(tampered, volume=volume)
+    await scene.store.upsert_bars([ClosedBar(changed, Indicators())])
+    code, out, err = await verify(scene)
+    assert code == 1, out + err
+    lines = out.splitlines()
+    assert lines[0] == (
+        f"{minute_text(tampered)} differs: volume stored {volume} venue {_venue_volume(exchange, tampered)}"
+    )
+    assert "1 differ (differs 1)" in lines[-1]
+
+
+def _venue_volume(exchange: str, bar: Bar) -> str:
+    """The volume as the venue writes it: Binance pads to 8 decimals, the others as summed."""
+    from decimal import Decimal
+
+    exact = Decimal(bar.volume)
+    return f"{exact.quantize(Decimal('0.00000001')):f}" if exchange == "binance" else f"{exact:f}"
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+async def test_missing_and_extra_bars_and_trailing_zeros(
+    kind: str, tmp_path: Path, metrics: PlatformMetrics, pg_url: str, scenes: list[Scene]
+) -> None:
+    scene = await make_scene("binance", tmp_path, metrics, kind, pg_url)
+    scenes.append(scene)
+    first, last = scene.bars[0], scene.bars[-1]
+    # Trailing zeros are not a difference: the simulated Binance writes 8 decimals; store fewer.
+    padded = msgspec.structs.replace(last, volume=last.volume.rstrip("0").rstrip(".") or "0")
+    await scene.store.upsert_bars([ClosedBar(padded, Indicators())])
+    # A stored bar the venue never had: its minute lies in the window's quiet last minute.
+    quiet = scene.end_ms * NS_PER_MS - 60 * 10**9
+    extra = msgspec.structs.replace(first, open_time=quiet, close_time=quiet + 60 * 10**9)
+    await scene.store.upsert_bars([ClosedBar(extra, Indicators())])
+    code, out, err = await verify(scene)
+    assert code == 1, out + err
+    assert out.splitlines()[0] == (
+        f"{minute_text(extra)} stored bar, the venue has no candle: volume stored {extra.volume}; "
+        f"trade_count stored {extra.trade_count}"
+    )
+    assert "missing_venue 1" in out and "differs" not in out.splitlines()[-1].split("(")[1]
+
+
+async def test_a_minute_the_store_never_got_is_reported(
+    tmp_path: Path, metrics: PlatformMetrics, scenes: list[Scene]
+) -> None:
+    scene = await make_scene("binance", tmp_path, metrics)
+    scenes.append(scene)
+    gone = scene.bars[1]
+    store = scene.store
+    assert isinstance(store, SQLiteStore)
+    await _delete_bar(tmp_path / "verify.db", gone)
+    code, out, _ = await verify(scene, "--log-format", "json")
+    assert code == 1
+    first = msgspec.json.decode(out.splitlines()[0])
+    assert first["open_time"] == minute_text(gone) and first["verdict"] == "missing_stored"
+    assert {"field": "trade_count", "stored": "", "venue": str(gone.trade_count)} in first["fields"]
+    summary = msgspec.json.decode(out.splitlines()[-1])
+    assert summary["differences"] == 1 and summary["compared"] == MINUTES
+
+
+async def _delete_bar(db: Path, bar: Bar) -> None:
+    import sqlite3
+
+    with sqlite3.connect(db) as connection:
+        deleted = connection.execute(
+            "DELETE FROM bars WHERE exchange = ? AND symbol = ? AND timeframe = '1m' AND open_time = ?",
+            (bar.exchange, bar.symbol, bar.open_time),
+        ).rowcount
+    assert deleted == 1
+
+
+async def test_usage_errors_exit_2(tmp_path: Path, metrics: PlatformMetrics, scenes: list[Scene]) -> None:
+    scene = await make_scene("binance", tmp_path, metrics)
+    scenes.append(scene)
+    code, _, err = await verify(scene, "--to", str(scene.start_ms - MINUTE_MS))
+    assert code == 2 and "must come before" in err
+    scene.symbol = "NOPE-USDT"
+    code, _, err = await verify(scene)
+    assert code == 2 and "unknown symbol" in err
