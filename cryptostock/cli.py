@@ -54,6 +54,19 @@ def _api_options(parser: argparse.ArgumentParser) -> None:
 def _processing(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--timeframes", default=S, help="bar timeframes (default 1m,5m,15m,1h,4h,1d)")
     parser.add_argument("--grace-seconds", type=float, default=S, help="watermark grace period (default 2)")
+    parser.add_argument(
+        "--verify-interval",
+        type=float,
+        default=S,
+        help="seconds between checks of closed 1m bars against the venues' candles, 0 = off "
+        "(default: 60 in run, 0 in processor)",
+    )
+    parser.add_argument(
+        "--verify-delay", type=int, default=S, help="check minutes that closed this many minutes ago (2)"
+    )
+    parser.add_argument(
+        "--verify-max-minutes", type=int, default=S, help="minutes per instrument and check at most (10)"
+    )
 
 
 def _in_process_bus(parser: argparse.ArgumentParser) -> None:
@@ -136,6 +149,11 @@ def build_parser() -> argparse.ArgumentParser:
     _common(processor, settings.ProcessorSettings)
     _processing(processor)
     processor.add_argument("--consumer", default=S, help="consumer name, stable across restarts")
+    processor.add_argument(
+        "--verify-rest-urls",
+        default=S,
+        help="REST base URLs for verification, e.g. binance=http://127.0.0.1:8765 (default: the venues' own)",
+    )
     processor.add_argument("--shard-index", type=int, default=S)
     processor.add_argument("--shard-count", type=int, default=S)
     _in_process_bus(processor)

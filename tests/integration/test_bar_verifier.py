@@ -1,0 +1,92 @@
+"""The periodic verifier against a simulated venue over real sockets: stored bars built from the venue's
+trades match its candles, a tampered bar is a counted and logged mismatch, a minute is checked once, a
+verifier that fell behind checks only the newest minutes, and a venue whose REST API fails leaves the
+stored bars counted as unavailable."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import msgspec
+import pytest
+from loguru import logger
+from prometheus_client import CollectorRegistry
+
+from core.clock import ManualClock
+from core.types import ClosedBar, Indicators
+from cryptostock.bar_verifier import BarVerifier
+from monitoring.metrics import PlatformMetrics
+from tests.conftest import free_port
+from tests.integration.verify_scene import MINUTES, NS_PER_MS, Scene, make_scene
+
+
+@pytest.fixture
+async def scene(tmp_path: Path) -> AsyncIterator[Scene]:
+    made = await make_scene("binance", tmp_path, PlatformMetrics(CollectorRegistry()))
+    yield made
+    await made.sim.stop()
+    await made.store.close()
+
+
+def verified(metrics: PlatformMetrics, result: str) -> float:
+    value = metrics.registry.get_sample_value(
+        "bars_verified_total", {"exchange": "binance", "result": result}
+    )
+    return value or 0.0
+
+
+def clock_after(scene: Scene) -> ManualClock:
+    """Two minutes after the window's end: every minute of the scene has closed `delay` minutes ago."""
+    return ManualClock(scene.end_ms * NS_PER_MS + 60 * 10**9 + 5 * 10**9)
+
+
+async def test_matches_then_a_tampered_bar_is_a_logged_mismatch_checked_once(scene: Scene) -> None:
+    metrics = PlatformMetrics(CollectorRegistry())
+    tampered = msgspec.structs.replace(scene.bars[3], high=f"{scene.bars[3].high}1")
+    await scene.store.upsert_bars([ClosedBar(tampered, Indicators())])
+    logged: list[str] = []
+    sink = logger.add(logged.append, level="WARNING", format="{message}")
+    try:
+        verifier = BarVerifier(
+            scene.store, {"binance": scene.sim.rest_url}, metrics=metrics, clock=clock_after(scene)
+        )
+        await verifier.verify_round()
+        await verifier.verify_round()  # nothing new has closed: nothing counted twice
+    finally:
+        logger.remove(sink)
+    assert (verified(metrics, "match"), verified(metrics, "mismatch")) == (MINUTES - 1, 1)
+    assert verified(metrics, "unavailable") == 0
+    assert len(logged) == 1 and "high stored" in logged[0] and "BTC-USDT" in logged[0]
+
+
+async def test_a_verifier_that_fell_behind_checks_only_the_newest_minutes(scene: Scene) -> None:
+    metrics = PlatformMetrics(CollectorRegistry())
+    verifier = BarVerifier(
+        scene.store, {"binance": scene.sim.rest_url}, max_minutes=3, metrics=metrics, clock=clock_after(scene)
+    )
+    await verifier.verify_round()
+    # the window's last minute is quiet on both sides: of the 3 newest minutes, 2 have trades
+    assert verified(metrics, "match") == 2 and verified(metrics, "mismatch") == 0
+
+
+async def test_a_failing_venue_leaves_the_bars_unverified(scene: Scene) -> None:
+    metrics = PlatformMetrics(CollectorRegistry())
+    closed_port = f"http://127.0.0.1:{free_port()}"
+    verifier = BarVerifier(scene.store, {"binance": closed_port}, metrics=metrics, clock=clock_after(scene))
+    await verifier.verify_round()
+    assert verified(metrics, "unavailable") == MINUTES and verified(metrics, "match") == 0
+
+
+async def test_only_the_given_exchanges_are_verified_and_stop_ends_run(scene: Scene) -> None:
+    metrics = PlatformMetrics(CollectorRegistry())
+    verifier = BarVerifier(
+        scene.store, {"okx": None}, interval=0.05, metrics=metrics, clock=clock_after(scene)
+    )
+    task = asyncio.create_task(verifier.run())
+    while verifier.rounds < 2:
+        await asyncio.sleep(0.01)
+    verifier.stop()
+    await asyncio.wait_for(task, 5)
+    assert verified(metrics, "match") == verified(metrics, "unavailable") == 0
