@@ -12,15 +12,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from decimal import Decimal
-from typing import Final
 
 from collectors.adapter import INVALID_VALUE
 from collectors.values import MAX_TIME_NS, is_positive_decimal
 from core.errors import ParseError
+from core.timeframes import NS_PER_MINUTE
 from core.types import MAX_DECIMAL_CHARS, Candle
-
-NS_PER_MINUTE: Final = 60 * 1_000_000_000
-NS_PER_SECOND: Final = 1_000_000_000
 
 
 def is_plain_decimal(text: str) -> bool:

@@ -2,7 +2,9 @@
 
 Every `interval` seconds, for each stored instrument of the exchanges it is given, the minutes from where
 the last round stopped up to `delay` minutes before the current one (the venue's candle and the stored bar
-must both be final) are checked, at most `max_minutes` per instrument and round (the newest ones: a
+must both be final) are checked, from the first minute that opened after `since_ns` (the daemon's start:
+the minute a collector started in lacks the trades before it subscribed, a known partial bar, not news),
+at most `max_minutes` per instrument and round (the newest ones: a
 verifier that fell behind skips, it does not pile up work). Stored bars come from the store, candles from
 the venue's REST API through the collectors' executor (rate limits and circuit breaker apply). Results
 are counted per minute in `bars_verified_total{exchange,result}`: `match`, `mismatch` (each one also
@@ -25,16 +27,18 @@ from collectors.registry import create_adapter
 from core.clock import Clock, SystemClock
 from core.errors import CircuitOpenError, ConfigError, ExchangeError, ParseError, StorageError
 from core.ports import MarketStore
+from core.timeframes import NS_PER_MINUTE
 from core.types import SymbolInfo
 from monitoring.metrics import METRICS, PlatformMetrics
-from processor.verification import NS_PER_MINUTE, describe, verify_bars
+from processor.verification import describe, verify_bars
 
 FAILURES = (ExchangeError, ParseError, CircuitOpenError, StorageError, ConfigError)
 
 
 class BarVerifier:
     """See the module docstring. `rest_urls`: exchange -> REST base URL (None: the exchange's own); only
-    these exchanges are verified. Times: `interval` seconds, `delay` and `max_minutes` minutes."""
+    these exchanges are verified. Times: `interval` seconds, `delay` and `max_minutes` minutes, `since_ns`
+    ns UTC (0: no lower bound)."""
 
     def __init__(
         self,
@@ -44,6 +48,7 @@ class BarVerifier:
         interval: float = 60.0,
         delay: int = 2,
         max_minutes: int = 10,
+        since_ns: int = 0,
         timeout: float = 10.0,
         metrics: PlatformMetrics = METRICS,
         clock: Clock | None = None,
@@ -53,6 +58,7 @@ class BarVerifier:
         self._interval = interval
         self._delay_ns = max(delay, 1) * NS_PER_MINUTE
         self._max_minutes = max(max_minutes, 1)
+        self._since = -(-since_ns // NS_PER_MINUTE) * NS_PER_MINUTE  # the first whole minute from since_ns
         self._timeout = timeout
         self._metrics = metrics
         self._clock = clock or SystemClock()
@@ -94,7 +100,7 @@ class BarVerifier:
 
     async def _verify_symbol(self, info: SymbolInfo, listed: list[SymbolInfo], end: int) -> None:
         key = (info.exchange, info.symbol)
-        start = max(self._next.get(key, 0), end - self._max_minutes * NS_PER_MINUTE)
+        start = max(self._next.get(key, self._since), end - self._max_minutes * NS_PER_MINUTE)
         if start >= end:
             return
         self._next[key] = end

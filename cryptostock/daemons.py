@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from typing import Any
 
@@ -265,6 +266,7 @@ def _add_verifier(
         interval=settings.verify_interval,
         delay=settings.verify_delay,
         max_minutes=settings.verify_max_minutes,
+        since_ns=time.time_ns(),  # the minute the collectors start in is partial: not checked
     )
     components["verifier"] = (verifier.run, verifier.stop)
 

@@ -25,13 +25,14 @@ from collectors.backfill import RestBackfiller
 from collectors.registry import create_adapter
 from core.errors import ConfigError
 from core.ports import MarketStore
+from core.timeframes import NS_PER_MINUTE
 from core.types import Bar, Candle, SymbolInfo
 from cryptostock.export import ExportRequest, bar_pages, export_store
 from cryptostock.outcome import report_success
 from cryptostock.progress_bar import spinning
 from cryptostock.settings import VerifySettings
 from monitoring.logger import flush_logs, setup_logging
-from processor.verification import NS_PER_MINUTE, Verification, describe, verify_bars
+from processor.verification import Verification, describe, verify_bars
 
 EXIT_EQUAL, EXIT_DIFFERENT = 0, 1
 PAGE_MINUTES = 1440

@@ -22,7 +22,6 @@ import msgspec
 
 from core.types import Bar, Candle
 
-NS_PER_MINUTE: Final = 60 * 1_000_000_000
 PRICE_FIELDS: Final = ("open", "high", "low", "close", "volume")
 
 

@@ -45,7 +45,7 @@ from collectors.adapter import (
     classify_http,
     newest_first_page,
 )
-from collectors.klines import NS_PER_MINUTE, NS_PER_SECOND, make_candle, number_text, oldest_first
+from collectors.klines import make_candle, number_text, oldest_first
 from collectors.symbols import ListedSymbols, spot_pair
 from collectors.values import (
     DECODE_ERRORS,
@@ -57,6 +57,7 @@ from collectors.values import (
     short_text,
 )
 from core.errors import ParseError
+from core.timeframes import NS_PER_MINUTE, NS_PER_SECOND
 from core.types import Candle, Side, SymbolInfo, Trade
 
 # `side` is the maker's: a resting sell order filled means the taker bought.

@@ -58,7 +58,7 @@ from collectors.adapter import (
     classify_coded,
     with_default_path,
 )
-from collectors.klines import NS_PER_MINUTE, NS_PER_SECOND, make_candle, oldest_first
+from collectors.klines import make_candle, oldest_first
 from collectors.symbols import ListedPair, ListedSymbols, spot_pair
 from collectors.values import (
     decode_object,
@@ -72,6 +72,7 @@ from collectors.values import (
     uint_text,
 )
 from core.errors import ParseError
+from core.timeframes import NS_PER_MINUTE, NS_PER_SECOND
 from core.types import Candle, Side, SymbolInfo, Trade
 
 _SIDES: Final = {"buy": Side.BUY, "sell": Side.SELL}

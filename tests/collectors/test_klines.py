@@ -18,10 +18,11 @@ from aiohttp import web
 from collectors.adapter import NO_KLINES, PARSE_ERROR_TYPES, RestVerdict
 from collectors.backfill import RestBackfiller
 from collectors.exchanges.binance import BinanceAdapter
-from collectors.klines import NS_PER_MINUTE, is_plain_decimal, minute_windows
+from collectors.klines import is_plain_decimal, minute_windows
 from collectors.registry import ADAPTERS, create_adapter
 from collectors.values import is_positive_decimal
 from core.errors import ConfigError, ParseError
+from core.timeframes import NS_PER_MINUTE
 from core.types import Candle, SymbolInfo
 from monitoring.metrics import PlatformMetrics
 from tests.collectors import venue_fixtures as vf

@@ -71,6 +71,20 @@ async def test_a_verifier_that_fell_behind_checks_only_the_newest_minutes(scene:
     assert verified(metrics, "match") == 2 and verified(metrics, "mismatch") == 0
 
 
+async def test_minutes_before_the_verifier_started_are_not_checked(scene: Scene) -> None:
+    metrics = PlatformMetrics(CollectorRegistry())
+    since = scene.start_ms * NS_PER_MS + 2 * 60 * 10**9 + 1  # during the scene's third minute
+    verifier = BarVerifier(
+        scene.store,
+        {"binance": scene.sim.rest_url},
+        since_ns=since,
+        metrics=metrics,
+        clock=clock_after(scene),
+    )
+    await verifier.verify_round()
+    assert verified(metrics, "match") == MINUTES - 3  # from the fourth minute on
+
+
 async def test_a_failing_venue_leaves_the_bars_unverified(scene: Scene) -> None:
     metrics = PlatformMetrics(CollectorRegistry())
     closed_port = f"http://127.0.0.1:{free_port()}"
