@@ -1,0 +1,72 @@
+"""The pure parts of `cryptostock verify`: the closed window, venues without candles or without the reach
+asked for (exit 2), and the report's lines."""
+
+from __future__ import annotations
+
+import msgspec
+import pytest
+
+from collectors import registry
+from collectors.adapter import NO_KLINES
+from collectors.exchanges.binance import BinanceAdapter
+from core.errors import ConfigError
+from core.timeframes import NS_PER_MINUTE
+from core.types import SymbolInfo
+from cryptostock.verify import VerifyWindow, closed_window, klines_adapter, report_lines, summary
+from processor.verification import FieldDifference, MinuteDifference, MinuteVerdict, Verification
+
+T0 = 1_704_067_200 * 10**9  # 2024-01-01T00:00:00Z
+BTC = SymbolInfo("binance", "BTC-USDT", "BTCUSDT", "BTC", "USDT")
+
+
+def test_the_window_is_whole_minutes_and_ends_at_the_current_minute() -> None:
+    now = T0 + 10 * NS_PER_MINUTE + 5
+    assert closed_window(T0 + 1, T0 + 3 * NS_PER_MINUTE + 1, now) == (T0, T0 + 4 * NS_PER_MINUTE)
+    assert closed_window(T0, T0 + 60 * NS_PER_MINUTE, now) == (T0, T0 + 10 * NS_PER_MINUTE)
+    with pytest.raises(ConfigError, match="no closed minute"):
+        closed_window(T0 + 10 * NS_PER_MINUTE, T0 + 11 * NS_PER_MINUTE, now)
+
+
+def test_a_venue_without_candles_is_refused_with_its_reason(monkeypatch: pytest.MonkeyPatch) -> None:
+    class NoKlines(BinanceAdapter):
+        name = "noklines"
+        capabilities = msgspec.structs.replace(BinanceAdapter.capabilities, klines=NO_KLINES)
+
+    monkeypatch.setitem(registry.ADAPTERS, "noklines", NoKlines)
+    info = msgspec.structs.replace(BTC, exchange="noklines")
+    with pytest.raises(ConfigError, match="noklines cannot be verified: this venue serves no 1m candles"):
+        klines_adapter(info, T0, T0)
+
+
+def test_a_window_beyond_the_venues_reach_is_refused() -> None:
+    kraken = SymbolInfo("kraken", "BTC-USD", "BTC/USD", "BTC", "USD")
+    now = T0 + 24 * 60 * NS_PER_MINUTE
+    with pytest.raises(ConfigError, match="last 12 hours only"):
+        klines_adapter(kraken, T0, now)
+    assert klines_adapter(kraken, now - 60 * NS_PER_MINUTE, now).name == "kraken"
+    assert klines_adapter(BTC, 0 + NS_PER_MINUTE, now).name == "binance"  # no limit
+
+
+def test_report_lines_and_summary() -> None:
+    window = VerifyWindow(BTC, T0, T0 + 3 * NS_PER_MINUTE)
+    differs = MinuteDifference(T0, MinuteVerdict.DIFFERS, (FieldDifference("volume", "1.5", "1.6"),))
+    missing = MinuteDifference(
+        T0 + NS_PER_MINUTE, MinuteVerdict.MISSING_STORED, (FieldDifference("volume", "", "2"),)
+    )
+    result = Verification(3, 1, (differs, missing))
+    assert report_lines(result, as_json=False) == [
+        "2024-01-01T00:00:00.000Z differs: volume stored 1.5 venue 1.6",
+        "2024-01-01T00:01:00.000Z no stored bar, the venue has one: volume venue 2",
+    ]
+    first = msgspec.json.decode(report_lines(result, as_json=True)[0])
+    assert first == {
+        "open_time": "2024-01-01T00:00:00.000Z", "open_time_ns": T0, "verdict": "differs",
+        "fields": [{"field": "volume", "stored": "1.5", "venue": "1.6"}],
+    }  # fmt: skip
+    assert summary(window, result) == (
+        "binance BTC-USDT 1m bars 2024-01-01T00:00:00.000Z..2024-01-01T00:03:00.000Z: 3 minutes compared,"
+        " 1 equal, 2 differ (differs 1, missing_stored 1)"
+    )
+    assert summary(window, Verification(2, 2, ())).endswith(
+        "2 minutes compared, all equal to the venue's candles"
+    )
