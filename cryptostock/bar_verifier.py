@@ -1,8 +1,9 @@
 """Periodic verification of recently closed 1m bars against the venue's own candles, beside the processor.
 
 Every `interval` seconds, for each stored instrument of the exchanges it is given, the minutes from where
-the last round stopped up to `delay` minutes before the current one (the venue's candle and the stored bar
-must both be final) are checked, from the first minute that opened after `since_ns` (the daemon's start:
+the last round stopped that closed at least `delay` minutes ago (the venue's candle and the stored bar must
+both be final: the processor closes a bar after its grace period, later while it works off a backlog) are
+checked, from the first minute that opened after `since_ns` (the daemon's start:
 the minute a collector started in lacks the trades before it subscribed, a known partial bar, not news),
 at most `max_minutes` per instrument and round (the newest ones: a
 verifier that fell behind skips, it does not pile up work). Stored bars come from the store, candles from
@@ -90,7 +91,8 @@ class BarVerifier:
     async def verify_round(self) -> None:
         """One round over every stored instrument of the verified exchanges."""
         now = self._clock.now_ns()
-        end = now - now % NS_PER_MINUTE - self._delay_ns + NS_PER_MINUTE  # minutes that closed `delay` ago
+        ready = now - self._delay_ns
+        end = ready - ready % NS_PER_MINUTE  # the minutes that closed at least `delay` ago
         symbols = [s for s in await self._store.symbols() if s.exchange in self._rest_urls]
         for info in symbols:
             if self._stopping.is_set():

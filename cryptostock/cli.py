@@ -62,7 +62,10 @@ def _processing(parser: argparse.ArgumentParser) -> None:
         "(default: 60 in run, 0 in processor)",
     )
     parser.add_argument(
-        "--verify-delay", type=int, default=S, help="check minutes that closed this many minutes ago (2)"
+        "--verify-delay",
+        type=int,
+        default=S,
+        help="check minutes that closed at least this many minutes ago (2)",
     )
     parser.add_argument(
         "--verify-max-minutes", type=int, default=S, help="minutes per instrument and check at most (10)"

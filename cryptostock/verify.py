@@ -3,7 +3,8 @@
 
 Stored bars come from the store export reads (PostgreSQL, --db or the one SQLite database in --data-dir);
 candles from the venue's REST API (--rest-url, e.g. a simulator's) through the collectors' REST executor,
-so the venue's rate limits and the circuit breaker apply. Only closed minutes are checked: the window
+so the venue's rate limits and the circuit breaker apply. A day is checked at a time (a progress bar on a
+terminal), so memory stays bounded whatever the window. Only closed minutes are checked: the window
 ends at the current minute at the latest. Output: one line per differing minute, then one summary line.
 Exit codes: 0 all equal; 1 differences (or a failure while running); 2 unusable arguments, and a venue
 that serves no candles, or not as far back as asked.
@@ -22,20 +23,21 @@ from api.params import format_time, parse_time
 from api.symbols import SymbolDirectory
 from collectors.adapter import ExchangeAdapter
 from collectors.backfill import RestBackfiller
+from collectors.klines import minute_windows
 from collectors.registry import create_adapter
 from core.errors import ConfigError
 from core.ports import MarketStore
 from core.timeframes import NS_PER_MINUTE
-from core.types import Bar, Candle, SymbolInfo
-from cryptostock.export import ExportRequest, bar_pages, export_store
+from core.types import SymbolInfo
+from cryptostock.export import export_store
 from cryptostock.outcome import report_success
-from cryptostock.progress_bar import spinning
+from cryptostock.progress_bar import ProgressBar
 from cryptostock.settings import VerifySettings
 from monitoring.logger import flush_logs, setup_logging
-from processor.verification import Verification, describe, verify_bars
+from processor.verification import Verification, combined, describe, verify_bars
 
 EXIT_EQUAL, EXIT_DIFFERENT = 0, 1
-PAGE_MINUTES = 1440
+CHUNK_MINUTES = 1440
 
 
 @dataclass(frozen=True)
@@ -69,20 +71,19 @@ def klines_adapter(info: SymbolInfo, start_ns: int, now_ns: int) -> ExchangeAdap
     return adapter
 
 
-async def stored_bars(store: MarketStore, window: VerifyWindow) -> list[Bar]:
-    request = ExportRequest(
-        "bars", window.info.exchange, window.info.symbol, "1m", window.start_ns, window.end_ns, PAGE_MINUTES
-    )
-    return [closed.bar async for page, _ in bar_pages(store, request) for closed in page]
-
-
-async def venue_candles(
-    settings: VerifySettings, adapter: ExchangeAdapter, window: VerifyWindow
-) -> list[Candle]:
-    async with RestBackfiller(adapter, settings.rest_url, timeout=settings.timeout) as rest:
-        return await rest.fetch_klines(
-            window.info.raw_symbol, window.start_ns, window.end_ns, max_wait_s=settings.max_wait
-        )
+async def verify_window(
+    store: MarketStore, rest: RestBackfiller, window: VerifyWindow, *, max_wait: float, progress: ProgressBar
+) -> Verification:
+    """The window checked CHUNK_MINUTES at a time (stored bars, then the venue's candles, compared), so
+    that memory stays bounded by the chunk, whatever the window, apart from the differences found."""
+    results = []
+    exchange, symbol, raw = window.info.exchange, window.info.symbol, window.info.raw_symbol
+    for start, end in minute_windows(window.start_ns, window.end_ns, CHUNK_MINUTES):
+        stored = await store.bars(exchange, symbol, "1m", start_ns=start, end_ns=end, limit=CHUNK_MINUTES)
+        candles = await rest.fetch_klines(raw, start, end, max_wait_s=max_wait)
+        results.append(verify_bars((c.bar for c in stored), candles))
+        progress.update(end - window.start_ns, rows=sum(r.compared for r in results))
+    return combined(results)
 
 
 async def _window(settings: VerifySettings, store: MarketStore, now_ns: int) -> VerifyWindow:
@@ -131,13 +132,17 @@ async def run_verify(settings: VerifySettings, clock: Callable[[], int] = time.t
         now_ns = clock()
         window = await _window(settings, store, now_ns)
         adapter = klines_adapter(window.info, window.start_ns, now_ns)
-        bars = await stored_bars(store, window)
-        async with spinning(f"verify {window.info.symbol}"):
-            candles = await venue_candles(settings, adapter, window)
+        progress = ProgressBar(f"verify {window.info.symbol}", total=window.end_ns - window.start_ns)
+        try:
+            async with RestBackfiller(adapter, settings.rest_url, timeout=settings.timeout) as rest:
+                result = await verify_window(
+                    store, rest, window, max_wait=settings.max_wait, progress=progress
+                )
+        finally:
+            progress.close()
     finally:
         await store.close()
         flush_logs()
-    result = verify_bars(bars, candles)
     for line in report_lines(result, as_json=as_json):
         print(line, flush=True)
     report_success(

@@ -132,6 +132,13 @@ _HEADLINES: Final = {
 }
 
 
+def combined(results: Iterable[Verification]) -> Verification:
+    """The outcome of consecutive windows as one (their differences in the order given)."""
+    parts = list(results)
+    differences = tuple(d for part in parts for d in part.differences)
+    return Verification(sum(p.compared for p in parts), sum(p.matched for p in parts), differences)
+
+
 def describe(difference: MinuteDifference) -> str:
     """One line for a person, e.g. 'differs: volume stored 1.5 venue 1.25; trade_count stored 3 venue 4'
     or 'no stored bar, the venue has one: volume venue 2.5'."""

@@ -11,8 +11,16 @@ from collectors.adapter import NO_KLINES
 from collectors.exchanges.binance import BinanceAdapter
 from core.errors import ConfigError
 from core.timeframes import NS_PER_MINUTE
-from core.types import SymbolInfo
-from cryptostock.verify import VerifyWindow, closed_window, klines_adapter, report_lines, summary
+from core.types import Candle, ClosedBar, Indicators, SymbolInfo
+from cryptostock.progress_bar import ProgressBar
+from cryptostock.verify import (
+    VerifyWindow,
+    closed_window,
+    klines_adapter,
+    report_lines,
+    summary,
+    verify_window,
+)
 from processor.verification import FieldDifference, MinuteDifference, MinuteVerdict, Verification
 
 T0 = 1_704_067_200 * 10**9  # 2024-01-01T00:00:00Z
@@ -70,3 +78,50 @@ def test_report_lines_and_summary() -> None:
     assert summary(window, Verification(2, 2, ())).endswith(
         "2 minutes compared, all equal to the venue's candles"
     )
+
+
+class _Store:
+    """Stored bars of every 7th minute; records the windows asked for."""
+
+    def __init__(self) -> None:
+        self.asked: list[tuple[int, int, int]] = []
+
+    async def bars(
+        self, exchange: str, symbol: str, timeframe: str, *, start_ns: int, end_ns: int, limit: int
+    ):  # type: ignore[no-untyped-def]
+        from tests.processor.test_verification import bar
+
+        self.asked.append((start_ns, end_ns, limit))
+        first = -(-(start_ns - T0) // NS_PER_MINUTE)
+        minutes = [k for k in range(first, (end_ns - T0) // NS_PER_MINUTE) if k % 7 == 0]
+        return [ClosedBar(bar(k), Indicators()) for k in minutes]
+
+
+class _Rest:
+    """The venue's candles: every 7th minute, one of them different."""
+
+    async def fetch_klines(self, raw: str, start: int, end: int, *, max_wait_s: float) -> list[Candle]:
+        from tests.processor.test_verification import candle
+
+        first = -(-(start - T0) // NS_PER_MINUTE)
+        out = [candle(k) for k in range(first, (end - T0) // NS_PER_MINUTE) if k % 7 == 0]
+        return [
+            msgspec.structs.replace(c, volume="9") if c.open_time == T0 + 1442 * NS_PER_MINUTE else c
+            for c in out
+        ]
+
+
+async def test_a_long_window_is_checked_a_day_at_a_time() -> None:
+    store = _Store()
+    window = VerifyWindow(BTC, T0, T0 + 3000 * NS_PER_MINUTE)
+    progress = ProgressBar("verify", total=1.0, enabled=False)
+    result = await verify_window(store, _Rest(), window, max_wait=0, progress=progress)  # type: ignore[arg-type]
+    day = 1440 * NS_PER_MINUTE
+    assert store.asked == [
+        (T0, T0 + day, 1440),
+        (T0 + day, T0 + 2 * day, 1440),
+        (T0 + 2 * day, window.end_ns, 1440),
+    ]
+    assert result.compared == len(range(0, 3000, 7))
+    assert [d.open_time for d in result.differences] == [T0 + 1442 * NS_PER_MINUTE]
+    assert result.matched == result.compared - 1

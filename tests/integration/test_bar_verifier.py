@@ -38,8 +38,9 @@ def verified(metrics: PlatformMetrics, result: str) -> float:
 
 
 def clock_after(scene: Scene) -> ManualClock:
-    """Two minutes after the window's end: every minute of the scene has closed `delay` minutes ago."""
-    return ManualClock(scene.end_ms * NS_PER_MS + 60 * 10**9 + 5 * 10**9)
+    """Just over two minutes after the window's end: every minute of the scene closed at least `delay` (2)
+    minutes ago."""
+    return ManualClock(scene.end_ms * NS_PER_MS + 2 * 60 * 10**9 + 5 * 10**9)
 
 
 async def test_matches_then_a_tampered_bar_is_a_logged_mismatch_checked_once(scene: Scene) -> None:
@@ -59,6 +60,18 @@ async def test_matches_then_a_tampered_bar_is_a_logged_mismatch_checked_once(sce
     assert (verified(metrics, "match"), verified(metrics, "mismatch")) == (MINUTES - 1, 1)
     assert verified(metrics, "unavailable") == 0
     assert len(logged) == 1 and "high stored" in logged[0] and "BTC-USDT" in logged[0]
+
+
+async def test_a_minute_is_checked_once_it_closed_delay_minutes_ago(scene: Scene) -> None:
+    metrics = PlatformMetrics(CollectorRegistry())
+    minute = 60 * 10**9
+    clock = ManualClock(scene.start_ms * NS_PER_MS + (MINUTES + 2) * minute - 1)  # the last one: not yet
+    verifier = BarVerifier(scene.store, {"binance": scene.sim.rest_url}, metrics=metrics, clock=clock)
+    await verifier.verify_round()
+    assert verified(metrics, "match") == MINUTES - 1
+    clock.set(clock.now_ns() + 1)
+    await verifier.verify_round()
+    assert verified(metrics, "match") == MINUTES and verified(metrics, "mismatch") == 0
 
 
 async def test_a_verifier_that_fell_behind_checks_only_the_newest_minutes(scene: Scene) -> None:

@@ -18,6 +18,8 @@ from storage.sqlite import SQLiteStore
 from tests.integration.procs import CRYPTOSTOCK, ROOT
 from tests.integration.verify_scene import MINUTE_MS, MINUTES, NS_PER_MS, VENUES, Scene, make_scene
 
+pytestmark = pytest.mark.integration
+
 
 @pytest.fixture
 async def scenes() -> AsyncIterator[list[Scene]]:
