@@ -125,3 +125,19 @@ async def test_a_long_window_is_checked_a_day_at_a_time() -> None:
     assert result.compared == len(range(0, 3000, 7))
     assert [d.open_time for d in result.differences] == [T0 + 1442 * NS_PER_MINUTE]
     assert result.matched == result.compared - 1
+
+
+def test_periodic_verification_is_on_in_run_and_off_in_the_processor_daemon(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from cryptostock.settings import ProcessorSettings, RunSettings
+
+    assert RunSettings().verify_interval == 60 and ProcessorSettings().verify_interval == 0
+    monkeypatch.setenv("CRYPTOSTOCK_VERIFY_REST_URLS", "binance=http://127.0.0.1:8765, OKX=http://h:1")
+    assert ProcessorSettings().verify_rest_urls == {"binance": "http://127.0.0.1:8765", "okx": "http://h:1"}
+    monkeypatch.setenv("CRYPTOSTOCK_VERIFY_REST_URLS", "nope=http://x")
+    with pytest.raises(ValueError, match="unknown exchange 'nope'"):
+        ProcessorSettings()
+    monkeypatch.setenv("CRYPTOSTOCK_VERIFY_REST_URLS", "binance")
+    with pytest.raises(ValueError, match="not exchange=URL"):
+        ProcessorSettings()
