@@ -5,8 +5,9 @@ strings or numbers, newest or oldest first). A venue with a klines endpoint adds
 handler calls `minute_candles(view.history_of(symbol), ...)`; a venue without one serves no such path,
 so the server answers 404 as the real one does for an unknown path.
 
-Candles exist only for minutes with trades (real venues such as Binance also serve empty minutes; a
-checker treats an empty candle and no candle alike). Sums are exact decimals.
+Candles exist for minutes with trades; a venue that also serves quiet minutes (Binance) passes
+`quiet_until_ms` and gets, for each minute without trades after the symbol's first trade, a candle at the
+previous close with volume 0 and no trades. Sums are exact decimals.
 """
 
 from __future__ import annotations
@@ -71,19 +72,51 @@ def minute_candles(
     end_ms: int | None = None,
     limit: int,
     from_newest: bool,
+    quiet_until_ms: int | None = None,
 ) -> list[MinuteCandle]:
     """Candles of the minutes with trades opening in [start_ms, end_ms) (None: unbounded), OLDEST FIRST;
     at most `limit` of them: the newest when `from_newest`, else the oldest. Without a start, only the
-    `limit` minutes before the end (or the latest trade) are looked at."""
+    `limit` minutes before the end (else `quiet_until_ms`, else the latest trade) are looked at. With
+    `quiet_until_ms`, minutes without trades before it (after the symbol's first trade) have a quiet
+    candle too."""
     if start_ms is None:
         last = history.latest(1)
         if not last:
             return []
-        upto = end_ms if end_ms is not None else minute_of(last[0][0].time_ms) + MS_PER_MINUTE
+        upto = end_ms if end_ms is not None else quiet_until_ms
+        if upto is None:
+            upto = minute_of(last[0][0].time_ms) + MS_PER_MINUTE
         start_ms = minute_of(upto - 1) - (limit - 1) * MS_PER_MINUTE
     start_ms = minute_of(start_ms + MS_PER_MINUTE - 1)  # a minute opening before start_ms is not asked for
     by_minute: dict[int, list[Recorded]] = {}
     for entry in history.between_times(start_ms, end_ms):
         by_minute.setdefault(minute_of(entry[0].time_ms), []).append(entry)
     candles = [_candle(minute, entries) for minute, entries in sorted(by_minute.items())]
+    if quiet_until_ms is not None:
+        upto = quiet_until_ms if end_ms is None else min(end_ms, quiet_until_ms)
+        candles = _with_quiet_minutes(history, candles, start_ms, upto, None if from_newest else limit)
     return candles[-limit:] if from_newest else candles[:limit]
+
+
+def _with_quiet_minutes(
+    history: SymbolHistory, traded: list[MinuteCandle], start_ms: int, end_ms: int, limit: int | None
+) -> list[MinuteCandle]:
+    """`traded` with a quiet candle (the previous close, nothing traded) for every minute in
+    [start_ms, end_ms) without trades that follows a trade; stops at `limit` candles when given."""
+    before = history.last_before_time(start_ms)
+    close = before[0].price if before is not None else None
+    by_minute = {c.open_ms: c for c in traded}
+    out: list[MinuteCandle] = []
+    zero = Decimal(0)
+    for minute in range(start_ms, max(end_ms, start_ms), MS_PER_MINUTE):
+        candle = by_minute.get(minute)
+        if candle is not None:
+            close = candle.close
+        elif close is not None:
+            candle = MinuteCandle(minute, close, close, close, close, zero, zero, 0, zero, zero)
+        else:
+            continue
+        out.append(candle)
+        if limit is not None and len(out) >= limit:
+            break
+    return out

@@ -143,6 +143,12 @@ class SymbolHistory:
             high = bisect.bisect_left(self._items, end_ms, lo=low, key=_time_ms)
         return self._items[low:high]
 
+    def last_before_time(self, time_ms: int) -> Recorded | None:
+        """The latest trade with time_ms < `time_ms`, None if there is none."""
+        first = self._first()
+        index = bisect.bisect_left(self._items, time_ms, lo=first, key=_time_ms)
+        return self._items[index - 1] if index > first else None
+
     def latest(self, limit: int) -> list[Recorded]:
         """The most recent `limit` trades, oldest first."""
         if limit <= 0:

@@ -233,8 +233,10 @@ class RestApi:
 
     async def klines(self, request: web.Request) -> web.Response:
         """1m klines opening in [startTime, endTime] (ms, both inclusive), oldest first, `limit` of them
-        (default 500, at most 1000): the oldest from startTime, else the latest up to endTime. Only the
-        `1m` interval is served (other valid ones answer no rows); `timeZone` is read and ignored."""
+        (default 500, at most 1000): the oldest from startTime, else the latest up to endTime. Minutes
+        without trades, up to the current one, have a kline at the previous close with volume 0 and no
+        trades (as Binance's). Only the `1m` interval is served (other valid ones answer no rows);
+        `timeZone` is read and ignored."""
         params = Params(request)
         symbol, limit = self._symbol(params), self._limit(params)
         interval = params.text("interval")
@@ -252,9 +254,10 @@ class RestApi:
         if interval != "1m":
             return json_response([])
         end = None if end_ms is None else minute_of(end_ms) + MS_PER_MINUTE
+        now_minute = minute_of(time.time_ns() // 1_000_000)
         candles = minute_candles(
             self._view.history_of(symbol), start_ms=start_ms, end_ms=end, limit=limit,
-            from_newest=start_ms is None,
+            from_newest=start_ms is None, quiet_until_ms=now_minute + MS_PER_MINUTE,
         )  # fmt: skip
         return json_response([_kline_row(c) for c in candles])
 

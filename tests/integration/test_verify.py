@@ -88,8 +88,10 @@ async def test_missing_and_extra_bars_and_trailing_zeros(
     # Trailing zeros are not a difference: the simulated Binance writes 8 decimals; store fewer.
     padded = msgspec.structs.replace(last, volume=last.volume.rstrip("0").rstrip(".") or "0")
     await scene.store.upsert_bars([ClosedBar(padded, Indicators())])
-    # A stored bar the venue never had: its minute lies in the window's quiet last minute.
-    quiet = scene.end_ms * NS_PER_MS - 60 * 10**9
+    # A stored bar the venue never had: in the minute before its first trade (after it, Binance serves
+    # quiet minutes: a candle at the previous close without trades, which equals no stored bar).
+    scene.start_ms -= MINUTE_MS
+    quiet = scene.start_ms * NS_PER_MS
     extra = msgspec.structs.replace(first, open_time=quiet, close_time=quiet + 60 * 10**9)
     await scene.store.upsert_bars([ClosedBar(extra, Indicators())])
     code, out, err = await verify(scene)

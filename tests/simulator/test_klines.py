@@ -4,6 +4,7 @@ in the venue's own shape, over real HTTP; a venue without the path answers 404 l
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from decimal import Decimal
 from pathlib import Path
@@ -45,15 +46,22 @@ async def test_binance_klines_rows_in_binance_shape(client: Client) -> None:
     assert rows == [
         [T, "100.50000000", "101.00000000", "99.25000000", "99.25000000", "3.50000000", T + 59_999,
          "349.50000000", 3, "3.00000000", "299.00000000", "0"],
+        [T + 60_000, "99.25000000", "99.25000000", "99.25000000", "99.25000000", "0.00000000", T + 119_999,
+         "0.00000000", 0, "0.00000000", "0.00000000", "0"],  # a quiet minute: the previous close, no trades
         [T + 120_000, "102.00000000", "102.00000000", "102.00000000", "102.00000000", "0.10000000",
          T + 179_999, "10.20000000", 1, "0.00000000", "0.00000000", "0"],
     ]  # fmt: skip
     first = (await http.get("/api/v3/klines", params={**window, "limit": "1"})).json()
     assert [r[0] for r in first] == [T]  # from startTime, the oldest
-    latest = await http.get("/api/v3/klines", params={"symbol": "BTCUSDT", "interval": "1m", "limit": "1"})
-    assert [r[0] for r in latest.json()] == [T + 120_000]  # no range: the most recent
+    minutes = [time.time_ns() // 1_000_000 // 60_000 * 60_000]
+    latest = await http.get("/api/v3/klines", params={"symbol": "BTCUSDT", "interval": "1m", "limit": "2"})
+    minutes.append(time.time_ns() // 1_000_000 // 60_000 * 60_000)
+    _, (current, *quiet) = latest.json()  # no range: the most recent, up to the current minute
+    assert current in minutes and quiet[3:5] == ["102.00000000", "0.00000000"] and quiet[7] == 0
     up_to = {"symbol": "BTCUSDT", "interval": "1m", "endTime": str(T + 119_999)}
-    assert [r[0] for r in (await http.get("/api/v3/klines", params=up_to)).json()] == [T]
+    assert [r[0] for r in (await http.get("/api/v3/klines", params=up_to)).json()] == [T, T + 60_000]
+    before_first = {**window, "startTime": str(T - 120_000), "endTime": str(T + 59_999)}
+    assert [r[0] for r in (await http.get("/api/v3/klines", params=before_first)).json()] == [T]
     coarse = await http.get("/api/v3/klines", params={**window, "interval": "5m"})
     assert coarse.status_code == 200 and coarse.json() == []
     assert coarse.headers["X-MBX-USED-WEIGHT-1M"]
