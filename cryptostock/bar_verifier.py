@@ -1,12 +1,15 @@
 """Periodic verification of recently closed 1m bars against the venue's own candles, beside the processor.
 
-Every `interval` seconds, for each stored instrument of the exchanges it is given, the minutes from where
-the last round stopped that closed at least `delay` minutes ago (the venue's candle and the stored bar must
-both be final: the processor closes a bar after its grace period, later while it works off a backlog) are
-checked, from the first minute that opened after `since_ns` (the daemon's start:
-the minute a collector started in lacks the trades before it subscribed, a known partial bar, not news),
-at most `max_minutes` per instrument and round (the newest ones: a
-verifier that fell behind skips, it does not pile up work). Stored bars come from the store, candles from
+Every `interval` seconds, for each stored instrument of the exchanges it is given, it checks the minutes
+- from where the last round stopped, and from the first minute that opened after `since_ns` (the daemon's
+  start: the minute a collector starts in lacks the trades before it subscribed, a known partial bar);
+- that closed at least `delay` minutes ago (the venue's candle and the stored bar must both be final: the
+  processor closes a bar after its grace period, later while it works off a backlog);
+- up to the newest stored 1m bar of the instrument (a minute the processor has not reached is not taken
+  for a missing bar; quiet minutes before a newer bar are checked once that bar is stored);
+- at most `max_minutes` per instrument and round, the newest ones (a verifier that fell behind skips, it
+  does not pile up work).
+Stored bars come from the store, candles from
 the venue's REST API through the collectors' executor (rate limits and circuit breaker apply). Results
 are counted per minute in `bars_verified_total{exchange,result}`: `match`, `mismatch` (each one also
 logged with what differs), and `unavailable` for stored bars that could not be checked (the venue serves
@@ -102,6 +105,10 @@ class BarVerifier:
 
     async def _verify_symbol(self, info: SymbolInfo, listed: list[SymbolInfo], end: int) -> None:
         key = (info.exchange, info.symbol)
+        newest = await self._store.bars(*key, "1m", end_ns=end, limit=1)
+        if not newest:
+            return
+        end = min(end, newest[-1].bar.close_time)  # not past what the processor has stored
         start = max(self._next.get(key, self._since), end - self._max_minutes * NS_PER_MINUTE)
         if start >= end:
             return
