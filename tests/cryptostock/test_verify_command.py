@@ -141,3 +141,23 @@ def test_periodic_verification_is_on_in_run_and_off_in_the_processor_daemon(
     monkeypatch.setenv("CRYPTOSTOCK_VERIFY_REST_URLS", "binance")
     with pytest.raises(ValueError, match="not exchange=URL"):
         ProcessorSettings()
+
+
+def test_run_verifies_against_its_own_simulators_or_the_given_endpoints() -> None:
+    from types import SimpleNamespace
+
+    from cryptostock.daemons import _add_verifier, _rest_urls
+    from cryptostock.settings import ProcessorSettings, RunSettings
+
+    sims = [SimpleNamespace(rest_url="http://127.0.0.1:1"), SimpleNamespace(rest_url="http://127.0.0.1:2")]
+    simulated = RunSettings(exchange="binance,okx")
+    assert _rest_urls(simulated, sims) == {"binance": "http://127.0.0.1:1", "okx": "http://127.0.0.1:2"}  # type: ignore[arg-type]
+    elsewhere = RunSettings(exchange="okx", rest_url="http://h:9")
+    assert _rest_urls(elsewhere, []) == {"okx": "http://h:9"}
+    live = RunSettings(exchange="binance,okx", live=True)
+    assert _rest_urls(live, []) == {"binance": None, "okx": None}
+    components: dict[str, object] = {}
+    _add_verifier(components, ProcessorSettings(), None, {})  # type: ignore[arg-type]
+    assert components == {}  # off by default in the processor daemon
+    _add_verifier(components, simulated, None, {"binance": None})  # type: ignore[arg-type]
+    assert list(components) == ["verifier"]
