@@ -140,3 +140,17 @@ async def test_usage_errors_exit_2(tmp_path: Path, metrics: PlatformMetrics, sce
     scene.symbol = "NOPE-USDT"
     code, _, err = await verify(scene)
     assert code == 2 and "unknown symbol" in err
+
+
+async def test_the_venues_rate_limit_is_waited_out_or_fails_the_command(
+    tmp_path: Path, metrics: PlatformMetrics, scenes: list[Scene]
+) -> None:
+    scene = await make_scene("okx", tmp_path, metrics)
+    scenes.append(scene)
+    scene.sim.rate_limit(2, retry_after=1)  # the next two REST calls answer 429 with Retry-After: 1
+    code, out, err = await verify(scene)
+    assert code == 0, out + err
+    assert f"{MINUTES} minutes compared, all equal" in out
+    scene.sim.rate_limit(5, retry_after=30)
+    code, out, err = await verify(scene, "--max-wait", "5")
+    assert code == 1 and "RateLimitedError" in err and "retry after 30s" in err
