@@ -71,6 +71,7 @@ class BarVerifier:
         self._stopping = asyncio.Event()
         self._log = logger.bind(component="verifier")
         self.rounds = 0
+        self.failed_rounds = 0
 
     def stop(self) -> None:
         self._stopping.set()
@@ -85,6 +86,9 @@ class BarVerifier:
                     await self.verify_round()
                 except StorageError as exc:
                     self._log.warning("verification round skipped: {}", exc)
+                except Exception:  # supervised loop: a bug here must not stop the processor beside it
+                    self.failed_rounds += 1
+                    self._log.exception("verification round failed")
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stopping.wait(), self._interval)
         finally:

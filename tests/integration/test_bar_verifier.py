@@ -143,3 +143,20 @@ async def test_only_the_given_exchanges_are_verified_and_stop_ends_run(scene: Sc
     verifier.stop()
     await asyncio.wait_for(task, 5)
     assert verified(metrics, "match") == verified(metrics, "unavailable") == 0
+
+
+async def test_a_failing_round_is_logged_and_the_verifier_goes_on() -> None:
+    class BrokenStore:
+        calls = 0
+
+        async def symbols(self) -> list[object]:
+            BrokenStore.calls += 1
+            raise RuntimeError("a bug")
+
+    verifier = BarVerifier(BrokenStore(), {"binance": None}, interval=0.01)  # type: ignore[arg-type]
+    task = asyncio.create_task(verifier.run())
+    while verifier.failed_rounds < 3:
+        await asyncio.sleep(0.01)
+    verifier.stop()
+    await asyncio.wait_for(task, 5)
+    assert BrokenStore.calls >= 3 and not task.exception()
