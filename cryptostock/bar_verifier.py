@@ -33,6 +33,7 @@ from core.errors import CircuitOpenError, ConfigError, ExchangeError, ParseError
 from core.ports import MarketStore
 from core.timeframes import NS_PER_MINUTE
 from core.types import SymbolInfo
+from monitoring.circuit_breaker import CircuitBreaker
 from monitoring.metrics import METRICS, PlatformMetrics
 from processor.verification import describe, verify_bars
 
@@ -138,15 +139,17 @@ class BarVerifier:
             )  # fmt: skip
 
     def _rest_for(self, exchange: str, listed: list[SymbolInfo]) -> RestBackfiller:
-        """The exchange's REST executor, kept across rounds; its adapter knows the stored instruments."""
+        """The exchange's REST executor, kept across rounds; its adapter knows the stored instruments. Its
+        circuit breaker is its own (`<exchange>_klines`): the collector's `<exchange>_rest` one says
+        whether gaps can be repaired, which a failing candles endpoint does not decide."""
         rest = self._rest.get(exchange)
         if rest is None:
-            rest = RestBackfiller(
-                create_adapter(exchange),
-                self._rest_urls[exchange],
-                metrics=self._metrics,
-                timeout=self._timeout,
+            breaker = CircuitBreaker(
+                f"{exchange}_klines", failure_exceptions=(ExchangeError,), metrics=self._metrics
             )
+            url = self._rest_urls[exchange]
+            adapter = create_adapter(exchange)
+            rest = RestBackfiller(adapter, url, metrics=self._metrics, breaker=breaker, timeout=self._timeout)
             self._rest[exchange] = rest
         rest.adapter = create_adapter(exchange, [s for s in listed if s.exchange == exchange])
         return rest

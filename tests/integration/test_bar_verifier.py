@@ -130,6 +130,10 @@ async def test_a_failing_venue_leaves_the_bars_unverified(scene: Scene) -> None:
     verifier = BarVerifier(scene.store, {"binance": closed_port}, metrics=metrics, clock=clock_after(scene))
     await verifier.verify_round()
     assert verified(metrics, "unavailable") == MINUTES and verified(metrics, "match") == 0
+    # its own circuit breaker: the collector's binance_rest one is not the verifier's to trip
+    state = metrics.registry.get_sample_value
+    assert state("circuit_breaker_state", {"component": "binance_klines"}) is not None
+    assert state("circuit_breaker_state", {"component": "binance_rest"}) is None
 
 
 async def test_only_the_given_exchanges_are_verified_and_stop_ends_run(scene: Scene) -> None:
