@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 import msgspec
 
 from core.errors import ExchangeError
-from core.types import SymbolInfo, Trade
+from core.types import Candle, SymbolInfo, Trade
 
 # The bounded label set of collector_errors_total{error_type} that adapters may produce.
 MALFORMED_JSON: Final = "malformed_json"
@@ -79,6 +79,25 @@ class HeartbeatKind(StrEnum):
     HEARTBEAT_CHANNEL = "heartbeat_channel"  # the venue pushes heartbeat messages on a subscribed channel
 
 
+class KlineSupport(msgspec.Struct, frozen=True):
+    """Whether a venue serves its own 1m candles over REST, to check stored bars against.
+
+    page_minutes: candles one `klines_request` may cover (0: the venue serves none; `reason` says why).
+    reach_s: how far back the venue serves them (seconds; None = no limit known).
+    """
+
+    page_minutes: int = 0
+    reach_s: float | None = None
+    reason: str = ""
+
+    @property
+    def available(self) -> bool:
+        return self.page_minutes > 0
+
+
+NO_KLINES: Final = KlineSupport(reason="this venue serves no 1m candles over REST")
+
+
 class Capabilities(msgspec.Struct, frozen=True):
     """What a venue guarantees and allows; the session, gap tracking and repair act on these.
 
@@ -92,6 +111,7 @@ class Capabilities(msgspec.Struct, frozen=True):
     max_streams_per_connection: symbols x streams_per_symbol per connection;
     max_subscriptions_per_message: symbols per subscribe message (None = no limit).
     subscribe_snapshot: subscribing sends recent trades first (duplicates of what may be stored).
+    klines: whether and how the venue serves 1m candles over REST (see KlineSupport).
     max_frame_bytes: larger frames are rejected as `oversized`; the websocket client refuses a message
     over MESSAGE_LIMIT_FACTOR times this (and closes the connection) so memory stays bounded.
     """
@@ -110,6 +130,7 @@ class Capabilities(msgspec.Struct, frozen=True):
     max_subscriptions_per_message: int | None = None
     streams_per_symbol: int = 1
     subscribe_snapshot: bool = False
+    klines: KlineSupport = NO_KLINES
 
     @property
     def proactive_reconnect_s(self) -> float | None:
@@ -328,6 +349,16 @@ class ExchangeAdapter(Protocol):
     def parse_recent(self, raw_symbol: str, body: bytes, ts_recv: int) -> list[Trade]:
         """The trades of a `recent_request` answer, oldest first, flagged backfilled (ParseError when
         malformed)."""
+        ...
+
+    def klines_request(self, raw_symbol: str, start_ns: int, end_ns: int) -> RestRequest | None:
+        """The request for the venue's 1m candles opening in [start_ns, end_ns) (ns UTC, whole minutes, at
+        most `capabilities.klines.page_minutes` of them); None where the venue serves none."""
+        ...
+
+    def parse_klines(self, raw_symbol: str, body: bytes) -> list[Candle]:
+        """The candles of a `klines_request` answer, oldest first, whatever order the venue sends
+        (ParseError when malformed). The caller keeps those of the window it asked for."""
         ...
 
     def classify_response(self, status: int, headers: Mapping[str, str], body: bytes) -> RestAnswer:

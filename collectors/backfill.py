@@ -9,6 +9,7 @@ locally until its retry time has passed, and every call goes through a `CircuitB
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol
@@ -16,10 +17,11 @@ from typing import Protocol
 import aiohttp
 
 from collectors.adapter import ExchangeAdapter, Gap, RestRequest, RestVerdict, by_sequence
+from collectors.klines import minute_windows
 from collectors.registry import create_adapter
 from core.clock import Clock, SystemClock, receive_time_ns
-from core.errors import ExchangeError, RateLimitedError
-from core.types import SymbolInfo, Trade
+from core.errors import ConfigError, ExchangeError, RateLimitedError
+from core.types import Candle, SymbolInfo, Trade
 from monitoring.circuit_breaker import CircuitBreaker
 from monitoring.metrics import METRICS, PlatformMetrics
 
@@ -107,6 +109,33 @@ class RestBackfiller:
             return None
         body = await self.get(request)
         return self.adapter.parse_recent(raw_symbol, body, receive_time_ns(self._clock))
+
+    async def fetch_klines(
+        self, raw_symbol: str, start_ns: int, end_ns: int, *, max_wait_s: float = 60.0
+    ) -> list[Candle]:
+        """The venue's 1m candles opening in [start_ns, end_ns), oldest first, one request per window of
+        `capabilities.klines.page_minutes`. A rate-limited answer is waited out (its retry time, at most
+        `max_wait_s` seconds in all) and the request repeated; ConfigError where the venue has none."""
+        support = self.adapter.capabilities.klines
+        if not support.available:
+            raise ConfigError(f"{self.adapter.name}: {support.reason}")
+        out: list[Candle] = []
+        waited = 0.0
+        for start, end in minute_windows(start_ns, end_ns, support.page_minutes):
+            request = self.adapter.klines_request(raw_symbol, start, end)
+            if request is None:
+                raise ConfigError(f"{self.adapter.name}: {support.reason or 'no klines request'}")
+            while True:
+                try:
+                    body = await self.get(request)
+                    break
+                except RateLimitedError as exc:
+                    if waited + exc.retry_after > max_wait_s:
+                        raise
+                    waited += exc.retry_after
+                    await asyncio.sleep(exc.retry_after)
+            out.extend(c for c in self.adapter.parse_klines(raw_symbol, body) if start <= c.open_time < end)
+        return out
 
     async def get(self, request: RestRequest) -> bytes:
         """The body of a successful response; RateLimitedError, ExchangeError or CircuitOpenError."""

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 
 from collectors.adapter import Capabilities, RestRequest, SequenceKind
 from collectors.values import TradeFactory
-from core.types import SymbolInfo, Trade
+from core.types import Candle, SymbolInfo, Trade
 
 
 def canonical_spelling(text: str) -> str:
@@ -84,7 +84,8 @@ class ListedSymbols:
     for the session and the user, and `self._trades`, a `TradeFactory` that makes trades of listed
     symbols only (with a sequence exactly where `capabilities.sequence` is CONTIGUOUS). Adapters inherit
     it and set `name` and `capabilities`. It also answers the seam's optional part for venues
-    that do not use it: no recent-trades request (RepairKind.RECENT_ONLY venues override both)."""
+    that do not use it: no recent-trades request (RepairKind.RECENT_ONLY venues override both), no
+    klines (venues with `capabilities.klines` available override both)."""
 
     name: str
     capabilities: Capabilities
@@ -106,4 +107,10 @@ class ListedSymbols:
         return None
 
     def parse_recent(self, raw_symbol: str, body: bytes, ts_recv: int) -> list[Trade]:
+        return []
+
+    def klines_request(self, raw_symbol: str, start_ns: int, end_ns: int) -> RestRequest | None:
+        return None
+
+    def parse_klines(self, raw_symbol: str, body: bytes) -> list[Candle]:
         return []

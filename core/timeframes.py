@@ -8,6 +8,7 @@ from core.errors import ConfigError
 
 NS_PER_MS = 1_000_000
 NS_PER_SECOND = 1_000_000_000
+NS_PER_MINUTE = 60 * NS_PER_SECOND
 _UNIT_NS = {
     "s": NS_PER_SECOND,
     "m": 60 * NS_PER_SECOND,

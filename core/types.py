@@ -109,6 +109,23 @@ class Bar(msgspec.Struct, gc=False):
     last_trade_ns: int = 0
 
 
+class Candle(msgspec.Struct, frozen=True, gc=False):
+    """A venue's own candle (kline) of one minute, as its REST API serves it: venue-neutral.
+
+    open_time: the minute's start, ns UTC. open/high/low/close/volume (base units): exact decimal text as
+    the venue wrote it (trailing zeros as sent; a JSON number's own text). trade_count: the number of
+    trades in the minute where the venue gives it (None elsewhere).
+    """
+
+    open_time: int
+    open: str
+    high: str
+    low: str
+    close: str
+    volume: str
+    trade_count: int | None = None
+
+
 class Indicators(msgspec.Struct, gc=False):
     """Indicator values on a closed bar's close (None until the indicator has warmed up).
 

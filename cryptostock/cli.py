@@ -54,6 +54,22 @@ def _api_options(parser: argparse.ArgumentParser) -> None:
 def _processing(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--timeframes", default=S, help="bar timeframes (default 1m,5m,15m,1h,4h,1d)")
     parser.add_argument("--grace-seconds", type=float, default=S, help="watermark grace period (default 2)")
+    parser.add_argument(
+        "--verify-interval",
+        type=float,
+        default=S,
+        help="seconds between checks of closed 1m bars against the venues' candles, 0 = off "
+        "(default: 60 in run, 0 in processor)",
+    )
+    parser.add_argument(
+        "--verify-delay",
+        type=int,
+        default=S,
+        help="check minutes that closed at least this many minutes ago (2)",
+    )
+    parser.add_argument(
+        "--verify-max-minutes", type=int, default=S, help="minutes per instrument and check at most (10)"
+    )
 
 
 def _in_process_bus(parser: argparse.ArgumentParser) -> None:
@@ -75,6 +91,7 @@ def _version() -> str:
 def build_parser() -> argparse.ArgumentParser:
     from cryptostock import settings
     from cryptostock.export_cli import add_export
+    from cryptostock.verify_cli import add_verify
 
     parser = argparse.ArgumentParser(prog="cryptostock", description=__doc__)
     parser.add_argument("--version", action="version", version=f"cryptostock {_version()}")
@@ -135,6 +152,11 @@ def build_parser() -> argparse.ArgumentParser:
     _common(processor, settings.ProcessorSettings)
     _processing(processor)
     processor.add_argument("--consumer", default=S, help="consumer name, stable across restarts")
+    processor.add_argument(
+        "--verify-rest-urls",
+        default=S,
+        help="REST base URLs for verification, e.g. binance=http://127.0.0.1:8765 (default: the venues' own)",
+    )
     processor.add_argument("--shard-index", type=int, default=S)
     processor.add_argument("--shard-count", type=int, default=S)
     _in_process_bus(processor)
@@ -175,6 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
     migrate = db_commands.add_parser("migrate", help="apply pending migrations")
     _common(migrate, settings.CommonSettings)
     add_export(commands)
+    add_verify(commands)
     return parser
 
 
@@ -184,11 +207,12 @@ def _venues() -> str:
     return ", ".join(sorted(ADAPTERS))
 
 
-Entry = tuple[type[BaseSettings], Callable[[Any], Coroutine[Any, Any, None]]]
+Entry = tuple[type[BaseSettings], Callable[[Any], Coroutine[Any, Any, int | None]]]
+"""A command's settings and its coroutine; an int it returns is the exit code (None: 0)."""
 
 
 def _entry(command: str, db_command: str | None) -> Entry:
-    from cryptostock import daemons, export, settings
+    from cryptostock import daemons, export, settings, verify
 
     table: dict[str, Entry] = {
         "run": (settings.RunSettings, daemons.run_all),
@@ -199,6 +223,7 @@ def _entry(command: str, db_command: str | None) -> Entry:
         "db": (settings.CommonSettings, daemons.migrate_database),
         "dead-letters": (settings.DeadLettersSettings, daemons.show_dead_letters),
         "export": (settings.ExportSettings, export.run_export),
+        "verify": (settings.VerifySettings, verify.run_verify),
     }
     return table[command]
 
@@ -218,7 +243,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = settings_type(**args)
         bus_flag = getattr(settings, "in_process_bus", False)
         refuse_private_bus(command, getattr(settings, "redis_url", None), bus_flag)
-        asyncio.run(coroutine(settings))
+        code = asyncio.run(coroutine(settings))
     except ValidationError as exc:
         problems = _problems(exc, settings_type, set(args))
         message = f"invalid settings: {problems}"
@@ -234,7 +259,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return report_failure(label, message, EXIT_FAILURE, as_json=as_json, kind=type(exc).__name__)
     except KeyboardInterrupt:
         return 0
-    return 0
+    return code or 0
 
 
 def _problems(exc: ValidationError, settings_type: type[BaseSettings], given: set[str]) -> str:

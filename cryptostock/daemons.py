@@ -5,15 +5,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+import time
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from typing import Any
 
 import msgspec
 from loguru import logger
 
+from collectors.registry import ADAPTERS
 from core.errors import BusError, CircuitOpenError, StorageError
 from core.ports import FeedBoard, MarketCache, MarketStore, ResumeSource, TradeBus
 from core.timeframes import NS_PER_SECOND
+from cryptostock.bar_verifier import BarVerifier
 from cryptostock.daemon import SHUTDOWN_TIMEOUT, DaemonContext, daemon_context
 from cryptostock.outcome import report_success
 from cryptostock.processing import ProcessorService
@@ -117,7 +120,10 @@ async def run_processor(settings: ProcessorSettings) -> None:
             if not await _until_done(ctx, "database migration", store.migrate):
                 return
             service = _processor(settings, bus, store, cache)
-            await _run_until_stopped(ctx, {"processor": (service.run, service.stop)})
+            components: dict[str, Component] = {"processor": (service.run, service.stop)}
+            urls = {name: settings.verify_rest_urls.get(name) for name in ADAPTERS}
+            _add_verifier(components, settings, store, urls)
+            await _run_until_stopped(ctx, components)
         finally:
             await _close_all(bus, cache, store)
 
@@ -186,6 +192,7 @@ async def run_all(settings: RunSettings) -> None:
                 )
             components["processor"] = (service.run, service.stop)
             components["api"] = (api.serve, api.stop)
+            _add_verifier(components, settings, store, _rest_urls(settings, simulators))
             await _run_until_stopped(ctx, components, order=tuple(components))
         finally:
             for simulator in simulators:
@@ -241,6 +248,33 @@ def _processor(
         tick_interval=settings.tick_interval,
         drain_on_stop=settings.redis_url is None,  # an in-process bus dies with the process: drain it
     )
+
+
+def _rest_urls(settings: RunSettings, simulators: Sequence[SimulatedExchange]) -> dict[str, str | None]:
+    """Each exchange's REST base URL in this run: its simulator's, else --rest-url, else its own."""
+    if settings.uses_simulator:
+        return {ex: sim.rest_url for ex, sim in zip(settings.exchange, simulators, strict=True)}
+    return {ex: settings.verify_rest_urls.get(ex, settings.rest_url) for ex in settings.exchange}
+
+
+def _add_verifier(
+    components: dict[str, Component],
+    settings: ProcessorSettings,
+    store: MarketStore,
+    rest_urls: Mapping[str, str | None],
+) -> None:
+    """The periodic bar verification, when `verify_interval` is set (cryptostock/bar_verifier.py)."""
+    if settings.verify_interval <= 0:
+        return
+    verifier = BarVerifier(
+        store,
+        rest_urls,
+        interval=settings.verify_interval,
+        delay=settings.verify_delay,
+        max_minutes=settings.verify_max_minutes,
+        since_ns=time.time_ns(),  # the minute the collectors start in is partial: not checked
+    )
+    components["verifier"] = (verifier.run, verifier.stop)
 
 
 def _add_checks(

@@ -26,7 +26,7 @@ from core.types import ClosedBar, Trade
 from cryptostock.export_files import columns_for, open_writer
 from cryptostock.outcome import report_success
 from cryptostock.progress_bar import ProgressBar
-from cryptostock.settings import ExportSettings
+from cryptostock.settings import ExportSettings, VerifySettings
 from monitoring.logger import flush_logs, setup_logging
 from storage.factory import SqlStore, open_store
 
@@ -104,8 +104,9 @@ async def write_export(store: MarketStore, req: ExportRequest, fmt: str, output:
     return rows
 
 
-def export_store(settings: ExportSettings) -> SqlStore:
-    """PostgreSQL (DATABASE_URL), the SQLite file --db, or the one SQLite database in --data-dir."""
+def export_store(settings: ExportSettings | VerifySettings) -> SqlStore:
+    """PostgreSQL (DATABASE_URL), the SQLite file --db, or the one SQLite database in --data-dir (what
+    the one-shot commands that read stored data, export and verify, open)."""
     dsn = settings.database_dsn()
     if dsn:
         return open_store(dsn, Path("unused.db"))

@@ -168,7 +168,25 @@ class CollectorSettings(CommonSettings, CollectorOptions, SeparateDaemon):
         return value
 
 
+def _split_urls(value: object) -> object:
+    """'binance=http://a:1, okx=http://b:2' -> {'binance': 'http://a:1', 'okx': 'http://b:2'}."""
+    if not isinstance(value, str):
+        return value
+    urls = {}
+    for entry in filter(None, (e.strip() for e in value.split(","))):
+        exchange, sep, url = entry.partition("=")
+        if not sep or not url.strip():
+            raise ValueError(f"{entry!r} is not exchange=URL")
+        urls[exchange.strip().lower()] = url.strip()
+    return urls
+
+
 class ProcessorSettings(CommonSettings, SeparateDaemon):
+    """verify_interval: seconds between checks of recently closed 1m bars against the venues' own candles
+    (0: off, the default of the separate daemon; cryptostock/bar_verifier.py), each round checking the
+    minutes up to verify_delay minutes ago, at most verify_max_minutes per instrument. verify_rest_urls:
+    exchange -> REST base URL (`binance=http://host:port,...`); exchanges not named use their own API."""
+
     metrics_port: int = _metrics_port(9093)
     timeframes: tuple[str, ...] = DEFAULT_TIMEFRAMES
     grace_seconds: float = Field(default=2.0, ge=0)
@@ -178,6 +196,18 @@ class ProcessorSettings(CommonSettings, SeparateDaemon):
     tick_interval: float = Field(default=0.5, gt=0)
     read_batch: int = Field(default=200, ge=1)
     store_batch: int = Field(default=20_000, ge=1)
+    verify_interval: float = Field(default=0.0, ge=0)
+    verify_delay: int = Field(default=2, ge=1, le=60)
+    verify_max_minutes: int = Field(default=10, ge=1, le=1440)
+    verify_rest_urls: Annotated[dict[str, str], NoDecode] = Field(default_factory=dict)
+
+    _verify_urls = field_validator("verify_rest_urls", mode="before")(_split_urls)
+
+    @field_validator("verify_rest_urls")
+    @classmethod
+    def _known_venues(cls, value: dict[str, str]) -> dict[str, str]:
+        _split_exchanges(list(value))
+        return value
 
     @field_validator("timeframes", mode="before")
     @classmethod
@@ -221,6 +251,7 @@ class RunSettings(ProcessorSettings, CollectorOptions, ApiOptions):
 
     exchange: tuple[str, ...] = ("binance",)
     metrics_port: int = _metrics_port(9091)
+    verify_interval: float = Field(default=60.0, ge=0)  # on: checks against the run's own endpoints
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=0, le=65535)
     sim_port: int = Field(default=8765, ge=0, le=65535)
@@ -286,6 +317,33 @@ class ExportSettings(CommonSettings):
         return self.output_format or by_suffix.get(self.output.suffix.lower(), "")
 
 
+class VerifySettings(CommonSettings):
+    """`cryptostock verify`: one symbol's stored 1m bars over [start, end) (ISO-8601, UTC when no offset,
+    or epoch ms) checked against the venue's own 1m candles, fetched over REST from `rest_url` (None: the
+    exchange's own REST API; e.g. a simulator's URL). `db`: a SQLite file (else DATABASE_URL, else the one
+    database in data_dir). `timeout`: seconds per REST request; `max_wait`: seconds of rate limiting waited
+    out in all before giving up."""
+
+    exchange: str = "binance"
+    symbol: str = Field(min_length=1, max_length=64)
+    start: str
+    end: str
+    rest_url: str | None = None
+    db: Path | None = None
+    timeout: float = Field(default=10.0, gt=0)
+    max_wait: float = Field(default=60.0, ge=0)
+
+    @field_validator("exchange", mode="before")
+    @classmethod
+    def _known_exchange(cls, value: object) -> object:
+        names = _split_exchanges(value)
+        if isinstance(names, tuple):
+            if len(names) != 1:
+                raise ValueError("verify checks one exchange at a time")
+            return names[0]
+        return value
+
+
 ALL_SETTINGS: tuple[type[BaseSettings], ...] = (
     CommonSettings,
     CollectorSettings,
@@ -294,6 +352,7 @@ ALL_SETTINGS: tuple[type[BaseSettings], ...] = (
     SimulateSettings,
     RunSettings,
     ExportSettings,
+    VerifySettings,
     DeadLettersSettings,
 )
 """Every command's settings: an environment variable any of them reads is a known one."""

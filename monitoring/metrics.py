@@ -188,6 +188,13 @@ class PlatformMetrics:
             ["exchange", "timeframe"],
             registry=r,
         )
+        self.bars_verified = Counter(
+            "bars_verified",
+            "Closed 1m bars checked against the venue's own candles: match, mismatch (a differing or missing"
+            " minute on either side), unavailable (the venue serves no candles, or its REST API failed)",
+            ["exchange", "result"],
+            registry=r,
+        )
         # Database
         self.db_queries = Counter(
             "db_queries", "Database operations by outcome", ["operation", "status"], registry=r

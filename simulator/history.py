@@ -150,6 +150,22 @@ class SymbolHistory:
         index = bisect.bisect_left(self._items, from_id, lo=self._first(), key=_trade_id)
         return self._items[index : index + limit]
 
+    def between_times(self, start_ms: int | None, end_ms: int | None) -> list[Recorded]:
+        """The trades with start_ms <= time_ms < end_ms (None: unbounded), in id order. Found by bisection:
+        a market's trade times never decrease as its ids grow."""
+        first = self._first()
+        low = first if start_ms is None else bisect.bisect_left(self._items, start_ms, lo=first, key=_time_ms)
+        high = len(self._items)
+        if end_ms is not None:
+            high = bisect.bisect_left(self._items, end_ms, lo=low, key=_time_ms)
+        return self._items[low:high]
+
+    def last_before_time(self, time_ms: int) -> Recorded | None:
+        """The latest trade with time_ms < `time_ms`, None if there is none."""
+        first = self._first()
+        index = bisect.bisect_left(self._items, time_ms, lo=first, key=_time_ms)
+        return self._items[index - 1] if index > first else None
+
     def latest(self, limit: int) -> list[Recorded]:
         """The most recent `limit` trades, oldest first."""
         if limit <= 0:

@@ -23,6 +23,7 @@ from collectors.adapter import (
     Capabilities,
     Gap,
     HeartbeatKind,
+    KlineSupport,
     ReconnectRequested,
     RepairKind,
     RepairPage,
@@ -33,6 +34,7 @@ from collectors.adapter import (
     classify_http,
     retry_after_seconds,
 )
+from collectors.klines import make_candle, oldest_first
 from collectors.symbols import ListedSymbols
 from collectors.values import (
     DECODE_ERRORS,
@@ -46,7 +48,7 @@ from collectors.values import (
     reject_oversized,
 )
 from core.errors import ParseError
-from core.types import Side, SymbolInfo, Trade
+from core.types import Candle, Side, SymbolInfo, Trade
 
 _BUY: Final = Side.BUY
 _SELL: Final = Side.SELL
@@ -139,11 +141,17 @@ class ExchangeInfo(msgspec.Struct, frozen=True):
     symbols: list[SymbolRow]
 
 
+KlineRow = tuple[int, str, str, str, str, str, int, str, int, str, str, Any]
+"""One `/api/v3/klines` row: open time ms, open, high, low, close, base volume, close time ms, quote
+volume, number of trades, taker-buy base volume, taker-buy quote volume, unused (§1.8)."""
+
+
 _COMBINED = msgspec.json.Decoder(CombinedFrame)
 _RAW_EVENT = msgspec.json.Decoder(TradeEvent | AggTradeEvent)
 _HISTORICAL = msgspec.json.Decoder(list[HistoricalTradeRow])
 _AGG_ROWS = msgspec.json.Decoder(list[AggTradeRow])
 _EXCHANGE_INFO = msgspec.json.Decoder(ExchangeInfo)
+_KLINES = msgspec.json.Decoder(list[KlineRow])
 
 
 def _event_name(payload: dict[str, Any]) -> str | None:
@@ -173,6 +181,7 @@ class BinanceAdapter(ListedSymbols):
     trade_stream: ClassVar[str] = "trade"
     repair_path: ClassVar[str] = "/api/v3/historicalTrades"
     symbols_path: ClassVar[str] = "/api/v3/exchangeInfo"
+    klines_path: ClassVar[str] = "/api/v3/klines"
     capabilities: Capabilities = Capabilities(
         sequence=SequenceKind.CONTIGUOUS,  # `t` grows by one per trade of a symbol
         repair=RepairKind.ID_CURSOR,
@@ -181,6 +190,7 @@ class BinanceAdapter(ListedSymbols):
         max_frame_bytes=64 * 1024,
         max_connection_age_s=24 * 3600.0,
         reconnect_margin_s=1800.0,
+        klines=KlineSupport(page_minutes=1000),  # /api/v3/klines: limit at most 1000, no reach limit
     )
 
     def __init__(self, symbols: Iterable[SymbolInfo] = ()) -> None:
@@ -310,6 +320,23 @@ class BinanceAdapter(ListedSymbols):
             return RestAnswer(RestVerdict.BANNED, retry_after_seconds(headers), "HTTP 418: IP banned")
         return classify_http(status, headers, body)
 
+    def klines_request(self, raw_symbol: str, start_ns: int, end_ns: int) -> RestRequest | None:
+        """Open times in [startTime, endTime], both ms and inclusive: endTime is the window's last ms."""
+        start_ms, end_ms = start_ns // NS_PER_MS, end_ns // NS_PER_MS - 1
+        limit = str(self.capabilities.klines.page_minutes)
+        params = (
+            ("symbol", raw_symbol),
+            ("interval", "1m"),
+            ("startTime", str(start_ms)),
+            ("endTime", str(end_ms)),
+            ("limit", limit),
+        )
+        return RestRequest(self.klines_path, params)
+
+    def parse_klines(self, raw_symbol: str, body: bytes) -> list[Candle]:
+        rows = decode_typed(_KLINES, body, "klines body")
+        return oldest_first([make_candle(ms_to_ns(r[0]), r[1], r[2], r[3], r[4], r[5], r[8]) for r in rows])
+
     def symbols_request(self) -> RestRequest:
         return RestRequest(self.symbols_path)
 
@@ -346,6 +373,7 @@ class BinanceFuturesAdapter(_BinanceAggTradeAdapter):
     default_rest_url = "https://fapi.binance.com"
     repair_path: ClassVar[str] = "/fapi/v1/aggTrades"
     symbols_path: ClassVar[str] = "/fapi/v1/exchangeInfo"
+    klines_path: ClassVar[str] = "/fapi/v1/klines"
     capabilities = _FUTURES_CAPABILITIES
 
 
@@ -358,4 +386,5 @@ class BinanceDeliveryAdapter(_BinanceAggTradeAdapter):
     default_symbols: tuple[str, ...] = ("BTCUSD_PERP", "ETHUSD_PERP")
     repair_path: ClassVar[str] = "/dapi/v1/aggTrades"
     symbols_path: ClassVar[str] = "/dapi/v1/exchangeInfo"
+    klines_path: ClassVar[str] = "/dapi/v1/klines"
     capabilities = _FUTURES_CAPABILITIES

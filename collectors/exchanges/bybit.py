@@ -17,7 +17,10 @@ error. REST (§4.5): `GET /v5/market/recent-trade?category=spot&symbol=X&limit=6
 60 trades, no cursor: what an outage lost is fetched from there (`recent_request` / `parse_recent`) and
 anything older cannot be. Errors come as `retCode` in the body; 10006 / 10018 and HTTP 429 mean slow
 down, HTTP 403 means the IP is blocked for at least ten minutes (Addendum). Symbols: `GET
-/v5/market/instruments-info?category=spot`, keeping `status` "Trading" (§4.6).
+/v5/market/instruments-info?category=spot`, keeping `status` "Trading" (§4.6). Candles (for checking
+stored bars): `GET /v5/market/kline?category=spot&symbol=X&interval=1&start=<ms>&end=<ms>&limit=1000`,
+`result.list` rows `[startTime, open, high, low, close, volume, turnover]` (strings), newest first, open
+times in [start, end]; no trade count.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from collectors.adapter import (
     Capabilities,
     Gap,
     HeartbeatKind,
+    KlineSupport,
     RepairKind,
     RepairPage,
     RestAnswer,
@@ -45,6 +49,7 @@ from collectors.adapter import (
     retry_after_seconds,
     with_default_path,
 )
+from collectors.klines import make_candle, oldest_first
 from collectors.symbols import ListedSymbols, spot_pair
 from collectors.values import (
     convert_typed,
@@ -57,7 +62,7 @@ from collectors.values import (
     short_text,
 )
 from core.errors import ParseError
-from core.types import Side, SymbolInfo, Trade
+from core.types import Candle, Side, SymbolInfo, Trade
 
 Row = TypeVar("Row")
 
@@ -131,6 +136,9 @@ _PUSH = msgspec.json.Decoder(TradePush)
 _ENVELOPE = msgspec.json.Decoder(Envelope)
 _RECENT = msgspec.json.Decoder(Listing[RecentRow])
 _INSTRUMENTS = msgspec.json.Decoder(Listing[InstrumentRow])
+# A kline row: startTime (ms), open, high, low, close, volume (base), turnover (quote); all strings.
+_KLINES = msgspec.json.Decoder(Listing[tuple[str, str, str, str, str, str, str]])
+KLINES_PER_REQUEST: Final = 1000
 
 
 class BybitAdapter(ListedSymbols):
@@ -156,6 +164,7 @@ class BybitAdapter(ListedSymbols):
         # cannot be repaired by id here, so the limit holds the largest push the venue sends.
         max_frame_bytes=256 * 1024,
         repair_page_size=60,  # recent-trade `limit` maximum for spot (Addendum)
+        klines=KlineSupport(page_minutes=KLINES_PER_REQUEST),  # /v5/market/kline, limit at most 1000
         # repair_reach_s None: the reach is the latest 60 trades, however long ago they were; whether
         # they cover an outage is read from their times. No connection age limit (only a 10-minute idle
         # cut, which the pings prevent); the subscription sends no past trades.
@@ -240,6 +249,24 @@ class BybitAdapter(ListedSymbols):
         ]
         trades.sort(key=_oldest_first)
         return trades
+
+    def klines_request(self, raw_symbol: str, start_ns: int, end_ns: int) -> RestRequest | None:
+        """Open times in [start, end], ms, both inclusive: `end` is the window's last millisecond."""
+        params = (
+            ("category", "spot"),
+            ("symbol", raw_symbol),
+            ("interval", "1"),
+            ("start", str(start_ns // 1_000_000)),
+            ("end", str(end_ns // 1_000_000 - 1)),
+            ("limit", str(KLINES_PER_REQUEST)),
+        )
+        return RestRequest("/v5/market/kline", params)
+
+    def parse_klines(self, raw_symbol: str, body: bytes) -> list[Candle]:
+        rows = decode_typed(_KLINES, _result(body, "kline body"), "kline result").rows
+        return oldest_first(
+            [make_candle(ms_text_to_ns(t), o, h, low, c, vol) for t, o, h, low, c, vol, _ in rows]
+        )
 
     def classify_response(self, status: int, headers: Mapping[str, str], body: bytes) -> RestAnswer:
         """HTTP 403: banned for at least 600 s; HTTP 429, retCode 10006 or 10018: rate limited

@@ -11,6 +11,9 @@ full order feed and jumps between matches: it is not used.
 
 Repair: `GET /products/{id}/trades?after=<id>&limit=1000` answers trades with ids below `after`, newest
 first, rows `{"time","trade_id","price","size","side"}` with the same maker side (§2.5, Addendum).
+Candles (for checking stored bars): `GET /products/{id}/candles?granularity=60&start=<ISO>&end=<ISO>`
+answers at most 300 rows `[time (s), low, high, open, close, volume]` of JSON NUMBERS, NEWEST FIRST, the
+minutes with trades in [start, end] (both inclusive: `end` is the window's last minute). No trade count.
 Symbols: `GET /products`; products are kept while `status` is `online` and `trading_disabled` is not
 true (the documented statuses are online, offline, internal, delisted): a collector cannot start on a
 product that does not trade now.
@@ -19,6 +22,8 @@ product that does not trade now.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Final, Literal
 
 import msgspec
@@ -30,6 +35,7 @@ from collectors.adapter import (
     Capabilities,
     Gap,
     HeartbeatKind,
+    KlineSupport,
     RepairKind,
     RepairPage,
     RestAnswer,
@@ -39,6 +45,7 @@ from collectors.adapter import (
     classify_http,
     newest_first_page,
 )
+from collectors.klines import make_candle, number_text, oldest_first
 from collectors.symbols import ListedSymbols, spot_pair
 from collectors.values import (
     DECODE_ERRORS,
@@ -50,7 +57,8 @@ from collectors.values import (
     short_text,
 )
 from core.errors import ParseError
-from core.types import Side, SymbolInfo, Trade
+from core.timeframes import NS_PER_MINUTE, NS_PER_SECOND
+from core.types import Candle, Side, SymbolInfo, Trade
 
 # `side` is the maker's: a resting sell order filled means the taker bought.
 _TAKER: Final = {"buy": Side.SELL, "sell": Side.BUY}
@@ -112,6 +120,9 @@ class ProductRow(msgspec.Struct, frozen=True):
 _MATCH = msgspec.json.Decoder(Match | LastMatch)
 _TRADE_ROWS = msgspec.json.Decoder(list[TradeRow])
 _PRODUCTS = msgspec.json.Decoder(list[ProductRow])
+# A candle row: time (s), low, high, open, close, volume; numbers decoded exactly as Decimal.
+_CANDLES = msgspec.json.Decoder(list[tuple[int, Decimal, Decimal, Decimal, Decimal, Decimal]])
+CANDLES_PER_REQUEST: Final = 300
 
 
 class CoinbaseAdapter(ListedSymbols):
@@ -137,6 +148,7 @@ class CoinbaseAdapter(ListedSymbols):
         max_frame_bytes=64 * 1024,
         repair_page_size=1000,  # `limit` maximum (§2.5)
         subscribe_snapshot=True,  # last_match
+        klines=KlineSupport(page_minutes=CANDLES_PER_REQUEST),  # /products/{id}/candles, 300 a request
         # repair_reach_s None: the id cursor reaches back to a product's first trade. No connection age
         # limit is documented for the feed (§0: unconfirmed), so none is declared.
     )
@@ -205,6 +217,27 @@ class CoinbaseAdapter(ListedSymbols):
         trades = [self._trade(gap.raw_symbol, row, ts_recv, True) for row in rows]
         return newest_first_page(gap, request, trades)
 
+    def klines_request(self, raw_symbol: str, start_ns: int, end_ns: int) -> RestRequest | None:
+        last = end_ns - NS_PER_MINUTE  # `end` is inclusive: the window's last minute
+        params = (("granularity", "60"), ("start", _iso(start_ns)), ("end", _iso(max(last, start_ns))))
+        return RestRequest(f"/products/{raw_symbol}/candles", params)
+
+    def parse_klines(self, raw_symbol: str, body: bytes) -> list[Candle]:
+        rows = decode_typed(_CANDLES, body, "candles body")
+        return oldest_first(
+            [
+                make_candle(
+                    t * NS_PER_SECOND,
+                    number_text(open_),
+                    number_text(high),
+                    number_text(low),
+                    number_text(close),
+                    number_text(volume),
+                )
+                for t, low, high, open_, close, volume in rows
+            ]
+        )
+
     def classify_response(self, status: int, headers: Mapping[str, str], body: bytes) -> RestAnswer:
         """429: over the public limit (Retry-After, else 1 s); other 4xx/5xx: errors."""
         return classify_http(status, headers, body, _RETRY_AFTER_S)
@@ -219,3 +252,8 @@ class CoinbaseAdapter(ListedSymbols):
             for p in products
             if p.status == "online" and not p.trading_disabled
         ]
+
+
+def _iso(ns: int) -> str:
+    """ns UTC -> '2024-01-01T00:00:00Z' (candle windows are whole minutes)."""
+    return datetime.fromtimestamp(ns // NS_PER_SECOND, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -20,6 +20,12 @@ the gap's ids; see `repair_page` for when paging stops. Row times are float seco
 read to the microsecond (`seconds_text_to_ns`), so a backfilled trade has the event time the websocket
 gave it. Kraken reports failures in the body's `error` list under HTTP 200.
 
+Candles (for checking stored bars, Addendum): `GET /0/public/OHLC?pair=XBTUSD&interval=1&since=<s>`
+answers, under the pair's legacy name with `last`, rows `[time (s), open, high, low, close, vwap, volume,
+count]` (strings but the ints), oldest first, only the last 720 minutes whatever `since` asks: a check
+reaches back 12 hours. `since` is asked a minute early, so that the window's first minute is in the
+answer whether Kraken reads it as inclusive or exclusive.
+
 Symbols (§3.6): `GET /0/public/AssetPairs` maps legacy names to `{altname, wsname, ...}`. The raw
 symbol is the `wsname` as v2 spells it (Kraken's own asset codes XBT and XDG become BTC and DOGE:
 `XBT/USD` -> `BTC/USD`), canonical BTC-USD; dark-pool pairs (`.d`, no wsname) and pairs in
@@ -41,6 +47,7 @@ from collectors.adapter import (
     Capabilities,
     Gap,
     HeartbeatKind,
+    KlineSupport,
     RepairKind,
     RepairPage,
     RestAnswer,
@@ -51,6 +58,7 @@ from collectors.adapter import (
     classify_coded,
     with_default_path,
 )
+from collectors.klines import make_candle, oldest_first
 from collectors.symbols import ListedPair, ListedSymbols, spot_pair
 from collectors.values import (
     decode_object,
@@ -64,7 +72,8 @@ from collectors.values import (
     uint_text,
 )
 from core.errors import ParseError
-from core.types import Side, SymbolInfo, Trade
+from core.timeframes import NS_PER_MINUTE, NS_PER_SECOND
+from core.types import Candle, Side, SymbolInfo, Trade
 
 _SIDES: Final = {"buy": Side.BUY, "sell": Side.SELL}
 _REST_SIDES: Final = {"b": Side.BUY, "s": Side.SELL}
@@ -139,6 +148,9 @@ _RESULT = msgspec.json.Decoder(dict[str, msgspec.Raw])
 _ROWS = msgspec.json.Decoder(list[TradeRow])
 _CURSOR = msgspec.json.Decoder(str | int)
 _PAIRS = msgspec.json.Decoder(dict[str, PairRow])
+# An OHLC row: time (s), open, high, low, close, vwap, volume, count.
+_OHLC_ROWS = msgspec.json.Decoder(list[tuple[int, str, str, str, str, str, str, int]])
+OHLC_POINTS: Final = 720
 
 
 class KrakenAdapter(ListedSymbols):
@@ -168,6 +180,8 @@ class KrakenAdapter(ListedSymbols):
         max_frame_bytes=256 * 1024,
         repair_page_size=1000,  # `count` maximum and default (Addendum)
         subscribe_snapshot=True,
+        # OHLC: the last 720 points only; a window one short of that, as `since` is asked a minute early
+        klines=KlineSupport(page_minutes=OHLC_POINTS - 1, reach_s=OHLC_POINTS * 60.0),
         # repair_reach_s None: `since` reaches back to a pair's first trade. No connection age limit is
         # documented, so none is declared.
     )
@@ -280,6 +294,21 @@ class KrakenAdapter(ListedSymbols):
         ns = seconds_text_to_ns(json_number_text(row.time, body))
         side = _REST_SIDES[row.side]
         return self._trades.make(raw, row.trade_id, row.price, row.volume, side, ns, ts_recv, True)
+
+    def klines_request(self, raw_symbol: str, start_ns: int, end_ns: int) -> RestRequest | None:
+        since = max(start_ns - NS_PER_MINUTE, 0) // NS_PER_SECOND
+        params = (("pair", self._rest_pair(raw_symbol)), ("interval", "1"), ("since", str(since)))
+        return RestRequest("/0/public/OHLC", params)
+
+    def parse_klines(self, raw_symbol: str, body: bytes) -> list[Candle]:
+        result = decode_typed(_RESULT, _result(body, "OHLC body"), "OHLC result")
+        pair = next((key for key in result if key != _LAST), None)
+        if pair is None:
+            raise ParseError("OHLC result without rows", error_type=UNEXPECTED_SCHEMA, raw=body)
+        rows = decode_typed(_OHLC_ROWS, result[pair], "OHLC rows")
+        return oldest_first(
+            [make_candle(t * NS_PER_SECOND, o, h, low, c, vol, n) for t, o, h, low, c, _, vol, n in rows]
+        )
 
     def _rest_pair(self, raw_symbol: str) -> str:
         """The pair's REST name: the altname kept from AssetPairs, else derived from the raw symbol as

@@ -19,8 +19,11 @@ Keep-alive (§5.4): the server closes a socket after 30 s without data; the clie
 and reads the text `pong`. `{"event":"notice","code":"64008"}` announces a service-upgrade disconnect
 (60 s ahead): the adapter raises ReconnectRequested. Repair: `GET /api/v5/market/history-trades?
 instId=X&type=1&after=<tradeId>&limit=100` answers trades older than `after`, newest first, about three
-months back. Symbols: `GET /api/v5/public/instruments?instType=SPOT`, keeping `state` "live" only
-(suspend, preopen and test instruments do not trade now; field names from client code, §5.6).
+months back. Candles (for checking stored bars): `GET /api/v5/market/history-candles?instId=X&bar=1m&
+after=<ts>&before=<ts>&limit=100` answers rows `[ts, o, h, l, c, vol, volCcy, volCcyQuote, confirm]`
+(strings, `vol` in base currency for spot), NEWEST FIRST, open times strictly between `before` and
+`after` (ms); no trade count. Symbols: `GET /api/v5/public/instruments?instType=SPOT`, keeping `state`
+"live" only (suspend, preopen and test instruments do not trade now; field names from client code, §5.6).
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from collectors.adapter import (
     Capabilities,
     Gap,
     HeartbeatKind,
+    KlineSupport,
     ReconnectRequested,
     RepairKind,
     RepairPage,
@@ -49,6 +53,7 @@ from collectors.adapter import (
     classify_coded,
     newest_first_page,
 )
+from collectors.klines import make_candle, oldest_first
 from collectors.symbols import ListedSymbols, spot_pair
 from collectors.values import (
     convert_typed,
@@ -56,12 +61,13 @@ from collectors.values import (
     decode_or_none,
     decode_typed,
     ms_text_to_ns,
+    ms_to_ns,
     reject_oversized,
     short_text,
     uint_text,
 )
 from core.errors import ParseError
-from core.types import Side, SymbolInfo, Trade
+from core.types import Candle, Side, SymbolInfo, Trade
 
 _SIDES: Final = {"buy": Side.BUY, "sell": Side.SELL}
 _CHANNEL: Final = "trades-all"
@@ -119,6 +125,9 @@ _PUSH = msgspec.json.Decoder(TradePush)
 _ENVELOPE = msgspec.json.Decoder(Envelope)
 _TRADE_ROWS = msgspec.json.Decoder(list[OkxTrade])
 _INSTRUMENTS = msgspec.json.Decoder(list[InstrumentRow])
+# A candle row: ts, o, h, l, c, vol, volCcy, volCcyQuote, confirm (all strings).
+_CANDLES = msgspec.json.Decoder(list[tuple[str, str, str, str, str, str, str, str, str]])
+CANDLES_PER_REQUEST: Final = 100
 
 
 class OkxAdapter(ListedSymbols):
@@ -145,6 +154,8 @@ class OkxAdapter(ListedSymbols):
         max_frame_bytes=64 * 1024,  # a push of one trade is ~250 bytes; acks and notices are smaller
         repair_reach_s=90 * 86400.0,  # history-trades reaches about three months back
         repair_page_size=100,  # `limit` maximum and default
+        # history-candles: 100 a request; 1m candles reach back about three months (unconfirmed)
+        klines=KlineSupport(page_minutes=CANDLES_PER_REQUEST, reach_s=90 * 86400.0),
     )
 
     # -- connection ------------------------------------------------------------------------------
@@ -220,6 +231,26 @@ class OkxAdapter(ListedSymbols):
             )
         trades = [self._trade(gap.raw_symbol, row, ts_recv, True) for row in rows]
         return newest_first_page(gap, request, trades)
+
+    def klines_request(self, raw_symbol: str, start_ns: int, end_ns: int) -> RestRequest | None:
+        """`after`/`before` are exclusive bounds on the open time (ms): (start - 1 ms, end)."""
+        before, after = start_ns // 1_000_000 - 1, end_ns // 1_000_000
+        params = (
+            ("instId", raw_symbol),
+            ("bar", "1m"),
+            ("after", str(after)),
+            ("before", str(before)),
+            ("limit", str(CANDLES_PER_REQUEST)),
+        )
+        return RestRequest("/api/v5/market/history-candles", params)
+
+    def parse_klines(self, raw_symbol: str, body: bytes) -> list[Candle]:
+        rows = decode_typed(_CANDLES, _data(body, "history-candles body"), "history-candles rows")
+        candles = []
+        for ts, o, h, low, c, vol, *_ in rows:
+            ms = uint_text(ts)
+            candles.append(make_candle(ms_to_ns(ms or 0), o, h, low, c, vol))
+        return oldest_first(candles)
 
     def classify_response(self, status: int, headers: Mapping[str, str], body: bytes) -> RestAnswer:
         """HTTP 429 or a slow-down body code: rate limited (Retry-After, else 2 s); other HTTP errors via

@@ -17,6 +17,7 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
+from simulator.candles import MS_PER_MINUTE, MinuteCandle, minute_candles, minute_of
 from simulator.history import Recorded
 from simulator.rest import RestRefusal, json_response
 from simulator.symbols import split_symbol
@@ -28,7 +29,26 @@ WEIGHTS = {
     "/api/v3/exchangeInfo": 20,
     "/api/v3/trades": 25,
     "/api/v3/historicalTrades": 25,
+    "/api/v3/klines": 2,
 }
+INTERVALS = (
+    "1s",
+    "1m",
+    "3m",
+    "5m",
+    "15m",
+    "30m",
+    "1h",
+    "2h",
+    "4h",
+    "6h",
+    "8h",
+    "12h",
+    "1d",
+    "3d",
+    "1w",
+    "1M",
+)
 DEFAULT_LIMIT, MAX_LIMIT = 500, 1000
 _LIMIT_MSG = (
     "Too much request weight used; current limit is {} request weight per 1 MINUTE. "
@@ -136,6 +156,7 @@ class RestApi:
             ("/api/v3/exchangeInfo", self.exchange_info),
             ("/api/v3/trades", self.trades),
             ("/api/v3/historicalTrades", self.historical_trades),
+            ("/api/v3/klines", self.klines),
         ]
 
     @web.middleware
@@ -210,6 +231,36 @@ class RestApi:
         entries = history.latest(limit) if from_id is None else history.from_id(from_id, limit)
         return json_response(trade_rows(entries))
 
+    async def klines(self, request: web.Request) -> web.Response:
+        """1m klines opening in [startTime, endTime] (ms, both inclusive), oldest first, `limit` of them
+        (default 500, at most 1000): the oldest from startTime, else the latest up to endTime. Minutes
+        without trades, up to the current one, have a kline at the previous close with volume 0 and no
+        trades (as Binance's). Only the `1m` interval is served (other valid ones answer no rows);
+        `timeZone` is read and ignored."""
+        params = Params(request)
+        symbol, limit = self._symbol(params), self._limit(params)
+        interval = params.text("interval")
+        start_ms, end_ms = params.integer("startTime"), params.integer("endTime")
+        params.text("timeZone")
+        params.finish()
+        if interval is None:
+            raise BinanceApiError(
+                -1102, "Mandatory parameter 'interval' was not sent, was empty/null, or malformed."
+            )
+        if interval not in INTERVALS:
+            raise BinanceApiError(-1120, "Invalid interval.")
+        if start_ms is not None and end_ms is not None and start_ms > end_ms:
+            raise BinanceApiError(-1023, "Start time is greater than end time.")
+        if interval != "1m":
+            return json_response([])
+        end = None if end_ms is None else minute_of(end_ms) + MS_PER_MINUTE
+        now_minute = minute_of(time.time_ns() // 1_000_000)
+        candles = minute_candles(
+            self._view.history_of(symbol), start_ms=start_ms, end_ms=end, limit=limit,
+            from_newest=start_ms is None, quiet_until_ms=now_minute + MS_PER_MINUTE,
+        )  # fmt: skip
+        return json_response([_kline_row(c) for c in candles])
+
     def _symbol(self, params: Params) -> str:
         symbol = params.text("symbol")
         if symbol is None:
@@ -231,6 +282,23 @@ class RestApi:
         if limit < 1:
             raise BinanceApiError(-1130, "Data sent for parameter 'limit' is not valid.")
         return min(limit, MAX_LIMIT)
+
+
+def _eight(value: Decimal | str) -> str:
+    """Binance writes klines' prices and sizes with 8 decimals ("148976.11427815", "0.00000000"); a value
+    with more decimals than that is written exactly as it is (never rounded)."""
+    exact = Decimal(value)
+    if exact.as_tuple().exponent < -8:  # type: ignore[operator]
+        return f"{exact:f}"
+    return f"{exact.quantize(_EIGHT):f}"
+
+
+def _kline_row(c: MinuteCandle) -> list[Any]:
+    """[open time, open, high, low, close, volume, close time, quote volume, trades, taker-buy volume,
+    taker-buy quote volume, "0"]: Binance's 12 fields, prices as the trades' strings."""
+    prices = [_eight(p) for p in (c.open, c.high, c.low, c.close)]
+    sums = (c.quote_volume, c.trade_count, _eight(c.taker_buy_volume), _eight(c.taker_buy_quote_volume))
+    return [c.open_ms, *prices, _eight(c.volume), c.close_ms, _eight(sums[0]), *sums[1:], "0"]
 
 
 def _symbol_info(symbol: str) -> dict[str, Any]:

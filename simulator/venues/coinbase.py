@@ -11,6 +11,10 @@ connection's position in the feed (withheld ones included, so a missed match sho
 `{"type":"error","message":"Failed to subscribe","reason":".."}`; the whole request is then ignored.
 A connection that has not subscribed within `subscribe_timeout` is closed 1008; more than 1000 client
 frames in any 100 s close it 1008 (the documented 10 per second with bursts up to 1000).
+REST candles: `/products/{product_id}/candles?granularity=60&start=<ISO>&end=<ISO>` rows `[time (s), low,
+high, open, close, volume]` as JSON numbers, newest first, minutes opening in [start, end] (both
+inclusive; start and end are used only together), at most 300 (more: 400); without a range the 300
+minutes up to the latest trade. Only granularity 60 has rows; other supported ones answer `[]`.
 REST paging is newest first: `after=N` older than N, `before=N` newer than N; CB-BEFORE / CB-AFTER hold the
 newest and oldest id of the page; limit 1..1000 (default 1000, larger clamped).
 """
@@ -18,11 +22,14 @@ newest and oldest id of the page; limit 1..1000 (default 1000, larger clamped).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 import msgspec
 from aiohttp import web
 
+from simulator.candles import MS_PER_MINUTE, MinuteCandle, minute_candles, minute_of
 from simulator.derived_fields import (
     iso_time_ms,
     iso_time_ns,
@@ -49,6 +56,9 @@ from simulator.venue import (
 
 CHANNELS = ("matches", "heartbeat")
 MAX_LIMIT = 1000
+MAX_CANDLES = 300
+GRANULARITIES = (60, 300, 900, 3600, 21600, 86400)
+_NUMBERS = msgspec.json.Encoder(decimal_format="number")
 INCOMING_LIMIT = (1000, 100.0)
 _MATCHES: list[Route] = [(None, None, b"")]  # the pre-encoded match, unwrapped
 
@@ -210,6 +220,7 @@ class CoinbaseProtocol(VenueProtocol):
             ("/products", rest.products),
             ("/products/{product_id}", rest.product),
             ("/products/{product_id}/trades", rest.trades),
+            ("/products/{product_id}/candles", rest.candles),
         ]
 
 
@@ -237,6 +248,31 @@ class _Rest:
         )
         return json_response([_trade_row(e) for e in page], headers=headers)
 
+    async def candles(self, request: web.Request) -> web.Response:
+        product = self._listed(request)
+        granularity = request.query.get("granularity", "60")
+        if not granularity.isdigit() or int(granularity) not in GRANULARITIES:
+            raise RestRefusal(400, {"message": "Unsupported granularity"})
+        start, end = _iso_ms(request.query.get("start")), _iso_ms(request.query.get("end"))
+        if start is None or end is None:
+            start = end = None  # Coinbase ignores one without the other
+        elif end < start:
+            raise RestRefusal(400, {"message": "start must be before end"})
+        elif (minute_of(end) - minute_of(start)) // MS_PER_MINUTE + 1 > MAX_CANDLES:
+            raise RestRefusal(
+                400,
+                {"message": "granularity too small for the requested time range. "
+                 "Count of aggregations requested exceeds 300"},
+            )  # fmt: skip
+        if granularity != "60":
+            return json_response([])
+        upto = None if end is None else minute_of(end) + MS_PER_MINUTE
+        rows = minute_candles(
+            self._view.history_of(product), start_ms=start, end_ms=upto, limit=MAX_CANDLES, from_newest=True
+        )
+        body = _NUMBERS.encode([_candle_row(c) for c in reversed(rows)])
+        return web.Response(body=body, content_type="application/json")
+
     def _listed(self, request: web.Request) -> str:
         product = request.match_info["product_id"]
         if product not in self._view.symbols:
@@ -251,6 +287,26 @@ class _Rest:
             "min_market_funds": "1", "margin_enabled": False, "post_only": False, "limit_only": False,
             "cancel_only": False, "trading_disabled": False, "status": "online", "status_message": "",
         }  # fmt: skip
+
+
+def _iso_ms(text: str | None) -> int | None:
+    """An ISO-8601 time (UTC when no offset) -> ms; None when absent; 400 when unreadable."""
+    if not text:
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise RestRefusal(400, {"message": "Invalid start or end"}) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return int(moment.timestamp()) * 1000 + moment.microsecond // 1000
+
+
+def _candle_row(c: MinuteCandle) -> list[int | Decimal]:
+    """[time (s), low, high, open, close, volume], numbers (Coinbase's order: low before high)."""
+    return [
+        c.open_ms // 1000, Decimal(c.low), Decimal(c.high), Decimal(c.open), Decimal(c.close), c.volume,
+    ]  # fmt: skip
 
 
 def _trade_row(entry: Recorded) -> dict[str, Any]:

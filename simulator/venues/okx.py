@@ -12,8 +12,11 @@ connection that has sent and received nothing for `idle_timeout` (30 s) is close
 in 30s."; `stop()` sends the notice 64008 first, then closes 1001. No server ping frames.
 REST: `/api/v5/public/instruments?instType=SPOT`, `/api/v5/market/history-trades` (type 1: paging by
 trade id, newest first, `after` older / `before` newer, limit <= 100), `/api/v5/market/trades` (latest,
-limit <= 500). Errors HTTP 400 `{"code":"51000"|"50014",..,"data":[]}` for bad parameters, HTTP 200 with
-code 51001 for an unknown instrument (as the live API answers); 429 is code 50011.
+limit <= 500), `/api/v5/market/history-candles` and `/api/v5/market/candles` (`bar=1m`, rows `[ts, o, h,
+l, c, vol, volCcy, volCcyQuote, confirm]` newest first, open times strictly between `before` and `after`
+(ms); limit <= 100 and <= 300; other valid bars answer no rows). Errors HTTP 400
+`{"code":"51000"|"50014",..,"data":[]}` for bad parameters, HTTP 200 with code 51001 for an unknown
+instrument (as the live API answers); 429 is code 50011.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
+from simulator.candles import MinuteCandle, minute_candles
 from simulator.derived_fields import order_sequence, taker_side
 from simulator.history import Recorded
 from simulator.malformed import COMMON_KINDS, TradeFields
@@ -48,6 +52,9 @@ from simulator.venue import (
 ENDPOINT_CHANNELS = {"/ws/v5/public": "trades", "/ws/v5/business": "trades-all"}
 MAX_OPS_PER_HOUR = 480
 HISTORY_LIMIT, TRADES_DEFAULT_LIMIT, TRADES_MAX_LIMIT = 100, 100, 500
+CANDLE_LIMITS = {"/api/v5/market/history-candles": 100, "/api/v5/market/candles": 300}
+BARS = ("1m", "3m", "5m", "15m", "30m", "1H", "2H", "4H", "6H", "12H", "1D", "1W", "1M", "6Hutc", "12Hutc",
+        "1Dutc", "1Wutc", "1Mutc")  # fmt: skip
 _WRONG_URL = (
     "Wrong URL or channel:{},instId:{} doesn't exist. "
     "Please use the correct URL, channel and parameters referring to API document."
@@ -197,6 +204,8 @@ class OkxProtocol(VenueProtocol):
             ("/api/v5/public/instruments", rest.instruments),
             ("/api/v5/market/history-trades", rest.history_trades),
             ("/api/v5/market/trades", rest.trades),
+            ("/api/v5/market/history-candles", rest.candles),
+            ("/api/v5/market/candles", rest.candles),
         ]
 
 
@@ -204,7 +213,7 @@ def _refusal(code: str, msg: str, status: int = 400) -> RestRefusal:
     return RestRefusal(status, {"code": code, "msg": msg, "data": []})
 
 
-def _ok(data: list[dict[str, Any]]) -> web.Response:
+def _ok(data: list[dict[str, Any]] | list[list[str]]) -> web.Response:
     return json_response({"code": "0", "msg": "", "data": data})
 
 
@@ -241,6 +250,26 @@ class _Rest:
             raise _refusal("51000", f"Parameter {exc} error") from None
         return _ok([_rest_row(e) for e in reversed(self._view.history_of(inst).latest(limit))])
 
+    async def candles(self, request: web.Request) -> web.Response:
+        inst = self._listed(request)
+        maximum = CANDLE_LIMITS[request.path]
+        bar = request.query.get("bar", "1m")
+        if bar not in BARS:
+            raise _refusal("51000", "Parameter bar error")
+        try:
+            limit, after, before = cursor_params(request, default=100, maximum=maximum)
+        except ValueError as exc:
+            raise _refusal("51000", f"Parameter {exc} error") from None
+        if bar != "1m":
+            return _ok([])
+        start = None if before is None else before + 1
+        rows = minute_candles(
+            self._view.history_of(inst), start_ms=start, end_ms=after, limit=limit,
+            from_newest=not (before is not None and after is None),
+        )  # fmt: skip
+        now_ms = time.time_ns() // 1_000_000
+        return _ok([_candle_row(c, now_ms) for c in reversed(rows)])
+
     def _listed(self, request: web.Request) -> str:
         inst = _required(request, "instId")
         if inst not in self._view.symbols:
@@ -270,3 +299,10 @@ def _rest_row(entry: Recorded) -> dict[str, Any]:
         "instId": trade.symbol, "side": taker_side(trade), "sz": trade.quantity, "source": "0",
         "px": trade.price, "tradeId": str(trade.trade_id), "ts": str(trade.time_ms),
     }  # fmt: skip
+
+
+def _candle_row(c: MinuteCandle, now_ms: int) -> list[str]:
+    """[ts, o, h, l, c, vol (base), volCcy (quote), volCcyQuote (quote), confirm ("1": minute over)]."""
+    confirm = "1" if c.close_ms < now_ms else "0"
+    quote = f"{c.quote_volume:f}"
+    return [str(c.open_ms), c.open, c.high, c.low, c.close, f"{c.volume:f}", quote, quote, confirm]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import processor
 
-ALLOWED = {"__future__", "math", "collections", "collections.abc", "typing", "msgspec"}
+ALLOWED = {"__future__", "math", "collections", "collections.abc", "typing", "msgspec", "decimal", "enum"}
 
 
 def test_processor_imports_only_core_and_pure_stdlib() -> None:
