@@ -166,13 +166,14 @@ def _clean(attributes: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def trace_operation(
-    name: str, attributes: Mapping[str, Any] | None = None
+    name: str, attributes: Mapping[str, Any] | None = None, *, start_time_ns: int | None = None
 ) -> contextlib.AbstractContextManager[Span | None]:
     """A span around the block, child of the current one (`with trace_operation("x") as span:`);
-    the span is None while tracing is off. An exception escaping the block is recorded on it."""
+    the span is None while tracing is off. An exception escaping the block is recorded on it.
+    `start_time_ns`: when it began, if earlier than now (ns UTC, e.g. a websocket read's receipt)."""
     if not ENABLED or _tracer is None:
         return _NOOP
-    return _tracer.start_as_current_span(name, attributes=_clean(attributes or {}))
+    return _tracer.start_as_current_span(name, attributes=_clean(attributes or {}), start_time=start_time_ns)
 
 
 def continue_trace(
