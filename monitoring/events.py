@@ -30,6 +30,7 @@ _WARNING_NO = 30
 _LEVEL_NO = {"TRACE": 5, "DEBUG": 10, "INFO": 20, "SUCCESS": 25, "WARNING": 30, "ERROR": 40, "CRITICAL": 50}
 
 _rate = 1.0
+_min_level_no = 0  # the lowest level any sink writes (setup_logging sets it)
 _threshold = 1 << 32  # crc32 values below it are kept
 _metrics: PlatformMetrics = METRICS
 _sampled_out: dict[str, Counter] = {}
@@ -52,6 +53,17 @@ def sample_rate() -> float:
     return _rate
 
 
+def set_min_level(level_no: int) -> None:
+    """The lowest level written anywhere; events below it are dropped before a record is made."""
+    global _min_level_no
+    _min_level_no = level_no
+
+
+def enabled_for(level: str) -> bool:
+    """Whether an event at `level` would be written at all (cheaper than building one)."""
+    return _LEVEL_NO.get(level, _WARNING_NO) >= _min_level_no
+
+
 def keep(event_type: str, key: str | None = None, level: str = "INFO") -> bool:
     """Whether to write this event; counts it as sampled out when not. Only routine events below
     WARNING are ever dropped; `key` (a request id) makes the decision the same for every event of it."""
@@ -71,7 +83,9 @@ def emit(
 ) -> bool:
     """Log one structured event (unless sampled out: False). `message` is written as given (no
     formatting), `fields` become the record's fields next to `event_type`."""
-    if not keep(event_type, fields.get("request_id"), level):
+    if _LEVEL_NO.get(level, _WARNING_NO) < _min_level_no or not keep(
+        event_type, fields.get("request_id"), level
+    ):
         return False
     logger.bind(component=component, event_type=event_type, **fields).opt(depth=1).log(level, message)
     return True

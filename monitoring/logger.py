@@ -31,7 +31,7 @@ from loguru import logger
 
 from core.errors import ConfigError
 from monitoring import tracing
-from monitoring.events import SECURITY_PREFIX, set_sample_rate
+from monitoring.events import SECURITY_PREFIX, set_min_level, set_sample_rate
 from monitoring.log_files import DailyFile
 from monitoring.log_sinks import LogWriter, QueuedSink, StreamTarget
 from monitoring.redaction import redact_record
@@ -133,6 +133,7 @@ def setup_logging(
                 QueuedSink(_WRITER, security_file, json=json), level=0, filter=is_security_record, **common
             )
         )
+    set_min_level(level_no)
     route_stdlib_logging(level_no)
     return LoggingSetup(
         service,
@@ -192,6 +193,7 @@ def shutdown_logging() -> None:
     """Flush and remove every handler `setup_logging` added, and the redaction patcher/defaults."""
     _remove_own_handlers()
     logger.configure(extra={}, patcher=None)
+    set_min_level(0)
 
 
 def flush_logs(timeout: float = 10.0) -> bool:
