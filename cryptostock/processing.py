@@ -300,13 +300,12 @@ class ProcessorService:
             await self.close_due()
 
     async def _apply_deliveries(self, stored: _Stored) -> None:
-        if stored.deliveries:
-            closed = self._apply(stored.new_trades)
-            if stored.events:
-                closed += self._finish(self._coverage.apply(stored.events, time.monotonic()))
-            await self._retry("store_bars", self._persist, closed)
-            await self._retry("mark_incomplete", self._revise)
-            await self._retry("ack", self._bus.ack, stored.deliveries)
+        closed = self._apply(stored.new_trades)
+        if stored.events:
+            closed += self._finish(self._coverage.apply(stored.events, time.monotonic()))
+        await self._retry("store_bars", self._persist, closed)
+        await self._retry("mark_incomplete", self._revise)
+        await self._retry("ack", self._bus.ack, stored.deliveries)
 
     def _count_duplicates(self, trades: Sequence[Trade], new_trades: Sequence[Trade]) -> None:
         """Trades the store already had (a redelivery after a crash, a repeated backfill): counted and
