@@ -170,7 +170,18 @@ class GapRepair:
         return inside, self._outage_event(outage, CoverageKind.UNVERIFIED, oldest, None, detail)
 
     async def _recent(self, raw_symbol: str) -> list[Trade] | None:
-        """What REST serves now, None when it cannot be asked (counted, logged)."""
+        """What REST serves now, None when it cannot be asked (counted, logged). Traced (REST look-back
+        span) while tracing is on."""
+        if not tracing.ENABLED:
+            return await self._recent_now(raw_symbol)
+        attributes = {"exchange": self._exchange, "symbol": raw_symbol, "kind": "recent"}
+        with tracing.trace_operation("collector.backfill", attributes) as span:
+            fetched = await self._recent_now(raw_symbol)
+            if span is not None:
+                span.set_attribute("recovered", -1 if fetched is None else len(fetched))
+            return fetched
+
+    async def _recent_now(self, raw_symbol: str) -> list[Trade] | None:
         if self._backfiller is None:
             return None
         try:
