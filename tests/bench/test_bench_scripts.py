@@ -59,8 +59,9 @@ def test_tracing_bench_reports_every_case() -> None:
     )
     assert [label for label, _ in hot] == ["off", "on, sampled", "on, not sampled"], out
     assert all(float(us) > 0 for _, us in hot)
+    assert re.search(r"^api_response event into a JSON log file: [\d.]+ us CPU per event$", out, re.MULTILINE)
     api = re.findall(
-        r"^API request through the ASGI app: (\d+) us with .*?, (\d+) us without", out, re.MULTILINE
+        r"^API request through the ASGI app: (\d+) us CPU with .*?, (\d+) us without", out, re.MULTILINE
     )
     assert len(api) == 2 and all(int(a) > 0 and int(b) > 0 for a, b in api), out
 
