@@ -9,9 +9,10 @@ imports cancel out):
 - hot path: per batch of 1000 trades, what a collector read takes with tracing off: `Outbox.put` and
   `_next_batch`, `StreamPublisher._buffer`, and one Redis entry of 100 trades decoded (`_decode_entry`).
 
-Run: .venv/bin/python bench/bench_instructions.py OLD_TREE [NEW_TREE]   (NEW_TREE: this checkout)
-e.g. `git archive main | tar -x -C /tmp/base && .venv/bin/python bench/bench_instructions.py /tmp/base`.
-Needs valgrind; takes a few minutes (valgrind runs Python ~50x slower).
+Run: .venv/bin/python bench/bench_instructions.py [OLD] [NEW]
+OLD: a directory, or a git ref exported to a temporary directory (default `main`); NEW: default this
+checkout. Needs valgrind (without it: says so and exits 0); takes 10-20 minutes (valgrind runs Python
+~50x slower).
 """
 
 from __future__ import annotations
@@ -21,8 +22,10 @@ import asyncio
 import importlib.util
 import os
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -120,16 +123,29 @@ def main() -> None:
             hot_worker(n)
         return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("old", type=Path, help="the tree to compare against (e.g. main, exported)")
+    parser.add_argument("old", nargs="?", default="main", help="directory or git ref to compare against")
     parser.add_argument("new", type=Path, nargs="?", default=ROOT)
     args = parser.parse_args()
+    if shutil.which("valgrind") is None:
+        print("valgrind not found: instruction counts skipped")
+        return
+    if Path(args.old).is_dir():
+        compare(Path(args.old), args.new)
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        archive = subprocess.run(["git", "archive", args.old], cwd=ROOT, capture_output=True, check=True)
+        subprocess.run(["tar", "-x", "-C", tmp], input=archive.stdout, check=True)
+        compare(Path(tmp), args.new)
+
+
+def compare(old_tree: Path, new_tree: Path) -> None:
     cases = [
         ("pipeline, tick-grid prices", "pipeline", PIPELINE_SIZES, ("1",), "trade"),
         ("pipeline, every value distinct", "pipeline", PIPELINE_SIZES, ("0",), "trade"),
         ("collector/bus hot path, tracing off", "hot", HOT_SIZES, (), "batch of 1000 trades"),
     ]
     for label, kind, sizes, extra, unit in cases:
-        old, new = (per_unit(tree, kind, sizes, *extra) for tree in (args.old, args.new))
+        old, new = (per_unit(tree, kind, sizes, *extra) for tree in (old_tree, new_tree))
         print(f"{label}: {old:,.0f} -> {new:,.0f} instructions per {unit} ({100 * (new / old - 1):+.2f}%)")
 
 
