@@ -26,6 +26,7 @@ from api.routes.web import install_web
 from api.settings import ApiSettings
 from api.symbols import SymbolDirectory
 from core.ports import FeedBoard, MarketCache, MarketStore
+from monitoring import tracing
 from monitoring.health import Health
 from monitoring.metrics import METRICS, PlatformMetrics
 
@@ -84,7 +85,19 @@ def create_app(
     install_error_handlers(app)
     install_openapi(app, settings)
     _install_middleware(app, settings, metrics, extra_routes=web.routes)
+    if tracing.ENABLED:
+        _instrument(app)
     return app
+
+
+def _instrument(app: FastAPI) -> None:
+    """OpenTelemetry's FastAPI instrumentation: a server span per request (outermost, so the request
+    context middleware adds the request id to it); probes and scrapes are not traced."""
+    from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+
+    FastAPIInstrumentor.instrument_app(
+        app, tracer_provider=tracing.tracer_provider(), excluded_urls="/metrics,/livez,/readyz"
+    )
 
 
 def _flat_routes(app: FastAPI, extra: list[BaseRoute]) -> list[BaseRoute]:

@@ -19,6 +19,8 @@ from prometheus_client import Counter
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.errors import request_id_of, send_error
+from api.ratelimit import client_key
+from monitoring.events import security_event
 
 BODY_TOO_LARGE = "body_too_large"
 OVERLOADED = "overloaded"
@@ -64,6 +66,16 @@ class RequestLimitMiddleware:
             self._shed.labels(BODY_TOO_LARGE).inc()
             message = f"request body too large: at most {self._max_body_bytes} bytes"
             request_id = request_id_of(scope)
+            security_event(
+                "security_rejected_request",
+                f"rejected {scope['method']} {scope['path']}: {BODY_TOO_LARGE}",
+                reason=BODY_TOO_LARGE,
+                status=413,
+                client=client_key(scope),
+                method=scope["method"],
+                path=scope["path"],
+                request_id=request_id,
+            )
             await send_error(send, 413, BODY_TOO_LARGE, message, request_id=request_id, headers=[_CLOSE])
         elif scope["path"] in self._exempt:
             await self.app(scope, receive, send)

@@ -6,7 +6,9 @@ otherwise a uuid4 hex), binds it to the log context, returns it on every respons
 
 MetricsMiddleware: http_requests_total{method,endpoint,status} and
 http_request_duration_seconds{method,endpoint}, where endpoint is the matched route's template
-("/api/v1/bars"), read from the scope after routing, or "unmatched"; label sets stay bounded.
+("/api/v1/bars"), read from the scope after routing, or "unmatched"; label sets stay bounded. It also
+logs the request events: `api_request` (DEBUG, on arrival: method, raw path) and `api_response` (INFO:
+method, path template, status, duration_ms, request_id), both sampled at LOG_SAMPLE_RATE.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.errors import send_error
+from monitoring import tracing
+from monitoring.events import emit, enabled_for
 from monitoring.metrics import PlatformMetrics
 
 REQUEST_ID_HEADER = b"x-request-id"
@@ -71,6 +75,8 @@ class RequestContextMiddleware:
             return
         request_id = _incoming_request_id(scope.get("headers", [])) or uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
+        if tracing.ENABLED:
+            tracing.add_span_attributes(request_id=request_id)
         header = (REQUEST_ID_HEADER, request_id.encode("ascii"))
         started = False
 
@@ -106,6 +112,17 @@ class MetricsMiddleware:
             return
         status = 500  # unless a response starts: an exception escaping the app becomes a 500
         start = time.perf_counter()
+        request_id = scope.get("state", {}).get("request_id")
+        if enabled_for("DEBUG"):
+            emit(
+                "api_request",
+                f"{scope['method']} {scope['path']}",
+                level="DEBUG",
+                component="api",
+                method=scope["method"],
+                path=scope["path"],
+                request_id=request_id,
+            )
 
         async def send_observed(message: Message) -> None:
             nonlocal status
@@ -118,8 +135,19 @@ class MetricsMiddleware:
         finally:
             method = scope["method"] if scope["method"] in _METHODS else "OTHER"
             endpoint = route_template(scope.get("route"))
-            self._timer(method, endpoint).observe(time.perf_counter() - start)
+            elapsed = time.perf_counter() - start
+            self._timer(method, endpoint).observe(elapsed)
             self._counter(method, endpoint, status).inc()
+            emit(
+                "api_response",
+                f"{method} {endpoint} {status}",
+                component="api",
+                method=method,
+                path=endpoint,
+                status=status,
+                duration_ms=round(elapsed * 1000, 3),
+                request_id=request_id,
+            )
 
     def _counter(self, method: str, endpoint: str, status: int) -> Counter:
         key = (method, endpoint, status)

@@ -22,6 +22,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.errors import request_id_of, send_error
 from api.middleware import match_route, route_template
+from monitoring.events import security_event
 from monitoring.metrics import PlatformMetrics
 
 
@@ -116,6 +117,14 @@ class RateLimitMiddleware:
         if route is not None:
             scope["route"] = route  # so the request metrics label the 429 with its route template
         self._exceeded.labels(route_template(route)).inc()
+        security_event(
+            "security_rate_limited",
+            f"rate limited {scope['method']} {route_template(route)}",
+            client=client_key(scope),
+            method=scope["method"],
+            path=route_template(route),
+            request_id=request_id_of(scope),
+        )
         await self._refuse(scope, send, max(1, math.ceil(wait)))
 
     async def _refuse(self, scope: Scope, send: Send, retry_after: int) -> None:

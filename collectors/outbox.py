@@ -19,6 +19,7 @@ from loguru import logger
 
 from collectors.session_metrics import PUBLISH_ABANDONED, PUBLISH_FAILED, SessionMetrics
 from core.types import BusItem, CoverageEvent, Trade
+from monitoring import tracing
 
 MAX_BATCH = 10_000  # trades handed to the sink in one publish
 STOP_ATTEMPTS = 3
@@ -76,7 +77,8 @@ class Outbox:
             return trades
         taken, refused = (trades, []) if room >= len(trades) else (trades[:room], trades[room:])
         if taken:
-            self._items.append(BusItem(trades=taken))
+            trace = tracing.current_traceparent() if tracing.ENABLED else ""
+            self._items.append(BusItem(trades=taken, trace=trace))
             self._trades += len(taken)
             self._ready.set()
         return refused
@@ -103,7 +105,10 @@ class Outbox:
             item = self._next_batch()
             self._delivering = True
             try:
-                delivered = await self._deliver(item)
+                if item.trace and tracing.ENABLED:
+                    delivered = await self._deliver_traced(item)
+                else:
+                    delivered = await self._deliver(item)
             finally:
                 self._delivering = False
             if not delivered:
@@ -113,15 +118,26 @@ class Outbox:
                 return
 
     def _next_batch(self) -> BusItem:
-        """The next item; consecutive trade items are merged (up to MAX_BATCH) into one publish."""
+        """The next item; consecutive trade items are merged (up to MAX_BATCH) into one publish, which
+        carries on the trace of the first that has one."""
         item = self._items.popleft()
         if item.trades:
             trades = list(item.trades)
+            trace = item.trace
             while self._items and self._items[0].trades and len(trades) < MAX_BATCH:
-                trades += self._items.popleft().trades
+                merged = self._items.popleft()
+                trades += merged.trades
+                trace = trace or merged.trace
             self._trades -= len(trades)
-            return BusItem(trades=trades)
+            return BusItem(trades=trades, trace=trace)
         return item
+
+    async def _deliver_traced(self, item: BusItem) -> bool:
+        """`_deliver` in a span continuing the trace of the batch the trades came in with; the bus
+        carries this span's context on its entries."""
+        attributes = {"trades": len(item.trades), "exchange": self._metrics.exchange}
+        with tracing.continue_trace(item.trace, "collector.publish", attributes):
+            return await self._deliver(item)
 
     async def _deliver(self, item: BusItem) -> bool:
         """Publish until the sink takes it (True); False only when stopping and it still refuses."""

@@ -27,6 +27,7 @@ from collectors.session_metrics import (
 from core.clock import Clock, SystemClock
 from core.errors import PlatformError, RateLimitedError
 from core.types import CoverageEvent, CoverageKind, Trade
+from monitoring import tracing
 
 Publish = Callable[[list[Trade]], Awaitable[None]]
 
@@ -77,11 +78,29 @@ class GapRepair:
         REPAIRED when they are all there, else GAP (the rest stays pending)."""
         self._metrics.gap(gap.raw_symbol, gap.size)
         self._log.warning(
-            "gap in {}: sequence {}..{} ({} missing)", gap.raw_symbol, gap.first, gap.last, gap.size
+            "gap in {}: sequence {}..{} ({} missing)",
+            gap.raw_symbol,
+            gap.first,
+            gap.last,
+            gap.size,
+            event_type="trade_gap",
+            symbol=gap.raw_symbol,
+            first_sequence=gap.first,
+            last_sequence=gap.last,
+            missing=gap.size,
         )
         recovered = await self._fetch(gap) or []
         if recovered:
-            self._log.info("backfilled {}/{} trades of {}", len(recovered), gap.size, gap.raw_symbol)
+            self._log.info(
+                "backfilled {}/{} trades of {}",
+                len(recovered),
+                gap.size,
+                gap.raw_symbol,
+                event_type="backfill",
+                symbol=gap.raw_symbol,
+                recovered=len(recovered),
+                missing=gap.size,
+            )
         if len(recovered) == gap.size:
             return recovered, self.event(gap, CoverageKind.REPAIRED, len(recovered), "repaired at once")
         return recovered, self.event(gap, CoverageKind.GAP, gap.size - len(recovered), "repair pending")
@@ -106,7 +125,15 @@ class GapRepair:
                     await publish_events([self._abandon(gap, f"{self._max_attempts} failed attempts")])
                 return False
             if recovered:
-                self._log.info("late backfill: {} trades of {}", len(recovered), gap.raw_symbol)
+                self._log.info(
+                    "late backfill: {} trades of {}",
+                    len(recovered),
+                    gap.raw_symbol,
+                    event_type="backfill",
+                    symbol=gap.raw_symbol,
+                    recovered=len(recovered),
+                    missing=gap.size,
+                )
                 await publish(recovered)
             if not any(
                 g.first <= gap.last and g.last >= gap.first for g in self._tracker.missing(gap.raw_symbol)
@@ -143,7 +170,18 @@ class GapRepair:
         return inside, self._outage_event(outage, CoverageKind.UNVERIFIED, oldest, None, detail)
 
     async def _recent(self, raw_symbol: str) -> list[Trade] | None:
-        """What REST serves now, None when it cannot be asked (counted, logged)."""
+        """What REST serves now, None when it cannot be asked (counted, logged). Traced (REST look-back
+        span) while tracing is on."""
+        if not tracing.ENABLED:
+            return await self._recent_now(raw_symbol)
+        attributes = {"exchange": self._exchange, "symbol": raw_symbol, "kind": "recent"}
+        with tracing.trace_operation("collector.backfill", attributes) as span:
+            fetched = await self._recent_now(raw_symbol)
+            if span is not None:
+                span.set_attribute("recovered", -1 if fetched is None else len(fetched))
+            return fetched
+
+    async def _recent_now(self, raw_symbol: str) -> list[Trade] | None:
         if self._backfiller is None:
             return None
         try:
@@ -184,7 +222,24 @@ class GapRepair:
         )
 
     async def _fetch(self, gap: Gap) -> list[Trade] | None:
-        """Trades of `gap` that are still missing; None when the backfill failed."""
+        """Trades of `gap` that are still missing; None when the backfill failed. Traced (REST backfill
+        span) while tracing is on."""
+        if not tracing.ENABLED:
+            return await self._fetch_now(gap)
+        attributes = {
+            "exchange": self._exchange,
+            "symbol": gap.raw_symbol,
+            "first_sequence": gap.first,
+            "last_sequence": gap.last,
+            "missing": gap.size,
+        }
+        with tracing.trace_operation("collector.backfill", attributes) as span:
+            fetched = await self._fetch_now(gap)
+            if span is not None:
+                span.set_attribute("recovered", -1 if fetched is None else len(fetched))
+            return fetched
+
+    async def _fetch_now(self, gap: Gap) -> list[Trade] | None:
         if self._backfiller is None:
             self._metrics.error(BACKFILL_FAILED)
             self._log.error("no REST backfiller: gap {} stays pending", gap)
@@ -193,7 +248,17 @@ class GapRepair:
             fetched = await self._backfiller.fetch_gap(gap)
         except PlatformError as exc:
             self._metrics.error(BACKFILL_FAILED)
-            self._log.warning("backfill of {} {}..{} failed: {}", gap.raw_symbol, gap.first, gap.last, exc)
+            self._log.warning(
+                "backfill of {} {}..{} failed: {}",
+                gap.raw_symbol,
+                gap.first,
+                gap.last,
+                exc,
+                event_type="backfill",
+                symbol=gap.raw_symbol,
+                missing=gap.size,
+                failed=True,
+            )
             if isinstance(exc, RateLimitedError):
                 self.rest_blocked_for = max(self.rest_blocked_for, exc.retry_after)
             return None

@@ -54,6 +54,7 @@ from core.clock import Clock, SystemClock, receive_time_ns
 from core.errors import ConfigError, ParseError, PlatformError
 from core.ports import FeedBoard
 from core.types import BusItem, CoverageEvent, ResumePoint, Trade
+from monitoring import tracing
 from monitoring.metrics import METRICS, PlatformMetrics
 
 T = TypeVar("T")
@@ -385,7 +386,21 @@ class CollectorSession:
                 conn.announce.set()
                 conn.announce = None
             if trades:
-                self._admission.take(trades)
+                if tracing.ENABLED:  # one attribute read per read when off: nothing else
+                    self._take_traced(trades, len(frames), ts_recv)
+                else:
+                    self._admission.take(trades)
+
+    def _take_traced(self, trades: list[Trade], frames: int, ts_recv: int) -> None:
+        """A read's batch in a span that starts at its receipt: the outbox carries the span's context on
+        to the bus, and the processor continues the trace from there."""
+        attributes = {"exchange": self._adapter.name, "frames": frames, "trades": len(trades)}
+        with tracing.trace_operation("collector.batch", attributes, start_time_ns=ts_recv) as span:
+            self._admission.take(trades)
+            if span is not None and span.is_recording():
+                symbols = sorted({t.symbol for t in trades})
+                span.set_attribute("symbols", symbols[:20])
+                self._log.debug("batch of {} trades ({} frames) received", len(trades), frames)
 
     async def _watchdog(self, conn: _Connection, ws: WsConnection) -> None:
         ping_every = self._caps.ping_interval_s if self._caps.heartbeat is HeartbeatKind.APP_PING else None

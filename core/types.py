@@ -226,12 +226,14 @@ class ResumePoint(msgspec.Struct, frozen=True, gc=False):
     ts_event: int
 
 
-class BusItem(msgspec.Struct, frozen=True):
+class BusItem(msgspec.Struct, frozen=True, omit_defaults=True):
     """What one publish hands the bus: trades, or coverage events (exactly one of the two non-empty).
-    Kept in order where the bus could not take them (a collector's spool)."""
+    Kept in order where the bus could not take them (a collector's spool). trace: the W3C traceparent
+    of the span that received the trades ("" unless tracing is on and the trace sampled)."""
 
     trades: list[Trade] = msgspec.field(default_factory=list)
     events: list[CoverageEvent] = msgspec.field(default_factory=list)
+    trace: str = ""
 
 
 class DeadLetter(msgspec.Struct, frozen=True):
@@ -267,6 +269,7 @@ class Delivery(msgspec.Struct):
     delivery_id: str
     trades: list[Trade]
     events: list[CoverageEvent] = msgspec.field(default_factory=list)
+    trace: str = ""  # W3C traceparent the publisher carried on the entry ("" when none)
 
 
 class FeedState(StrEnum):

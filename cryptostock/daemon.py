@@ -14,6 +14,7 @@ from cryptostock.settings import CommonSettings
 from monitoring.health import Health
 from monitoring.logger import flush_logs, setup_logging
 from monitoring.server import set_build_info, start_metrics_server
+from monitoring.tracing import configure_tracing, shutdown_tracing
 
 SHUTDOWN_TIMEOUT = 8.0
 
@@ -34,7 +35,11 @@ async def daemon_context(service: str, settings: CommonSettings) -> AsyncIterato
         level=settings.log_level,
         json=settings.log_format == "json",
         log_dir=settings.log_dir,
+        retention_days=settings.log_retention_days,
+        security_retention_days=settings.log_security_retention_days,
+        sample_rate=settings.log_sample_rate,
     )
+    traced = configure_tracing(service)  # OTEL_* variables; off unless an exporter or endpoint is set
     set_build_info(service)
     health = Health()
     await health.start()
@@ -45,6 +50,8 @@ async def daemon_context(service: str, settings: CommonSettings) -> AsyncIterato
         loop.add_signal_handler(sig, _on_signal, sig, stop)
     log = logger.bind(component="daemon", service=service)
     log.info("{} started; metrics and health on {}", service, server.url)
+    if traced:
+        log.info("tracing on: spans exported as OTEL_* variables say (see docs/operations.md)")
     try:
         yield DaemonContext(service=service, health=health, stop=stop, metrics_url=server.url)
     finally:
@@ -52,6 +59,7 @@ async def daemon_context(service: str, settings: CommonSettings) -> AsyncIterato
             loop.remove_signal_handler(sig)
         server.stop()
         await health.stop()
+        shutdown_tracing()  # exports the spans still pending
         log.info("{} stopped", service)
         flush_logs()
 

@@ -39,6 +39,7 @@ from core.types import (
     Trade,
 )
 from cryptostock.coverage import CoverageHolds
+from monitoring import tracing
 from monitoring.metrics import METRICS, PlatformMetrics
 from processor.bars import BarAggregator, LateTrade
 from processor.features import FeatureCalculator
@@ -247,6 +248,18 @@ class ProcessorService:
             await self._apply_stored(await self._store_trades(group, trades))
 
     async def _store_trades(self, deliveries: Sequence[Delivery], trades: list[Trade]) -> _Stored:
+        if not tracing.ENABLED:
+            return await self._store_trades_now(deliveries, trades)
+        traces = [d.trace for d in deliveries]
+        attributes = {"trades": len(trades), "deliveries": len(deliveries)}
+        with tracing.continue_traces(traces, "processor.store_trades", attributes) as span:
+            stored = await self._store_trades_now(deliveries, trades)
+            if span is not None and span.is_recording():
+                span.set_attribute("new_trades", len(stored.new_trades))
+                self._log.debug("stored {} trades of {} deliveries", len(stored.new_trades), len(deliveries))
+            return stored
+
+    async def _store_trades_now(self, deliveries: Sequence[Delivery], trades: list[Trade]) -> _Stored:
         events = [event for delivery in deliveries for event in delivery.events]
         if events:
             try:
@@ -287,13 +300,13 @@ class ProcessorService:
     async def _apply_stored(self, stored: _Stored) -> None:
         """Aggregate what was stored, store the bars it closed, acknowledge; then close bars on the clock
         if the bus is caught up."""
-        if stored.deliveries:
-            closed = self._apply(stored.new_trades)
-            if stored.events:
-                closed += self._finish(self._coverage.apply(stored.events, time.monotonic()))
-            await self._retry("store_bars", self._persist, closed)
-            await self._retry("mark_incomplete", self._revise)
-            await self._retry("ack", self._bus.ack, stored.deliveries)
+        if stored.deliveries and tracing.ENABLED:
+            traces = [d.trace for d in stored.deliveries]
+            attributes = {"trades": len(stored.new_trades), "deliveries": len(stored.deliveries)}
+            with tracing.continue_traces(traces, "processor.apply", attributes):
+                await self._apply_deliveries(stored)
+        elif stored.deliveries:
+            await self._apply_deliveries(stored)
         if self._caught_up(stored.deliveries):
             await self.close_due()
         if self._ended and not stored.deliveries:  # a tick: the bus was drained when its read began
@@ -308,6 +321,14 @@ class ProcessorService:
             if bars:
                 await self._retry("store_bars", self._persist, self._finish(bars))
             self._log.info("source of {} ended: closed its {} open bars", exchange, len(bars))
+
+    async def _apply_deliveries(self, stored: _Stored) -> None:
+        closed = self._apply(stored.new_trades)
+        if stored.events:
+            closed += self._finish(self._coverage.apply(stored.events, time.monotonic()))
+        await self._retry("store_bars", self._persist, closed)
+        await self._retry("mark_incomplete", self._revise)
+        await self._retry("ack", self._bus.ack, stored.deliveries)
 
     def _count_duplicates(self, trades: Sequence[Trade], new_trades: Sequence[Trade]) -> None:
         """Trades the store already had (a redelivery after a crash, a repeated backfill): counted and
@@ -457,6 +478,17 @@ class ProcessorService:
     async def _persist(self, closed: Sequence[ClosedBar]) -> None:
         if not closed:
             return
+        if tracing.ENABLED:
+            with tracing.trace_operation("processor.store_bars", {"bars": len(closed)}) as span:
+                await self._persist_now(closed)
+                if span is not None and span.is_recording():
+                    for item in closed[:MAX_BAR_EVENTS]:
+                        span.add_event("bar_closed", _bar_attributes(item.bar))
+                    self._log.debug("stored {} closed bars", len(closed))
+            return
+        await self._persist_now(closed)
+
+    async def _persist_now(self, closed: Sequence[ClosedBar]) -> None:
         await self._store.upsert_bars(closed)
         now = self._clock.now_ns()
         for item in closed:
@@ -629,3 +661,18 @@ def _by_sequence(trade: Trade) -> int:
 
 def _by_receipt(trade: Trade) -> int:
     return trade.ts_recv
+
+
+MAX_BAR_EVENTS = 50  # bars named on one processor.store_bars span
+
+
+def _bar_attributes(bar: Bar) -> dict[str, str | int]:
+    return {
+        "exchange": bar.exchange,
+        "symbol": bar.symbol,
+        "timeframe": bar.timeframe,
+        "open_time_ns": bar.open_time,
+        "close_time_ns": bar.close_time,
+        "coverage": bar.coverage.value,
+        "trades": bar.trade_count,
+    }

@@ -41,6 +41,17 @@ class CommonSettings(BaseSettings):
         default="text", validation_alias=AliasChoices("log_format", "LOG_FORMAT")
     )
     log_dir: Path = Field(default=Path("logs"), validation_alias=AliasChoices("log_dir", "LOG_DIR"))
+    log_retention_days: int = Field(
+        default=30, ge=1, validation_alias=AliasChoices("log_retention_days", "LOG_RETENTION_DAYS")
+    )
+    log_security_retention_days: int = Field(
+        default=730,
+        ge=1,
+        validation_alias=AliasChoices("log_security_retention_days", "LOG_SECURITY_RETENTION_DAYS"),
+    )
+    log_sample_rate: float = Field(
+        default=1.0, ge=0.0, le=1.0, validation_alias=AliasChoices("log_sample_rate", "LOG_SAMPLE_RATE")
+    )
 
     _log_level = field_validator("log_level", mode="before")(check_log_level)
 

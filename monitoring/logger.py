@@ -7,9 +7,12 @@
         log.info("connected")
 
 Settings come from the arguments, else the environment (`LOG_LEVEL`, `LOG_FORMAT=json`, `LOG_DIR`).
-Files: `<log_dir>/<service>/app_YYYY-MM-DD.log` (every record at `level` or above) and
-`<log_dir>/<service>/error_YYYY-MM-DD.log` (ERROR and above), switched at UTC midnight, gzip-compressed
-once rotated, deleted after `retention_days` (each file set only prunes its own files). All I/O happens
+Files: `<log_dir>/<service>/app_YYYY-MM-DD.log` (every record at `level` or above),
+`<log_dir>/<service>/error_YYYY-MM-DD.log` (ERROR and above) and `<log_dir>/<service>/security_YYYY-MM-DD.log`
+(security events: `event_type` starting with `security_`), switched at UTC midnight, gzip-compressed once
+rotated, deleted after `retention_days` (security: `security_retention_days`, 2 years by default; each file
+set only prunes its own files). While tracing is on, records logged inside a span carry `trace_id` and
+`span_id`. All I/O happens
 on one background thread (see monitoring.log_sinks); call `flush_logs()` before reading the files.
 """
 
@@ -27,6 +30,8 @@ from typing import TYPE_CHECKING, Any, TextIO
 from loguru import logger
 
 from core.errors import ConfigError
+from monitoring import tracing
+from monitoring.events import SECURITY_PREFIX, set_min_level, set_sample_rate
 from monitoring.log_files import DailyFile
 from monitoring.log_sinks import LogWriter, QueuedSink, StreamTarget
 from monitoring.redaction import redact_record
@@ -35,6 +40,8 @@ if TYPE_CHECKING:
     from loguru import Logger
 
 DEFAULT_SERVICE = "cryptostock"
+DEFAULT_RETENTION_DAYS = 30
+DEFAULT_SECURITY_RETENTION_DAYS = 730  # security events: 2 years
 DEFAULT_COMPONENT = "app"
 # Standard-library loggers routed into Loguru and never more verbose than INFO.
 NOISY_LIBRARIES = (
@@ -62,6 +69,8 @@ class LoggingSetup:
     app_file: DailyFile | None
     error_file: DailyFile | None
     handler_ids: tuple[int, ...]
+    security_file: DailyFile | None = None
+    sample_rate: float = 1.0
 
 
 _WRITER = LogWriter()
@@ -74,17 +83,21 @@ def setup_logging(
     level: str | None = None,
     json: bool | None = None,
     log_dir: str | os.PathLike[str] | None = None,
-    retention_days: int = 30,
+    retention_days: int = DEFAULT_RETENTION_DAYS,
     *,
     console: bool = True,
     files: bool = True,
     colour: bool | None = None,
     stream: TextIO | None = None,
+    security_retention_days: int | None = None,
+    sample_rate: float | None = None,
 ) -> LoggingSetup:
     """Configure Loguru for this process; calling it again replaces what the previous call added.
 
     `level`: LOG_LEVEL or INFO. `json`: LOG_FORMAT == "json". `log_dir`: LOG_DIR or "logs".
     `colour`: None = colour only when the console stream is a terminal (and NO_COLOR is unset).
+    `security_retention_days`: LOG_SECURITY_RETENTION_DAYS or 730. `sample_rate`: LOG_SAMPLE_RATE or 1.0,
+    the share of routine events (monitoring.events) written.
     """
     level = (level or os.environ.get("LOG_LEVEL") or "INFO").upper()
     try:
@@ -93,23 +106,69 @@ def setup_logging(
         raise ConfigError(f"unknown log level {level!r}") from None
     if json is None:
         json = os.environ.get("LOG_FORMAT", "").strip().lower() == "json"
+    security_days = security_retention_days or _env_number("LOG_SECURITY_RETENTION_DAYS", int)
+    rate = sample_rate if sample_rate is not None else _env_number("LOG_SAMPLE_RATE", float)
+    rate = 1.0 if rate is None else rate
+    set_sample_rate(rate)
     _remove_own_handlers()
-    logger.configure(extra={"service": service, "component": DEFAULT_COMPONENT}, patcher=redact_record)
+    logger.configure(extra={"service": service, "component": DEFAULT_COMPONENT}, patcher=patch_record)
     common: dict[str, Any] = {"format": "{message}", "colorize": False, "backtrace": False, "diagnose": False}
     if console:
         out = stream if stream is not None else sys.stderr
         use_colour = (not json) and (colour if colour is not None else _is_terminal(out))
         sink = QueuedSink(_WRITER, StreamTarget(out), json=json, colour=use_colour)
         _handler_ids.append(logger.add(sink, level=level, **common))
-    service_dir = app_file = error_file = None
+    service_dir = app_file = error_file = security_file = None
     if files:
         service_dir = Path(log_dir or os.environ.get("LOG_DIR") or "logs") / service
         app_file = DailyFile(service_dir, "app", retention_days=retention_days)
         error_file = DailyFile(service_dir, "error", retention_days=retention_days)
+        security_file = DailyFile(
+            service_dir, "security", retention_days=security_days or DEFAULT_SECURITY_RETENTION_DAYS
+        )
         _handler_ids.append(logger.add(QueuedSink(_WRITER, app_file, json=json), level=level, **common))
         _handler_ids.append(logger.add(QueuedSink(_WRITER, error_file, json=json), level="ERROR", **common))
+        _handler_ids.append(
+            logger.add(
+                QueuedSink(_WRITER, security_file, json=json), level=0, filter=is_security_record, **common
+            )
+        )
+    set_min_level(level_no)
     route_stdlib_logging(level_no)
-    return LoggingSetup(service, level, json, service_dir, app_file, error_file, tuple(_handler_ids))
+    return LoggingSetup(
+        service,
+        level,
+        json,
+        service_dir,
+        app_file,
+        error_file,
+        tuple(_handler_ids),
+        security_file=security_file,
+        sample_rate=rate,
+    )
+
+
+def patch_record(record: Any) -> None:
+    """Every record: secrets redacted; inside a span (tracing on), its `trace_id` and `span_id`."""
+    redact_record(record)
+    if tracing.ENABLED:
+        record["extra"].update(tracing.log_ids())
+
+
+def is_security_record(record: Any) -> bool:
+    """A security event (`event_type` security_*): also written to the security file."""
+    event_type = record["extra"].get("event_type")
+    return isinstance(event_type, str) and event_type.startswith(SECURITY_PREFIX)
+
+
+def _env_number(name: str, kind: type[int] | type[float]) -> Any:
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return None
+    try:
+        return kind(text)
+    except ValueError:
+        raise ConfigError(f"{name}={text!r} is not a number") from None
 
 
 def _is_terminal(stream: TextIO) -> bool:
@@ -134,6 +193,7 @@ def shutdown_logging() -> None:
     """Flush and remove every handler `setup_logging` added, and the redaction patcher/defaults."""
     _remove_own_handlers()
     logger.configure(extra={}, patcher=None)
+    set_min_level(0)
 
 
 def flush_logs(timeout: float = 10.0) -> bool:

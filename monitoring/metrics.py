@@ -7,12 +7,38 @@ their own on a fresh `CollectorRegistry()` or read deltas with `REGISTRY.get_sam
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, Info
+
+from monitoring.timing import track_time
+
+if TYPE_CHECKING:  # served lazily by __getattr__: monitoring.server imports this module
+    from monitoring.server import MetricsServer, set_build_info, start_metrics_server
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 FAST_BUCKETS = (0.000_01, 0.000_05, 0.000_1, 0.000_5, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0)
 
 CIRCUIT_STATES = {"closed": 0, "open": 1, "half_open": 2}
+DROPPED_HISTOGRAM_LABELS = frozenset({"symbol"})
+
+
+class SymbolFreeHistogram(Histogram):
+    """A histogram that accepts, and drops, a `symbol=` keyword in `labels(...)` when it has no such label.
+
+    The user guide times bars with `bar_completion_duration.labels(symbol=..., timeframe=...)`; a
+    histogram per symbol would multiply its buckets by every symbol listed, so the call is accepted and
+    lands on the series of the remaining labels (`timeframe`). Positional values must match the
+    platform's label names, as for any metric.
+    """
+
+    def labels(self, *labelvalues: Any, **labelkwargs: Any) -> SymbolFreeHistogram:
+        if labelkwargs and not DROPPED_HISTOGRAM_LABELS.isdisjoint(labelkwargs):
+            own = self._labelnames
+            labelkwargs = {
+                k: v for k, v in labelkwargs.items() if k in own or k not in DROPPED_HISTOGRAM_LABELS
+            }
+        return super().labels(*labelvalues, **labelkwargs)
 
 
 class PlatformMetrics:
@@ -105,7 +131,7 @@ class PlatformMetrics:
             ["exchange"],
             registry=r,
         )
-        self.trade_latency = Histogram(
+        self.trade_latency = SymbolFreeHistogram(
             "trade_latency_seconds",
             "Exchange event time to local receipt",
             ["exchange"],
@@ -138,14 +164,14 @@ class PlatformMetrics:
         self.bars_completed = Counter(
             "bars_completed", "Bars closed", ["exchange", "symbol", "timeframe"], registry=r
         )
-        self.bar_completion_duration = Histogram(
+        self.bar_completion_duration = SymbolFreeHistogram(
             "bar_completion_duration_seconds",
             "Bar end (by event time) to the bar stored and published",
             ["timeframe"],
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
-        self.indicator_calculation_duration = Histogram(
+        self.indicator_calculation_duration = SymbolFreeHistogram(
             "indicator_calculation_duration_seconds",
             "Time to update one indicator on a closed bar",
             ["indicator"],
@@ -155,7 +181,7 @@ class PlatformMetrics:
         self.features_calculated = Counter(
             "features_calculated", "Feature vectors calculated on closed bars", registry=r
         )
-        self.feature_calculation_duration = Histogram(
+        self.feature_calculation_duration = SymbolFreeHistogram(
             "feature_calculation_duration_seconds",
             "Time to calculate the features of one bar",
             buckets=FAST_BUCKETS,
@@ -199,7 +225,7 @@ class PlatformMetrics:
         self.db_queries = Counter(
             "db_queries", "Database operations by outcome", ["operation", "status"], registry=r
         )
-        self.db_query_duration = Histogram(
+        self.db_query_duration = SymbolFreeHistogram(
             "db_query_duration_seconds",
             "Database operation duration",
             ["operation"],
@@ -226,7 +252,7 @@ class PlatformMetrics:
             ["method", "endpoint", "status"],
             registry=r,
         )
-        self.http_request_duration = Histogram(
+        self.http_request_duration = SymbolFreeHistogram(
             "http_request_duration_seconds",
             "HTTP request duration by route template",
             ["method", "endpoint"],
@@ -278,8 +304,230 @@ class PlatformMetrics:
             ["exchange", "symbol", "anomaly_type"],
             registry=r,
         )
+        # Logging
+        self.log_events_sampled_out = Counter(
+            "log_events_sampled_out",
+            "Routine log events not written because of sampling (LOG_SAMPLE_RATE)",
+            ["event_type"],
+            registry=r,
+        )
         # Build
         self.build_info = Info("build", "Platform build and runtime versions", registry=r)
 
 
 METRICS = PlatformMetrics()
+
+
+# The families as module-level names, as the user guide imports them
+# (`from monitoring.metrics import trades_received_total`): each is the very object `METRICS` holds, so
+# what user code records lands on the platform's own series. Named as exposed on /metrics; histograms
+# also without their `_seconds` unit, as the guide spells them.
+trades_received_total: Counter = METRICS.trades_received
+collector_errors_total: Counter = METRICS.collector_errors
+websocket_reconnections_total: Counter = METRICS.websocket_reconnections
+collector_status: Gauge = METRICS.collector_status
+exchange_connected: Gauge = METRICS.exchange_connected
+last_trade_timestamp: Gauge = METRICS.last_trade_timestamp
+trade_gaps_total: Counter = METRICS.trade_gaps
+trade_gap_missing_trades_total: Counter = METRICS.trade_gap_missing
+trades_backfilled_total: Counter = METRICS.trades_backfilled
+trades_duplicate_total: Counter = METRICS.trades_duplicate
+trades_shed_total: Counter = METRICS.trades_shed
+collector_outbox_trades: Gauge = METRICS.collector_outbox
+feed_state: Gauge = METRICS.feed_state
+coverage_events_total: Counter = METRICS.coverage_events
+unverified_seconds_total: Counter = METRICS.unverified_seconds
+coverage_holds_expired_total: Counter = METRICS.coverage_holds_expired
+trade_latency_seconds: SymbolFreeHistogram = METRICS.trade_latency
+trade_latency: SymbolFreeHistogram = METRICS.trade_latency
+bus_dead_letters_total: Counter = METRICS.bus_dead_letters
+bus_trades_published_total: Counter = METRICS.bus_published
+bus_backpressure_waits_total: Counter = METRICS.bus_backpressure
+bus_queue_depth: Gauge = METRICS.bus_queue_depth
+bars_completed_total: Counter = METRICS.bars_completed
+bar_completion_duration_seconds: SymbolFreeHistogram = METRICS.bar_completion_duration
+bar_completion_duration: SymbolFreeHistogram = METRICS.bar_completion_duration
+indicator_calculation_duration_seconds: SymbolFreeHistogram = METRICS.indicator_calculation_duration
+indicator_calculation_duration: SymbolFreeHistogram = METRICS.indicator_calculation_duration
+features_calculated_total: Counter = METRICS.features_calculated
+feature_calculation_duration_seconds: SymbolFreeHistogram = METRICS.feature_calculation_duration
+feature_calculation_duration: SymbolFreeHistogram = METRICS.feature_calculation_duration
+late_trades_total: Counter = METRICS.late_trades
+trades_processed_total: Counter = METRICS.trades_processed
+trades_unreadable_total: Counter = METRICS.trades_unreadable
+bars_by_coverage_total: Counter = METRICS.bars_by_coverage
+bars_coverage_revised_total: Counter = METRICS.bars_coverage_revised
+db_queries_total: Counter = METRICS.db_queries
+db_query_duration_seconds: SymbolFreeHistogram = METRICS.db_query_duration
+db_query_duration: SymbolFreeHistogram = METRICS.db_query_duration
+db_connection_pool_size: Gauge = METRICS.db_connection_pool_size
+db_connections_available: Gauge = METRICS.db_connections_available
+db_rows_written_total: Counter = METRICS.db_rows_written
+cache_hits_total: Counter = METRICS.cache_hits
+cache_misses_total: Counter = METRICS.cache_misses
+cache_size_bytes: Gauge = METRICS.cache_size_bytes
+http_requests_total: Counter = METRICS.http_requests
+http_request_duration_seconds: SymbolFreeHistogram = METRICS.http_request_duration
+http_request_duration: SymbolFreeHistogram = METRICS.http_request_duration
+websocket_connections: Gauge = METRICS.websocket_connections
+websocket_messages_sent_total: Counter = METRICS.websocket_messages_sent
+rate_limit_exceeded_total: Counter = METRICS.rate_limit_exceeded
+http_shed_total: Counter = METRICS.http_shed
+circuit_breaker_state: Gauge = METRICS.circuit_breaker_state
+circuit_breaker_transitions_total: Counter = METRICS.circuit_breaker_transitions
+circuit_breaker_failures_total: Counter = METRICS.circuit_breaker_failures
+data_quality_score: Gauge = METRICS.data_quality_score
+data_quality_checks_total: Counter = METRICS.data_quality_checks
+data_anomalies_detected_total: Counter = METRICS.data_anomalies_detected
+log_events_sampled_out_total: Counter = METRICS.log_events_sampled_out
+build_info: Info = METRICS.build_info
+
+
+_SERVER_NAMES = frozenset({"MetricsServer", "set_build_info", "start_metrics_server"})
+
+
+def __getattr__(name: str) -> Any:
+    """`start_metrics_server`, `set_build_info` and `MetricsServer`, the very objects of
+    monitoring.server, imported on first use (monitoring.server imports this module)."""
+    if name in _SERVER_NAMES:
+        from monitoring import server
+
+        return getattr(server, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+FAMILIES: dict[str, Counter | Gauge | Histogram | Info] = {
+    "trades_received_total": trades_received_total,
+    "collector_errors_total": collector_errors_total,
+    "websocket_reconnections_total": websocket_reconnections_total,
+    "collector_status": collector_status,
+    "exchange_connected": exchange_connected,
+    "last_trade_timestamp": last_trade_timestamp,
+    "trade_gaps_total": trade_gaps_total,
+    "trade_gap_missing_trades_total": trade_gap_missing_trades_total,
+    "trades_backfilled_total": trades_backfilled_total,
+    "trades_duplicate_total": trades_duplicate_total,
+    "trades_shed_total": trades_shed_total,
+    "collector_outbox_trades": collector_outbox_trades,
+    "feed_state": feed_state,
+    "coverage_events_total": coverage_events_total,
+    "unverified_seconds_total": unverified_seconds_total,
+    "coverage_holds_expired_total": coverage_holds_expired_total,
+    "trade_latency_seconds": trade_latency_seconds,
+    "trade_latency": trade_latency,
+    "bus_dead_letters_total": bus_dead_letters_total,
+    "bus_trades_published_total": bus_trades_published_total,
+    "bus_backpressure_waits_total": bus_backpressure_waits_total,
+    "bus_queue_depth": bus_queue_depth,
+    "bars_completed_total": bars_completed_total,
+    "bar_completion_duration_seconds": bar_completion_duration_seconds,
+    "bar_completion_duration": bar_completion_duration,
+    "indicator_calculation_duration_seconds": indicator_calculation_duration_seconds,
+    "indicator_calculation_duration": indicator_calculation_duration,
+    "features_calculated_total": features_calculated_total,
+    "feature_calculation_duration_seconds": feature_calculation_duration_seconds,
+    "feature_calculation_duration": feature_calculation_duration,
+    "late_trades_total": late_trades_total,
+    "trades_processed_total": trades_processed_total,
+    "trades_unreadable_total": trades_unreadable_total,
+    "bars_by_coverage_total": bars_by_coverage_total,
+    "bars_coverage_revised_total": bars_coverage_revised_total,
+    "db_queries_total": db_queries_total,
+    "db_query_duration_seconds": db_query_duration_seconds,
+    "db_query_duration": db_query_duration,
+    "db_connection_pool_size": db_connection_pool_size,
+    "db_connections_available": db_connections_available,
+    "db_rows_written_total": db_rows_written_total,
+    "cache_hits_total": cache_hits_total,
+    "cache_misses_total": cache_misses_total,
+    "cache_size_bytes": cache_size_bytes,
+    "http_requests_total": http_requests_total,
+    "http_request_duration_seconds": http_request_duration_seconds,
+    "http_request_duration": http_request_duration,
+    "websocket_connections": websocket_connections,
+    "websocket_messages_sent_total": websocket_messages_sent_total,
+    "rate_limit_exceeded_total": rate_limit_exceeded_total,
+    "http_shed_total": http_shed_total,
+    "circuit_breaker_state": circuit_breaker_state,
+    "circuit_breaker_transitions_total": circuit_breaker_transitions_total,
+    "circuit_breaker_failures_total": circuit_breaker_failures_total,
+    "data_quality_score": data_quality_score,
+    "data_quality_checks_total": data_quality_checks_total,
+    "data_anomalies_detected_total": data_anomalies_detected_total,
+    "log_events_sampled_out_total": log_events_sampled_out_total,
+    "build_info": build_info,
+}
+"""Every module-level metric name -> its object (docs and tests check the catalogue against it)."""
+
+__all__ = [
+    "CIRCUIT_STATES",
+    "FAMILIES",
+    "FAST_BUCKETS",
+    "LATENCY_BUCKETS",
+    "METRICS",
+    "MetricsServer",
+    "PlatformMetrics",
+    "SymbolFreeHistogram",
+    "bar_completion_duration",
+    "bar_completion_duration_seconds",
+    "bars_by_coverage_total",
+    "bars_completed_total",
+    "bars_coverage_revised_total",
+    "build_info",
+    "bus_backpressure_waits_total",
+    "bus_dead_letters_total",
+    "bus_queue_depth",
+    "bus_trades_published_total",
+    "cache_hits_total",
+    "cache_misses_total",
+    "cache_size_bytes",
+    "circuit_breaker_failures_total",
+    "circuit_breaker_state",
+    "circuit_breaker_transitions_total",
+    "collector_errors_total",
+    "collector_outbox_trades",
+    "collector_status",
+    "coverage_events_total",
+    "coverage_holds_expired_total",
+    "data_anomalies_detected_total",
+    "data_quality_checks_total",
+    "data_quality_score",
+    "db_connection_pool_size",
+    "db_connections_available",
+    "db_queries_total",
+    "db_query_duration",
+    "db_query_duration_seconds",
+    "db_rows_written_total",
+    "exchange_connected",
+    "feature_calculation_duration",
+    "feature_calculation_duration_seconds",
+    "features_calculated_total",
+    "feed_state",
+    "http_request_duration",
+    "http_request_duration_seconds",
+    "http_requests_total",
+    "http_shed_total",
+    "indicator_calculation_duration",
+    "indicator_calculation_duration_seconds",
+    "last_trade_timestamp",
+    "late_trades_total",
+    "log_events_sampled_out_total",
+    "rate_limit_exceeded_total",
+    "set_build_info",
+    "start_metrics_server",
+    "track_time",
+    "trade_gap_missing_trades_total",
+    "trade_gaps_total",
+    "trade_latency",
+    "trade_latency_seconds",
+    "trades_backfilled_total",
+    "trades_duplicate_total",
+    "trades_processed_total",
+    "trades_received_total",
+    "trades_shed_total",
+    "trades_unreadable_total",
+    "unverified_seconds_total",
+    "websocket_connections",
+    "websocket_messages_sent_total",
+    "websocket_reconnections_total",
+]

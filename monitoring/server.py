@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import functools
-import inspect
 import json
 import os
 import platform
@@ -25,11 +23,9 @@ import socket
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import metadata
-from types import TracebackType
-from typing import Any, ParamSpec, Protocol, TypeVar
+from typing import Any
 
 from prometheus_client import REGISTRY, CollectorRegistry
 from prometheus_client.exposition import choose_encoder
@@ -37,65 +33,13 @@ from prometheus_client.exposition import choose_encoder
 from core.errors import ConfigError
 from monitoring.health import Health, liveness
 from monitoring.metrics import METRICS, PlatformMetrics
+from monitoring.timing import Observer as Observer
+from monitoring.timing import track_time as track_time
 
 DEFAULT_METRICS_PORT = 9091
 HEADER_TIMEOUT = 10.0  # s for a request's headers, counted from the connection or the previous response
 SEND_TIMEOUT = 30.0  # s one blocked read or write of a connection may take
 MAX_CONNECTIONS = 64  # a scrape or a probe holds one for milliseconds
-P = ParamSpec("P")
-T = TypeVar("T")
-
-
-class Observer(Protocol):
-    """A histogram or summary child (`hist.labels(...)`, or an unlabelled one): `observe(seconds)`."""
-
-    def observe(self, amount: float) -> None: ...
-
-
-class track_time:  # lower-case: used like a function, `@track_time(h)` and `with track_time(h):`
-    """Observe elapsed seconds (perf_counter) into `metric`, also when the body raises.
-
-    Decorates sync and async functions (the await is timed, not the coroutine creation) and works as a
-    sync context manager. Each `with` should use its own `track_time(...)` object; decorated functions
-    can run concurrently.
-    """
-
-    def __init__(self, metric: Observer) -> None:
-        self.metric = metric
-        self._starts: list[float] = []
-
-    def __enter__(self) -> track_time:
-        self._starts.append(time.perf_counter())
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.metric.observe(time.perf_counter() - self._starts.pop())
-
-    def __call__(self, fn: Callable[P, T]) -> Callable[P, T]:
-        metric = self.metric
-        if inspect.iscoroutinefunction(fn):
-
-            @functools.wraps(fn)
-            async def timed_async(*args: P.args, **kwargs: P.kwargs) -> Any:
-                start = time.perf_counter()
-                try:
-                    return await fn(*args, **kwargs)
-                finally:
-                    metric.observe(time.perf_counter() - start)
-
-            return timed_async  # type: ignore[return-value]
-
-        @functools.wraps(fn)
-        def timed(*args: P.args, **kwargs: P.kwargs) -> T:
-            start = time.perf_counter()
-            try:
-                return fn(*args, **kwargs)
-            finally:
-                metric.observe(time.perf_counter() - start)
-
-        return timed
 
 
 def set_build_info(service: str, metrics: PlatformMetrics = METRICS) -> dict[str, str]:

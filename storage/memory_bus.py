@@ -16,6 +16,7 @@ from loguru import logger
 
 from core.errors import BusError
 from core.types import BusItem, CoverageEvent, DeadLetter, DeadLetterRecord, Delivery, ResumePoint, Trade
+from monitoring import tracing
 from monitoring.metrics import METRICS, PlatformMetrics
 from storage.backpressure import RoomGate, group_by_symbol
 from storage.dead_letters import DeadLetterFile, as_record, report
@@ -73,9 +74,12 @@ class InProcessBus:
             self._has_data.set()
 
     def _enqueue(self, trades: Sequence[Trade]) -> None:
+        trace = tracing.current_traceparent() if tracing.ENABLED else ""
         for (exchange, symbol), group in group_by_symbol(trades).items():
             stream = f"{STREAM_PREFIX}:{exchange}:{symbol}"
-            self._queue.append(Delivery(stream=stream, delivery_id=str(next(self._ids)), trades=group))
+            self._queue.append(
+                Delivery(stream=stream, delivery_id=str(next(self._ids)), trades=group, trace=trace)
+            )
         self._held += len(trades)
         self._published.inc(len(trades))
         self._depth.set(self._held)

@@ -45,7 +45,7 @@ from storage.codec import (
 from storage.dead_letters import MAX_DEAD_LETTERS, RAW_PREVIEW_BYTES, report
 from storage.dsn import redact_dsn
 from storage.redis_link import guarded, redis_breaker, redis_client
-from storage.redis_publisher import EVENTS_FIELD, FIELD, StreamPublisher
+from storage.redis_publisher import EVENTS_FIELD, FIELD, TRACE_FIELD, StreamPublisher
 from storage.spool import Spool, save_leftover
 
 T = TypeVar("T")
@@ -357,6 +357,9 @@ class RedisStreamBus:
 def _decode_entry(delivery: Delivery, fields: dict[bytes, bytes]) -> list[DeadLetter]:
     """Fill a delivery from its entry's one field (trades or coverage events); what cannot be decoded
     becomes dead letters: each undecodable trade alone when the rest of the entry decodes."""
+    trace = fields.get(TRACE_FIELD)
+    if trace:
+        delivery.trace = trace.decode("ascii", "replace")
     try:
         if FIELD in fields:
             try:

@@ -14,6 +14,7 @@ from loguru import logger
 from core.errors import BusError, CircuitOpenError
 from core.open_gaps import OpenGaps
 from core.types import BusItem, CoverageEvent, ResumePoint, Trade
+from monitoring import tracing
 from monitoring.metrics import PlatformMetrics
 from storage.backpressure import RoomGate, group_by_symbol
 from storage.codec import encode_events, encode_resume, encode_trades
@@ -22,6 +23,7 @@ T = TypeVar("T")
 Call = Callable[[str, Callable[[], Awaitable[Any]]], Awaitable[Any]]
 FIELD = b"t"  # an entry of trades
 EVENTS_FIELD = b"e"  # an entry of coverage events
+TRACE_FIELD = b"tp"  # W3C traceparent of the publishing span: only while tracing is on and sampled
 Positioned = list[tuple[int, CoverageEvent]]  # events of a stream, each after that many buffered trades
 MAX_BACKOFF_S = 2.0
 CLOSE_DRAIN_S = 10.0
@@ -60,6 +62,7 @@ class StreamPublisher:
         self.batch_size = batch_size
         self._buffers: dict[str, list[Trade]] = {}
         self._events: dict[str, Positioned] = {}
+        self._traces: dict[bytes | str, str] = {}  # stream key -> traceparent of its first traced trades
         self._keys: dict[tuple[str, str], str] = {}
         self._registry = registry
         self._close_drain_s = close_drain_s
@@ -112,8 +115,12 @@ class StreamPublisher:
         return key
 
     def _buffer(self, trades: Sequence[Trade]) -> None:
+        trace = tracing.current_traceparent() if tracing.ENABLED else ""
         for (exchange, symbol), group in group_by_symbol(trades).items():
-            self._buffers.setdefault(self.stream_key(exchange, symbol), []).extend(group)
+            key = self.stream_key(exchange, symbol)
+            self._buffers.setdefault(key, []).extend(group)
+            if trace:
+                self._traces.setdefault(key, trace)
         self.buffered += len(trades)
         self._drained.clear()
         self._wake.set()
@@ -157,14 +164,17 @@ class StreamPublisher:
     async def _flush_once(self) -> None:
         batch, self._buffers = self._buffers, {}
         events, self._events = self._events, {}
+        traces, self._traces = self._traces, {}
         count = sum(len(v) for v in batch.values())
         # The depth gauge moves per flush attempt (every few ms, and on each retry during an outage),
         # not per publish: publish() runs once per websocket frame.
         self._depth.set(self.buffered)
         try:
-            lengths = await self._call("xadd", lambda: self._xadd(batch, events))
+            lengths = await self._call("xadd", lambda: self._xadd(batch, events, traces))
         except BaseException:
             self._restore(batch, events)
+            for key, trace in traces.items():
+                self._traces.setdefault(key, trace)
             raise
         self.buffered -= count
         self._published.inc(count)
@@ -184,10 +194,12 @@ class StreamPublisher:
             if merged:
                 self._events[key] = merged
 
-    async def _xadd(self, batch: dict[str, list[Trade]], events: dict[str, Positioned]) -> dict[str, int]:
+    async def _xadd(
+        self, batch: dict[str, list[Trade]], events: dict[str, Positioned], traces: dict[bytes | str, str]
+    ) -> dict[str, int]:
         """XADD the batch (trades in entries of up to batch_size, each event where it was published) and
         XLEN each stream; a stream new to this publisher is also added to the registry set, where
-        consumers see it at their next read."""
+        consumers see it at their next read. A stream with a trace carries it on its trade entries."""
         plan = {
             key: list(self._entries(batch.get(key, []), events.get(key, [])))
             for key in batch.keys() | events.keys()
@@ -195,8 +207,14 @@ class StreamPublisher:
         unregistered = [key for key in plan if key not in self._registered]
         async with self._redis.pipeline(transaction=False) as pipe:
             for key, entries in plan.items():
+                trace = traces.get(key)
                 for field, payload in entries:
-                    pipe.xadd(key, {field: payload})
+                    pipe.xadd(
+                        key,
+                        {field: payload, TRACE_FIELD: trace}
+                        if trace and field == FIELD
+                        else {field: payload},
+                    )
                 pipe.xlen(key)
             if unregistered:
                 pipe.sadd(self._registry, *unregistered)

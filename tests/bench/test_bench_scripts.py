@@ -50,6 +50,22 @@ def test_pipeline_bench_reports_every_case() -> None:
     assert all(int(rate.replace(",", "")) > 0 for _, rate in rates)
 
 
+def test_tracing_bench_reports_every_case() -> None:
+    out = run_bench("bench_tracing.py", "--repeat", "20", "--requests", "20")
+    hot = re.findall(
+        r"^tracing (off|on, sampled|on, not sampled)\s*: outbox batch of 1000 trades\s+([\d.]+) us",
+        out,
+        re.MULTILINE,
+    )
+    assert [label for label, _ in hot] == ["off", "on, sampled", "on, not sampled"], out
+    assert all(float(us) > 0 for _, us in hot)
+    assert re.search(r"^api_response event into a JSON log file: [\d.]+ us CPU per event$", out, re.MULTILINE)
+    api = re.findall(
+        r"^API request through the ASGI app: (\d+) us CPU with .*?, (\d+) us without", out, re.MULTILINE
+    )
+    assert len(api) == 2 and all(int(a) > 0 and int(b) > 0 for a, b in api), out
+
+
 async def bench_databases() -> set[str]:
     conn = await asyncpg.connect(PG_ADMIN_URL)
     try:

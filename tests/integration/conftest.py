@@ -26,6 +26,7 @@ class Platform:
         self.api_port = free_port()
         self.daemons: list[Daemon] = []
         self.redis_prefix = f"it{uuid.uuid4().hex[:8]}"  # this test's streams, resume points and cache only
+        self.extra_env: dict[str, str] = {}  # added to the environment of the daemons started from now on
 
     @property
     def sim_url(self) -> str:
@@ -45,7 +46,7 @@ class Platform:
         daemon = Daemon(
             name=name,
             args=list(args),
-            env=base_env(self.tmp, **extra),
+            env=base_env(self.tmp, **extra, **self.extra_env),
             log_path=self.tmp / f"{name}.log",
             metrics_port=free_port(),
         )
