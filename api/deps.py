@@ -81,7 +81,7 @@ TIME_RANGE = "between 1970-01-01T00:00:00Z and 2262-04-11T23:47:16.854Z (64-bit 
 TIME_EXAMPLES = ["2024-01-01T00:00:00Z", "1704067200000"]
 ExchangeQuery = Query(
     max_length=32,
-    description="exchange name, e.g. binance",
+    description="exchange name, as the collectors' registry spells it (lowercase)",
     json_schema_extra={"pattern": EXCHANGE_PATTERN, SETTING_DEFAULT: "default_exchange"},
 )
 

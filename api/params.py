@@ -43,7 +43,9 @@ def _echo(value: str) -> str:
 def parse_exchange(value: str) -> str:
     name = value.strip().lower()
     if not _EXCHANGE.match(name):
-        raise InvalidParameter("exchange", f"invalid exchange name {_echo(value)}: expected e.g. binance")
+        raise InvalidParameter(
+            "exchange", f"invalid exchange name {_echo(value)}: expected a lowercase exchange name"
+        )
     return name
 
 

@@ -16,6 +16,7 @@ from core.errors import ConfigError
 from core.types import SymbolInfo
 
 AdapterFactory = Callable[[Iterable[SymbolInfo]], ExchangeAdapter]
+DEFAULT_EXCHANGE = "binance"  # what a command collects from when no exchange is named
 
 ADAPTERS: dict[str, AdapterFactory] = {
     "binance": BinanceAdapter,

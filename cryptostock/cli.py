@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 from pydantic_settings import BaseSettings
 
+from collectors.registry import DEFAULT_EXCHANGE
 from core.errors import ConfigError, PlatformError
 from cryptostock.outcome import EXIT_CONFIG, EXIT_FAILURE, report_failure, wants_json
 
@@ -101,7 +102,9 @@ def build_parser() -> argparse.ArgumentParser:
     _common(run, settings.RunSettings)
     _processing(run)
     run.add_argument(
-        "--exchange", default=S, help=f"exchanges, comma-separated (default binance; known: {_venues()})"
+        "--exchange",
+        default=S,
+        help=f"exchanges, comma-separated (default {DEFAULT_EXCHANGE}; known: {_venues()})",
     )
     run.add_argument(
         "--symbols",
@@ -123,7 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     collector = commands.add_parser("collector", help="collect trades from an exchange onto the bus")
     _common(collector, settings.CollectorSettings)
     collector.add_argument(
-        "--exchange", default=S, help=f"exchange name (default binance; known: {_venues()})"
+        "--exchange", default=S, help=f"exchange name (default {DEFAULT_EXCHANGE}; known: {_venues()})"
     )
     collector.add_argument(
         "--symbols",
@@ -155,7 +158,8 @@ def build_parser() -> argparse.ArgumentParser:
     processor.add_argument(
         "--verify-rest-urls",
         default=S,
-        help="REST base URLs for verification, e.g. binance=http://127.0.0.1:8765 (default: the venues' own)",
+        help=f"REST base URLs for verification, e.g. {DEFAULT_EXCHANGE}=http://127.0.0.1:8765 "
+        "(default: the venues' own)",
     )
     processor.add_argument("--shard-index", type=int, default=S)
     processor.add_argument("--shard-count", type=int, default=S)
@@ -170,7 +174,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     simulate = commands.add_parser("simulate", help="serve a simulated exchange (websocket and REST)")
     _common(simulate, settings.SimulateSettings)
-    simulate.add_argument("--exchange", default=S, help="which exchange's protocol (default binance)")
+    simulate.add_argument(
+        "--exchange", default=S, help=f"which exchange's protocol (default {DEFAULT_EXCHANGE})"
+    )
     simulate.add_argument("--host", default=S)
     simulate.add_argument("--port", type=int, default=S, help="port (default 8765)")
     simulate.add_argument("--symbols", default=S)

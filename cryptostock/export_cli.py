@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from collectors.registry import DEFAULT_EXCHANGE
+
 S = argparse.SUPPRESS
 EXAMPLE = (
     "example: cryptostock export bars --symbol BTC-USDT --timeframe 1m "
@@ -18,7 +20,7 @@ def add_export(commands: Any) -> None:
     kinds = export.add_subparsers(dest="kind", required=True)
     for kind in ("bars", "trades"):
         parser = kinds.add_parser(kind, help=f"export {kind} of one symbol", epilog=EXAMPLE)
-        parser.add_argument("--exchange", default=S, help="exchange (default binance)")
+        parser.add_argument("--exchange", default=S, help=f"exchange (default {DEFAULT_EXCHANGE})")
         parser.add_argument("--symbol", required=True, help="BTC-USDT or the exchange's own BTCUSDT")
         if kind == "bars":
             parser.add_argument("--timeframe", default=S, help="bar length, e.g. 1m, 1h (default 1m)")

@@ -10,7 +10,7 @@ from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator,
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from api.settings import ApiSettings, AtLeastOne, Bytes, Origins, PerSecond, Proxies, Seconds
-from collectors.registry import ADAPTERS
+from collectors.registry import ADAPTERS, DEFAULT_EXCHANGE
 from core.errors import ConfigError
 from core.timeframes import DEFAULT_TIMEFRAMES, parse_timeframes, timeframe_ns
 from cryptostock.preflight import check_log_level
@@ -165,7 +165,7 @@ class SeparateDaemon(BaseModel):
 
 
 class CollectorSettings(CommonSettings, CollectorOptions, SeparateDaemon):
-    exchange: str = "binance"
+    exchange: str = DEFAULT_EXCHANGE
     metrics_port: int = _metrics_port(9092)
 
     @field_validator("exchange", mode="before")
@@ -260,7 +260,7 @@ class RunSettings(ProcessorSettings, CollectorOptions, ApiOptions):
     sim_port, sim_port + 1, ... in that order. ws_url / rest_url (one venue only) point its collector
     elsewhere instead."""
 
-    exchange: tuple[str, ...] = ("binance",)
+    exchange: tuple[str, ...] = (DEFAULT_EXCHANGE,)
     metrics_port: int = _metrics_port(9091)
     verify_interval: float = Field(default=60.0, ge=0)  # on: checks against the run's own endpoints
     api_host: str = "127.0.0.1"
@@ -297,7 +297,7 @@ class ExportSettings(CommonSettings):
     database in data_dir)."""
 
     kind: Literal["bars", "trades"]
-    exchange: str = "binance"
+    exchange: str = DEFAULT_EXCHANGE
     symbol: str = Field(min_length=1, max_length=64)
     timeframe: str = "1m"
     start: str
@@ -335,7 +335,7 @@ class VerifySettings(CommonSettings):
     database in data_dir). `timeout`: seconds per REST request; `max_wait`: seconds of rate limiting waited
     out in all before giving up."""
 
-    exchange: str = "binance"
+    exchange: str = DEFAULT_EXCHANGE
     symbol: str = Field(min_length=1, max_length=64)
     start: str
     end: str

@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from collectors.registry import DEFAULT_EXCHANGE
+
 S = argparse.SUPPRESS
 EXAMPLE = (
-    "example: cryptostock verify --exchange binance --symbol BTC-USDT --from 2024-01-01T00:00 "
+    f"example: cryptostock verify --exchange {DEFAULT_EXCHANGE} --symbol BTC-USDT --from 2024-01-01T00:00 "
     "--to 2024-01-01T06:00 [--rest-url http://127.0.0.1:8765]. Exit codes: 0 every minute equal, "
     "1 differences (or a failure while running), 2 unusable arguments or a venue without candles."
 )
@@ -19,7 +21,7 @@ def add_verify(commands: Any) -> None:
         help="check stored 1m bars against the exchange's own candles (klines)",
         epilog=EXAMPLE,
     )
-    parser.add_argument("--exchange", default=S, help="exchange (default binance)")
+    parser.add_argument("--exchange", default=S, help=f"exchange (default {DEFAULT_EXCHANGE})")
     parser.add_argument("--symbol", required=True, help="BTC-USDT or the exchange's own BTCUSDT")
     parser.add_argument(
         "--from", dest="start", required=True, help="inclusive: ISO-8601 (UTC if no offset) or epoch ms"

@@ -14,7 +14,7 @@ from api.server import ApiServer
 from collectors.adapter import ExchangeAdapter
 from collectors.backfill import RestBackfiller, discover
 from collectors.backoff import Backoff
-from collectors.registry import create_connector
+from collectors.registry import DEFAULT_EXCHANGE, create_connector
 from collectors.session import CollectorSession, TradeSink
 from collectors.session_metrics import DISCOVERY_FAILED
 from core.errors import ConfigError, ExchangeError, PlatformError
@@ -69,7 +69,7 @@ async def open_cache_for(settings: CommonSettings) -> Cache:
 
 def simulator_settings(
     settings: SimulateSettings | RunSettings,
-    exchange: str = "binance",
+    exchange: str = DEFAULT_EXCHANGE,
     index: int = 0,
     stored: Sequence[ResumePoint] = (),
 ) -> SimulatorSettings:

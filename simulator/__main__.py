@@ -15,7 +15,7 @@ import pydantic
 
 from core.errors import ConfigError
 from simulator.serve import SimulatorSettings, serve
-from simulator.venues import VENUES
+from simulator.venues import DEFAULT_VENUE, VENUES
 
 
 def _parse(argv: list[str] | None) -> SimulatorSettings:
@@ -23,7 +23,7 @@ def _parse(argv: list[str] | None) -> SimulatorSettings:
     parser = argparse.ArgumentParser(
         prog="python -m simulator", description=__doc__, argument_default=argparse.SUPPRESS
     )
-    parser.add_argument("--exchange", help=f"one of {', '.join(sorted(VENUES))} (default binance)")
+    parser.add_argument("--exchange", help=f"one of {', '.join(sorted(VENUES))} (default {DEFAULT_VENUE})")
     parser.add_argument("--host", help="default 127.0.0.1")
     parser.add_argument("--port", type=int, help="default 8765; 0 = any free port")
     parser.add_argument("--symbols", help="comma-separated, e.g. BTC-USDT,ETH-USDT (default: the venue's)")
@@ -35,10 +35,18 @@ def _parse(argv: list[str] | None) -> SimulatorSettings:
     parser.add_argument("--ping-interval", type=float, help="seconds between server pings (default 20)")
     parser.add_argument("--ping-timeout", type=float, help="seconds to answer a ping (default 60)")
     parser.add_argument(
-        "--heartbeat-interval", type=float, help="seconds, Coinbase/Kraken heartbeats (default 1)"
+        "--heartbeat-interval",
+        type=float,
+        help="seconds between heartbeat-channel messages, where the venue has one (default 1)",
     )
-    parser.add_argument("--idle-timeout", type=float, help="seconds before OKX closes 4004 (default 30)")
-    parser.add_argument("--subscribe-timeout", type=float, help="seconds to subscribe, Coinbase (default 5)")
+    parser.add_argument(
+        "--idle-timeout", type=float, help="seconds of silence before a venue that does closes (default 30)"
+    )
+    parser.add_argument(
+        "--subscribe-timeout",
+        type=float,
+        help="seconds to subscribe, where the venue requires it (default 5)",
+    )
     parser.add_argument("--faults", help='JSON injected at start, e.g. {"skip": 5}')
     return SimulatorSettings(**vars(parser.parse_args(argv)))
 

@@ -17,7 +17,7 @@ from simulator.replay import ReplayMarket
 from simulator.synthetic import SyntheticMarket
 from simulator.trades import MarketSource
 from simulator.venue import VenueOptions, VenueProtocol
-from simulator.venues import VENUES, make_venue
+from simulator.venues import DEFAULT_VENUE, VENUES, make_venue
 
 
 class SimulatorSettings(BaseModel):
@@ -37,7 +37,7 @@ class SimulatorSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    exchange: str = "binance"
+    exchange: str = DEFAULT_VENUE
     host: str = "127.0.0.1"
     port: int = Field(default=8765, ge=0, le=65535)
     symbols: list[str] | None = None

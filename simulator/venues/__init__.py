@@ -10,6 +10,7 @@ from simulator.venues.coinbase import CoinbaseProtocol
 from simulator.venues.kraken import KrakenProtocol
 from simulator.venues.okx import OkxProtocol
 
+DEFAULT_VENUE = "binance"  # what a simulator speaks when no exchange is named
 VENUES: dict[str, type[VenueProtocol]] = {
     "binance": BinanceProtocol,
     "coinbase": CoinbaseProtocol,
