@@ -230,6 +230,20 @@ class SimulatedExchange:
         self.wake.notify()
         self._log.info("fault: {} malformed frames to {} connections", count, len(self.connections))
 
+    def send_frames(self, frames: Sequence[tuple[bytes, int]]) -> None:
+        """Send these (payload, opcode) frames, unchanged, on every subscribed websocket, between the trades
+        (a fuzzer's damaged frames)."""
+        for conn in self.connections.values():
+            if conn.subscribed:
+                conn.raw_pending.extend(frames)
+        self.wake.notify()
+
+    def source_message(self) -> bytes | None:
+        """The good message broken frames are made from on the first subscribed websocket (its latest
+        visible trade as that connection receives it), or None before any subscription."""
+        conn = next((c for c in self.connections.values() if c.subscribed), None)
+        return None if conn is None else conn.source_message()
+
     def skip_ids(self, count: int, symbol: str | None = None) -> None:
         """Withhold the next `count` trades (of `symbol`, or of each symbol) from every websocket."""
         raw = self._listed(symbol) if symbol else None

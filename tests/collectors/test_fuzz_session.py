@@ -1,0 +1,171 @@
+"""A frame fuzzer against a running collector: thousands of damaged frames over a real websocket.
+
+Each simulated venue (a real aiohttp websocket server on loopback) sends its live trades while the test
+slips damaged frames between them: its latest trade message with random damage (tests/collectors/
+mutations.py: flipped bytes, truncation, numbers >= 2^63 and 1e999, wrong types, invalid UTF-8, deep
+nesting, repeats), with one field set to a bad value (2^63, NaN, infinity, negative, null, a list), or
+broken in the venue's named ways (simulator/malformed.py). Only frames the venue's adapter rejects are
+sent: a damaged frame that still parses is a real trade message again, and the collector would be right to
+take it. The collector session must keep its one connection (no reconnect), count every damaged frame
+in collector_errors_total (a parse error type), and publish every live trade exactly once with its exact
+price and nothing else. Kraken and Bybit have no simulator; their adapters get the same damage without a
+socket in test_contract.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+import zlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import msgspec
+import pytest
+
+from collectors.adapter import PARSE_ERROR_TYPES, ExchangeAdapter
+from collectors.backfill import RestBackfiller, discover
+from collectors.session import CollectorSession
+from core.errors import ParseError
+from monitoring.metrics import PlatformMetrics
+from simulator.exchange import SimulatedExchange
+from simulator.framing import OP_BINARY, OP_TEXT
+from simulator.malformed import holder_of, malformed_frame
+from simulator.markets import SyntheticMarket
+from simulator.venue import VenueOptions, VenueProtocol
+from simulator.venues import VENUES, make_venue
+from tests.collectors.mutations import mutate
+from tests.collectors.session_harness import RecordingSink, Sample, assert_complete, eventually
+
+FUZZ_FRAMES = 10_000  # damaged frames per venue
+PER_ROUND = 250  # sent together, then the live trades flow again for a moment
+LARGE = 64 * 1024  # frames above this are few: they cost the loopback, not the parser
+LARGE_BUDGET = 12
+BAD_VALUES: tuple[Any, ...] = (
+    2**63,
+    2**64,
+    -(2**63) - 1,
+    10**400,
+    "9223372036854775808",
+    "NaN",
+    "nan",
+    "Infinity",
+    "-1",
+    "0",
+    "1e999",
+    "",
+    None,
+    True,
+    [],
+    {},
+    1.5,
+    "x" * 10_000,
+    "\u0000",
+    "BTC\ud800",
+)
+
+
+def field_damage(rng: random.Random, good: bytes, venue: VenueProtocol) -> bytes:
+    """The message with one field of its trade (or its envelope) set to a bad value."""
+    message = msgspec.json.decode(good)
+    fields = venue.trade_fields
+    row = holder_of(message, fields.price)
+    holder = row if row is not None and rng.random() < 0.8 else holder_of(message, fields.kind)
+    if holder is None:
+        return good + b"x"
+    holder[rng.choice(sorted(holder))] = rng.choice(BAD_VALUES)
+    try:
+        return msgspec.json.encode(message)
+    except (msgspec.EncodeError, OverflowError, UnicodeEncodeError):
+        return good[:-1]
+
+
+def damaged(rng: random.Random, good: bytes, venue: VenueProtocol) -> tuple[bytes, int]:
+    roll = rng.random()
+    if roll < 0.5:
+        return mutate(rng, good), OP_BINARY if rng.random() < 0.05 else OP_TEXT
+    if roll < 0.8:
+        return field_damage(rng, good, venue), OP_TEXT
+    kind = rng.choice([k for k in venue.malformed_kinds if k != "oversized"])
+    return malformed_frame(kind, good, venue.trade_fields, rng)
+
+
+def rejected(adapter: ExchangeAdapter, payload: bytes) -> bool:
+    """Whether the adapter refuses the frame with a parse error (what the session must count)."""
+    try:
+        adapter.parse(payload, time.time_ns())
+    except ParseError as exc:
+        assert exc.error_type in PARSE_ERROR_TYPES
+        return True
+    except Exception:
+        return False  # e.g. ReconnectRequested: a frame the venue uses on purpose
+    return False
+
+
+@pytest.fixture(params=sorted(VENUES))
+async def sim(request: pytest.FixtureRequest, metrics: PlatformMetrics) -> AsyncIterator[SimulatedExchange]:
+    protocol = make_venue(str(request.param), VenueOptions())
+    market = SyntheticMarket(protocol.default_symbols, tps=1000, seed=7, symbol_form=protocol.raw_symbol)
+    simulator = SimulatedExchange(market, protocol, metrics=metrics)
+    await simulator.start()
+    yield simulator
+    await simulator.stop()
+
+
+@pytest.fixture
+async def backfiller(sim: SimulatedExchange, metrics: PlatformMetrics) -> AsyncIterator[RestBackfiller]:
+    async with await discover(sim.venue.name, sim.rest_url, metrics=metrics) as rest:
+        yield rest
+
+
+@pytest.mark.slow
+async def test_ten_thousand_damaged_frames_never_break_a_running_collector(
+    sim: SimulatedExchange, backfiller: RestBackfiller, metrics: PlatformMetrics
+) -> None:
+    venue, symbols = sim.venue, sorted(sim.symbols)
+    sample = Sample(metrics, venue.name)
+    sink = RecordingSink()
+    session = CollectorSession(
+        backfiller.adapter, symbols, sink=sink, backfiller=backfiller, metrics=metrics, ws_base_url=sim.ws_url
+    )
+    task = asyncio.create_task(session.run())
+    try:
+        await eventually(lambda: len(sink.trades) > 20)
+        rng = random.Random(zlib.crc32(venue.name.encode()))
+        sent = skipped = large = 0
+        while sent < FUZZ_FRAMES:
+            good = sim.source_message()
+            assert good is not None
+            batch: list[tuple[bytes, int]] = []
+            while len(batch) < min(PER_ROUND, FUZZ_FRAMES - sent):
+                payload, opcode = damaged(rng, good, venue)
+                if len(payload) > LARGE:
+                    if large >= LARGE_BUDGET:
+                        continue
+                    large += 1
+                if rejected(backfiller.adapter, payload):
+                    batch.append((payload, opcode))
+                else:
+                    skipped += 1
+            sim.send_frames(batch)
+            sent += len(batch)
+            await asyncio.sleep(0.02)  # live trades between the rounds
+
+        def parse_errors() -> float:
+            return sum(sample("collector_errors_total", error_type=k) for k in PARSE_ERROR_TYPES)
+
+        await eventually(lambda: parse_errors() >= sent, timeout=30)
+        seen = len(sink.trades)
+        await eventually(lambda: len(sink.trades) > seen + 50)
+        assert not task.done(), "the session ended"
+    finally:
+        session.stop()
+        await asyncio.wait_for(task, 5.0)
+    assert parse_errors() == sent  # every damaged frame counted, once
+    assert sample("websocket_reconnections_total") == 0
+    assert skipped < sent  # most damage makes a frame unusable; the rest was not sent
+    for symbol in symbols:
+        assert_complete(sink, sim, symbol)  # every live trade once, exact prices, no invented trade
+    history = {(t.symbol, t.trade_id) for s in symbols for t in sim.history(s)}
+    assert all((t.raw_symbol, t.sequence) in history for t in sink.trades)
