@@ -6,6 +6,8 @@
 - skip: the next N trade ids (of one symbol, or of each symbol) are recorded in history and served over
   REST but never sent on any websocket: the way a message goes missing on the real exchange.
 - rate_limit: the next N REST calls answer HTTP 429 with Retry-After.
+- tps: change a paced synthetic market's rate from now on (an overload drill: several times the rate the
+  platform sustains, then back).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ class FaultRequest(BaseModel):
     skip_symbol: str | None = Field(default=None, description="symbol for skip; default every symbol")
     rate_limit: int | None = Field(default=None, ge=0, description="REST calls answered 429")
     retry_after: int = Field(default=1, ge=0, description="Retry-After seconds of those 429s")
+    tps: float | None = Field(default=None, gt=0, description="new trades per second of a synthetic market")
 
 
 class FaultState:
