@@ -57,6 +57,13 @@ EXCHANGE = "binance"
 CANONICAL = {"BTCUSDT": "BTC-USDT", "ETHUSDT": "ETH-USDT"}
 
 
+_STARTED = time.monotonic()
+
+
+def elapsed() -> float:
+    return time.monotonic() - _STARTED
+
+
 @dataclass
 class Result:
     """One fault's numbers. Trades are counted by the simulator's ids in [first_id, last_id] per symbol."""
@@ -206,7 +213,7 @@ class Drill:
         first = await self.sim_last_ids()
         self.rss.reset()
         action: Callable[[], Awaitable[None]] = getattr(self, name.replace("-", "_"))
-        print(f"-- {name}", flush=True)
+        print(f"-- {name} (at {elapsed():.0f}s)", flush=True)
         await action()
         ended = time.monotonic()
         target = await self.sim_last_ids()
@@ -299,12 +306,14 @@ async def drill(args: argparse.Namespace) -> list[Result]:
         results: list[Result] = []
         try:
             await runner.start()
+            print(f"-- pipeline up (at {elapsed():.0f}s)", flush=True)
             await asyncio.sleep(args.settle)
             for fault in args.faults:
                 results.append(await runner.run_fault(fault))
                 r = results[-1]
                 print(f"   caught up in {r.catch_up_s}s; peak RSS MB {r.peak_rss_mb}", flush=True)
             await runner.wait_final(results)
+            print(f"-- everything stored (at {elapsed():.0f}s)", flush=True)
             await runner.account(results)
         except BaseException:
             if args.logs:
@@ -314,6 +323,7 @@ async def drill(args: argparse.Namespace) -> list[Result]:
         finally:
             sampler.cancel()
             await runner.stop()
+            print(f"-- daemons stopped (at {elapsed():.0f}s)", flush=True)
             await _drop(name)
             await _flush_redis(runner.platform.redis_prefix)
     return results
