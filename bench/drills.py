@@ -174,7 +174,8 @@ class Drill:
     async def collector_term(self) -> None:
         await self.redis_proxy.stop()
         await asyncio.sleep(1.0)  # trades arrive while Redis is down: the collector holds them
-        code, _ = await asyncio.to_thread(self.daemons["collector"].stop)
+        code, took = await asyncio.to_thread(self.daemons["collector"].stop)
+        print(f"   collector stopped (exit {code}) in {took:.1f}s", flush=True)
         if code != 0:
             raise RuntimeError(f"collector exited {code} on SIGTERM\n{self.daemons['collector'].output()}")
         await asyncio.sleep(self.args.restart_delay)
@@ -289,7 +290,14 @@ class Drill:
         await self._wait_caught_up(final)
 
     async def stop(self) -> None:
-        self.platform.stop_all()
+        """SIGTERM every daemon at once (each flushes what it holds), then wait for all."""
+        live = [d for d in self.platform.daemons if d.process is not None and d.process.poll() is None]
+        outcomes = await asyncio.gather(
+            *(asyncio.to_thread(d.stop, timeout=20) for d in live), return_exceptions=True
+        )
+        for daemon, outcome in zip(live, outcomes, strict=True):
+            if isinstance(outcome, BaseException):
+                print(f"   {daemon.name} did not stop: {outcome!s:.300}", file=sys.stderr)
         await self.pg_proxy.stop()
         await self.redis_proxy.stop()
 
