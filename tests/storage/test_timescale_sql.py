@@ -17,6 +17,7 @@ BASE = ROOT / "storage" / "migrations" / "postgres" / "001_initial.sql"
 POSTGRES = sorted((ROOT / "storage" / "migrations" / "postgres").glob("*.sql"))
 FEATURES = ROOT / "storage" / "migrations" / "postgres" / "002_bar_features.sql"
 TIMESCALE = ROOT / "storage" / "migrations" / "timescale" / "100_hypertables.sql"
+TRADE_IDS_RETENTION = ROOT / "storage" / "migrations" / "timescale" / "101_trade_ids_retention.sql"
 
 VERIFY_DEFAULTS = """
 DO $$
@@ -70,6 +71,8 @@ BEGIN
     PERFORM 1 FROM timescaledb_information.jobs WHERE hypertable_name = 'bars'
         AND proc_name = 'policy_retention' AND config->>'drop_after' = '1 year';
     IF NOT FOUND THEN RAISE EXCEPTION 'configured bars retention missing'; END IF;
+    PERFORM 1 FROM timescaledb_information.jobs WHERE proc_name = 'cryptostock_prune_trade_ids';
+    IF FOUND THEN RAISE EXCEPTION 'trade_ids pruned although trades retention is disabled'; END IF;
 END $$;
 """
 
@@ -101,7 +104,9 @@ def test_policies_follow_the_store_settings(tmp_path: Path) -> None:
     configured = tmp_path / "configured.sql"
     configured.write_text(
         "SELECT set_config('cryptostock.trades_retain', '', false);\n"
-        "SELECT set_config('cryptostock.bars_retain', '1 year', false);\n" + TIMESCALE.read_text()
+        "SELECT set_config('cryptostock.bars_retain', '1 year', false);\n"
+        + TIMESCALE.read_text()
+        + TRADE_IDS_RETENTION.read_text()
     )
     verify = tmp_path / "verify.sql"
     verify.write_text(VERIFY_CONFIGURED)
@@ -359,3 +364,30 @@ def test_one_identity_upgrade_moves_duplicates_out_of_compressed_chunks(tmp_path
     early = sorted(p for p in postgres.glob("*.sql") if p.name[:3] in ("003", "004", "005"))
     identity = postgres / "006_trade_identity.sql"
     assert_ran(run_check(BASE, FEATURES, TIMESCALE, *early, before, identity, after))
+
+
+PRUNED_IDENTITIES = """
+INSERT INTO trade_ids VALUES ('binance', 'BTC-USDT', 'old', now() - interval '100 days'),
+                             ('binance', 'BTC-USDT', 'new', now() - interval '1 day');
+DO $$
+DECLARE job int;
+BEGIN
+    SELECT job_id INTO job FROM timescaledb_information.jobs
+        WHERE proc_name = 'cryptostock_prune_trade_ids' AND config->>'drop_after' = '90 days';
+    IF job IS NULL THEN RAISE EXCEPTION 'no trade_ids retention job'; END IF;
+END $$;
+CALL cryptostock_prune_trade_ids(0, '{"drop_after": "90 days"}');
+DO $$
+BEGIN
+    IF (SELECT array_agg(trade_id) FROM trade_ids)::text <> '{new}' THEN
+        RAISE EXCEPTION 'identities after pruning: %', (SELECT array_agg(trade_id) FROM trade_ids);
+    END IF;
+END $$;
+"""
+
+
+def test_identities_are_pruned_with_the_trades_retention(tmp_path: Path) -> None:
+    """101: a daily job drops trade identities older than the trades retention (default 90 days)."""
+    verify = tmp_path / "pruned.sql"
+    verify.write_text(PRUNED_IDENTITIES)
+    assert_ran(run_check(*POSTGRES, TIMESCALE, TRADE_IDS_RETENTION, verify))
