@@ -8,6 +8,7 @@ import time
 import tracemalloc
 
 import httpx
+import pytest
 
 from monitoring.metrics import PlatformMetrics
 from simulator.exchange import SimulatedExchange
@@ -48,6 +49,7 @@ def test_a_long_run_keeps_a_bounded_history_by_age() -> None:
     assert history.from_id(0, 2)[0][0].trade_id == oldest  # below the reach: the oldest held
 
 
+@pytest.mark.slow  # about 6 s: 120,000 trades encoded under tracemalloc
 async def test_memory_of_a_paced_exchange_stops_growing(metrics: PlatformMetrics) -> None:
     """SimulatedExchange as `cryptostock simulate`/`run` build it: after the history reaches its age, the
     memory it holds stays flat however long the market runs."""
