@@ -4,12 +4,12 @@ Each simulated venue (a real aiohttp websocket server on loopback) sends its liv
 slips damaged frames between them: its latest trade message with random damage (tests/collectors/
 mutations.py: flipped bytes, truncation, numbers >= 2^63 and 1e999, wrong types, invalid UTF-8, deep
 nesting, repeats), with one field set to a bad value (2^63, NaN, infinity, negative, null, a list), or
-broken in the venue's named ways (simulator/malformed.py). Only frames the venue's adapter rejects are
-sent: a damaged frame that still parses is a real trade message again, and the collector would be right to
-take it. The collector session must keep its one connection (no reconnect), count every damaged frame
-in collector_errors_total (a parse error type), and publish every live trade exactly once with its exact
-price and nothing else. Kraken and Bybit have no simulator; their adapters get the same damage without a
-socket in test_contract.py.
+broken in the venue's named ways (simulator/malformed.py), and a few over the frame limit. Only frames
+the venue's adapter rejects are sent: a damaged frame that still parses is a real trade message again,
+and the collector would be right to take it. The collector session must keep its one connection (no
+reconnect), count every damaged frame in collector_errors_total (a parse error type), and publish every
+live trade exactly once with its exact price and nothing else. Kraken and Bybit have no simulator; their
+adapters get the same damage without a socket in test_contract.py.
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ FUZZ_FRAMES = 10_000  # damaged frames per venue
 PER_ROUND = 250  # sent together, then the live trades flow again for a moment
 LARGE = 64 * 1024  # frames above this are few: they cost the loopback, not the parser
 LARGE_BUDGET = 12
+OVERSIZED = 4  # frames over the venue's frame limit (2 MiB each), sent in the first round
 BAD_VALUES: tuple[Any, ...] = (
     2**63,
     2**64,
@@ -138,6 +139,11 @@ async def test_ten_thousand_damaged_frames_never_break_a_running_collector(
             good = sim.source_message()
             assert good is not None
             batch: list[tuple[bytes, int]] = []
+            if sent == 0:
+                batch += [
+                    malformed_frame("oversized", good, venue.trade_fields, rng) for _ in range(OVERSIZED)
+                ]
+                assert all(rejected(backfiller.adapter, payload) for payload, _ in batch)
             while len(batch) < min(PER_ROUND, FUZZ_FRAMES - sent):
                 payload, opcode = damaged(rng, good, venue)
                 if len(payload) > LARGE:
@@ -163,6 +169,7 @@ async def test_ten_thousand_damaged_frames_never_break_a_running_collector(
         session.stop()
         await asyncio.wait_for(task, 5.0)
     assert parse_errors() == sent  # every damaged frame counted, once
+    assert sample("collector_errors_total", error_type="oversized") >= OVERSIZED
     assert sample("websocket_reconnections_total") == 0
     assert skipped < sent  # most damage makes a frame unusable; the rest was not sent
     for symbol in symbols:
