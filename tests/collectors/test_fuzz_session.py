@@ -8,13 +8,15 @@ broken in the venue's named ways (simulator/malformed.py), and a few over the fr
 the venue's adapter rejects are sent: a damaged frame that still parses is a real trade message again,
 and the collector would be right to take it. The collector session must keep its one connection (no
 reconnect), count every damaged frame in collector_errors_total (a parse error type), and publish every
-live trade exactly once with its exact price and nothing else. Kraken and Bybit have no simulator; their
-adapters get the same damage without a socket in test_contract.py.
+live trade exactly once with its exact price and nothing else. The adapters without a simulator (Kraken,
+Bybit, Binance futures and delivery) get the same over a plain websocket server on loopback that sends
+numbered copies of one of their recorded trade frames between the damaged ones.
 """
 
 from __future__ import annotations
 
 import asyncio
+import copy
 import random
 import time
 import zlib
@@ -23,9 +25,11 @@ from typing import Any
 
 import msgspec
 import pytest
+import websockets
 
 from collectors.adapter import PARSE_ERROR_TYPES, ExchangeAdapter
 from collectors.backfill import RestBackfiller, discover
+from collectors.registry import ADAPTERS
 from collectors.session import CollectorSession
 from core.errors import ParseError
 from monitoring.metrics import PlatformMetrics
@@ -35,6 +39,7 @@ from simulator.malformed import holder_of, malformed_frame
 from simulator.markets import SyntheticMarket
 from simulator.venue import VenueOptions, VenueProtocol
 from simulator.venues import VENUES, make_venue
+from tests.collectors import venue_fixtures as vf
 from tests.collectors.mutations import mutate
 from tests.collectors.session_harness import RecordingSink, Sample, assert_complete, eventually
 
@@ -67,13 +72,13 @@ BAD_VALUES: tuple[Any, ...] = (
 )
 
 
-def field_damage(rng: random.Random, good: bytes, venue: VenueProtocol) -> bytes:
-    """The message with one field of its trade (or its envelope) set to a bad value."""
+def field_damage(rng: random.Random, good: bytes, row_key: str) -> bytes:
+    """The message with one field of its trade (the object holding `row_key`) or of its envelope set to a
+    bad value."""
     message = msgspec.json.decode(good)
-    fields = venue.trade_fields
-    row = holder_of(message, fields.price)
-    holder = row if row is not None and rng.random() < 0.8 else holder_of(message, fields.kind)
-    if holder is None:
+    row = holder_of(message, row_key)
+    holder = row if row is not None and rng.random() < 0.8 else message
+    if not isinstance(holder, dict) or not holder:
         return good + b"x"
     holder[rng.choice(sorted(holder))] = rng.choice(BAD_VALUES)
     try:
@@ -87,7 +92,7 @@ def damaged(rng: random.Random, good: bytes, venue: VenueProtocol) -> tuple[byte
     if roll < 0.5:
         return mutate(rng, good), OP_BINARY if rng.random() < 0.05 else OP_TEXT
     if roll < 0.8:
-        return field_damage(rng, good, venue), OP_TEXT
+        return field_damage(rng, good, venue.trade_fields.price), OP_TEXT
     kind = rng.choice([k for k in venue.malformed_kinds if k != "oversized"])
     return malformed_frame(kind, good, venue.trade_fields, rng)
 
@@ -176,3 +181,97 @@ async def test_ten_thousand_damaged_frames_never_break_a_running_collector(
         assert_complete(sink, sim, symbol)  # every live trade once, exact prices, no invented trade
     history = {(t.symbol, t.trade_id) for s in symbols for t in sim.history(s)}
     assert all((t.raw_symbol, t.sequence) in history for t in sink.trades)
+
+
+NO_SIMULATOR = sorted(set(ADAPTERS) - set(VENUES))  # Kraken, Bybit: recorded frames, a plain server
+
+
+class RecordedVenue:
+    """A websocket server on loopback for a venue without a simulator: numbered copies of one of its
+    recorded single-trade frames (a new id each, contiguous where the venue's ids are), each followed by
+    damaged frames the adapter rejects. It answers nothing: the adapters need no acknowledgement."""
+
+    def __init__(self, name: str, frames: int) -> None:
+        self.adapter = vf.adapter(name)
+        self.template, self.id_key, self.first_id = self._template(name)
+        self.rng = random.Random(zlib.crc32(name.encode()))
+        self.frames = frames
+        self.valid: list[str] = []  # trade ids sent in valid frames, in order
+        self.damaged = 0
+        self.done = asyncio.Event()
+
+    def _template(self, name: str) -> tuple[dict[str, Any], str, int]:
+        for text in vf.load(name).frames:
+            trades = self.adapter.parse(text.encode(), 1)
+            if len(trades) == 1 and trades[0].trade_id.isdigit():
+                message = msgspec.json.decode(text)
+                for key in ("trade_id", "i", "tradeId", "id", "a", "t"):
+                    row = holder_of(message, key)
+                    if row is not None and str(row[key]) == trades[0].trade_id:
+                        return message, key, int(trades[0].trade_id)
+        raise AssertionError(f"{name}: no recorded frame with one numbered trade")
+
+    def numbered(self, n: int) -> bytes:
+        message = copy.deepcopy(self.template)
+        row = holder_of(message, self.id_key)
+        assert row is not None
+        row[self.id_key] = type(row[self.id_key])(self.first_id + n)
+        return msgspec.json.encode(message)
+
+    async def serve(self, ws: websockets.ServerConnection) -> None:
+        reader = asyncio.create_task(self._drain(ws))
+        try:
+            n = 0
+            while self.damaged < self.frames:
+                good = self.numbered(n)
+                await ws.send(good.decode())
+                self.valid.append(str(self.first_id + n))
+                n += 1
+                for _ in range(50):
+                    payload = mutate(self.rng, good) if self.rng.random() < 0.6 else None
+                    payload = payload or field_damage(self.rng, good, self.id_key)
+                    if len(payload) > LARGE or not rejected(self.adapter, payload):
+                        continue
+                    await ws.send(payload)  # bytes: a binary frame, as venues' compressed feeds are
+                    self.damaged += 1
+                await asyncio.sleep(0)
+            self.done.set()
+            await ws.wait_closed()
+        finally:
+            reader.cancel()
+
+    @staticmethod
+    async def _drain(ws: websockets.ServerConnection) -> None:
+        async for _ in ws:  # subscriptions and pings, unanswered
+            pass
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", NO_SIMULATOR)
+async def test_damaged_frames_never_break_a_collector_of_a_venue_without_simulator(
+    name: str, metrics: PlatformMetrics
+) -> None:
+    venue = RecordedVenue(name, frames=FUZZ_FRAMES)
+    sample = Sample(metrics, name)
+    sink = RecordingSink()
+    async with websockets.serve(venue.serve, "127.0.0.1", 0, max_size=None) as server:
+        port = server.sockets[0].getsockname()[1]
+        symbol = venue.adapter.parse(venue.numbered(0), 1)[0].raw_symbol
+        session = CollectorSession(
+            venue.adapter, [symbol], sink=sink, metrics=metrics, ws_base_url=f"ws://127.0.0.1:{port}"
+        )
+        task = asyncio.create_task(session.run())
+        try:
+            await asyncio.wait_for(venue.done.wait(), 60)
+            await eventually(lambda: len(sink.trades) >= len(venue.valid), timeout=30)
+            assert not task.done(), "the session ended"
+        finally:
+            session.stop()
+            await asyncio.wait_for(task, 5.0)
+
+    def parse_errors() -> float:
+        return sum(sample("collector_errors_total", error_type=k) for k in PARSE_ERROR_TYPES)
+
+    assert parse_errors() == venue.damaged >= FUZZ_FRAMES
+    assert sample("websocket_reconnections_total") == 0
+    assert [t.trade_id for t in sink.trades] == venue.valid  # every valid trade once, nothing else
