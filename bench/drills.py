@@ -17,7 +17,7 @@ of them are not stored (missing), how many of those the platform reported (aband
 events), duplicates, the time from the end of the fault until every trade made up to then was stored
 (catch-up), and the peak RSS of each daemon during the fault and its catch-up.
 
-Run:  .venv/bin/python bench/drills.py                       (60 s outages, 2,500 trades/s; ~10 minutes)
+Run:  .venv/bin/python bench/drills.py                       (60 s outages, 2,500 trades/s; about 7 minutes)
       .venv/bin/python bench/drills.py --outage 5 --tps 500   (the short variant tests/integration runs)
 Needs PostgreSQL (creates and drops a scratch database) and Redis (db 10, keys under a random prefix).
 """
