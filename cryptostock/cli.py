@@ -189,6 +189,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--speed", type=float, default=S, help="replay speed multiplier, 0 = as fast as read"
     )
     simulate.add_argument("--faults", default=S, help='JSON injected at start, e.g. {"skip": 5}')
+    simulate.add_argument(
+        "--max-history-age", type=float, default=S, help="seconds of trades kept for REST (default 120)"
+    )
     simulate.add_argument("--ping-interval", type=float, default=S)
     simulate.add_argument("--ping-timeout", type=float, default=S)
 

@@ -71,6 +71,7 @@ class Connection:
         self.cursor = hub.log.end
         self.sent = 0
         self.malformed_pending = 0
+        self.raw_pending: list[tuple[bytes, int]] = []  # (payload, opcode) frames to send as they are
         self.closing = False
         self.ever_subscribed = False
         self._loop = asyncio.get_running_loop()
@@ -204,7 +205,7 @@ class Connection:
             if stalled > 0:
                 await hub.wake.wait(timeout=stalled)
                 continue
-            if self.malformed_pending:
+            if self.malformed_pending or self.raw_pending:
                 self._write_malformed()
             elif not self.session.subscribed:
                 self.cursor = log.end
@@ -252,8 +253,10 @@ class Connection:
             self._hub.trades_sent += count
 
     def _write_malformed(self) -> None:
-        venue, good = self._hub.venue, self._malformed_source()
-        parts: list[bytes] = []
+        venue, good = self._hub.venue, self.source_message()
+        parts = [frame(payload, opcode) for payload, opcode in self.raw_pending]
+        self._hub.malformed_sent += len(self.raw_pending)
+        self.raw_pending = []
         while self.malformed_pending > 0:
             kind = venue.malformed_kinds[self._malformed_index % len(venue.malformed_kinds)]
             payload, opcode = malformed_frame(kind, good, venue.trade_fields, self._rng)
@@ -264,7 +267,7 @@ class Connection:
         self._transport.write(b"".join(parts))
         self.last_activity = self._loop.time()
 
-    def _malformed_source(self) -> bytes:
+    def source_message(self) -> bytes:
         """The good message broken frames are made from: the first subscription's rendering of its symbol's
         latest visible trade (or the main payload of the first listed symbol, if nothing is subscribed)."""
         symbol, targets = next(iter(self._refresh_routes().items()), (min(self._hub.symbols), [_RAW]))

@@ -29,12 +29,14 @@ from simulator.connection import Connection
 from simulator.faults import FaultRequest, FaultState
 from simulator.history import Notifier, Recorded, SymbolHistory, TradeLog
 from simulator.rest import RestFront
+from simulator.synthetic import SyntheticMarket
 from simulator.trades import MarketSource, MarketTrade
 from simulator.venue import HandshakeRefused, VenueProtocol
 
 LOOKAHEAD = 4096
 TRIM_CHUNK = 4096
 DEFAULT_MAX_HISTORY = 2_000_000
+DEFAULT_MAX_HISTORY_AGE_S = 120.0  # REST reaches back over a collector's restart or a 60 s outage
 DEFAULT_MAX_BACKLOG = 1_000_000
 
 
@@ -45,8 +47,9 @@ class SimulatedExchange:
     written, summed over connections), `malformed_sent`, `client_errors` (client frames answered with the
     venue's error), `connection_count`, `finished` (the market ended), `faults` (pending faults),
     `history(symbol)`, `state()` (what GET /admin/state answers).
-    max_history: trades kept per symbol for REST; max_backlog: how far (in trades) a subscribed connection
-    may fall behind before it is closed.
+    max_history: trades kept per symbol for REST; max_history_age_s: and only those at most this much
+    older than the symbol's newest trade (None: no age bound); max_backlog: how far (in trades) a
+    subscribed connection may fall behind before it is closed.
     """
 
     def __init__(
@@ -58,6 +61,7 @@ class SimulatedExchange:
         port: int = 0,
         metrics: PlatformMetrics = METRICS,
         max_history: int = DEFAULT_MAX_HISTORY,
+        max_history_age_s: float | None = None,
         max_backlog: int = DEFAULT_MAX_BACKLOG,
     ) -> None:
         _check_symbols(market, venue)
@@ -74,7 +78,8 @@ class SimulatedExchange:
         self.client_errors = 0
         self.finished = False
         self.connections: dict[int, Connection] = {}
-        self._histories = {s: SymbolHistory(s, max_history) for s in market.symbols}
+        age_ms = None if max_history_age_s is None else round(max_history_age_s * 1000)
+        self._histories = {s: SymbolHistory(s, max_history, age_ms) for s in market.symbols}
         self._conn_ids = itertools.count(1)
         self._handlers: set[asyncio.Task[Any]] = set()
         self._runner: web.AppRunner | None = None
@@ -263,6 +268,20 @@ class SimulatedExchange:
         self.wake.notify()
         self._log.info("fault: {} malformed frames to {} connections", count, len(self.connections))
 
+    def send_frames(self, frames: Sequence[tuple[bytes, int]]) -> None:
+        """Send these (payload, opcode) frames, unchanged, on every subscribed websocket, between the trades
+        (a fuzzer's damaged frames)."""
+        for conn in self.connections.values():
+            if conn.subscribed:
+                conn.raw_pending.extend(frames)
+        self.wake.notify()
+
+    def source_message(self) -> bytes | None:
+        """The good message broken frames are made from on the first subscribed websocket (its latest
+        visible trade as that connection receives it), or None before any subscription."""
+        conn = next((c for c in self.connections.values() if c.subscribed), None)
+        return None if conn is None else conn.source_message()
+
     def skip_ids(self, count: int, symbol: str | None = None) -> None:
         """Withhold the next `count` trades (of `symbol`, or of each symbol) from every websocket."""
         raw = self._listed(symbol) if symbol else None
@@ -288,6 +307,15 @@ class SimulatedExchange:
             self.drop_connections()
         if request.outage:
             self.outage(request.outage)
+        if request.tps:
+            self.set_rate(request.tps)
+
+    def set_rate(self, tps: float) -> None:
+        """A paced synthetic market's trades per second from now on; ValueError for other markets."""
+        if not isinstance(self.market, SyntheticMarket) or self.market.on_demand:
+            raise ValueError("only a paced synthetic market (tps > 0) can change its rate")
+        self.market.tps = tps
+        self._log.info("fault: market rate now {} trades/s", tps)
 
     def _listed(self, text: str) -> str:
         """A listed symbol as the user spelled it ('btcusdt', 'BTC/USDT'); ValueError if not listed."""

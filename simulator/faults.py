@@ -8,6 +8,8 @@
 - rate_limit: the next N REST calls answer HTTP 429 with Retry-After.
 - outage: drop every websocket and refuse new ones (HTTP 503 on the upgrade) for N seconds while the market
   trades on and REST keeps serving: a reconnecting client misses whatever REST no longer reaches.
+- tps: change a paced synthetic market's rate from now on (an overload drill: several times the rate the
+  platform sustains, then back).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ class FaultRequest(BaseModel):
     rate_limit: int | None = Field(default=None, ge=0, description="REST calls answered 429")
     retry_after: int = Field(default=1, ge=0, description="Retry-After seconds of those 429s")
     outage: float | None = Field(default=None, ge=0, description="seconds without websockets")
+    tps: float | None = Field(default=None, gt=0, description="new trades per second of a synthetic market")
 
 
 class FaultState:

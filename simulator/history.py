@@ -99,17 +99,25 @@ def _time_ms(entry: Recorded) -> int:
 
 
 class SymbolHistory:
-    """One symbol's recorded trades in trade-id order (one entry per id), keeping at most `max_len`
-    (lowest ids dropped first)."""
+    """One symbol's recorded trades in trade-id order (one entry per id), keeping at most `max_len` and
+    (max_age_ms given) only those at most `max_age_ms` older than the newest, by trade time (lowest ids,
+    oldest, dropped first).
 
-    def __init__(self, symbol: str, max_len: int) -> None:
+    The age bound is what keeps a long paced run's memory flat (about 0.5 KB per trade held): REST only has
+    to reach back as far as a collector can be away, not to the start of the run."""
+
+    def __init__(self, symbol: str, max_len: int, max_age_ms: int | None = None) -> None:
         if max_len < 1:
             raise ValueError("max_len must be >= 1")
+        if max_age_ms is not None and max_age_ms < 0:
+            raise ValueError("max_age_ms must be >= 0")
         self.symbol = symbol
         self.max_len = max_len
+        self.max_age_ms = max_age_ms
         self._items: list[Recorded] = []
         # Dropping in chunks keeps trimming amortised O(1) per trade.
         self._slack = max(1, min(max_len // 4, 100_000))
+        self._age_slack_ms = 0 if max_age_ms is None else max(1, max_age_ms // 4)
 
     def __len__(self) -> int:
         return len(self._items) - self._first()
@@ -124,19 +132,21 @@ class SymbolHistory:
         items = self._items
         if not items or entry[0].trade_id > items[-1][0].trade_id:
             items.append(entry)
-            if len(items) > self.max_len + self._slack:
-                del items[: len(items) - self.max_len]
-            return True
-        trade_id = entry[0].trade_id
-        first = self._first()
-        index = bisect.bisect_left(items, trade_id, lo=first, key=_trade_id)
-        if index == first and first > 0:
-            return False  # below every id still kept: it would be dropped at once
-        if index < len(items) and items[index][0].trade_id == trade_id:
-            return False
-        items.insert(index, entry)
+        else:
+            trade_id = entry[0].trade_id
+            first = self._first()
+            index = bisect.bisect_left(items, trade_id, lo=first, key=_trade_id)
+            if index == first and first > 0:
+                return False  # below every id still kept: it would be dropped at once
+            if index < len(items) and items[index][0].trade_id == trade_id:
+                return False
+            items.insert(index, entry)
         if len(items) > self.max_len + self._slack:
             del items[: len(items) - self.max_len]
+        if self.max_age_ms is not None:
+            oldest_kept = entry[0].time_ms - self.max_age_ms
+            if items[0][0].time_ms < oldest_kept - self._age_slack_ms:
+                del items[: bisect.bisect_left(items, oldest_kept, key=_time_ms)]
         return True
 
     def _first(self) -> int:

@@ -11,7 +11,12 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from core.errors import ConfigError
 from monitoring.metrics import METRICS, PlatformMetrics
-from simulator.exchange import DEFAULT_MAX_BACKLOG, DEFAULT_MAX_HISTORY, SimulatedExchange
+from simulator.exchange import (
+    DEFAULT_MAX_BACKLOG,
+    DEFAULT_MAX_HISTORY,
+    DEFAULT_MAX_HISTORY_AGE_S,
+    SimulatedExchange,
+)
 from simulator.faults import FaultRequest
 from simulator.replay import ReplayMarket
 from simulator.synthetic import SyntheticMarket
@@ -31,8 +36,10 @@ class SimulatorSettings(BaseModel):
     (1 = original gaps, 0 = as fast as read). Seconds: ping_interval/ping_timeout (server pings: Binance,
     Coinbase), heartbeat_interval (Coinbase and Kraken heartbeat channels), idle_timeout (OKX closes 4004),
     subscribe_timeout (Coinbase closes a connection that has not subscribed). weight_limit: Binance REST
-    weight per minute. faults: injected once at start. next_trade_ids: per symbol, the id after the last one
-    a database holds: a synthetic market continues from there, a replay resumes after that trade's row.
+    weight per minute. faults: injected once at start. max_history: trades kept per symbol for REST;
+    max_history_age: seconds of them kept by a paced synthetic market (bounds `make run`'s memory).
+    next_trade_ids: per symbol, the id after the last one a database holds: a synthetic market continues
+    from there, a replay resumes after that trade's row.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -53,6 +60,7 @@ class SimulatorSettings(BaseModel):
     idle_timeout: float = Field(default=30.0, gt=0)
     subscribe_timeout: float = Field(default=5.0, gt=0)
     max_history: int = Field(default=DEFAULT_MAX_HISTORY, ge=1)
+    max_history_age: float = Field(default=DEFAULT_MAX_HISTORY_AGE_S, gt=0)  # s, by trade time
     max_backlog: int = Field(default=DEFAULT_MAX_BACKLOG, ge=1)
     weight_limit: int | None = Field(default=None, ge=1)
     faults: FaultRequest | None = None
@@ -107,14 +115,20 @@ def build_market(settings: SimulatorSettings, venue: VenueProtocol | None = None
 
 
 def build_simulator(settings: SimulatorSettings, metrics: PlatformMetrics = METRICS) -> SimulatedExchange:
+    """The simulated exchange of `settings`. A paced synthetic market (tps > 0, trades stamped with the
+    wall clock) keeps `max_history_age` seconds of history; a replay or an on-demand market keeps its
+    history by count only (their trade times are not the wall clock)."""
     venue = build_venue(settings)
+    market = build_market(settings, venue)
+    paced = isinstance(market, SyntheticMarket) and not market.on_demand
     return SimulatedExchange(
-        build_market(settings, venue),
+        market,
         venue,
         host=settings.host,
         port=settings.port,
         metrics=metrics,
         max_history=settings.max_history,
+        max_history_age_s=settings.max_history_age if paced else None,
         max_backlog=settings.max_backlog,
     )
 

@@ -123,9 +123,9 @@ class SyntheticMarket:
 
     async def _run_paced(self, sink: TradeSink) -> None:
         loop = asyncio.get_running_loop()
-        cluster_rate = self.tps / self._mean_cluster
         next_due = loop.time()
         while True:
+            cluster_rate = self.tps / self._mean_cluster  # tps may change while running (a fault)
             now = loop.time()
             if now - next_due > 1.0:  # far behind (the loop was blocked): do not replay the backlog
                 next_due = now

@@ -4,10 +4,11 @@ Times: integer ns UTC inside; every pooled connection gets a timestamptz codec t
 the wire (no datetime objects), at PostgreSQL's microsecond precision: sub-microsecond digits are
 truncated (floored) on the way in. Prices and sizes are numeric, written from and read back as the
 exact strings. Trades are written by COPY into a per-connection temp table, then moved by one plain
-INSERT ... SELECT. Only when that hits a key already stored (a redelivery after a crash, an overlapping
-backfill) is the batch moved again, in the same transaction, by INSERT ... ON CONFLICT DO NOTHING
-RETURNING, which tells which trades were new. The plain insert costs the server about half as much as the
-de-duplicating one, and duplicates are the exception.
+INSERT ... SELECT, which also records each trade's identity (exchange, symbol, trade_id) in trade_ids:
+the same id at another event time is the same trade. Only when that hits a key already stored (a
+redelivery after a crash, an overlapping backfill) is the batch moved again, in the same transaction,
+by INSERT ... ON CONFLICT DO NOTHING RETURNING, which tells which trades were new. The plain insert
+costs the server about half as much as the de-duplicating one, and duplicates are the exception.
 
 An outage is survivable: operations raise StorageError (or CircuitOpenError while the "database"
 breaker is open), and the pool replaces dead connections on the next acquire once PostgreSQL is back.
@@ -51,6 +52,7 @@ from storage.rows import (
     row_resume,
     row_trade,
     symbol_row,
+    trade_key,
     trade_row,
 )
 from storage.schema import load_migrations
@@ -95,9 +97,20 @@ _STAGED_AS = {
     "ts_recv": "'epoch'::timestamptz + (ts_recv / 1000) * interval '1 microsecond'",
 }
 _TRADE_STAGED = ", ".join(_STAGED_AS.get(c, c) for c in TRADE_COLUMNS)
-SQL_INSERT_TRADES = f"INSERT INTO trades ({_TRADE_COLS}) SELECT {_TRADE_STAGED} FROM trades_in"
-SQL_INSERT_NEW_TRADES = f"""{SQL_INSERT_TRADES}
-    ON CONFLICT DO NOTHING RETURNING exchange, symbol, trade_id, ts_event"""
+_STAGED_TS_EVENT = _STAGED_AS["ts_event"]
+# A trade's identity is (exchange, symbol, trade_id) whatever its event time: trade_ids (a plain table,
+# migration 006) holds it, because a hypertable's unique key must include ts_event. Both tables are written
+# by one statement, so a trade is in both or in neither.
+SQL_INSERT_TRADES = f"""WITH ids AS (INSERT INTO trade_ids (exchange, symbol, trade_id, ts_event)
+        SELECT exchange, symbol, trade_id, {_STAGED_TS_EVENT} FROM trades_in)
+    INSERT INTO trades ({_TRADE_COLS}) SELECT {_TRADE_STAGED} FROM trades_in"""
+# The staged batch holds each identity once (insert_trades removes repeats within a batch first).
+SQL_INSERT_NEW_TRADES = f"""WITH new_ids AS (INSERT INTO trade_ids (exchange, symbol, trade_id, ts_event)
+        SELECT exchange, symbol, trade_id, {_STAGED_TS_EVENT} FROM trades_in
+        ON CONFLICT DO NOTHING RETURNING exchange, symbol, trade_id)
+    INSERT INTO trades ({_TRADE_COLS}) SELECT {_TRADE_STAGED}
+        FROM trades_in JOIN new_ids USING (exchange, symbol, trade_id)
+    ON CONFLICT DO NOTHING RETURNING exchange, symbol, trade_id"""
 SQL_UPSERT_BARS = f"""INSERT INTO bars ({", ".join(BAR_COLUMNS)}, updated_at) VALUES ({_BAR_MARKS}, now())
     ON CONFLICT (exchange, symbol, timeframe, open_time) DO UPDATE SET {_BAR_UPDATES}, updated_at = now()"""
 SQL_SELECT_BARS = f"""SELECT {_BAR_READ} FROM bars
@@ -171,9 +184,16 @@ def _nanos(value: tuple[int]) -> int:
     return (value[0] + PG_EPOCH_US) * 1000
 
 
-def _stored_key(t: Trade) -> TradeKey:
-    """A trade's key as PostgreSQL stores it (ts_event at microsecond precision)."""
-    return (t.exchange, t.symbol, t.trade_id, t.ts_event // 1000 * 1000)
+def _first_of_each_identity(trades: Sequence[Trade], rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """The rows of the first trade of each identity, in input order (all of them when none repeats)."""
+    seen: set[TradeKey] = set()
+    out: list[tuple[Any, ...]] = []
+    for t, row in zip(trades, rows, strict=True):
+        key = trade_key(t)
+        if key not in seen:
+            seen.add(key)
+            out.append(row)
+    return out
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
@@ -323,9 +343,14 @@ class PostgresStore:
                         await conn.execute(SQL_INSERT_TRADES)
                     return None
                 except asyncpg.UniqueViolationError:
-                    return await conn.fetch(SQL_INSERT_NEW_TRADES)
+                    pass
+                first = _first_of_each_identity(trades, rows)
+                if len(first) < len(rows):  # a trade repeated within the batch: stage its first only
+                    await conn.execute("DELETE FROM trades_in")
+                    await conn.copy_records_to_table("trades_in", records=first, columns=TRADE_COLUMNS)
+                return await conn.fetch(SQL_INSERT_NEW_TRADES)
 
-        new = new_in_order(trades, await self._run("insert_trades", insert), key=_stored_key)
+        new = new_in_order(trades, await self._run("insert_trades", insert))
         self._metrics.db_rows_written.labels("trades").inc(len(new))
         return new
 

@@ -41,8 +41,8 @@ DECIMAL_BAR_FIELDS = frozenset(
 """Bar fields kept as exact decimal text (numeric in PostgreSQL, TEXT in SQLite)."""
 _COVERAGE_AT = BAR_FIELDS.index("coverage")
 
-TradeKey = tuple[str, str, str, int]
-"""(exchange, symbol, trade_id, ts_event): the unique key of a stored trade."""
+TradeKey = tuple[str, str, str]
+"""(exchange, symbol, trade_id): a trade's identity. The same id at another event time is the same trade."""
 
 SOURCE_KEY = "data_source"
 """platform_meta key recording whether the data is 'simulated' or 'live'."""
@@ -80,7 +80,7 @@ def coverage_range_params(
 
 
 def trade_key(trade: Trade) -> TradeKey:
-    return (trade.exchange, trade.symbol, trade.trade_id, trade.ts_event)
+    return (trade.exchange, trade.symbol, trade.trade_id)
 
 
 def trade_row(t: Trade) -> tuple[Any, ...]:
@@ -147,7 +147,7 @@ def new_in_order(
     `inserted` None: the plain insert took every trade, so all of them are new."""
     if inserted is None:
         return list(trades)
-    pending = {(k[0], k[1], str(k[2]), int(k[3])) for k in inserted}
+    pending = {(k[0], k[1], str(k[2])) for k in inserted}
     out: list[Trade] = []
     for t in trades:
         k = key(t)

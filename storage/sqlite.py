@@ -76,7 +76,7 @@ SQL_INSERT_NEW_TRADES = f"INSERT INTO trades ({_TRADE_COLS}) VALUES ({_TRADE_MAR
 # "WHERE true" resolves SQLite's parsing ambiguity between a SELECT's join and the ON CONFLICT clause.
 SQL_INSERT_TRADES = f"""INSERT INTO trades ({_TRADE_COLS})
     SELECT {_TRADE_COLS} FROM temp.trades_in WHERE true ORDER BY rowid
-    ON CONFLICT DO NOTHING RETURNING exchange, symbol, trade_id, ts_event"""
+    ON CONFLICT DO NOTHING RETURNING exchange, symbol, trade_id"""
 SQL_UPSERT_BARS = f"""INSERT INTO bars ({_BAR_COLS}) VALUES ({_BAR_MARKS})
     ON CONFLICT (exchange, symbol, timeframe, open_time) DO UPDATE SET {_BAR_UPDATES}"""
 SQL_SELECT_BARS = f"""SELECT {", ".join(BAR_COLUMNS)} FROM bars

@@ -48,6 +48,32 @@ async def test_insert_trades_returns_only_new(store: Store, metrics: PlatformMet
     assert stored[-2] == make_trade(7, side=Side.SELL)
 
 
+async def test_a_trade_id_seen_again_is_a_duplicate_whatever_its_event_time(
+    store: Store, metrics: PlatformMetrics
+) -> None:
+    """The identity of a trade is (exchange, symbol, trade_id): a venue (or its REST API during a repair)
+    that sends a stored trade again with another timestamp must not make it a second trade."""
+    first = make_trade(1)
+    assert await store.insert_trades([first]) == [first]
+    moved = make_trade(1, ts=first.ts_event + 3_000_000)  # same id, 3 ms later
+    assert await store.insert_trades([moved]) == []
+    assert await store.insert_trades([moved, make_trade(2)]) == [make_trade(2)]
+    earlier = make_trade(2, ts=first.ts_event - 60_000_000_000)  # a minute earlier: another chunk
+    assert await store.insert_trades([earlier]) == []
+    # within one batch the first occurrence wins, and only it is stored
+    a, b = make_trade(3), make_trade(3, ts=make_trade(3).ts_event + 1_000_000)
+    assert await store.insert_trades([a, b, make_trade(4)]) == [a, make_trade(4)]
+    # another symbol or exchange with the same id is another trade
+    other = make_trade(1, symbol="ETH-USDT")
+    assert await store.insert_trades([other]) == [other]
+    stored = await store.trades("binance", "BTC-USDT", limit=100)
+    assert [(t.trade_id, t.ts_event) for t in stored] == [
+        (t.trade_id, t.ts_event) for t in (first, make_trade(2), a, make_trade(4))
+    ]
+    assert await store.count_trades("binance", "BTC-USDT", 0, 2**62) == 4
+    assert metrics.registry.get_sample_value("db_rows_written_total", {"table": "trades"}) == 5
+
+
 async def test_trades_recent_oldest_first_and_since(store: Store) -> None:
     await store.insert_trades([make_trade(i) for i in range(1, 21)])
     await store.insert_trades([make_trade(1, symbol="ETH-USDT")])

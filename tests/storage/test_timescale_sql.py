@@ -9,12 +9,15 @@ from pathlib import Path
 
 import pytest
 
+from storage.postgres import SQL_INSERT_NEW_TRADES, SQL_INSERT_TRADES, SQL_TEMP_TRADES
+
 ROOT = Path(__file__).resolve().parents[2]
 TOOL = ROOT.parent / "shared" / "tools" / "timescaledb-check"
 BASE = ROOT / "storage" / "migrations" / "postgres" / "001_initial.sql"
 POSTGRES = sorted((ROOT / "storage" / "migrations" / "postgres").glob("*.sql"))
 FEATURES = ROOT / "storage" / "migrations" / "postgres" / "002_bar_features.sql"
 TIMESCALE = ROOT / "storage" / "migrations" / "timescale" / "100_hypertables.sql"
+TRADE_IDS_RETENTION = ROOT / "storage" / "migrations" / "timescale" / "101_trade_ids_retention.sql"
 
 VERIFY_DEFAULTS = """
 DO $$
@@ -68,6 +71,8 @@ BEGIN
     PERFORM 1 FROM timescaledb_information.jobs WHERE hypertable_name = 'bars'
         AND proc_name = 'policy_retention' AND config->>'drop_after' = '1 year';
     IF NOT FOUND THEN RAISE EXCEPTION 'configured bars retention missing'; END IF;
+    PERFORM 1 FROM timescaledb_information.jobs WHERE proc_name = 'cryptostock_prune_trade_ids';
+    IF FOUND THEN RAISE EXCEPTION 'trade_ids pruned although trades retention is disabled'; END IF;
 END $$;
 """
 
@@ -109,7 +114,9 @@ def test_policies_follow_the_store_settings(tmp_path: Path) -> None:
     configured = tmp_path / "configured.sql"
     configured.write_text(
         "SELECT set_config('cryptostock.trades_retain', '', false);\n"
-        "SELECT set_config('cryptostock.bars_retain', '1 year', false);\n" + TIMESCALE.read_text()
+        "SELECT set_config('cryptostock.bars_retain', '1 year', false);\n"
+        + TIMESCALE.read_text()
+        + TRADE_IDS_RETENTION.read_text()
     )
     verify = tmp_path / "verify.sql"
     verify.write_text(VERIFY_CONFIGURED)
@@ -263,3 +270,134 @@ def test_exact_volumes_upgrade_a_compressed_deployment(tmp_path: Path) -> None:
     early = [postgres / name for name in ("003_venue_neutral_ids.sql", "004_coverage.sql")]
     exact = postgres / "005_exact_volumes_and_coverage.sql"
     assert_ran(run_check(BASE, FEATURES, TIMESCALE, *early, before, exact, after))
+
+
+DUPLICATE_VERSIONS = """
+-- a deployment of schema 001-005 + hypertables that stored trade '7' twice (two event times, two chunks)
+INSERT INTO trades (exchange, symbol, raw_symbol, trade_id, sequence, price, quantity, side, ts_event,
+                    ts_recv, backfilled)
+SELECT 'binance', 'BTC-USDT', 'BTCUSDT', g::text, g, 1.5, 2, 'buy',
+       '2024-01-01 00:00+00'::timestamptz + g * interval '1 second',
+       '2024-01-01 00:00+00'::timestamptz + g * interval '1 second', false
+FROM generate_series(1, 100) g;
+INSERT INTO trades (exchange, symbol, raw_symbol, trade_id, sequence, price, quantity, side, ts_event,
+                    ts_recv, backfilled)
+VALUES ('binance', 'BTC-USDT', 'BTCUSDT', '7', 7, 9.5, 2, 'sell', '2024-01-03 00:00+00',
+        '2024-01-03 00:00+00', true);
+SELECT count(compress_chunk(c)) FROM show_chunks('trades') c;
+"""
+
+ONE_IDENTITY = """
+DO $$
+DECLARE n int;
+BEGIN
+    IF (SELECT count(*) FROM trades) <> 100 OR (SELECT count(*) FROM trade_duplicates) <> 1 THEN
+        RAISE EXCEPTION 'expected 100 trades + 1 moved, got % + %',
+            (SELECT count(*) FROM trades), (SELECT count(*) FROM trade_duplicates);
+    END IF;
+    PERFORM 1 FROM trades WHERE trade_id = '7' AND price = 1.5 AND ts_event = '2024-01-01 00:00:07+00';
+    IF NOT FOUND THEN RAISE EXCEPTION 'the version received first was not kept'; END IF;
+    PERFORM 1 FROM trade_duplicates WHERE trade_id = '7' AND price = 9.5 AND backfilled;
+    IF NOT FOUND THEN RAISE EXCEPTION 'the later version was not moved aside unchanged'; END IF;
+    IF (SELECT count(*) FROM trade_ids) <> 100 THEN RAISE EXCEPTION 'trade_ids not filled'; END IF;
+    SELECT count(*) INTO n FROM timescaledb_information.hypertables
+        WHERE hypertable_name = 'trades' AND compression_enabled;
+    IF n <> 1 THEN RAISE EXCEPTION 'trades compression not restored'; END IF;
+    PERFORM 1 FROM timescaledb_information.jobs WHERE hypertable_name = 'trades'
+        AND proc_name = 'policy_compression' AND config->>'compress_after' = '7 days';
+    IF NOT FOUND THEN RAISE EXCEPTION 'trades compression policy not restored'; END IF;
+END $$;
+"""
+
+
+def store_write_path() -> str:
+    """The store's own insert statements on a hypertable: a known id at another time (another chunk) is
+    refused by the plain insert and dropped by the de-duplicating one; a new id is stored."""
+    day = 86_400 * 10**9
+    t0 = 1_704_067_200 * 10**9  # 2024-01-01
+
+    def staged(*trades: tuple[str, int]) -> str:
+        values = ", ".join(
+            f"('binance', 'BTC-USDT', 'BTCUSDT', '{tid}', NULL, '1.5', '2', 'buy', {ts}, {ts}, false)"
+            for tid, ts in trades
+        )
+        return f"DELETE FROM trades_in;\nINSERT INTO trades_in VALUES {values};\n"
+
+    return f"""
+BEGIN;
+{SQL_TEMP_TRADES};
+{staged(("a", t0), ("b", t0 + 1000))}
+{SQL_INSERT_TRADES};
+COMMIT;
+SELECT count(compress_chunk(c)) FROM show_chunks('trades') c;
+BEGIN;
+{SQL_TEMP_TRADES};
+{staged(("a", t0 + 2 * day), ("c", t0 + 2 * day))}
+DO $do$
+BEGIN
+    EXECUTE $q${SQL_INSERT_TRADES}$q$;
+    RAISE EXCEPTION 'the plain insert stored a known trade id at another time';
+EXCEPTION WHEN unique_violation THEN
+    NULL;
+END $do$;
+{SQL_INSERT_NEW_TRADES};
+COMMIT;
+DO $$
+BEGIN
+    IF (SELECT count(*) FROM trades WHERE trade_id = 'a') <> 1 THEN
+        RAISE EXCEPTION 'trade a stored twice';
+    END IF;
+    PERFORM 1 FROM trades WHERE trade_id = 'a' AND ts_event = '2024-01-01 00:00+00';
+    IF NOT FOUND THEN RAISE EXCEPTION 'trade a lost its first version'; END IF;
+    PERFORM 1 FROM trades WHERE trade_id = 'c';
+    IF NOT FOUND THEN RAISE EXCEPTION 'the new trade c was not stored'; END IF;
+    IF (SELECT count(*) FROM trade_ids) <> 3 THEN RAISE EXCEPTION 'trade_ids out of step'; END IF;
+END $$;
+"""
+
+
+def test_one_identity_per_trade_on_hypertables(tmp_path: Path) -> None:
+    """Migration 006 on a fresh TimescaleDB schema, then the store's statements: a trade id is stored once
+    whatever its event time, although the hypertable's own unique key includes ts_event."""
+    write_path = tmp_path / "write_path.sql"
+    write_path.write_text(store_write_path())
+    assert_ran(run_check(*POSTGRES, TIMESCALE, write_path))
+
+
+def test_one_identity_upgrade_moves_duplicates_out_of_compressed_chunks(tmp_path: Path) -> None:
+    """006 on a deployment (001-005 + hypertables) whose compressed chunks hold one trade id at two times:
+    the version received first stays, the other moves to trade_duplicates, compression comes back."""
+    before, after = tmp_path / "before.sql", tmp_path / "after.sql"
+    before.write_text(DUPLICATE_VERSIONS)
+    after.write_text(ONE_IDENTITY)
+    postgres = ROOT / "storage" / "migrations" / "postgres"
+    early = sorted(p for p in postgres.glob("*.sql") if p.name[:3] in ("003", "004", "005"))
+    identity = postgres / "006_trade_identity.sql"
+    assert_ran(run_check(BASE, FEATURES, TIMESCALE, *early, before, identity, after))
+
+
+PRUNED_IDENTITIES = """
+INSERT INTO trade_ids VALUES ('binance', 'BTC-USDT', 'old', now() - interval '100 days'),
+                             ('binance', 'BTC-USDT', 'new', now() - interval '1 day');
+DO $$
+DECLARE job int;
+BEGIN
+    SELECT job_id INTO job FROM timescaledb_information.jobs
+        WHERE proc_name = 'cryptostock_prune_trade_ids' AND config->>'drop_after' = '90 days';
+    IF job IS NULL THEN RAISE EXCEPTION 'no trade_ids retention job'; END IF;
+END $$;
+CALL cryptostock_prune_trade_ids(0, '{"drop_after": "90 days"}');
+DO $$
+BEGIN
+    IF (SELECT array_agg(trade_id) FROM trade_ids)::text <> '{new}' THEN
+        RAISE EXCEPTION 'identities after pruning: %', (SELECT array_agg(trade_id) FROM trade_ids);
+    END IF;
+END $$;
+"""
+
+
+def test_identities_are_pruned_with_the_trades_retention(tmp_path: Path) -> None:
+    """101: a daily job drops trade identities older than the trades retention (default 90 days)."""
+    verify = tmp_path / "pruned.sql"
+    verify.write_text(PRUNED_IDENTITIES)
+    assert_ran(run_check(*POSTGRES, TIMESCALE, TRADE_IDS_RETENTION, verify))

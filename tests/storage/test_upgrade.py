@@ -13,6 +13,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import asyncpg
+import msgspec
 import pytest
 
 from core.types import Bar, Coverage, Side, Trade
@@ -159,3 +160,111 @@ def assert_volumes_upgraded(bar: Bar) -> None:
         0,
         0,
     )
+
+
+# Schema 5 stored the same trade id at two event times as two trades. Version A (received first) stays in
+# trades; version B (received later) moves, unchanged, to trade_duplicates.
+SCHEMA_5 = 5
+DUP_COLUMNS = (
+    "exchange, symbol, raw_symbol, trade_id, sequence, price, quantity, side, ts_event, ts_recv, backfilled"
+)
+
+
+def schema_5_rows() -> list[tuple[object, ...]]:
+    """ROWS distinct trades, then a second version (3 ms later, received later) of every tenth one, and
+    the same ids on another symbol (another trade)."""
+    rows: list[tuple[object, ...]] = []
+    for i in range(ROWS):
+        ts = T0 + i * 1_000_000
+        rows.append(
+            ("binance", "BTC-USDT", "BTCUSDT", str(i), i, f"1.{i}", "2", "buy", ts, ts + 5_000, False)
+        )
+    for i in range(0, ROWS, 10):
+        ts = T0 + i * 1_000_000 + 3_000_000_000
+        rows.append(
+            ("binance", "BTC-USDT", "BTCUSDT", str(i), i, f"9.{i}", "2", "sell", ts, ts + 9_000, True)
+        )
+    rows.append(("binance", "ETH-USDT", "ETHUSDT", "0", 0, "3.5", "1", "buy", T0, T0 + 1, False))
+    return rows
+
+
+async def test_sqlite_upgrade_to_one_identity_per_trade_moves_later_versions_aside(
+    tmp_path: Path, metrics: PlatformMetrics
+) -> None:
+    path = tmp_path / "v5.db"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, "
+                 "applied_at INTEGER NOT NULL)")  # fmt: skip
+    for m in load_migrations("sqlite"):
+        if m.version <= SCHEMA_5:
+            for statement in sqlite_statements(m.sql):
+                conn.execute(statement)
+            conn.execute("INSERT INTO schema_migrations VALUES (?, ?, ?)", (m.version, m.name, 1))
+    conn.executemany(f"INSERT INTO trades ({DUP_COLUMNS}) VALUES ({', '.join('?' * 11)})", schema_5_rows())
+    conn.commit()
+    conn.close()
+
+    store = SQLiteStore(path, metrics=metrics)
+    try:
+        await store.migrate()
+        await assert_one_identity_per_trade(store)
+    finally:
+        await store.close()
+    conn = sqlite3.connect(path)
+    try:
+        moved = conn.execute(f"SELECT {DUP_COLUMNS} FROM trade_duplicates ORDER BY rowid").fetchall()
+    finally:
+        conn.close()
+    assert [(*r[:10], bool(r[10])) for r in moved] == schema_5_rows()[ROWS:-1]
+
+
+async def test_postgres_upgrade_to_one_identity_per_trade_moves_later_versions_aside(
+    pg_url: str, metrics: PlatformMetrics
+) -> None:
+    conn = await asyncpg.connect(pg_url)
+    try:
+        await conn.execute("CREATE TABLE schema_migrations (version integer PRIMARY KEY, name text NOT NULL, "
+                           "applied_at timestamptz NOT NULL DEFAULT now())")  # fmt: skip
+        for m in load_migrations("postgres"):
+            if m.version <= SCHEMA_5:
+                await conn.execute(m.sql)
+                await conn.execute("INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
+                                   m.version, m.name)  # fmt: skip
+        times = f"{PG_TIME.format(9)}, {PG_TIME.format(10)}"
+        values = f"$1, $2, $3, $4, $5, $6::numeric, $7::numeric, $8, {times}, $11"
+        await conn.executemany(f"INSERT INTO trades ({DUP_COLUMNS}) VALUES ({values})", schema_5_rows())
+    finally:
+        await conn.close()
+
+    store = PostgresStore(pg_url, metrics=metrics, timescale=False)
+    try:
+        await store.migrate()
+        await assert_one_identity_per_trade(store)
+    finally:
+        await store.close()
+    conn = await asyncpg.connect(pg_url)
+    try:
+        moved = await conn.fetch(
+            "SELECT exchange, symbol, raw_symbol, trade_id, sequence, price::text, quantity::text, side, "
+            "(extract(epoch from ts_event) * 1e6)::bigint * 1000, (extract(epoch from ts_recv) * 1e6)::bigint"
+            " * 1000, backfilled FROM trade_duplicates ORDER BY sequence"
+        )
+        assert await conn.fetchval("SELECT count(*) FROM trade_ids") == ROWS + 2  # with the new one
+    finally:
+        await conn.close()
+    assert [tuple(r) for r in moved] == schema_5_rows()[ROWS:-1]
+
+
+async def assert_one_identity_per_trade(store: SQLiteStore | PostgresStore) -> None:
+    assert SCHEMA_5 + 1 in await store.applied_migrations()
+    kept = await store.trades("binance", "BTC-USDT", limit=10_000)
+    assert [(t.trade_id, t.ts_event, t.price) for t in kept] == [
+        (str(i), T0 + i * 1_000_000, f"1.{i}") for i in range(ROWS)
+    ]
+    assert len(await store.trades("binance", "ETH-USDT")) == 1
+    # from now on a stored id at another time is a duplicate, and new ids are stored
+    again = kept[5]
+    later = msgspec.structs.replace(again, ts_event=again.ts_event + 7_000_000)
+    assert await store.insert_trades([later]) == []
+    fresh = msgspec.structs.replace(again, trade_id="new", sequence=None)
+    assert await store.insert_trades([fresh, later]) == [fresh]
