@@ -487,6 +487,23 @@ def data_quality() -> dict[str, object]:
             ],
             "ops",
         ),
+        Panel(
+            "Bars verified against the venues' candles (last 10 minutes)",
+            "Closed 1m bars checked against each venue's own candles (binance, coinbase, okx, kraken, "
+            "bybit), by result: match, mismatch (a differing or missing minute on either side; alert "
+            "BarsDifferFromVenue over 1% in an hour), unavailable (no candles, or the venue's REST API "
+            "failed). 0 until the verifier's first round (verify_delay minutes after the start).",
+            [
+                (
+                    _zero_or(
+                        f"sum by (exchange, result) (increase(bars_verified_total{{{E}}}[10m]))",
+                        f"sum by (exchange) (increase(trades_received_total{{{E}}}[10m]))",
+                        "exchange",
+                    ),
+                    "{{exchange}} {{result}}",
+                )
+            ],
+        ),
     ]
     return dashboard(
         "cryptostock-data-quality",

@@ -46,6 +46,13 @@ def minute_of(time_ms: int) -> int:
     return time_ms - time_ms % MS_PER_MINUTE
 
 
+def quiet_candle(open_ms: int, close: str) -> MinuteCandle:
+    """A minute without trades as a venue that serves one writes it: every price the previous close,
+    nothing traded."""
+    zero = Decimal(0)
+    return MinuteCandle(open_ms, close, close, close, close, zero, zero, 0, zero, zero)
+
+
 def _candle(open_ms: int, entries: list[Recorded]) -> MinuteCandle:
     trades = [e[0] for e in entries]
     prices = [Decimal(t.price) for t in trades]
@@ -107,13 +114,12 @@ def _with_quiet_minutes(
     close = before[0].price if before is not None else None
     by_minute = {c.open_ms: c for c in traded}
     out: list[MinuteCandle] = []
-    zero = Decimal(0)
     for minute in range(start_ms, max(end_ms, start_ms), MS_PER_MINUTE):
         candle = by_minute.get(minute)
         if candle is not None:
             close = candle.close
         elif close is not None:
-            candle = MinuteCandle(minute, close, close, close, close, zero, zero, 0, zero, zero)
+            candle = quiet_candle(minute, close)
         else:
             continue
         out.append(candle)

@@ -12,17 +12,25 @@ strings, `seq` a cross sequence that grows by more than one between trades. `{"o
 for 10 minutes is closed. A subscription sends no past trades.
 REST (HTTP 200, `retCode` 0 or an error code): `recent-trade?category=spot&symbol=&limit=` serves only the
 latest trades, newest first, limit 1-60 (default 60): what is older cannot be fetched at all.
+`kline?category=spot&symbol=&interval=1&start=&end=&limit=` answers `result.list` rows `[startTime (ms),
+open, high, low, close, volume, turnover]`, all strings (sums without trailing zeros), NEWEST first, for
+the minutes with trades that overlap [start, end] (ms, both inclusive: a `start` inside a minute gets that
+minute, as the live API does), the newest `limit` of them (1-1000, default 200; larger is clamped);
+without `start` the `limit` minutes up to `end` (else the latest trade). Other valid intervals (3 ... 720,
+D, W, M) answer no rows; errors are retCode 10001.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from decimal import Decimal
 from typing import Any
 
 import msgspec
 from aiohttp import web
 
+from simulator.candles import MS_PER_MINUTE, MinuteCandle, minute_candles, minute_of
 from simulator.derived_fields import connection_uuid, order_sequence, taker_side
 from simulator.malformed import COMMON_KINDS, TradeFields
 from simulator.rest import RestRefusal, int_param, json_response
@@ -44,6 +52,8 @@ MAX_ARGS = 10
 MAX_ARGS_CHARS = 21_000
 RECENT_LIMIT = 60
 IDLE_S = 600.0
+KLINE_DEFAULT_LIMIT, KLINE_MAX_LIMIT = 200, 1000
+INTERVALS = ("1", "3", "5", "15", "30", "60", "120", "240", "360", "720", "D", "W", "M")
 _PUSH: list[Route] = [(None, None, b"")]  # the pre-encoded push, unwrapped
 
 
@@ -149,6 +159,7 @@ class BybitProtocol(VenueProtocol):
         return [
             ("/v5/market/recent-trade", rest.recent_trade),
             ("/v5/market/instruments-info", rest.instruments_info),
+            ("/v5/market/kline", rest.kline),
         ]
 
 
@@ -185,6 +196,29 @@ class _Rest:
         entries = self._view.history_of(symbol).latest(min(limit or RECENT_LIMIT, RECENT_LIMIT))
         return _ok({"category": "spot", "list": [_recent_row(e[0]) for e in reversed(entries)]})
 
+    async def kline(self, request: web.Request) -> web.Response:
+        _spot(request)
+        symbol = request.query.get("symbol", "")
+        if symbol not in self._view.symbols:
+            raise _refusal(10001, "Not supported symbols")
+        interval = request.query.get("interval")
+        if interval not in INTERVALS:
+            raise _refusal(10001, "params error: intervalTime is invalid")
+        limit, start, end = (_int(request, name) for name in ("limit", "start", "end"))
+        if limit is not None and limit < 1:
+            raise _refusal(10001, "params error: limit")
+        if start is not None and end is not None and start > end:
+            raise _refusal(10001, "params error: start must be less than end")
+        rows: list[MinuteCandle] = []
+        if interval == "1":
+            rows = minute_candles(
+                self._view.history_of(symbol), start_ms=None if start is None else minute_of(start),
+                end_ms=None if end is None else minute_of(end) + MS_PER_MINUTE,
+                limit=min(limit or KLINE_DEFAULT_LIMIT, KLINE_MAX_LIMIT), from_newest=True,
+            )  # fmt: skip
+        listed = [_kline_row(c) for c in reversed(rows)]
+        return _ok({"category": "spot", "symbol": symbol, "list": listed})
+
     async def instruments_info(self, request: web.Request) -> web.Response:
         _spot(request)
         wanted = request.query.get("symbol")
@@ -206,6 +240,23 @@ class _Rest:
 def _spot(request: web.Request) -> None:
     if request.query.get("category") != "spot":
         raise _refusal(10001, "params error: category only support spot")
+
+
+def _int(request: web.Request, name: str) -> int | None:
+    try:
+        return int_param(request, name)
+    except ValueError:
+        raise _refusal(10001, f"params error: {name}") from None
+
+
+def _kline_row(c: MinuteCandle) -> list[str]:
+    """[startTime, open, high, low, close, volume (base), turnover (quote)]."""
+    return [str(c.open_ms), c.open, c.high, c.low, c.close, _plain(c.volume), _plain(c.quote_volume)]
+
+
+def _plain(value: Decimal) -> str:
+    """A sum as Bybit writes it: no exponent, no trailing zeros."""
+    return f"{value.normalize():f}" if value else "0"
 
 
 def _recent_row(trade: MarketTrade) -> dict[str, Any]:

@@ -17,6 +17,14 @@ accepted too), oldest first, at most `count` (1-1000, default 1000), under the p
 `last` (ns) to pass as the next `since`; errors are HTTP 200 with an `error` list. Pairs are named as
 Kraken names them: wsname `XBT/USD`, altname `XBTUSD`, key `XXBTZUSD` (BTC -> XBT, DOGE -> XDG); any of
 them, or the v2 name `BTC/USD`, is accepted as `pair`.
+REST candles: `OHLC?pair=&interval=1&since=<s>` answers, under the pair's legacy key, rows `[time (s),
+open, high, low, close, vwap, volume, count]` (strings but time and count; volume with 8 decimals), oldest
+first, for the minutes with trades opening at or after `since` (Kraken's reading of `since` is not
+documented; the collector asks a minute early either way) and only within the latest 720 minutes, the
+current one included, whatever `since` asks. The current minute's row is always there once the pair has
+traded (at the previous close with volume 0 when nothing traded yet), as Kraken documents; `last` is the
+open time (s) of the newest closed row (else `since`, else 0). Other valid intervals (5, 15, 30, 60, 240,
+1440, 10080, 21600) answer no rows; an invalid interval or `since` is `EGeneral:Invalid arguments`.
 """
 
 from __future__ import annotations
@@ -30,6 +38,7 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
+from simulator.candles import MS_PER_MINUTE, MinuteCandle, minute_candles, minute_of, quiet_candle
 from simulator.derived_fields import iso_time_ms, iso_time_ns, json_number, taker_order_type, taker_side
 from simulator.history import Recorded
 from simulator.malformed import NUMERIC_PRICE_KINDS, TradeFields
@@ -48,6 +57,9 @@ from simulator.venue import (
 
 SNAPSHOT_TRADES = 50
 MAX_COUNT = 1000
+OHLC_POINTS = 720  # the most recent entries only, the current minute's included
+OHLC_INTERVALS = (1, 5, 15, 30, 60, 240, 1440, 10080, 21600)
+_VOLUME = Decimal("0.00000001")
 _UPDATE: list[Route] = [(None, None, b"")]  # the pre-encoded update message, unwrapped
 _HEARTBEAT = b'{"channel":"heartbeat"}'
 # Kraken's own codes for assets the v2 API (and everyone else) names otherwise.
@@ -219,7 +231,11 @@ class KrakenProtocol(VenueProtocol):
 
     def rest_routes(self, view: ExchangeView) -> Sequence[RestRoute]:
         rest = _Rest(self, view)
-        return [("/0/public/Trades", rest.trades), ("/0/public/AssetPairs", rest.asset_pairs)]
+        return [
+            ("/0/public/Trades", rest.trades),
+            ("/0/public/AssetPairs", rest.asset_pairs),
+            ("/0/public/OHLC", rest.ohlc),
+        ]
 
     def names(self, pair: str) -> tuple[str, str, str]:
         """(key, altname, wsname) of a pair: ('XXBTZUSD', 'XBTUSD', 'XBT/USD') for BTC/USD."""
@@ -263,6 +279,35 @@ class _Rest:
         last = page[-1][0].time_ms * 1_000_000 if page else (since or 0)
         key = self._venue.names(pair)[0]
         return json_response({"error": [], "result": {key: [_rest_row(e) for e in page], "last": str(last)}})
+
+    async def ohlc(self, request: web.Request) -> web.Response:
+        pair = self._pairs.get(request.query.get("pair", ""))
+        if pair is None:
+            return _error("EQuery:Unknown asset pair")
+        try:
+            interval, since = int_param(request, "interval"), int_param(request, "since")
+        except ValueError:
+            return _error("EGeneral:Invalid arguments")
+        if interval not in (None, *OHLC_INTERVALS):
+            return _error("EGeneral:Invalid arguments")
+        now_minute = minute_of(time.time_ns() // 1_000_000)
+        rows = [] if interval not in (None, 1) else self._ohlc_rows(pair, since, now_minute)
+        closed = [c.open_ms // 1000 for c in rows if c.open_ms < now_minute]
+        last = closed[-1] if closed else since or 0
+        body = {self._venue.names(pair)[0]: [_ohlc_row(c) for c in rows], "last": last}
+        return json_response({"error": [], "result": body})
+
+    def _ohlc_rows(self, pair: str, since: int | None, now_minute: int) -> list[MinuteCandle]:
+        """The minutes with trades from `since` (s) within the reach, and the current minute's row."""
+        history = self._view.history_of(pair)
+        start = now_minute - (OHLC_POINTS - 1) * MS_PER_MINUTE
+        if since is not None:
+            start = max(start, since * 1000)
+        rows = minute_candles(history, start_ms=start, limit=OHLC_POINTS, from_newest=True)
+        latest = history.latest(1)
+        if latest and (not rows or rows[-1].open_ms < now_minute) and latest[0][0].time_ms < now_minute:
+            rows = [*rows[-(OHLC_POINTS - 1) :], quiet_candle(now_minute, latest[0][0].price)]
+        return rows
 
     async def asset_pairs(self, request: web.Request) -> web.Response:
         wanted = request.query.get("pair")
@@ -308,6 +353,21 @@ def _page(entries: list[Recorded], limit: int) -> list[Recorded]:
     while end > 0 and page[end - 1][0].time_ms == boundary:
         end -= 1
     return page[:end] or page
+
+
+def _ohlc_row(c: MinuteCandle) -> list[Any]:
+    """[time (s), open, high, low, close, vwap, volume, count]: vwap to the prices' decimals (the close
+    without trades), volume with 8 decimals as Kraken writes it."""
+    vwap = Decimal(c.close)
+    if c.volume:
+        places = max(_decimals(p) for p in (c.open, c.high, c.low, c.close))
+        vwap = (c.quote_volume / c.volume).quantize(Decimal(1).scaleb(-places))
+    volume = f"{c.volume.quantize(_VOLUME):f}"
+    return [c.open_ms // 1000, c.open, c.high, c.low, c.close, f"{vwap:f}", volume, c.trade_count]
+
+
+def _decimals(price: str) -> int:
+    return len(price.partition(".")[2])
 
 
 def _rest_row(entry: Recorded) -> list[Any]:

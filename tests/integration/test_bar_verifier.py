@@ -20,7 +20,7 @@ from core.types import Bar, ClosedBar, Indicators
 from cryptostock.bar_verifier import BarVerifier
 from monitoring.metrics import PlatformMetrics
 from tests.conftest import free_port
-from tests.integration.verify_scene import MINUTES, NS_PER_MS, Scene, make_scene
+from tests.integration.verify_scene import MINUTES, NS_PER_MS, VENUES, Scene, make_scene
 
 
 @pytest.fixture
@@ -31,10 +31,8 @@ async def scene(tmp_path: Path) -> AsyncIterator[Scene]:
     await made.store.close()
 
 
-def verified(metrics: PlatformMetrics, result: str) -> float:
-    value = metrics.registry.get_sample_value(
-        "bars_verified_total", {"exchange": "binance", "result": result}
-    )
+def verified(metrics: PlatformMetrics, result: str, exchange: str = "binance") -> float:
+    value = metrics.registry.get_sample_value("bars_verified_total", {"exchange": exchange, "result": result})
     return value or 0.0
 
 
@@ -61,6 +59,26 @@ async def test_matches_then_a_tampered_bar_is_a_logged_mismatch_checked_once(sce
     assert (verified(metrics, "match"), verified(metrics, "mismatch")) == (MINUTES - 1, 1)
     assert verified(metrics, "unavailable") == 0
     assert len(logged) == 1 and "high stored" in logged[0] and "BTC-USDT" in logged[0]
+
+
+@pytest.mark.parametrize("exchange", sorted(VENUES))
+async def test_every_venue_with_candles_is_verified_a_tampered_bar_a_mismatch(
+    exchange: str, tmp_path: Path
+) -> None:
+    made = await make_scene(exchange, tmp_path, PlatformMetrics(CollectorRegistry()))
+    try:
+        tampered = msgspec.structs.replace(made.bars[1], low=f"{made.bars[1].low}1")
+        await made.store.upsert_bars([ClosedBar(tampered, Indicators())])
+        metrics = PlatformMetrics(CollectorRegistry())
+        verifier = BarVerifier(
+            made.store, {exchange: made.sim.rest_url}, metrics=metrics, clock=clock_after(made)
+        )
+        await verifier.verify_round()
+    finally:
+        await made.sim.stop()
+        await made.store.close()
+    counts = [verified(metrics, result, exchange) for result in ("match", "mismatch", "unavailable")]
+    assert counts == [MINUTES - 1, 1, 0]
 
 
 async def test_a_minute_is_checked_once_it_closed_delay_minutes_ago(scene: Scene) -> None:

@@ -22,7 +22,13 @@ from tests.integration.procs import base_env
 MINUTE_MS = 60_000
 NS_PER_MS = 1_000_000
 MINUTES = 6  # minutes with trades, ending two minutes before the current one
-VENUES = {"binance": "BTC-USDT", "coinbase": "BTC-USD", "okx": "BTC-USDT"}
+VENUES = {
+    "binance": "BTC-USDT",
+    "coinbase": "BTC-USD",
+    "okx": "BTC-USDT",
+    "kraken": "BTC-USD",
+    "bybit": "BTC-USDT",
+}
 
 
 @dataclass

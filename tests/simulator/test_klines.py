@@ -136,9 +136,136 @@ async def test_okx_candles_strings_newest_first_between_before_and_after(client:
 
 @pytest.mark.parametrize(
     ("exchange", "path"),
-    [("coinbase", "/api/v3/klines"), ("okx", "/products/BTC-USD/candles"), ("binance", "/0/public/OHLC")],
+    [
+        ("coinbase", "/api/v3/klines"),
+        ("okx", "/products/BTC-USD/candles"),
+        ("binance", "/0/public/OHLC"),
+        ("kraken", "/v5/market/kline"),
+        ("bybit", "/0/public/OHLC"),
+    ],
 )
 async def test_a_venue_answers_404_for_another_venues_klines_path(
     client: Client, exchange: str, path: str
 ) -> None:
     assert (await (await client(exchange)).get(path)).status_code == 404
+
+
+RecentClient = Callable[..., Awaitable[httpx.AsyncClient]]
+
+
+@pytest.fixture
+async def recent(start_venue: StartVenue, tmp_path: Path) -> AsyncIterator[RecentClient]:
+    """make(exchange, base): like `client`, the trades of ROWS moved to `base` (Kraken serves the last 12
+    hours only), on the venue's BTC pair."""
+    clients: list[httpx.AsyncClient] = []
+
+    async def make(exchange: str, base: int) -> httpx.AsyncClient:
+        symbol = "BTC/USD" if exchange == "kraken" else "BTCUSDT"
+        rows = [[t - T + base, symbol, *rest] for t, _, *rest in ROWS]
+        sim = await replayed(start_venue, exchange, rows, tmp_path)
+        clients.append(httpx.AsyncClient(base_url=sim.rest_url))
+        return clients[-1]
+
+    yield make
+    for c in clients:
+        await c.aclose()
+
+
+def minutes_ago(minutes: int) -> int:
+    """The open time (ms) of the minute `minutes` before the current one."""
+    return (time.time_ns() // 1_000_000 // 60_000 - minutes) * 60_000
+
+
+async def test_kraken_ohlc_rows_oldest_first_under_the_legacy_key_with_the_current_minute(
+    recent: RecentClient,
+) -> None:
+    recent_ms = minutes_ago(10)
+    http = await recent("kraken", recent_ms)
+    answer = await http.get("/0/public/OHLC", params={"pair": "XBTUSD", "interval": "1", "since": "0"})
+    body = json.loads(answer.text)  # ints stay ints: only time and count are numbers
+    assert body["error"] == [] and list(body["result"]) == ["XXBTZUSD", "last"]
+    rows = body["result"]["XXBTZUSD"]
+    s = recent_ms // 1000
+    assert rows[:2] == [
+        [s, "100.5", "101", "99.25", "99.25", "99.86", "3.50000000", 3],  # vwap 349.5 / 3.5
+        [s + 120, "102", "102", "102", "102", "102", "0.10000000", 1],  # minute 1 had no trade: no row
+    ]
+    current = rows[-1]  # always present: the current minute, nothing traded yet, at the last close
+    assert len(rows) == 3 and current[0] * 1000 > recent_ms + 120_000
+    assert current[1:] == ["102", "102", "102", "102", "102", "0.00000000", 0]
+    assert body["result"]["last"] == s + 120  # the newest closed row
+    since = await http.get("/0/public/OHLC", params={"pair": "BTC/USD", "since": str(s + 60)})
+    assert [r[0] for r in since.json()["result"]["XXBTZUSD"]] == [s + 120, current[0]]  # inclusive
+    coarse = (await http.get("/0/public/OHLC", params={"pair": "XBTUSD", "interval": "5"})).json()
+    assert coarse["result"]["XXBTZUSD"] == []
+
+
+async def test_kraken_ohlc_reaches_back_only_720_minutes(recent: RecentClient) -> None:
+    first = minutes_ago(720)
+    http = await recent("kraken", first)  # the first minute just beyond the reach, the third within
+    rows = (await http.get("/0/public/OHLC", params={"pair": "XBTUSD", "since": "0"})).json()["result"]
+    current = time.time_ns() // 1_000_000_000 // 60 * 60
+    assert [r[0] for r in rows["XXBTZUSD"]][:1] == [first // 1000 + 120]
+    assert rows["XXBTZUSD"][-1][0] in (current - 60, current)  # the current minute (it may have turned)
+
+
+@pytest.mark.parametrize(
+    ("params", "error"),
+    [
+        ({"pair": "NOPEUSD"}, "EQuery:Unknown asset pair"),
+        ({"pair": "XBTUSD", "interval": "2"}, "EGeneral:Invalid arguments"),
+        ({"pair": "XBTUSD", "since": "yesterday"}, "EGeneral:Invalid arguments"),
+    ],
+)
+async def test_kraken_ohlc_errors(recent: RecentClient, params: dict[str, str], error: str) -> None:
+    answer = await (await recent("kraken", minutes_ago(10))).get("/0/public/OHLC", params=params)
+    assert answer.status_code == 200 and answer.json() == {"error": [error]}
+
+
+async def test_bybit_kline_strings_newest_first_start_and_end_inclusive(recent: RecentClient) -> None:
+    recent_ms = minutes_ago(10)
+    http = await recent("bybit", recent_ms)
+    window = {"category": "spot", "symbol": "BTCUSDT", "interval": "1", "start": str(recent_ms),
+              "end": str(recent_ms + 120_000), "limit": "1000"}  # fmt: skip
+    body = (await http.get("/v5/market/kline", params=window)).json()
+    assert (body["retCode"], body["retMsg"]) == (0, "OK")
+    assert body["result"] == {
+        "category": "spot",
+        "symbol": "BTCUSDT",
+        "list": [
+            [str(recent_ms + 120_000), "102", "102", "102", "102", "0.1", "10.2"],
+            [str(recent_ms), "100.5", "101", "99.25", "99.25", "3.5", "349.5"],
+        ],
+    }
+    inside = {
+        **window,
+        "start": str(recent_ms + 1),
+        "end": str(recent_ms + 119_999),
+    }  # a start inside a minute
+    assert [r[0] for r in (await http.get("/v5/market/kline", params=inside)).json()["result"]["list"]] == [
+        str(recent_ms)
+    ]
+    newest = (await http.get("/v5/market/kline", params={**window, "limit": "1"})).json()["result"]["list"]
+    assert [r[0] for r in newest] == [str(recent_ms + 120_000)]
+    no_range = {k: v for k, v in window.items() if k not in ("start", "end")}
+    assert len((await http.get("/v5/market/kline", params=no_range)).json()["result"]["list"]) == 2
+    coarse = (await http.get("/v5/market/kline", params={**window, "interval": "5"})).json()
+    assert coarse["retCode"] == 0 and coarse["result"]["list"] == []
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"category": "linear"}, "category"),
+        ({"symbol": "NOPEUSDT"}, "Not supported symbols"),
+        ({"interval": "2"}, "intervalTime is invalid"),
+        ({"limit": "0"}, "limit"),
+        ({"start": "soon"}, "start"),
+        ({"start": "20", "end": "10"}, "start must be less than end"),
+    ],
+)
+async def test_bybit_kline_errors(recent: RecentClient, params: dict[str, str], message: str) -> None:
+    query = {"category": "spot", "symbol": "BTCUSDT", "interval": "1", **params}
+    answer = await (await recent("bybit", minutes_ago(10))).get("/v5/market/kline", params=query)
+    body = answer.json()
+    assert answer.status_code == 200 and body["retCode"] == 10001 and message in body["retMsg"]
