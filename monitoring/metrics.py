@@ -357,6 +357,7 @@ trades_processed_total: Counter = METRICS.trades_processed
 trades_unreadable_total: Counter = METRICS.trades_unreadable
 bars_by_coverage_total: Counter = METRICS.bars_by_coverage
 bars_coverage_revised_total: Counter = METRICS.bars_coverage_revised
+bars_verified_total: Counter = METRICS.bars_verified
 db_queries_total: Counter = METRICS.db_queries
 db_query_duration_seconds: SymbolFreeHistogram = METRICS.db_query_duration
 db_query_duration: SymbolFreeHistogram = METRICS.db_query_duration
@@ -432,6 +433,7 @@ FAMILIES: dict[str, Counter | Gauge | Histogram | Info] = {
     "trades_unreadable_total": trades_unreadable_total,
     "bars_by_coverage_total": bars_by_coverage_total,
     "bars_coverage_revised_total": bars_coverage_revised_total,
+    "bars_verified_total": bars_verified_total,
     "db_queries_total": db_queries_total,
     "db_query_duration_seconds": db_query_duration_seconds,
     "db_query_duration": db_query_duration,
@@ -473,6 +475,7 @@ __all__ = [
     "bars_by_coverage_total",
     "bars_completed_total",
     "bars_coverage_revised_total",
+    "bars_verified_total",
     "build_info",
     "bus_backpressure_waits_total",
     "bus_dead_letters_total",
