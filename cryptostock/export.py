@@ -22,7 +22,7 @@ from api.symbols import SymbolDirectory
 from core.errors import ConfigError
 from core.ports import MarketStore
 from core.timeframes import timeframe_ns
-from core.types import ClosedBar, Trade
+from core.types import ClosedBar, SymbolInfo, Trade
 from cryptostock.export_files import columns_for, open_writer
 from cryptostock.outcome import report_success
 from cryptostock.progress_bar import ProgressBar
@@ -125,15 +125,26 @@ def export_store(settings: ExportSettings | VerifySettings) -> SqlStore:
     return open_store(None, found[0])
 
 
-async def _request(settings: ExportSettings, store: MarketStore) -> ExportRequest:
+async def resolve_range(
+    store: MarketStore, exchange: str, symbol: str, start: str, end: str
+) -> tuple[SymbolInfo, int, int]:
+    """A command's --exchange/--symbol/--from/--to: the stored symbol and the range in ns (ConfigError
+    naming what is wrong)."""
     try:
-        start_ns, end_ns = parse_time("--from", settings.start), parse_time("--to", settings.end)
-        info = await SymbolDirectory(store, ttl=0).resolve(settings.exchange, settings.symbol)
+        start_ns, end_ns = parse_time("--from", start), parse_time("--to", end)
+        info = await SymbolDirectory(store, ttl=0).resolve(exchange, symbol)
     except ApiError as exc:
         raise ConfigError(exc.message) from None
     assert start_ns is not None and end_ns is not None  # both are required arguments
     if start_ns >= end_ns:
-        raise ConfigError(f"--from {settings.start} must come before --to {settings.end}")
+        raise ConfigError(f"--from {start} must come before --to {end}")
+    return info, start_ns, end_ns
+
+
+async def _request(settings: ExportSettings, store: MarketStore) -> ExportRequest:
+    info, start_ns, end_ns = await resolve_range(
+        store, settings.exchange, settings.symbol, settings.start, settings.end
+    )
     return ExportRequest(
         settings.kind, info.exchange, info.symbol, settings.timeframe, start_ns, end_ns, settings.page_size
     )

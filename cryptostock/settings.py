@@ -3,6 +3,7 @@ environment. Unknown keys are rejected; secrets (DSNs with passwords) are Secret
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -157,6 +158,20 @@ class ApiOptions(BaseModel):
         return ApiSettings(**self.model_dump(include=set(ApiOptions.model_fields)))
 
 
+def _one_exchange_only(why: str) -> Callable[[Any, object], object]:
+    """A settings validator: `exchange` names one known exchange (`why` says why only one)."""
+
+    def check(cls: Any, value: object) -> object:
+        names = _split_exchanges(value)
+        if isinstance(names, tuple):
+            if len(names) != 1:
+                raise ValueError(why)
+            return names[0]
+        return value
+
+    return check
+
+
 class SeparateDaemon(BaseModel):
     """A daemon of its own (collector, processor, api): without REDIS_URL its bus and cache would live in
     this process only, where no other daemon can reach them, so it refuses to start unless asked."""
@@ -168,15 +183,9 @@ class CollectorSettings(CommonSettings, CollectorOptions, SeparateDaemon):
     exchange: str = DEFAULT_EXCHANGE
     metrics_port: int = _metrics_port(9092)
 
-    @field_validator("exchange", mode="before")
-    @classmethod
-    def _known_exchange(cls, value: object) -> object:
-        names = _split_exchanges(value)
-        if isinstance(names, tuple):
-            if len(names) != 1:
-                raise ValueError("a collector collects from one exchange; run one per exchange")
-            return names[0]
-        return value
+    _one_exchange = field_validator("exchange", mode="before")(
+        _one_exchange_only("a collector collects from one exchange; run one per exchange")
+    )
 
 
 def _split_urls(value: object) -> object:
@@ -344,15 +353,9 @@ class VerifySettings(CommonSettings):
     timeout: float = Field(default=10.0, gt=0)
     max_wait: float = Field(default=60.0, ge=0)
 
-    @field_validator("exchange", mode="before")
-    @classmethod
-    def _known_exchange(cls, value: object) -> object:
-        names = _split_exchanges(value)
-        if isinstance(names, tuple):
-            if len(names) != 1:
-                raise ValueError("verify checks one exchange at a time")
-            return names[0]
-        return value
+    _one_exchange = field_validator("exchange", mode="before")(
+        _one_exchange_only("verify checks one exchange at a time")
+    )
 
 
 ALL_SETTINGS: tuple[type[BaseSettings], ...] = (

@@ -18,9 +18,7 @@ from dataclasses import dataclass
 
 import msgspec
 
-from api.errors import ApiError
-from api.params import format_time, parse_time
-from api.symbols import SymbolDirectory
+from api.params import format_time
 from collectors.adapter import ExchangeAdapter
 from collectors.backfill import RestBackfiller
 from collectors.klines import minute_windows
@@ -29,7 +27,7 @@ from core.errors import ConfigError
 from core.ports import MarketStore
 from core.timeframes import NS_PER_MINUTE
 from core.types import SymbolInfo
-from cryptostock.export import export_store
+from cryptostock.export import export_store, resolve_range
 from cryptostock.outcome import report_success
 from cryptostock.progress_bar import ProgressBar
 from cryptostock.settings import VerifySettings
@@ -87,14 +85,9 @@ async def verify_window(
 
 
 async def _window(settings: VerifySettings, store: MarketStore, now_ns: int) -> VerifyWindow:
-    try:
-        start_ns, end_ns = parse_time("--from", settings.start), parse_time("--to", settings.end)
-        info = await SymbolDirectory(store, ttl=0).resolve(settings.exchange, settings.symbol)
-    except ApiError as exc:
-        raise ConfigError(exc.message) from None
-    assert start_ns is not None and end_ns is not None  # both are required arguments
-    if start_ns >= end_ns:
-        raise ConfigError(f"--from {settings.start} must come before --to {settings.end}")
+    info, start_ns, end_ns = await resolve_range(
+        store, settings.exchange, settings.symbol, settings.start, settings.end
+    )
     start, end = closed_window(start_ns, end_ns, now_ns)
     return VerifyWindow(info, start, end)
 
