@@ -36,14 +36,12 @@ from storage.rows import (
     BAR_KEY_COLUMNS,
     COVERAGE_COLUMNS,
     DECIMAL_BAR_FIELDS,
-    RESUME_WINDOW,
     SOURCE_KEY,
     SYMBOL_COLUMNS,
     TRADE_COLUMNS,
     TradeKey,
     bar_range_params,
     bar_row,
-    before_first_hole,
     coverage_range_params,
     coverage_row,
     new_in_order,
@@ -147,9 +145,6 @@ SQL_RESUME_POINTS = """SELECT s.exchange, s.raw_symbol, t.trade_id, t.sequence, 
     CROSS JOIN LATERAL (SELECT trade_id, sequence, ts_event FROM trades
         WHERE exchange = s.exchange AND symbol = s.symbol ORDER BY ts_event DESC, ts_recv DESC LIMIT 1) t
     WHERE s.exchange = $1"""
-SQL_RECENT_SEQUENCES = f"""SELECT trade_id, sequence, ts_event FROM trades
-    WHERE exchange = $1 AND symbol = (SELECT symbol FROM symbols WHERE exchange = $1 AND raw_symbol = $2)
-    ORDER BY ts_event DESC LIMIT {RESUME_WINDOW}"""
 SQL_MIGRATIONS_TABLE = """CREATE TABLE IF NOT EXISTS schema_migrations (
     version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"""
 SQL_HAS_TIMESCALE = "SELECT exists(SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb')"
@@ -374,15 +369,7 @@ class PostgresStore:
 
     async def resume_points(self, exchange: str) -> list[ResumePoint]:
         rows = await self._run("resume_points", lambda c: c.fetch(SQL_RESUME_POINTS, exchange))
-        points = []
-        for point in map(row_resume, rows):
-            if point.sequence is not None:
-                point = before_first_hole(point, await self._recent_sequences(exchange, point.raw_symbol))
-            points.append(point)
-        return points
-
-    async def _recent_sequences(self, exchange: str, raw_symbol: str) -> list[Any]:
-        return await self._run("resume_points", lambda c: c.fetch(SQL_RECENT_SEQUENCES, exchange, raw_symbol))
+        return [row_resume(r) for r in rows]
 
     async def upsert_bars(self, bars: Sequence[ClosedBar]) -> None:
         """Insert or replace bars (and their indicators) keyed on (exchange, symbol, timeframe, open_time)."""

@@ -7,7 +7,6 @@ at its own edge (PostgreSQL timestamptz in its type codec, SQLite keeps INTEGER 
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -173,21 +172,3 @@ def row_coverage(row: Sequence[Any]) -> CoverageEvent:
 def row_resume(row: Sequence[Any]) -> ResumePoint:
     """(exchange, raw_symbol, trade_id, sequence, ts_event) -> ResumePoint."""
     return ResumePoint(row[0], row[1], str(row[2]), None if row[3] is None else int(row[3]), int(row[4]))
-
-
-# Trades looked at below a sequenced symbol's newest stored one for a hole (see before_first_hole).
-RESUME_WINDOW = 20_000
-
-
-def before_first_hole(point: ResumePoint, recent: Sequence[Sequence[Any]]) -> ResumePoint:
-    """Where a restarted collector resumes a sequenced symbol: the newest stored trade is not enough,
-    since batches stored concurrently may commit out of order, and a crash between two commits leaves a
-    hole below it that nothing would ever reveal. `recent`: (trade_id, sequence, ts_event) rows of the
-    symbol's newest stored trades (RESUME_WINDOW of them). Returns the trade just below the lowest hole
-    among them (the newest trade when there is none): the collector then repairs from there, and the
-    store drops what it already has."""
-    rows = sorted((int(r[1]), str(r[0]), int(r[2])) for r in recent if r[1] is not None)
-    for (sequence, trade_id, ts_event), following in itertools.pairwise(rows):
-        if following[0] != sequence + 1:
-            return ResumePoint(point.exchange, point.raw_symbol, trade_id, sequence, ts_event)
-    return point

@@ -29,14 +29,12 @@ from storage.rows import (
     BAR_COLUMNS,
     BAR_KEY_COLUMNS,
     COVERAGE_COLUMNS,
-    RESUME_WINDOW,
     SOURCE_KEY,
     SYMBOL_COLUMNS,
     TRADE_COLUMNS,
     TradeKey,
     bar_range_params,
     bar_row,
-    before_first_hole,
     coverage_range_params,
     coverage_row,
     new_in_order,
@@ -111,9 +109,6 @@ SQL_RESUME_POINTS = """SELECT s.exchange, s.raw_symbol, t.trade_id, t.sequence, 
     JOIN trades t ON t.rowid = (SELECT rowid FROM trades WHERE exchange = s.exchange AND symbol = s.symbol
         ORDER BY ts_event DESC, ts_recv DESC LIMIT 1)
     WHERE s.exchange = ?"""
-SQL_RECENT_SEQUENCES = f"""SELECT trade_id, sequence, ts_event FROM trades
-    WHERE exchange = ? AND symbol = (SELECT symbol FROM symbols WHERE exchange = ? AND raw_symbol = ?)
-    ORDER BY ts_event DESC LIMIT {RESUME_WINDOW}"""
 SQL_MIGRATIONS_TABLE = """CREATE TABLE IF NOT EXISTS schema_migrations (
     version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)"""
 
@@ -337,16 +332,7 @@ class SQLiteStore:
         rows = await self._read(
             "resume_points", lambda c: c.execute(SQL_RESUME_POINTS, (exchange,)).fetchall()
         )
-        points = []
-        for point in map(row_resume, rows):
-            if point.sequence is not None:
-                point = before_first_hole(point, await self._recent_sequences(exchange, point.raw_symbol))
-            points.append(point)
-        return points
-
-    async def _recent_sequences(self, exchange: str, raw_symbol: str) -> list[Any]:
-        args = (exchange, exchange, raw_symbol)
-        return await self._read("resume_points", lambda c: c.execute(SQL_RECENT_SEQUENCES, args).fetchall())
+        return [row_resume(r) for r in rows]
 
     async def upsert_bars(self, bars: Sequence[ClosedBar]) -> None:
         """Insert or replace bars (and their indicators) keyed on (exchange, symbol, timeframe, open_time)."""

@@ -193,21 +193,3 @@ async def test_open_gaps_are_the_gaps_not_yet_repaired_or_abandoned(store: Store
         ("ETHUSDT", 50, 55, 6),
     ]
     assert await store.open_gaps("okx") == []
-
-
-async def test_a_restart_resumes_below_a_hole_in_the_newest_stored_trades(store: Store) -> None:
-    """Batches stored concurrently may commit out of order: a crash between two commits leaves a hole
-    below the newest stored trade. A collector resuming at the newest would never repair the hole, so the
-    store says to resume just below it (unsequenced symbols: at the newest)."""
-    await store.upsert_symbols(
-        [
-            SymbolInfo("binance", "BTC-USDT", "BTCUSDT", "BTC", "USDT"),
-            SymbolInfo("binance", "ETH-USDT", "ETHUSDT", "ETH", "USDT"),
-        ]
-    )
-    await store.insert_trades([make_trade(i) for i in (*range(1, 50), *range(60, 80))])  # 50..59 lost
-    await store.insert_trades([make_trade(i, symbol="ETH-USDT") for i in range(1, 30)])
-    points = {p.raw_symbol: p for p in await store.resume_points("binance")}
-    assert (points["BTCUSDT"].trade_id, points["BTCUSDT"].sequence) == ("49", 49)
-    assert points["BTCUSDT"].ts_event == make_trade(49).ts_event
-    assert (points["ETHUSDT"].trade_id, points["ETHUSDT"].sequence) == ("29", 29)  # no hole: the newest
