@@ -278,10 +278,12 @@ class Drill:
                 result.duplicates += sum(ids[i] - 1 for i in present)
                 missing = {i for i in range(a, b + 1) if i not in ids}
                 result.missing += len(missing)
+                reported: set[int] = set()  # coverage rows may overlap: each missing trade counts once
                 for c in coverage:
                     if c["raw_symbol"] == raw:
                         span = range(max(a, c["first_sequence"]), min(b, c["last_sequence"]) + 1)
-                        result.reported += len(missing.intersection(span))
+                        reported |= missing.intersection(span)
+                result.reported += len(reported)
 
     async def wait_final(self, results: list[Result]) -> bool:
         """Let the pipeline store everything made before the accounting (the last window's end)."""

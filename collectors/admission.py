@@ -160,9 +160,12 @@ class Admission:
     def _resolve_filled(self) -> None:
         """Missing sequences that arrived live: each is resolved with a REPAIRED event of its own, after
         the trade (in the symbol's held items while a repair runs, else straight to the outbox), so that
-        the processor's hold and the kept open gaps let go of it."""
+        the processor's hold and the kept open gaps let go of it. One the full outbox shed is missing again
+        (its repair follows): it is not resolved."""
         for trade in self._filled_live:
             sequence, ts = trade.sequence or 0, trade.ts_event
+            if any(g.first <= sequence <= g.last for g in self._tracker.missing(trade.raw_symbol)):
+                continue
             filled = Gap(trade.raw_symbol, sequence, sequence, ts, ts)
             event = self._repair.event(filled, REPAIRED, 1, "arrived live")
             hold = self._holds.get(trade.raw_symbol)

@@ -16,6 +16,9 @@ from core.types import CoverageEvent, CoverageKind
 
 _RESOLVING = (CoverageKind.REPAIRED, CoverageKind.ABANDONED)
 MAX_OPEN_PER_SYMBOL = 100  # the oldest beyond this are forgotten (a collector keeps as many ranges)
+# A store recomputes open gaps from the coverage events of the week before its newest one: no venue's REST
+# reaches further back, and the table grows for good.
+OPEN_GAPS_LOOKBACK_NS = 7 * 86_400 * 1_000_000_000
 
 
 class OpenGaps:

@@ -25,7 +25,7 @@ import asyncpg
 from loguru import logger
 
 from core.errors import CircuitOpenError, StorageError
-from core.open_gaps import OpenGaps
+from core.open_gaps import OPEN_GAPS_LOOKBACK_NS, OpenGaps
 from core.types import ClosedBar, CoverageEvent, ResumePoint, SymbolInfo, Trade
 from monitoring.circuit_breaker import CircuitBreaker
 from monitoring.metrics import METRICS, PlatformMetrics
@@ -137,6 +137,8 @@ SQL_SELECT_COVERAGE = f"""SELECT {_COVERAGE_COLS} FROM coverage
 # Gap events with their resolutions, in the order they were recorded: what is still open (core.open_gaps)
 SQL_GAP_EVENTS = f"""SELECT {_COVERAGE_COLS} FROM coverage
     WHERE exchange = $1 AND kind IN ('gap', 'repaired', 'abandoned') AND first_sequence IS NOT NULL
+        AND recorded_ns >= (SELECT max(recorded_ns) FROM coverage WHERE exchange = $1)
+            - {OPEN_GAPS_LOOKBACK_NS}
     ORDER BY recorded_ns, CASE kind WHEN 'gap' THEN 0 ELSE 1 END"""
 # The newest stored trade of each symbol of an exchange (by event time, then receipt): where a restarted
 # collector resumes. A later sequence stored slightly earlier by event time only makes the repair fetch a

@@ -370,7 +370,7 @@ def _decode_entry(delivery: Delivery, fields: dict[bytes, bytes]) -> list[DeadLe
         else:
             delivery.events = decode_events(fields[EVENTS_FIELD])
     except (KeyError, ParseError) as exc:
-        raw = b"".join(fields.values())[:RAW_PREVIEW_BYTES]
+        raw = (fields.get(FIELD) or fields.get(EVENTS_FIELD) or b"".join(fields.values()))[:RAW_PREVIEW_BYTES]
         return [_letter(delivery, f"undecodable: {type(exc).__name__}: {exc}", raw)]
     return []
 

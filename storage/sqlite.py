@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 from loguru import logger
 
 from core.errors import CircuitOpenError, StorageError
-from core.open_gaps import OpenGaps
+from core.open_gaps import OPEN_GAPS_LOOKBACK_NS, OpenGaps
 from core.types import ClosedBar, CoverageEvent, ResumePoint, SymbolInfo, Trade
 from monitoring.circuit_breaker import CircuitBreaker
 from monitoring.metrics import METRICS, PlatformMetrics
@@ -102,6 +102,8 @@ SQL_SELECT_COVERAGE = f"""SELECT {_COVERAGE_COLS} FROM coverage
 # Gap events with their resolutions, in the order they were recorded: what is still open (core.open_gaps)
 SQL_GAP_EVENTS = f"""SELECT {_COVERAGE_COLS} FROM coverage
     WHERE exchange = ? AND kind IN ('gap', 'repaired', 'abandoned') AND first_sequence IS NOT NULL
+        AND recorded_ns >= (SELECT max(recorded_ns) FROM coverage WHERE exchange = ?)
+            - {OPEN_GAPS_LOOKBACK_NS}
     ORDER BY recorded_ns, CASE kind WHEN 'gap' THEN 0 ELSE 1 END"""
 # The newest stored trade of each symbol of an exchange: where a restarted collector resumes (see
 # storage.postgres.SQL_RESUME_POINTS).
@@ -325,7 +327,9 @@ class SQLiteStore:
         return [row_coverage(r) for r in rows]
 
     async def open_gaps(self, exchange: str) -> list[CoverageEvent]:
-        rows = await self._read("open_gaps", lambda c: c.execute(SQL_GAP_EVENTS, (exchange,)).fetchall())
+        rows = await self._read(
+            "open_gaps", lambda c: c.execute(SQL_GAP_EVENTS, (exchange, exchange)).fetchall()
+        )
         return OpenGaps(map(row_coverage, rows)).events(exchange)
 
     async def resume_points(self, exchange: str) -> list[ResumePoint]:

@@ -56,7 +56,9 @@ def test_trade_rows_have_the_fields_and_types_of_the_recorded_frames() -> None:
 async def test_status_acks_snapshot_then_updates_read_exactly_by_the_adapter(start_venue: StartVenue) -> None:
     sim = await start_venue("kraken", tps=1000)
     adapter = await adapter_of(sim)
-    await asyncio.sleep(0.3)  # history for the snapshots
+    async with asyncio.timeout(10):  # history for the snapshots
+        while min(len(sim.history(pair)) for pair in ("BTC/USD", "ETH/USD")) < 60:
+            await asyncio.sleep(0.05)
     async with ws_connect(f"{sim.ws_url}/v2") as ws:
         status = await recv_json(ws)
         await ws.send(subscribe("BTC/USD", "ETH/USD"))
