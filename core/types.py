@@ -17,10 +17,18 @@ MAX_DECIMAL_CHARS: Final = 40  # '123456789012345678.000000000000000000001' is p
 MAX_TRADE_ID_CHARS: Final = 64
 
 # What a decoder (the bus, the spool) accepts; adapters build trades directly after their own checks.
-PlainDecimal = Annotated[
-    str, msgspec.Meta(pattern=r"^(?:[0-9]+\.?[0-9]*|\.[0-9]+)$", max_length=MAX_DECIMAL_CHARS)
-]
-"""A plain non-negative decimal as text: ASCII digits and at most one point, no sign or exponent."""
+PlainDecimal = Annotated[str, msgspec.Meta(max_length=MAX_DECIMAL_CHARS)]
+"""A plain non-negative decimal as text: ASCII digits and at most one point, no sign or exponent. The
+decoder checks the length; the digits are checked by `is_plain_decimal` after decoding (storage.codec),
+through a cache, since a pattern constraint would run a regular expression on every value."""
+
+
+def is_plain_decimal(text: str) -> bool:
+    """'0.00150000', '30000', '5.', '.5': ASCII digits and at most one point (what PlainDecimal holds)."""
+    digits = text.replace(".", "", 1)
+    return digits.isdigit() and digits.isascii()
+
+
 Nanos = Annotated[int, msgspec.Meta(ge=0, le=INT64_MAX)]
 Sequence64 = Annotated[int, msgspec.Meta(ge=0, le=INT64_MAX)]
 

@@ -12,7 +12,16 @@ from collections.abc import Sequence
 import msgspec
 
 from core.errors import ParseError
-from core.types import ClosedBar, CoverageEvent, DeadLetter, DeadLetterRecord, FeedStatus, ResumePoint, Trade
+from core.types import (
+    ClosedBar,
+    CoverageEvent,
+    DeadLetter,
+    DeadLetterRecord,
+    FeedStatus,
+    ResumePoint,
+    Trade,
+    is_plain_decimal,
+)
 
 _encoder = msgspec.msgpack.Encoder()
 _trades_decoder = msgspec.msgpack.Decoder(list[Trade])
@@ -29,11 +38,38 @@ def encode_trades(trades: Sequence[Trade]) -> bytes:
     return _encoder.encode(trades)
 
 
+_PLAIN_CACHE_SIZE = 1 << 16
+_plain_seen: set[str] = set()  # decimal strings already found plain: prices and sizes repeat
+
+
+def _plain(text: str) -> bool:
+    if text in _plain_seen:
+        return True
+    if not is_plain_decimal(text):
+        return False
+    if len(_plain_seen) >= _PLAIN_CACHE_SIZE:
+        _plain_seen.clear()
+    _plain_seen.add(text)
+    return True
+
+
+def _bad_value(trade: Trade) -> str | None:
+    """Why a decoded trade cannot be taken (its price or quantity is not a plain decimal), else None."""
+    if _plain(trade.price) and _plain(trade.quantity):
+        return None
+    return f"price {trade.price[:40]!r} or quantity {trade.quantity[:40]!r} is not a plain decimal"
+
+
 def decode_trades(data: bytes) -> list[Trade]:
     try:
-        return _trades_decoder.decode(data)
+        trades = _trades_decoder.decode(data)
     except msgspec.DecodeError as exc:
         raise ParseError(f"bad trades entry: {exc}", error_type="bus_entry", raw=data[:200]) from exc
+    for trade in trades:
+        why = _bad_value(trade)
+        if why is not None:
+            raise ParseError(f"bad trades entry: {why}", error_type="bus_entry", raw=data[:200])
+    return trades
 
 
 def decode_trades_apart(data: bytes) -> tuple[list[Trade], list[tuple[bytes, str]]]:
@@ -47,9 +83,15 @@ def decode_trades_apart(data: bytes) -> tuple[list[Trade], list[tuple[bytes, str
     bad: list[tuple[bytes, str]] = []
     for item in items:
         try:
-            good.append(_trade_decoder.decode(item))
+            trade = _trade_decoder.decode(item)
         except msgspec.DecodeError as exc:
             bad.append((bytes(item), str(exc)))
+            continue
+        why = _bad_value(trade)
+        if why is None:
+            good.append(trade)
+        else:
+            bad.append((bytes(item), why))
     return good, bad
 
 
