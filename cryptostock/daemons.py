@@ -150,7 +150,7 @@ async def run_all(settings: RunSettings) -> None:
     processor and one API for all of them."""
     async with daemon_context("platform", settings) as ctx:
         log = logger.bind(component="platform")
-        store = await open_store_for(settings, sqlite_name=f"{settings.source}.db")
+        store = await open_store_for(settings, sqlite_name=settings.database_file)
         spool = spool_for(settings, "platform")
         bus = await open_bus_for(settings, role="processor", spool=spool)
         cache = await open_cache_for(settings)

@@ -3,6 +3,7 @@ environment. Unknown keys are rejected; secrets (DSNs with passwords) are Secret
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -297,6 +298,15 @@ class RunSettings(ProcessorSettings, CollectorOptions, ApiOptions):
     def source(self) -> Literal["simulated", "live"]:
         """What the data is: never mix the two in one database."""
         return "simulated" if self.uses_simulator else "live"
+
+    @property
+    def database_file(self) -> str:
+        """The embedded database in data_dir: one per replayed file (replay-<file name>.db), so that a
+        replay neither mixes with `make run`'s market nor with another file; else simulated.db or live.db."""
+        if self.replay is not None:
+            stem = re.sub(r"[^A-Za-z0-9._-]+", "_", self.replay.stem)[:100] or "file"
+            return f"replay-{stem}.db"
+        return f"{self.source}.db"
 
 
 class ExportSettings(CommonSettings):

@@ -1,6 +1,7 @@
 """A replayed market: trades read from a CSV file and played back at a speed multiplier.
 
-File format (header row required): `timestamp_ms,symbol,trade_id,price,quantity,is_buyer_maker`.
+File format (header row required): `timestamp_ms,symbol,trade_id,price,quantity,is_buyer_maker`; Binance's
+public trade and aggTrade files are read too (simulator.replay_formats).
 timestamp_ms: trade time, integer ms since the Unix epoch (UTC); it becomes the trade (and event) time
 the venue sends, so bars built from the stream equal bars computed from the file. price/quantity: passed
 through exactly as written. is_buyer_maker: true/false (or 1/0). Every row is played, in file order: a
@@ -30,10 +31,11 @@ from pathlib import Path
 from loguru import logger
 
 from core.errors import ConfigError
+from simulator.replay_formats import OUR_COLUMNS, ReplayFormat, detect
 from simulator.symbols import SymbolForm, normalize_symbol
 from simulator.trades import MarketTrade, TradeSink
 
-COLUMNS = ("timestamp_ms", "symbol", "trade_id", "price", "quantity", "is_buyer_maker")
+COLUMNS = OUR_COLUMNS
 _BOOLS = {"true": True, "false": False, "1": True, "0": False}
 _SAFE_DECIMAL = re.compile(r"^[0-9A-Za-z.+\-]+$")  # anything JSON-safe inside quotes
 MAX_BATCH = 10_000
@@ -75,7 +77,7 @@ class ReplayMarket:
         self._resume_after = {symbol_form(k): v for k, v in (resume_after or {}).items()}
         self._spellings: dict[str, str] = {}
         self._form = symbol_form
-        self._check_header()
+        self._format = self._detect_format()
         names = symbols if symbols is not None else self._scan_symbols()
         self._symbols = tuple(dict.fromkeys(symbol_form(s) for s in names))
         self._symbol_set = frozenset(self._symbols)
@@ -166,13 +168,10 @@ class ReplayMarket:
 
     def trades(self) -> Iterator[MarketTrade]:
         """Every valid row of the file, in file order (rows that cannot be parsed are skipped)."""
-        with self.path.open(newline="", encoding="utf-8") as handle:
-            reader = csv.reader(handle)
-            next(reader, None)
-            for line_no, row in enumerate(reader, start=2):
-                trade = self._parse(row, line_no)
-                if trade is not None:
-                    yield trade
+        for line_no, row in self._rows():
+            trade = self._parse(row, line_no)
+            if trade is not None:
+                yield trade
 
     def _parse(self, row: list[str], line_no: int) -> MarketTrade | None:
         if len(row) != len(COLUMNS):
@@ -218,23 +217,43 @@ class ReplayMarket:
         if self.skipped_rows <= _WARN_LIMIT:
             log.warning("{}:{} skipped ({}): {}", self.path.name, line_no, reason, ",".join(row)[:200])
 
-    def _check_header(self) -> None:
+    def _detect_format(self) -> ReplayFormat:
         try:
             with self.path.open(newline="", encoding="utf-8") as handle:
-                header = next(csv.reader(handle), [])
-        except OSError as exc:
+                first = next(csv.reader(handle), [])
+        except (OSError, UnicodeDecodeError, csv.Error) as exc:
             raise ConfigError(f"cannot read replay file {self.path}: {exc}") from exc
-        if tuple(h.strip() for h in header) != COLUMNS:
-            raise ConfigError(f"replay file {self.path}: header must be {','.join(COLUMNS)}, got {header}")
+        return detect(self.path, first)
 
-    def _scan_symbols(self) -> list[str]:
-        seen: dict[str, None] = {}
+    def _rows(self) -> Iterator[tuple[int, list[str]]]:
+        """(line number, our six fields) of every data row; rows of another file format converted, those
+        that cannot be are skipped."""
+        fmt = self._format
         with self.path.open(newline="", encoding="utf-8") as handle:
             reader = csv.reader(handle)
-            next(reader, None)
-            for row in reader:
-                if len(row) == len(COLUMNS):
-                    seen.setdefault(row[1].strip().upper(), None)
+            if fmt.has_header:
+                next(reader, None)
+            start = 2 if fmt.has_header else 1
+            if fmt.name == "ours":
+                yield from enumerate(reader, start=start)
+                return
+            for line_no, row in enumerate(reader, start=start):
+                if len(row) not in fmt.columns:
+                    if row:
+                        self._skip(line_no, row, f"expected {' or '.join(map(str, fmt.columns))} columns")
+                    continue
+                try:
+                    yield line_no, fmt.to_ours(row)
+                except ValueError:
+                    self._skip(line_no, row, "the time must be an integer")
+
+    def _scan_symbols(self) -> list[str]:
+        if self._format.symbol is not None:
+            return [self._format.symbol]
+        seen: dict[str, None] = {}
+        for _, row in self._rows():
+            if len(row) == len(COLUMNS):
+                seen.setdefault(row[1].strip().upper(), None)
         valid = []
         for symbol in seen:
             try:

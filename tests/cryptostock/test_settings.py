@@ -71,3 +71,14 @@ def test_symbols_from_flags_or_environment_per_venue(monkeypatch: pytest.MonkeyP
         RunSettings(exchange="binance,nope")
     with pytest.raises(ValueError, match="one exchange"):
         RunSettings(exchange="binance,okx", ws_url="ws://127.0.0.1:1")
+
+
+def test_each_replayed_file_gets_a_database_of_its_own() -> None:
+    """A replay never writes into make run's simulated.db (its whole file would count as late) nor into
+    another file's database."""
+    assert RunSettings().database_file == "simulated.db"
+    assert RunSettings(replay="samples/btc-eth-trades.csv").database_file == "replay-btc-eth-trades.db"
+    assert (
+        RunSettings(replay="/tmp/BTCUSDT-trades 2024 (1).csv").database_file
+        == "replay-BTCUSDT-trades_2024_1_.db"
+    )

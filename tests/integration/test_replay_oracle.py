@@ -4,6 +4,7 @@ decimals, on SQLite and on PostgreSQL, uninterrupted and with SIGKILLs at severa
 
 from __future__ import annotations
 
+import csv
 from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
@@ -173,3 +174,28 @@ async def test_a_paced_replay_loses_nothing(tmp_path: Path) -> None:
         code, _ = run.stop()
     assert code == 0, run.output()[-3000:]
     assert_bars_equal(served, expected)
+
+
+async def test_the_shipped_sample_replays_into_a_database_of_its_own(tmp_path: Path) -> None:
+    """The README's replay: `cryptostock run --replay samples/btc-eth-trades.csv --speed 0` serves every
+    bar of the file, the last ones included, from data/replay-btc-eth-trades.db."""
+    sample = Path(__file__).resolve().parents[2] / "samples" / "btc-eth-trades.csv"
+    by_symbol: dict[str, list] = {}
+    with sample.open(newline="") as handle:
+        for row in csv.DictReader(handle):
+            by_symbol.setdefault(row["symbol"], []).append(
+                (int(row["timestamp_ms"]), row["symbol"], int(row["trade_id"]), row["price"],
+                 row["quantity"], row["is_buyer_maker"] == "true")
+            )  # fmt: skip
+    expected = expected_bars(by_symbol)
+    replay = Replay(tmp_path, sample, {})
+    run = replay.start()
+    try:
+        await run.wait_ready()
+        served = await wait_for_every_bar(replay, run, expected)
+    finally:
+        code, _ = run.stop()
+    assert code == 0, run.output()[-3000:]
+    assert_bars_equal(served, expected)
+    assert (tmp_path / "data" / "replay-btc-eth-trades.db").is_file()
+    assert not (tmp_path / "data" / "simulated.db").exists()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import csv
 import json
 from pathlib import Path
 
@@ -179,3 +180,65 @@ async def test_symbols_spelled_otherwise_and_frames_over_64_kib_are_replayed(
         events = [json.loads(await asyncio.wait_for(ws.recv(), 5)) for _ in rows]
     assert [(e["s"], e["t"]) for e in events] == [("BTCUSDT", i) for i in (1, 2, 3, 4)]
     assert events[2]["p"] == huge
+
+
+def _binance_file(path: Path, rows: list[list[object]], header: list[str] | None) -> Path:
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        if header is not None:
+            writer.writerow(header)
+        writer.writerows(rows)
+    return path
+
+
+@pytest.mark.parametrize("with_header", [False, True])
+async def test_binance_public_trade_files_are_replayed(
+    start_sim: StartSim, tmp_path: Path, with_header: bool
+) -> None:
+    """data.binance.vision's trades (id, price, qty, quote_qty, time, is_buyer_maker, is_best_match) and
+    aggTrades files, with or without a header, times in ms or (spot since 2025) microseconds; the symbol
+    comes from the file name."""
+    trades = _binance_file(
+        tmp_path / "BTCUSDT-trades-2024-01-01.csv",
+        [
+            [1001, "42283.58000000", "0.00100000", "42.28358000", 1704067200005, "True", "True"],
+            [1002, "42283.59000000", "0.00200000", "84.56718000", 1704067200007123, "False", "True"],
+        ],
+        ["id", "price", "qty", "quote_qty", "time", "is_buyer_maker", "is_best_match"]
+        if with_header
+        else None,
+    )
+    aggs = _binance_file(
+        tmp_path / "ETHUSDT-aggTrades-2024-01-01.csv",
+        [[55, "2281.20", "0.5000", 90, 91, 1704067200009, "false", "true"]],
+        ["agg_trade_id", "price", "quantity", "first_trade_id", "last_trade_id", "transact_time",
+         "is_buyer_maker", "is_best_match"] if with_header else None,
+    )  # fmt: skip
+    for path, stream, count in ((trades, "btcusdt@trade", 2), (aggs, "ethusdt@trade", 1)):
+        market = ReplayMarket(path, speed=0)
+        sim = await start_sim(market)
+        async with ws_connect(f"{sim.ws_url}/ws/{stream}") as ws:
+            events = [json.loads(await asyncio.wait_for(ws.recv(), 5)) for _ in range(count)]
+        assert market.skipped_rows == 0
+        if count == 2:
+            assert [(e["s"], e["t"], e["p"], e["q"], e["T"], e["m"]) for e in events] == [
+                ("BTCUSDT", 1001, "42283.58000000", "0.00100000", 1704067200005, True),
+                ("BTCUSDT", 1002, "42283.59000000", "0.00200000", 1704067200007, False),
+            ]
+        else:
+            assert [(e["s"], e["t"], e["p"], e["q"], e["T"], e["m"]) for e in events] == [
+                ("ETHUSDT", 55, "2281.20", "0.5000", 1704067200009, False)
+            ]
+
+
+def test_an_unknown_file_says_what_is_accepted(tmp_path: Path) -> None:
+    path = _binance_file(tmp_path / "whatever.csv", [[1, "2.0", "3.0", "6.0", 1704067200000, "true"]], None)
+    with pytest.raises(ConfigError, match=r"SYMBOL-trades-DATE\.csv"):
+        ReplayMarket(path)
+
+
+def test_the_shipped_sample_is_a_valid_replay() -> None:
+    sample = Path(__file__).resolve().parents[2] / "samples" / "btc-eth-trades.csv"
+    market = ReplayMarket(sample, speed=0)
+    assert market.symbols == ("BTCUSDT", "ETHUSDT")
+    assert sum(1 for _ in market.trades()) == 3000 and market.skipped_rows == 0
