@@ -34,6 +34,7 @@ from core.errors import ConfigError
 from simulator.replay_formats import OUR_COLUMNS, ReplayFormat, detect
 from simulator.symbols import SymbolForm, normalize_symbol
 from simulator.trades import MarketTrade, TradeSink
+from simulator.venues import REPLAY_FILE_FORMATS
 
 COLUMNS = OUR_COLUMNS
 _BOOLS = {"true": True, "false": False, "1": True, "0": False}
@@ -223,7 +224,7 @@ class ReplayMarket:
                 first = next(csv.reader(handle), [])
         except (OSError, UnicodeDecodeError, csv.Error) as exc:
             raise ConfigError(f"cannot read replay file {self.path}: {exc}") from exc
-        return detect(self.path, first)
+        return detect(self.path, first, REPLAY_FILE_FORMATS)
 
     def _rows(self) -> Iterator[tuple[int, list[str]]]:
         """(line number, our six fields) of every data row; rows of another file format converted, those

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from core.errors import ConfigError
 from simulator.binance.protocol import BinanceProtocol
+from simulator.binance.public_files import DESCRIPTION as BINANCE_PUBLIC_FILES
+from simulator.binance.public_files import public_file_format as binance_public_file
+from simulator.replay_formats import FileFormat
 from simulator.venue import VenueOptions, VenueProtocol
 from simulator.venues.bybit import BybitProtocol
 from simulator.venues.coinbase import CoinbaseProtocol
@@ -11,6 +14,8 @@ from simulator.venues.kraken import KrakenProtocol
 from simulator.venues.okx import OkxProtocol
 
 DEFAULT_VENUE = "binance"  # what a simulator speaks when no exchange is named
+# The venues' public trade files a replay reads besides ours: (reader, what it accepts).
+REPLAY_FILE_FORMATS: tuple[tuple[FileFormat, str], ...] = ((binance_public_file, BINANCE_PUBLIC_FILES),)
 VENUES: dict[str, type[VenueProtocol]] = {
     "binance": BinanceProtocol,
     "coinbase": CoinbaseProtocol,
