@@ -57,7 +57,7 @@ class Replay:
         ).start()
 
     async def bars(self, symbol: str, timeframe: str) -> list[dict] | None:
-        """The served bars, or None while the API is not up or does not know the symbol yet."""
+        """The served bars, or None while the API is not up or does not know the exchange or symbol yet."""
         try:
             async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{self.api_port}", timeout=10) as client:
                 response = await client.get(
@@ -66,7 +66,7 @@ class Replay:
                 )
         except httpx.ConnectError:
             return None
-        if response.status_code == 404 and "unknown symbol" in response.text:
+        if response.status_code == 404:  # the processor has not registered the exchange or symbol yet
             return None
         assert response.status_code == 200, response.text
         return response.json()["bars"]
