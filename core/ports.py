@@ -81,9 +81,12 @@ class MarketStore(Protocol):
         """Events whose interval overlaps [start_ns, end_ns), oldest first."""
         ...
 
-    async def mark_incomplete(self, bars: Sequence[tuple[str, str, str, int]]) -> int:
+    async def mark_incomplete(
+        self, bars: Sequence[tuple[str, str, str, int]]
+    ) -> list[tuple[str, str, str, int]]:
         """Set the coverage of stored bars, keyed (exchange, symbol, timeframe, open_time ns), to
-        'incomplete' (a trade of theirs came after they closed); returns how many changed."""
+        'incomplete' (a trade of theirs came after they closed), in one statement; returns the keys of
+        those that changed (not those already incomplete or not stored)."""
         ...
 
     async def upsert_bars(self, bars: Sequence[ClosedBar]) -> None:

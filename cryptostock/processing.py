@@ -35,6 +35,7 @@ from core.types import (
     Delivery,
     Features,
     FeedState,
+    FeedStatus,
     SymbolInfo,
     Trade,
 )
@@ -65,6 +66,8 @@ STORE_AHEAD = 2  # batches being stored while the apply stage works on an earlie
 MAX_RETRY_DELAY_S = 2.0
 LIVE_FEEDS = frozenset({FeedState.STREAMING, FeedState.QUIET})
 FEED_FRESH_NS = 10 * NS_PER_SECOND  # collectors publish every second; older means the collector is gone
+# The board is read at most this often (collectors write it once a second); not on every batch.
+FEED_READ_INTERVAL_NS = NS_PER_SECOND // 2
 
 
 def batches(deliveries: Sequence[Delivery], max_trades: int) -> Iterator[Sequence[Delivery]]:
@@ -139,6 +142,8 @@ class ProcessorService:
         self._warm: set[tuple[str, str]] = set()
         self._revisions: set[tuple[str, str, str, int]] = set()  # bars a late trade made incomplete
         self._feeds = feeds
+        self._feed_statuses: list[FeedStatus] = []
+        self._feeds_read_at = -FEED_READ_INTERVAL_NS  # clock ns of the last read of the feed board
         self._warmed_at: dict[tuple[str, str], int] = {}  # wall ns of each symbol's warm-up
         # exchanges whose source ended -> when (monotonic): their bars close once a read begun after that
         # finds the bus drained
@@ -248,31 +253,25 @@ class ProcessorService:
             await self._apply_stored(await self._store_trades(group, trades))
 
     async def _store_trades(self, deliveries: Sequence[Delivery], trades: list[Trade]) -> _Stored:
-        if not tracing.ENABLED:
-            return await self._store_trades_now(deliveries, trades)
         traces = [d.trace for d in deliveries]
         attributes = {"trades": len(trades), "deliveries": len(deliveries)}
         with tracing.continue_traces(traces, "processor.store_trades", attributes) as span:
-            stored = await self._store_trades_now(deliveries, trades)
-            if span is not None and span.is_recording():
-                span.set_attribute("new_trades", len(stored.new_trades))
-                self._log.debug("stored {} trades of {} deliveries", len(stored.new_trades), len(deliveries))
-            return stored
-
-    async def _store_trades_now(self, deliveries: Sequence[Delivery], trades: list[Trade]) -> _Stored:
-        events = [event for delivery in deliveries for event in delivery.events]
-        if events:
+            events = [event for delivery in deliveries for event in delivery.events]
+            if events:
+                try:
+                    await self._retry("insert_coverage", self._store.insert_coverage, events)
+                except RejectedData as exc:
+                    await self._set_aside(deliveries[0], [], f"coverage refused: {exc}")
             try:
-                await self._retry("insert_coverage", self._store.insert_coverage, events)
-            except RejectedData as exc:
-                await self._set_aside(deliveries[0], [], f"coverage refused: {exc}")
-        try:
-            new_trades = await self._retry("insert_trades", self._store.insert_trades, trades)
-        except RejectedData:
-            new_trades = await self._store_each_apart(deliveries, trades)
-        if len(new_trades) < len(trades):
-            self._count_duplicates(trades, new_trades)
-        return _Stored(deliveries, new_trades, events)
+                new_trades = await self._retry("insert_trades", self._store.insert_trades, trades)
+            except RejectedData:
+                new_trades = await self._store_each_apart(deliveries, trades)
+            if len(new_trades) < len(trades):
+                self._count_duplicates(trades, new_trades)
+            if span is not None and span.is_recording():
+                span.set_attribute("new_trades", len(new_trades))
+                self._log.debug("stored {} trades of {} deliveries", len(new_trades), len(deliveries))
+            return _Stored(deliveries, new_trades, events)
 
     async def _store_each_apart(self, deliveries: Sequence[Delivery], trades: list[Trade]) -> list[Trade]:
         """The store refused something in `trades`: halve the batch until each refused trade is alone,
@@ -300,13 +299,11 @@ class ProcessorService:
     async def _apply_stored(self, stored: _Stored) -> None:
         """Aggregate what was stored, store the bars it closed, acknowledge; then close bars on the clock
         if the bus is caught up."""
-        if stored.deliveries and tracing.ENABLED:
+        if stored.deliveries:
             traces = [d.trace for d in stored.deliveries]
             attributes = {"trades": len(stored.new_trades), "deliveries": len(stored.deliveries)}
             with tracing.continue_traces(traces, "processor.apply", attributes):
                 await self._apply_deliveries(stored)
-        elif stored.deliveries:
-            await self._apply_deliveries(stored)
         if self._caught_up(stored.deliveries):
             await self.close_due()
         if self._ended and not stored.deliveries:  # a tick: the bus was drained when its read began
@@ -368,11 +365,14 @@ class ProcessorService:
         None (no feed board, as in tests of the processor alone): every symbol."""
         if self._feeds is None:
             return None
-        try:
-            statuses = await self._feeds.feeds()
-        except (BusError, CircuitOpenError, StorageError, OSError) as exc:
-            self._log.warning("feed board unreadable, no bar closes on the clock: {}", exc)
-            return set()
+        if now - self._feeds_read_at >= FEED_READ_INTERVAL_NS:
+            try:
+                self._feed_statuses = await self._feeds.feeds()
+            except (BusError, CircuitOpenError, StorageError, OSError) as exc:
+                self._log.warning("feed board unreadable, no bar closes on the clock: {}", exc)
+                return set()
+            self._feeds_read_at = now
+        statuses = self._feed_statuses
         live = {
             (status.exchange, status.symbol): status
             for status in statuses
@@ -469,36 +469,29 @@ class ProcessorService:
         """Stored bars that late trades belong to become incomplete."""
         if not self._revisions:
             return
-        keys = sorted(self._revisions)
-        await self._store.mark_incomplete(keys)
+        revised = await self._store.mark_incomplete(sorted(self._revisions))
         self._revisions.clear()
-        for exchange, _, timeframe, _ in keys:
+        for exchange, _, timeframe, _ in revised:  # a bar already incomplete is not counted again
             self._metrics.bars_coverage_revised.labels(exchange, timeframe).inc()
 
     async def _persist(self, closed: Sequence[ClosedBar]) -> None:
         if not closed:
             return
-        if tracing.ENABLED:
-            with tracing.trace_operation("processor.store_bars", {"bars": len(closed)}) as span:
-                await self._persist_now(closed)
-                if span is not None and span.is_recording():
-                    for item in closed[:MAX_BAR_EVENTS]:
-                        span.add_event("bar_closed", _bar_attributes(item.bar))
-                    self._log.debug("stored {} closed bars", len(closed))
-            return
-        await self._persist_now(closed)
-
-    async def _persist_now(self, closed: Sequence[ClosedBar]) -> None:
-        await self._store.upsert_bars(closed)
-        now = self._clock.now_ns()
-        for item in closed:
-            bar = item.bar
-            self._metrics.bars_completed.labels(bar.exchange, bar.symbol, bar.timeframe).inc()
-            self._metrics.bars_by_coverage.labels(bar.exchange, bar.timeframe, bar.coverage.value).inc()
-            self._metrics.bar_completion_duration.labels(bar.timeframe).observe(
-                max(0, now - bar.close_time) / NS_PER_SECOND
-            )
-            await self._publish(item)
+        with tracing.trace_operation("processor.store_bars", {"bars": len(closed)}) as span:
+            if span is not None and span.is_recording():
+                for item in closed[:MAX_BAR_EVENTS]:
+                    span.add_event("bar_closed", _bar_attributes(item.bar))
+                self._log.debug("storing {} closed bars", len(closed))
+            await self._store.upsert_bars(closed)
+            now = self._clock.now_ns()
+            for item in closed:
+                bar = item.bar
+                self._metrics.bars_completed.labels(bar.exchange, bar.symbol, bar.timeframe).inc()
+                self._metrics.bars_by_coverage.labels(bar.exchange, bar.timeframe, bar.coverage.value).inc()
+                self._metrics.bar_completion_duration.labels(bar.timeframe).observe(
+                    max(0, now - bar.close_time) / NS_PER_SECOND
+                )
+                await self._publish(item)
 
     async def _publish(self, item: ClosedBar) -> None:
         """Cache and publish a stored bar. Best effort: the bar is already durable in the store."""

@@ -120,9 +120,12 @@ SQL_TRADES_SINCE = f"""SELECT {_TRADE_READ} FROM trades WHERE exchange = $1 AND 
     AND ts_event >= $3 ORDER BY ts_event, ts_recv, sequence, trade_id LIMIT $4"""
 SQL_LAST_BAR_CLOSE = """SELECT close_time FROM bars WHERE exchange = $1 AND symbol = $2 AND timeframe = $3
     ORDER BY open_time DESC LIMIT 1"""
-SQL_MARK_INCOMPLETE = """UPDATE bars SET coverage = 'incomplete', updated_at = now()
-    WHERE exchange = $1 AND symbol = $2 AND timeframe = $3 AND open_time = $4 AND coverage <> 'incomplete'
-    RETURNING 1"""
+SQL_MARK_INCOMPLETE = """UPDATE bars b SET coverage = 'incomplete', updated_at = now()
+    FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[])
+        AS k(exchange, symbol, timeframe, open_time)
+    WHERE b.exchange = k.exchange AND b.symbol = k.symbol AND b.timeframe = k.timeframe
+        AND b.open_time = k.open_time AND b.coverage <> 'incomplete'
+    RETURNING b.exchange, b.symbol, b.timeframe, b.open_time"""
 SQL_COUNT_TRADES = """SELECT count(*) FROM trades WHERE exchange = $1 AND symbol = $2
     AND ts_event >= $3 AND ts_event < $4"""
 SQL_SYMBOLS = f"SELECT {', '.join(SYMBOL_COLUMNS)} FROM symbols ORDER BY exchange, symbol"
@@ -422,18 +425,14 @@ class PostgresStore:
         )
         return None if value is None else int(value)
 
-    async def mark_incomplete(self, bars: Sequence[tuple[str, str, str, int]]) -> int:
+    async def mark_incomplete(
+        self, bars: Sequence[tuple[str, str, str, int]]
+    ) -> list[tuple[str, str, str, int]]:
         if not bars:
-            return 0
-
-        async def mark(conn: asyncpg.Connection) -> int:
-            changed = 0
-            async with conn.transaction():
-                for key in bars:
-                    changed += len(await conn.fetch(SQL_MARK_INCOMPLETE, *key))
-            return changed
-
-        return await self._run("mark_incomplete", mark)
+            return []
+        columns = [list(column) for column in zip(*bars, strict=True)]
+        rows = await self._run("mark_incomplete", lambda c: c.fetch(SQL_MARK_INCOMPLETE, *columns))
+        return [(r[0], r[1], r[2], int(r[3])) for r in rows]
 
     async def count_trades(self, exchange: str, symbol: str, start_ns: int, end_ns: int) -> int:
         args = (exchange, symbol, start_ns, end_ns)

@@ -352,14 +352,16 @@ class SQLiteStore:
         await self._write("upsert_bars", upsert)
         self._metrics.db_rows_written.labels("bars").inc(len(rows))
 
-    async def mark_incomplete(self, bars: Sequence[tuple[str, str, str, int]]) -> int:
+    async def mark_incomplete(
+        self, bars: Sequence[tuple[str, str, str, int]]
+    ) -> list[tuple[str, str, str, int]]:
         if not bars:
-            return 0
-        rows = [(time.time_ns(), *key) for key in bars]
+            return []
+        now = time.time_ns()
 
-        def mark(conn: sqlite3.Connection) -> int:
+        def mark(conn: sqlite3.Connection) -> list[tuple[str, str, str, int]]:
             with _transaction(conn):
-                return sum(conn.execute(SQL_MARK_INCOMPLETE, row).rowcount for row in rows)
+                return [key for key in bars if conn.execute(SQL_MARK_INCOMPLETE, (now, *key)).rowcount]
 
         return await self._write("mark_incomplete", mark)
 

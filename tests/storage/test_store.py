@@ -193,3 +193,16 @@ async def test_open_gaps_are_the_gaps_not_yet_repaired_or_abandoned(store: Store
         ("ETHUSDT", 50, 55, 6),
     ]
     assert await store.open_gaps("okx") == []
+
+
+async def test_mark_incomplete_changes_stored_bars_once_in_one_statement(store: Store) -> None:
+    """A late trade's closed bar becomes incomplete; the keys returned are those that changed (a bar
+    already incomplete, or one not stored, is not), so the revision metric counts each bar once."""
+    bars = [make_bar(i) for i in range(3)]
+    await store.upsert_bars(bars)
+    keys = [(b.bar.exchange, b.bar.symbol, b.bar.timeframe, b.bar.open_time) for b in bars]
+    assert await store.mark_incomplete([*keys[:2], ("binance", "NO-SUCH", "1m", 0)]) == keys[:2]
+    assert await store.mark_incomplete(keys) == keys[2:]
+    assert await store.mark_incomplete([]) == []
+    stored = await store.bars("binance", "BTC-USDT", "1m")
+    assert [item.bar.coverage.value for item in stored] == ["incomplete"] * 3
