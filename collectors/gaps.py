@@ -12,6 +12,7 @@ from __future__ import annotations
 from enum import Enum
 
 from collectors.adapter import Gap
+from core.open_gaps import MAX_OPEN_PER_SYMBOL, subtract
 
 
 class Verdict(Enum):
@@ -44,7 +45,7 @@ class GapTracker:
     so that the first live trade reveals what was missed while the collector was away.
     """
 
-    def __init__(self, max_ranges: int = 100) -> None:
+    def __init__(self, max_ranges: int = MAX_OPEN_PER_SYMBOL) -> None:
         if max_ranges < 1:
             raise ValueError("max_ranges must be at least 1")
         self._max_ranges = max_ranges
@@ -166,9 +167,7 @@ class GapTracker:
             return False
         for index, (lo, hi, after_ns, before_ns) in enumerate(ranges):
             if lo <= sequence <= hi:
-                pieces = [
-                    [a, b, after_ns, before_ns] for a, b in ((lo, sequence - 1), (sequence + 1, hi)) if a <= b
-                ]
+                pieces = [[a, b, after_ns, before_ns] for a, b in subtract(lo, hi, sequence, sequence)]
                 ranges[index : index + 1] = pieces
                 self._store(raw_symbol, ranges)
                 return True

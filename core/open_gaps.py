@@ -15,7 +15,7 @@ import msgspec
 from core.types import CoverageEvent, CoverageKind
 
 _RESOLVING = (CoverageKind.REPAIRED, CoverageKind.ABANDONED)
-MAX_OPEN_PER_SYMBOL = 100  # the oldest beyond this are forgotten (a collector keeps as many ranges)
+MAX_OPEN_PER_SYMBOL = 100  # the oldest beyond this are forgotten (a collector's GapTracker keeps as many)
 # A store recomputes open gaps from the coverage events of the week before its newest one: no venue's REST
 # reaches further back, and the table grows for good.
 OPEN_GAPS_LOOKBACK_NS = 7 * 86_400 * 1_000_000_000
@@ -60,15 +60,21 @@ class OpenGaps:
         return [e for (venue, _), gaps in self._open.items() if exchange in (None, venue) for e in gaps]
 
 
+def subtract(first: int, last: int, lo: int, hi: int) -> list[tuple[int, int]]:
+    """What is left of the sequence range [first, last] once [lo, hi] is taken out: none, one or two
+    ranges (the range itself when they do not overlap)."""
+    if hi < first or lo > last:
+        return [(first, last)]
+    return [(a, b) for a, b in ((first, lo - 1), (hi + 1, last)) if a <= b]
+
+
 def _minus(gap: CoverageEvent, lo: int, hi: int) -> list[CoverageEvent]:
     """What is left of `gap`'s range once [lo, hi] is resolved."""
     first, last = gap.first_sequence, gap.last_sequence
     assert first is not None and last is not None
     if hi < first or lo > last:
         return [gap]
-    pieces = [(first, lo - 1), (hi + 1, last)]
     return [
         msgspec.structs.replace(gap, first_sequence=a, last_sequence=b, trades=b - a + 1)
-        for a, b in pieces
-        if a <= b
+        for a, b in subtract(first, last, lo, hi)
     ]

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 from loguru import logger
 
+from core.open_gaps import subtract
 from core.timeframes import NS_PER_SECOND
 from core.types import Bar, CoverageEvent, CoverageKind
 from monitoring.metrics import PlatformMetrics
@@ -109,4 +110,4 @@ def _left_open(gap: GapKey, event: CoverageEvent) -> list[GapKey]:
     lo, hi = event.first_sequence, event.last_sequence
     if first is None or last is None or lo is None or hi is None:
         return []
-    return [(a, b) for a, b in ((first, lo - 1), (hi + 1, last)) if a <= b]
+    return list(subtract(first, last, lo, hi))

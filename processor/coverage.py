@@ -12,14 +12,6 @@ from __future__ import annotations
 
 from core.types import Coverage
 
-SEVERITY = {
-    Coverage.COMPLETE: 0,
-    Coverage.REPAIRED: 1,
-    Coverage.UNVERIFIABLE: 2,
-    Coverage.INCOMPLETE: 3,
-    Coverage.OPEN: 4,
-}
-
 
 def judge(
     trade_count: int, sequenced: int, low: int, high: int, repaired: int, previous: int | None
@@ -32,7 +24,3 @@ def judge(
     if previous is None or low != previous + 1 or high - low + 1 != sequenced:
         return Coverage.INCOMPLETE
     return Coverage.REPAIRED if repaired else Coverage.COMPLETE
-
-
-def worst(first: Coverage, second: Coverage) -> Coverage:
-    return first if SEVERITY[first] >= SEVERITY[second] else second
