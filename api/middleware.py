@@ -23,7 +23,7 @@ from prometheus_client import Counter, Histogram
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.errors import send_error
+from api.errors import request_id_of, send_error
 from monitoring import tracing
 from monitoring.events import emit, enabled_for
 from monitoring.metrics import PlatformMetrics
@@ -112,7 +112,7 @@ class MetricsMiddleware:
             return
         status = 500  # unless a response starts: an exception escaping the app becomes a 500
         start = time.perf_counter()
-        request_id = scope.get("state", {}).get("request_id")
+        request_id = request_id_of(scope)
         if enabled_for("DEBUG"):
             emit(
                 "api_request",

@@ -102,24 +102,27 @@ class BarVerifier:
         ready = now - self._delay_ns
         end = ready - ready % NS_PER_MINUTE  # the minutes that closed at least `delay` ago
         symbols = [s for s in await self._store.symbols() if s.exchange in self._rest_urls]
+        for exchange in {s.exchange for s in symbols}:
+            self._refresh(exchange, symbols)
         for info in symbols:
             if self._stopping.is_set():
                 break
-            await self._verify_symbol(info, symbols, end)
+            await self._verify_symbol(info, end)
         self.rounds += 1
 
-    async def _verify_symbol(self, info: SymbolInfo, listed: list[SymbolInfo], end: int) -> None:
+    async def _verify_symbol(self, info: SymbolInfo, end: int) -> None:
         key = (info.exchange, info.symbol)
-        newest = await self._store.bars(*key, "1m", end_ns=end, limit=1)
-        if not newest:
+        checked = self._next.get(key, self._since)
+        # the newest stored bars not yet checked: the window ends with the newest (not past what the
+        # processor has stored) and spans at most max_minutes minutes, so at most as many bars
+        stored = await self._store.bars(*key, "1m", start_ns=checked, end_ns=end, limit=self._max_minutes)
+        if not stored:
             return
-        end = min(end, newest[-1].bar.close_time)  # not past what the processor has stored
-        start = max(self._next.get(key, self._since), end - self._max_minutes * NS_PER_MINUTE)
-        if start >= end:
-            return
+        end = stored[-1].bar.close_time
+        start = max(checked, end - self._max_minutes * NS_PER_MINUTE)
         self._next[key] = end
-        bars = [c.bar for c in await self._store.bars(*key, "1m", start_ns=start, end_ns=end, limit=1440)]
-        rest = self._rest_for(info.exchange, listed)
+        bars = [c.bar for c in stored if c.bar.open_time >= start]
+        rest = self._rest[info.exchange]
         if not rest.adapter.capabilities.klines.available:
             self._count(info.exchange, "unavailable", len(bars))
             return
@@ -138,21 +141,22 @@ class BarVerifier:
                 *key, format_time(difference.open_time), describe(difference),
             )  # fmt: skip
 
-    def _rest_for(self, exchange: str, listed: list[SymbolInfo]) -> RestBackfiller:
-        """The exchange's REST executor, kept across rounds; its adapter knows the stored instruments. Its
-        circuit breaker is its own (`<exchange>_klines`): the collector's `<exchange>_rest` one says
-        whether gaps can be repaired, which a failing candles endpoint does not decide."""
+    def _refresh(self, exchange: str, listed: list[SymbolInfo]) -> None:
+        """The exchange's REST executor, kept across rounds, with an adapter (made once per round) that
+        knows the stored instruments. Its circuit breaker is its own (`<exchange>_klines`): the
+        collector's `<exchange>_rest` one says whether gaps can be repaired, which a failing candles
+        endpoint does not decide."""
+        adapter = create_adapter(exchange, [s for s in listed if s.exchange == exchange])
         rest = self._rest.get(exchange)
-        if rest is None:
-            breaker = CircuitBreaker(
-                f"{exchange}_klines", failure_exceptions=(ExchangeError,), metrics=self._metrics
-            )
-            url = self._rest_urls[exchange]
-            adapter = create_adapter(exchange)
-            rest = RestBackfiller(adapter, url, metrics=self._metrics, breaker=breaker, timeout=self._timeout)
-            self._rest[exchange] = rest
-        rest.adapter = create_adapter(exchange, [s for s in listed if s.exchange == exchange])
-        return rest
+        if rest is not None:
+            rest.adapter = adapter
+            return
+        breaker = CircuitBreaker(
+            f"{exchange}_klines", failure_exceptions=(ExchangeError,), metrics=self._metrics
+        )
+        self._rest[exchange] = RestBackfiller(
+            adapter, self._rest_urls[exchange], metrics=self._metrics, breaker=breaker, timeout=self._timeout
+        )
 
     def _count(self, exchange: str, result: str, minutes: int) -> None:
         if minutes:

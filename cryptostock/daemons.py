@@ -33,6 +33,7 @@ from cryptostock.settings import (
 )
 from cryptostock.wiring import (
     CollectorRunner,
+    newest_resume_points,
     open_bus_for,
     open_cache_for,
     open_store_for,
@@ -215,7 +216,7 @@ async def _start_venues(
     for index, exchange in enumerate(settings.exchange):
         ws_url = rest_url = None  # the settings' endpoints, else the exchange's own (with --live)
         if settings.uses_simulator:
-            stored = await resume_sources[0].resume_points(exchange) if resume_sources else []
+            stored = await newest_resume_points(resume_sources, exchange)
             simulator = await start_simulator(simulator_settings(settings, exchange, index, stored))
             simulators.append(simulator)
             ws_url, rest_url = simulator.ws_url, simulator.rest_url
@@ -263,8 +264,10 @@ def _add_verifier(
     store: MarketStore,
     rest_urls: Mapping[str, str | None],
 ) -> None:
-    """The periodic bar verification, when `verify_interval` is set (cryptostock/bar_verifier.py)."""
-    if settings.verify_interval <= 0:
+    """The periodic bar verification, when `verify_interval` is set (cryptostock/bar_verifier.py). Not for
+    a replay: it checks minutes from now on, and a replay's trades are from the file's time
+    (`cryptostock verify` checks a replay's bars)."""
+    if settings.verify_interval <= 0 or (isinstance(settings, RunSettings) and settings.replay is not None):
         return
     verifier = BarVerifier(
         store,

@@ -102,6 +102,26 @@ def resolve_symbols(adapter: ExchangeAdapter, wanted: list[str] | None) -> list[
     return list(dict.fromkeys(raw))
 
 
+async def newest_resume_points(sources: Sequence[ResumeSource], exchange: str) -> list[ResumePoint]:
+    """The newest of the sources' resume points per symbol (the bus: what reached it; a store: what it
+    holds). A source that cannot answer (Redis or the database down at start) is skipped with a warning:
+    the collector starts anyway, and what it missed while away is then not known to be missing."""
+    newest: dict[str, ResumePoint] = {}
+    for source in sources:
+        try:
+            points = await source.resume_points(exchange)
+        except PlatformError as exc:
+            logger.bind(component="collector", exchange=exchange).warning(
+                "resume points unavailable ({}): starting without them", exc
+            )
+            continue
+        for point in points:
+            known = newest.get(point.raw_symbol)
+            if known is None or _later(point, known):
+                newest[point.raw_symbol] = point
+    return list(newest.values())
+
+
 class CollectorRunner:
     """Discovers the exchange's instruments (retrying while it is unreachable), then runs the session.
 
@@ -186,21 +206,7 @@ class CollectorRunner:
         return self._session.unpublished if self._session is not None else []
 
     async def _resume_points(self) -> list[ResumePoint]:
-        """The newest of each source's resume points per symbol. A source that cannot answer (Redis or
-        the database down at start) is skipped with a warning: the collector starts anyway, and what it
-        missed while away is then not known to be missing."""
-        newest: dict[str, ResumePoint] = {}
-        for source in self._resume_sources:
-            try:
-                points = await source.resume_points(self._exchange)
-            except PlatformError as exc:
-                self._log.warning("resume points unavailable ({}): starting without them", exc)
-                continue
-            for point in points:
-                known = newest.get(point.raw_symbol)
-                if known is None or _later(point, known):
-                    newest[point.raw_symbol] = point
-        return list(newest.values())
+        return await newest_resume_points(self._resume_sources, self._exchange)
 
     async def _open_gaps(self) -> list[CoverageEvent]:
         """The gaps an earlier run left unresolved, from each source that can answer (see _resume_points;
