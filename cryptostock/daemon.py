@@ -27,9 +27,9 @@ class DaemonContext:
     metrics_url: str
 
 
-@asynccontextmanager
-async def daemon_context(service: str, settings: CommonSettings) -> AsyncIterator[DaemonContext]:
-    """Set up a daemon's monitoring; `stop` is set by SIGTERM or SIGINT."""
+def setup_logging_from(settings: CommonSettings, service: str, *, console: bool = True) -> None:
+    """Logging as the command's settings say (every command: daemons, and one-shot ones without the
+    console, whose console gets their result line)."""
     setup_logging(
         service=service,
         level=settings.log_level,
@@ -38,7 +38,14 @@ async def daemon_context(service: str, settings: CommonSettings) -> AsyncIterato
         retention_days=settings.log_retention_days,
         security_retention_days=settings.log_security_retention_days,
         sample_rate=settings.log_sample_rate,
+        console=console,
     )
+
+
+@asynccontextmanager
+async def daemon_context(service: str, settings: CommonSettings) -> AsyncIterator[DaemonContext]:
+    """Set up a daemon's monitoring; `stop` is set by SIGTERM or SIGINT."""
+    setup_logging_from(settings, service)
     traced = configure_tracing(service)  # OTEL_* variables; off unless an exporter or endpoint is set
     set_build_info(service)
     health = Health()

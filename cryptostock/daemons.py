@@ -17,7 +17,7 @@ from core.errors import BusError, CircuitOpenError, StorageError
 from core.ports import FeedBoard, MarketCache, MarketStore, ResumeSource, TradeBus
 from core.timeframes import NS_PER_SECOND
 from cryptostock.bar_verifier import BarVerifier
-from cryptostock.daemon import SHUTDOWN_TIMEOUT, DaemonContext, daemon_context
+from cryptostock.daemon import SHUTDOWN_TIMEOUT, DaemonContext, daemon_context, setup_logging_from
 from cryptostock.outcome import report_success
 from cryptostock.processing import ProcessorService
 from cryptostock.progress import run_status
@@ -41,7 +41,7 @@ from cryptostock.wiring import (
     simulator_settings,
     spool_for,
 )
-from monitoring.logger import flush_logs, setup_logging
+from monitoring.logger import flush_logs
 from simulator.exchange import SimulatedExchange
 from simulator.serve import start_simulator
 from storage.factory import Cache
@@ -54,7 +54,7 @@ async def migrate_database(settings: CommonSettings) -> None:
     """`cryptostock db migrate`: apply pending migrations and exit. The details go to the log files
     (logs/migrate/); the console gets one line, the outcome, as text or JSON (LOG_FORMAT)."""
     as_json = settings.log_format == "json"
-    setup_logging("migrate", settings.log_level, as_json, settings.log_dir, console=False)
+    setup_logging_from(settings, "migrate", console=False)
     store = await open_store_for(settings, sqlite_name="cryptostock.db")
     try:
         async with spinning("applying migrations"):

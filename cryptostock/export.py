@@ -23,11 +23,12 @@ from core.errors import ConfigError
 from core.ports import MarketStore
 from core.timeframes import timeframe_ns
 from core.types import ClosedBar, SymbolInfo, Trade
+from cryptostock.daemon import setup_logging_from
 from cryptostock.export_files import columns_for, open_writer
 from cryptostock.outcome import report_success
 from cryptostock.progress_bar import ProgressBar
 from cryptostock.settings import ExportSettings, VerifySettings
-from monitoring.logger import flush_logs, setup_logging
+from monitoring.logger import flush_logs
 from storage.factory import SqlStore, open_store
 
 SQLITE_FILES = ("simulated.db", "live.db", "cryptostock.db")  # cryptostock run's, then the daemons'
@@ -154,7 +155,7 @@ async def run_export(settings: ExportSettings) -> None:
     """The command: logs go to logs/export/, the console gets the progress bar (on a terminal) and one
     result line (text or JSON)."""
     as_json = settings.log_format == "json"
-    setup_logging("export", settings.log_level, as_json, settings.log_dir, console=False)
+    setup_logging_from(settings, "export", console=False)
     store = export_store(settings)
     try:
         req = await _request(settings, store)

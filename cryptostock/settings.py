@@ -16,6 +16,7 @@ from collectors.registry import ADAPTERS, DEFAULT_EXCHANGE
 from core.errors import ConfigError
 from core.timeframes import DEFAULT_TIMEFRAMES, parse_timeframes, timeframe_ns
 from cryptostock.preflight import check_log_level
+from monitoring.logger import DEFAULT_SECURITY_RETENTION_DAYS
 from simulator.serve import SimulatorSettings
 
 
@@ -47,7 +48,7 @@ class CommonSettings(BaseSettings):
         default=30, ge=1, validation_alias=AliasChoices("log_retention_days", "LOG_RETENTION_DAYS")
     )
     log_security_retention_days: int = Field(
-        default=730,
+        default=DEFAULT_SECURITY_RETENTION_DAYS,
         ge=1,
         validation_alias=AliasChoices("log_security_retention_days", "LOG_SECURITY_RETENTION_DAYS"),
     )

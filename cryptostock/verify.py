@@ -27,11 +27,12 @@ from core.errors import ConfigError
 from core.ports import MarketStore
 from core.timeframes import NS_PER_MINUTE
 from core.types import SymbolInfo
+from cryptostock.daemon import setup_logging_from
 from cryptostock.export import export_store, resolve_range
 from cryptostock.outcome import report_success
 from cryptostock.progress_bar import ProgressBar
 from cryptostock.settings import VerifySettings
-from monitoring.logger import flush_logs, setup_logging
+from monitoring.logger import flush_logs
 from processor.verification import Verification, combined, describe, verify_bars
 
 EXIT_EQUAL, EXIT_DIFFERENT = 0, 1
@@ -119,7 +120,7 @@ def summary(window: VerifyWindow, result: Verification) -> str:
 async def run_verify(settings: VerifySettings, clock: Callable[[], int] = time.time_ns) -> int:
     """The command (see the module docstring); returns the exit code."""
     as_json = settings.log_format == "json"
-    setup_logging("verify", settings.log_level, as_json, settings.log_dir, console=False)
+    setup_logging_from(settings, "verify", console=False)
     store = export_store(settings)
     try:
         now_ns = clock()
