@@ -221,16 +221,16 @@ Entry = tuple[type[BaseSettings], Callable[[Any], Coroutine[Any, Any, int | None
 
 
 def _entry(command: str, db_command: str | None) -> Entry:
-    from cryptostock import daemons, export, settings, verify
+    from cryptostock import commands, export, settings, verify
 
     table: dict[str, Entry] = {
-        "run": (settings.RunSettings, daemons.run_all),
-        "collector": (settings.CollectorSettings, daemons.run_collector),
-        "processor": (settings.ProcessorSettings, daemons.run_processor),
-        "api": (settings.ApiDaemonSettings, daemons.run_api),
-        "simulate": (settings.SimulateSettings, daemons.run_simulator),
-        "db": (settings.CommonSettings, daemons.migrate_database),
-        "dead-letters": (settings.DeadLettersSettings, daemons.show_dead_letters),
+        "run": (settings.RunSettings, commands.run_all),
+        "collector": (settings.CollectorSettings, commands.run_collector),
+        "processor": (settings.ProcessorSettings, commands.run_processor),
+        "api": (settings.ApiDaemonSettings, commands.run_api),
+        "simulate": (settings.SimulateSettings, commands.run_simulator),
+        "db": (settings.CommonSettings, commands.migrate_database),
+        "dead-letters": (settings.DeadLettersSettings, commands.show_dead_letters),
         "export": (settings.ExportSettings, export.run_export),
         "verify": (settings.VerifySettings, verify.run_verify),
     }

@@ -23,8 +23,8 @@ from core.errors import ConfigError
 from core.ports import MarketStore
 from core.timeframes import timeframe_ns
 from core.types import ClosedBar, SymbolInfo, Trade
-from cryptostock.daemon import setup_logging_from
 from cryptostock.export_files import columns_for, open_writer
+from cryptostock.lifecycle import setup_logging_from
 from cryptostock.outcome import report_success
 from cryptostock.progress_bar import ProgressBar
 from cryptostock.settings import ExportSettings, VerifySettings

@@ -27,8 +27,8 @@ from core.errors import ConfigError
 from core.ports import MarketStore
 from core.timeframes import NS_PER_MINUTE
 from core.types import SymbolInfo
-from cryptostock.daemon import setup_logging_from
 from cryptostock.export import export_store, resolve_range
+from cryptostock.lifecycle import setup_logging_from
 from cryptostock.outcome import report_success
 from cryptostock.progress_bar import ProgressBar
 from cryptostock.settings import VerifySettings

@@ -41,7 +41,7 @@ DEFAULT_MAX_BACKLOG = 1_000_000
 
 
 class SimulatedExchange:
-    """The simulated exchange (see the module docstring). Implements TradeSink for its market.
+    """The simulated exchange (see the module docstring). Implements TradeTape for its market.
 
     Public state: `venue`, `port` (the bound one after start), `symbols` (raw), `trades_sent` (trade frames
     written, summed over connections), `malformed_sent`, `client_errors` (client frames answered with the
@@ -154,7 +154,7 @@ class SimulatedExchange:
             self._log.info("market finished ({} trades in history)", total)
         self.finished = True
 
-    # -- TradeSink --------------------------------------------------------------------------------------
+    # -- TradeTape --------------------------------------------------------------------------------------
 
     def publish(self, trades: Sequence[MarketTrade]) -> None:
         """Record trades and send them to websocket clients in order. A trade id seen before (a replayed

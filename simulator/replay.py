@@ -33,7 +33,7 @@ from loguru import logger
 from core.errors import ConfigError
 from simulator.replay_formats import OUR_COLUMNS, ReplayFormat, detect
 from simulator.symbols import SymbolForm, normalize_symbol
-from simulator.trades import MarketTrade, TradeSink
+from simulator.trades import MarketTrade, TradeTape
 from simulator.venues import REPLAY_FILE_FORMATS
 
 COLUMNS = OUR_COLUMNS
@@ -93,7 +93,7 @@ class ReplayMarket:
     def on_demand(self) -> bool:
         return self.speed == 0
 
-    async def run(self, sink: TradeSink) -> None:
+    async def run(self, sink: TradeTape) -> None:
         rows = self._live(self.trades(), sink)
         if self.on_demand:
             while True:
@@ -109,7 +109,7 @@ class ReplayMarket:
             await sink.subscribed()
         await self._run_paced(sink, rows)
 
-    def _live(self, rows: Iterator[MarketTrade], sink: TradeSink) -> Iterator[MarketTrade]:
+    def _live(self, rows: Iterator[MarketTrade], sink: TradeTape) -> Iterator[MarketTrade]:
         """The rows to play: those a resumed replay already played (see the module docstring) are
         recorded with `sink.record_past` instead."""
         resume = dict(self._resume_after)
@@ -139,11 +139,11 @@ class ReplayMarket:
                 last,
             )
 
-    def _record_past(self, sink: TradeSink, trades: list[MarketTrade]) -> None:
+    def _record_past(self, sink: TradeTape, trades: list[MarketTrade]) -> None:
         sink.record_past(trades)
         self.resumed_rows += len(trades)
 
-    async def _run_paced(self, sink: TradeSink, rows: Iterator[MarketTrade]) -> None:
+    async def _run_paced(self, sink: TradeTape, rows: Iterator[MarketTrade]) -> None:
         loop = asyncio.get_running_loop()
         pending = next(rows, None)
         if pending is None:

@@ -20,7 +20,7 @@ import time
 from collections.abc import Mapping, Sequence
 
 from simulator.symbols import SymbolForm, normalize_symbol
-from simulator.trades import MarketTrade, TradeSink
+from simulator.trades import MarketTrade, TradeTape
 
 UNITS = 100_000_000  # strings carry 8 decimals: amounts are kept as integers of 1e-8
 DEFAULT_START_PRICES: dict[str, float] = {
@@ -113,7 +113,7 @@ class SyntheticMarket:
             self._cluster(time_ms, trades)
         return trades
 
-    async def run(self, sink: TradeSink) -> None:
+    async def run(self, sink: TradeTape) -> None:
         if self.on_demand:
             while True:
                 wanted = await sink.demand()
@@ -121,7 +121,7 @@ class SyntheticMarket:
                 await asyncio.sleep(0)
         await self._run_paced(sink)
 
-    async def _run_paced(self, sink: TradeSink) -> None:
+    async def _run_paced(self, sink: TradeTape) -> None:
         loop = asyncio.get_running_loop()
         next_due = loop.time()
         while True:

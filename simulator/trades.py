@@ -1,7 +1,8 @@
 """The simulated exchange's own trade record and the seam between a market and the server.
 
-A market (synthetic or replayed) produces `MarketTrade`s in order and hands them to a `TradeSink`; the
-server records them in per-symbol history (served over REST) and fans them out to websocket clients.
+A market (synthetic or replayed) produces `MarketTrade`s in order and writes them to the exchange's
+`TradeTape`: the server records them in per-symbol history (served over REST) and fans them out to
+websocket clients.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ class MarketTrade(msgspec.Struct, frozen=True, gc=False):
     is_buyer_maker: bool
 
 
-class TradeSink(Protocol):
+class TradeTape(Protocol):
     """Where a market delivers its trades (implemented by the simulator)."""
 
     def publish(self, trades: Sequence[MarketTrade]) -> None:
@@ -70,4 +71,4 @@ class MarketSource(Protocol):
     @property
     def on_demand(self) -> bool: ...
 
-    async def run(self, sink: TradeSink) -> None: ...
+    async def run(self, sink: TradeTape) -> None: ...

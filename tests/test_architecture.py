@@ -23,6 +23,8 @@ MAY_IMPORT = {
 }
 # Pure logic: no event loop, sockets, databases, HTTP or metrics.
 PURE = ("core", "processor", "collectors/gaps.py", "collectors/exchanges", "core/open_gaps.py")
+# The task supervisor every stage runs its tasks under: it uses the event loop, and does no I/O.
+NOT_PURE = {"core/supervisor.py"}
 IMPURE_MODULES = {
     "asyncio", "socket", "ssl", "sqlite3", "asyncpg", "redis", "aiohttp", "httpx", "websockets", "picows",
     "prometheus_client", "uvicorn", "fastapi", "monitoring",
@@ -63,7 +65,7 @@ def test_pure_modules_import_no_io_and_no_metrics() -> None:
     broken = []
     for package in PACKAGES:
         for name, tree in modules(package):
-            if not name.startswith(PURE):
+            if not name.startswith(PURE) or name in NOT_PURE:
                 continue
             broken += [f"{name} imports {m}" for m in imported(tree) if m.split(".")[0] in IMPURE_MODULES]
     assert broken == []

@@ -146,7 +146,8 @@ def test_periodic_verification_is_on_in_run_and_off_in_the_processor_daemon(
 def test_run_verifies_against_its_own_simulators_or_the_given_endpoints() -> None:
     from types import SimpleNamespace
 
-    from cryptostock.daemons import _add_verifier, _rest_urls
+    from core.supervisor import Part
+    from cryptostock.commands import _add_verifier, _rest_urls
     from cryptostock.settings import ProcessorSettings, RunSettings
 
     sims = [SimpleNamespace(rest_url="http://127.0.0.1:1"), SimpleNamespace(rest_url="http://127.0.0.1:2")]
@@ -156,8 +157,8 @@ def test_run_verifies_against_its_own_simulators_or_the_given_endpoints() -> Non
     assert _rest_urls(elsewhere, []) == {"okx": "http://h:9"}
     live = RunSettings(exchange="binance,okx", live=True)
     assert _rest_urls(live, []) == {"binance": None, "okx": None}
-    components: dict[str, object] = {}
-    _add_verifier(components, ProcessorSettings(), None, {})  # type: ignore[arg-type]
-    assert components == {}  # off by default in the processor daemon
-    _add_verifier(components, simulated, None, {"binance": None})  # type: ignore[arg-type]
-    assert list(components) == ["verifier"]
+    parts: list[Part] = []
+    _add_verifier(parts, ProcessorSettings(), None, {})  # type: ignore[arg-type]
+    assert parts == []  # off by default in the processor daemon
+    _add_verifier(parts, simulated, None, {"binance": None})  # type: ignore[arg-type]
+    assert [part.name for part in parts] == ["verifier"]

@@ -16,7 +16,7 @@ from monitoring.logger import flush_logs, setup_logging
 from monitoring.server import set_build_info, start_metrics_server
 from monitoring.tracing import configure_tracing, shutdown_tracing
 
-SHUTDOWN_TIMEOUT = 8.0
+SHUTDOWN_TIMEOUT = 8.0  # seconds for all of a daemon's parts to stop, together
 
 
 @dataclass

@@ -6,8 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 import msgspec
 from loguru import logger
@@ -15,9 +14,10 @@ from loguru import logger
 from collectors.registry import ADAPTERS
 from core.errors import BusError, CircuitOpenError, StorageError
 from core.ports import FeedBoard, MarketCache, MarketStore, ResumeSource, TradeBus
+from core.supervisor import Part, supervise
 from core.timeframes import NS_PER_SECOND
 from cryptostock.bar_verifier import BarVerifier
-from cryptostock.daemon import SHUTDOWN_TIMEOUT, DaemonContext, daemon_context, setup_logging_from
+from cryptostock.lifecycle import SHUTDOWN_TIMEOUT, DaemonContext, daemon_context, setup_logging_from
 from cryptostock.outcome import report_success
 from cryptostock.processing import ProcessorService
 from cryptostock.progress import run_status
@@ -103,8 +103,7 @@ async def run_collector(settings: CollectorSettings) -> None:
         try:
             ctx.health.add_check("bus", bus.ping)
             await _run_until_stopped(
-                ctx,
-                {"spool": _republisher(spool, bus), "collector": (collector.run, collector.stop)},
+                ctx, [_republisher(spool, bus), Part("collector", collector.run, collector.stop)]
             )
         finally:
             await _close_all(cache)
@@ -121,10 +120,10 @@ async def run_processor(settings: ProcessorSettings) -> None:
             if not await _until_done(ctx, "database migration", store.migrate):
                 return
             service = _processor(settings, bus, store, cache)
-            components: dict[str, Component] = {"processor": (service.run, service.stop)}
+            parts = [Part("processor", service.run, service.stop)]
             urls = {name: settings.verify_rest_urls.get(name) for name in ADAPTERS}
-            _add_verifier(components, settings, store, urls)
-            await _run_until_stopped(ctx, components)
+            _add_verifier(parts, settings, store, urls)
+            await _run_until_stopped(ctx, parts)
         finally:
             await _close_all(bus, cache, store)
 
@@ -140,7 +139,7 @@ async def run_api(settings: ApiDaemonSettings) -> None:
             server = serve_api(
                 store, cache, host=settings.host, port=settings.port, health=ctx.health, options=settings
             )
-            await _run_until_stopped(ctx, {"api": (server.serve, server.stop)})
+            await _run_until_stopped(ctx, [Part("api", server.serve, server.stop)])
         finally:
             await _close_all(cache, store)
 
@@ -181,20 +180,16 @@ async def run_all(settings: RunSettings) -> None:
                 ",".join(settings.exchange),
             )
             status = run_status(settings, api, ctx.metrics_url)
-            components: dict[str, Component] = {
-                "status": (status.run, status.stop),
-                "spool": _republisher(spool, bus),
-            }
-            for name, collector in collectors.items():
-                components[f"collector:{name}"] = (collector.run, collector.stop)
+            # Stopped in this order: upstream first, so what one part read is handed on before the next stops.
+            parts = [Part("status", status.run, status.stop), _republisher(spool, bus)]
+            parts += [Part(f"collector:{name}", c.run, c.stop) for name, c in collectors.items()]
             if settings.replay is not None and simulators:
-                components["replay-end"] = _replay_end(
-                    dict(zip(collectors, simulators, strict=True)), collectors, service, bus
+                parts.append(
+                    _replay_end(dict(zip(collectors, simulators, strict=True)), collectors, service, bus)
                 )
-            components["processor"] = (service.run, service.stop)
-            components["api"] = (api.serve, api.stop)
-            _add_verifier(components, settings, store, _rest_urls(settings, simulators))
-            await _run_until_stopped(ctx, components, order=tuple(components))
+            parts += [Part("processor", service.run, service.stop), Part("api", api.serve, api.stop)]
+            _add_verifier(parts, settings, store, _rest_urls(settings, simulators))
+            await _run_until_stopped(ctx, parts)
         finally:
             for simulator in simulators:
                 await simulator.stop()
@@ -259,7 +254,7 @@ def _rest_urls(settings: RunSettings, simulators: Sequence[SimulatedExchange]) -
 
 
 def _add_verifier(
-    components: dict[str, Component],
+    parts: list[Part],
     settings: ProcessorSettings,
     store: MarketStore,
     rest_urls: Mapping[str, str | None],
@@ -277,7 +272,7 @@ def _add_verifier(
         max_minutes=settings.verify_max_minutes,
         since_ns=time.time_ns(),  # the minute the collectors start in is partial: not checked
     )
-    components["verifier"] = (verifier.run, verifier.stop)
+    parts.append(Part("verifier", verifier.run, verifier.stop))
 
 
 def _add_checks(
@@ -292,31 +287,10 @@ def _add_checks(
             ctx.health.add_check(name, dependency.ping)
 
 
-Component = tuple[Callable[[], Coroutine[Any, Any, None]], Callable[[], object]]
-
-
-async def _run_until_stopped(
-    ctx: DaemonContext, components: dict[str, Component], order: tuple[str, ...] | None = None
-) -> None:
-    """Run components until a signal (or one of them ends), then stop them in order: upstream first, so
-    that what was read is flushed downstream before downstream stops."""
-    tasks = {name: asyncio.create_task(run(), name=name) for name, (run, _) in components.items()}
-    stop_waiter = asyncio.create_task(ctx.stop.wait(), name="stop-signal")
-    try:
-        done, _ = await asyncio.wait([stop_waiter, *tasks.values()], return_when=asyncio.FIRST_COMPLETED)
-        for task in done:
-            if task is not stop_waiter and task.exception() is not None:
-                raise task.exception()  # type: ignore[misc]
-    finally:
-        stop_waiter.cancel()
-        for name in order or tuple(components):
-            components[name][1]()
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(asyncio.shield(tasks[name]), SHUTDOWN_TIMEOUT)
-        for task in tasks.values():
-            if not task.done():
-                task.cancel()
-        await asyncio.gather(*tasks.values(), return_exceptions=True)
+async def _run_until_stopped(ctx: DaemonContext, parts: list[Part]) -> None:
+    """Run the parts until a signal (or until one of them ends or fails), then stop them in their order
+    within the daemon's one shutdown deadline (core/supervisor.py)."""
+    await supervise(parts, until=ctx.stop, deadline=SHUTDOWN_TIMEOUT, owner=ctx.service)
 
 
 def _replay_end(
@@ -324,8 +298,8 @@ def _replay_end(
     collectors: dict[str, CollectorRunner],
     service: ProcessorService,
     bus: TradeBus,
-) -> Component:
-    """A component that tells the processor when a venue's replay has ended: its simulator has played
+) -> Part:
+    """A part that tells the processor when a venue's replay has ended: its simulator has played
     the file to its end and sent everything, and its collector has handed every trade on to the bus (and
     the bus has flushed them), has no gap left to repair and has read nothing new for REPLAY_SETTLE_S.
     The processor then closes the venue's open bars (the last bars of a finite replay would otherwise
@@ -354,19 +328,19 @@ def _replay_end(
                 await asyncio.wait_for(stopped.wait(), REPLAY_SETTLE_S)
         await stopped.wait()
 
-    return run, stopped.set
+    return Part("replay-end", run, stopped.set)
 
 
-def _republisher(spool: Spool, bus: TradeBus) -> Component:
-    """A component that publishes the spool left by the last stop (at once, beside collecting), then
-    idles until stopped like the components beside it."""
+def _republisher(spool: Spool, bus: TradeBus) -> Part:
+    """A part that publishes the spool left by the last stop (at once, beside collecting), then idles until
+    stopped like the parts beside it."""
     stopped = asyncio.Event()
 
     async def run() -> None:
         await republish(spool, bus)
         await stopped.wait()
 
-    return run, stopped.set
+    return Part("spool", run, stopped.set)
 
 
 async def _until_done(ctx: DaemonContext, what: str, step: Callable[[], Awaitable[None]]) -> bool:
