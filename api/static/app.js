@@ -162,7 +162,7 @@ const candleOf = (bar) => ({
 
 const volumeOf = (bar) => ({
   time: bar.open_time_ms / 1000,
-  value: bar.volume,
+  value: Number(bar.volume), // served as an exact decimal string; the chart draws numbers
   color: Number(bar.close) >= Number(bar.open) ? "rgba(38,166,154,0.45)" : "rgba(239,83,80,0.45)",
 });
 

@@ -137,13 +137,13 @@ async def test_live_page_draws_the_api_bars_shows_feeds_and_updates_live(
     async with httpx.AsyncClient(base_url=f"http://{address}") as http:
         served = (await http.get("/api/v1/bars", params={"symbol": "BTC-USDT", "limit": 500})).json()["bars"]
     drawn = await page.page.evaluate("window.cryptostock.candles.data()")
-    volumes = await page.page.evaluate("window.cryptostock.volume.data().map(v => v.value)")
+    volumes = await page.page.evaluate("window.cryptostock.volume.data().map(v => [typeof v.value, v.value])")
     assert len(served) == len(drawn) == BAR_COUNT
     assert [(d["time"], d["open"], d["high"], d["low"], d["close"]) for d in drawn] == [
         (b["open_time_ms"] / 1000, float(b["open"]), float(b["high"]), float(b["low"]), float(b["close"]))
         for b in served
     ]
-    assert volumes == [b["volume"] for b in served]
+    assert volumes == [["number", float(b["volume"])] for b in served]  # the API serves exact strings
     pixels = await drawn_candle_pixels(page)
     assert pixels["up"] > 200 and pixels["down"] > 200, pixels
 
