@@ -114,15 +114,24 @@ async def test_drop_stall_skip_and_malformed_end_with_no_trade_missing(
 ) -> None:
     simulator, collector, processor = await start_pipeline(platform, "--stale-timeout", "1.5")
 
+    # Each fault in turn, waiting for its own effect: a rise from what the metric showed before the fault
+    # (the drop's reconnection already backfills a gap), and after the stall for trades to flow again
+    # (frames queued for a stalled connection die with it).
     await inject(platform, drop=True)
     await wait_metric(collector, "websocket_reconnections_total", 1)
     await inject(platform, stall=4.0)
     await wait_metric(collector, "websocket_reconnections_total", 2)
+    await wait_metric(collector, "trades_received_total", await collector.metric("trades_received_total") + 1)
+    gaps, backfilled = (
+        await collector.metric("trade_gaps_total"),
+        await collector.metric("trades_backfilled_total"),
+    )
     await inject(platform, skip=7)
-    await wait_metric(collector, "trades_backfilled_total", 7)
-    assert await collector.metric("trade_gaps_total") >= 1
+    await wait_metric(collector, "trades_backfilled_total", backfilled + 7)
+    assert await collector.metric("trade_gaps_total") > gaps
+    errors = await collector.metric("collector_errors_total")
     await inject(platform, malformed=12)
-    await wait_metric(collector, "collector_errors_total", 5)
+    await wait_metric(collector, "collector_errors_total", errors + 5)
     await asyncio.sleep(0.5)
 
     received = await stop_source_then_collector(simulator, collector)
