@@ -5,17 +5,17 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from collections.abc import Sequence
 
-from storage.schema import load_migrations, sqlite_statements
+from storage.schema import Migration, sqlite_statements
 from storage.sqlite.connection import transaction
 
 SQL_MIGRATIONS_TABLE = """CREATE TABLE IF NOT EXISTS schema_migrations (
     version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)"""
 
 
-def apply_pending(conn: sqlite3.Connection) -> list[str]:
-    """Apply the migrations not yet recorded; their names, in the order applied."""
-    migrations = load_migrations("sqlite")
+def apply_pending(conn: sqlite3.Connection, migrations: Sequence[Migration]) -> list[str]:
+    """Apply those of `migrations` not yet recorded; their names, in the order applied."""
     applied_now: list[str] = []
     with transaction(conn):
         conn.execute(SQL_MIGRATIONS_TABLE)

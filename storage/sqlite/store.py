@@ -37,6 +37,7 @@ from storage.rows import (
     symbol_row,
     trade_row,
 )
+from storage.schema import load_migrations
 from storage.source import check_source
 from storage.sqlite.connection import ConnectionThread, transaction
 from storage.sqlite.migrate import apply_pending
@@ -128,7 +129,8 @@ class SQLiteStore:
 
     async def migrate(self) -> None:
         """Apply pending storage/migrations/sqlite/*.sql in one write transaction (idempotent)."""
-        applied = await self._write("migrate", apply_pending)
+        migrations = load_migrations("sqlite")
+        applied = await self._write("migrate", lambda c: apply_pending(c, migrations))
         if applied:
             self._log.info("applied migrations {}", applied)
 
