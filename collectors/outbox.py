@@ -150,7 +150,10 @@ class Outbox:
                 await (asyncio.wait_for(send, STOP_ATTEMPT_TIMEOUT_S) if self._stopping else send)
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # any sink failure is retried: dropping trades is not an option
+            except Exception as exc:  # noqa: BLE001
+                # The outbox holds the only copy of these trades and the sink may be any TradeBus (Redis,
+                # in-process, a test double): whatever it raises is counted, logged (rate limited) and
+                # retried with backoff; dropping trades is not an option. CancelledError is re-raised above.
                 failures += 1
                 self._metrics.error(PUBLISH_FAILED)
                 what = f"{len(item.trades)} trades" if item.trades else f"{len(item.events)} events"

@@ -87,7 +87,9 @@ class BarVerifier:
                     await self.verify_round()
                 except StorageError as exc:
                     self._log.warning("verification round skipped: {}", exc)
-                except Exception:  # supervised loop: a bug here must not stop the processor beside it
+                except Exception:  # noqa: BLE001
+                    # The top of a supervised loop: a bug in one round must not stop the processor beside
+                    # it. Counted and logged; CancelledError (a BaseException) still stops the loop.
                     self.failed_rounds += 1
                     self._log.exception("verification round failed")
                 with contextlib.suppress(TimeoutError):

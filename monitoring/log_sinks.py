@@ -180,7 +180,9 @@ class LogWriter:
                     closing.close()
             finally:
                 done.set()
-        except Exception as exc:  # the log writer must survive a full disk or a closed stream
+        except Exception as exc:  # noqa: BLE001
+            # The log writer thread must never die (a full disk, a closed stream, a sink's own bug): every
+            # later line of the process would be lost. It reports on the real stderr and goes on.
             print(f"log writer: {type(exc).__name__}: {exc}", file=sys.__stderr__)
 
     @staticmethod
@@ -188,7 +190,7 @@ class LogWriter:
         for target in dirty:
             try:
                 target.flush()
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 -- as in _handle: one target must not stop the rest
                 print(f"log writer flush: {type(exc).__name__}: {exc}", file=sys.__stderr__)
         dirty.clear()
 

@@ -147,7 +147,9 @@ class SimulatedExchange:
             await self.market.run(self)
         except asyncio.CancelledError:
             raise
-        except Exception:
+        except Exception:  # noqa: BLE001
+            # The top of the market task (CancelledError re-raised above): a failing synthetic or replayed
+            # market is logged with its traceback and the server keeps serving what it has.
             self._log.exception("market failed; the server stays up without new trades")
         else:
             total = sum(len(h) for h in self._histories.values())

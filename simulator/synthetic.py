@@ -41,13 +41,15 @@ def format_units(units: int) -> str:
 def _tick_units(price: float) -> int:
     """Price grid: about 5-6 significant digits, between 1e-8 and 0.01."""
     exponent = math.floor(math.log10(price)) - 5
-    return max(1, min(UNITS // 100, round(10 ** (exponent + 8))))
+    tick: float = 10 ** (exponent + 8)  # a fraction of a unit for prices below 1e-3 (then 1 unit)
+    return max(1, min(UNITS // 100, round(tick)))
 
 
 def _lot_units(price: float) -> int:
     """Quantity step: 1e-5 for ~10^4-priced assets up to 1 for sub-unit coins."""
     exponent = max(-5, min(0, -math.floor(math.log10(price)) - 1))
-    return round(10 ** (exponent + 8))
+    lot: int = 10 ** (exponent + 8)  # exponent + 8 >= 3: an integer
+    return lot
 
 
 class _Walk:

@@ -153,7 +153,10 @@ class RedisCache:
                 await self._pump(pubsub)
             except REDIS_ERRORS as exc:
                 self._log.warning("bar subscription lost ({}); resubscribing in {:.1f}s", exc, backoff)
-            except Exception:
+            except Exception:  # noqa: BLE001
+                # The top of the only bar listener: a bug in decoding or fan-out must not end live bars for
+                # every subscriber. Logged with its traceback, then resubscribed; CancelledError (a
+                # BaseException) still stops the loop.
                 self._log.exception("bar listener failed; restarting in {:.1f}s", backoff)
             finally:
                 self._listening.clear()
@@ -187,4 +190,6 @@ class RedisCache:
 
 async def _close_quietly(pubsub: PubSub) -> None:
     with contextlib.suppress(*REDIS_ERRORS):
-        await pubsub.aclose()
+        # redis-py leaves PubSub.aclose unannotated (only its deprecated aliases close/reset are typed);
+        # warn_unused_ignores flags this line once it is annotated.
+        await pubsub.aclose()  # type: ignore[no-untyped-call]

@@ -156,7 +156,10 @@ class StreamPublisher:
                 )
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF_S)
-            except Exception:
+            except Exception:  # noqa: BLE001
+                # The top of the one flusher task: if a bug ended it, every later publish would buffer
+                # forever. A batch whose write failed is back in the buffer (_flush_once); log and retry.
+                # CancelledError (a BaseException) still stops the loop.
                 self._log.exception("unexpected flusher error; retrying in {:.2f}s", backoff)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF_S)

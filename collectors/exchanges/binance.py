@@ -38,7 +38,6 @@ from collectors.klines import make_candle, oldest_first
 from collectors.symbols import ListedSymbols
 from collectors.values import (
     DECODE_ERRORS,
-    INT64_MAX,
     MAX_TIME_MS,
     NS_PER_MS,
     convert_typed,
@@ -48,7 +47,7 @@ from collectors.values import (
     reject_oversized,
 )
 from core.errors import ParseError
-from core.types import Candle, Side, SymbolInfo, Trade
+from core.types import INT64_MAX, Candle, Side, SymbolInfo, Trade
 
 _BUY: Final = Side.BUY
 _SELL: Final = Side.SELL

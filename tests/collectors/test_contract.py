@@ -33,9 +33,9 @@ from collectors.adapter import (
 )
 from collectors.registry import ADAPTERS, create_adapter
 from collectors.symbols import canonical_spelling
-from collectors.values import INT64_MAX, is_positive_decimal, is_sequence, is_trade_id
+from collectors.values import is_positive_decimal, is_sequence, is_trade_id
 from core.errors import ParseError
-from core.types import Side, Trade
+from core.types import INT64_MAX, Side, Trade
 from tests.collectors import venue_fixtures as vf
 from tests.collectors.mutations import mutate
 

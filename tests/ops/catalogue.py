@@ -1,5 +1,5 @@
 """What the ops files may refer to: the venues they deploy a collector for, the platform's metric names
-(from monitoring/metrics.py), recorded series, exporter metrics, and the metric names a PromQL expression
+(from monitoring/metrics/), recorded series, exporter metrics, and the metric names a PromQL expression
 uses."""
 
 from __future__ import annotations

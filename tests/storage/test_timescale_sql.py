@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from storage.postgres import SQL_INSERT_NEW_TRADES, SQL_INSERT_TRADES, SQL_TEMP_TRADES
+from storage.postgres.trade_writes import SQL_INSERT_NEW_TRADES, SQL_INSERT_TRADES, SQL_TEMP_TRADES
 
 ROOT = Path(__file__).resolve().parents[2]
 TOOL = ROOT.parent / "shared" / "tools" / "timescaledb-check"
