@@ -160,6 +160,7 @@ class CollectorRunner:
         options = self._options
         try:
             symbols = resolve_symbols(backfiller.adapter, options.symbols_for(self._exchange))
+            await self._describe(backfiller.adapter, symbols)
             resume = await self._resume_points()
             open_gaps = await self._open_gaps()
             self._session = CollectorSession(
@@ -184,6 +185,18 @@ class CollectorRunner:
             await self._session.run()
         finally:
             await backfiller.close()
+
+    async def _describe(self, adapter: ExchangeAdapter, symbols: list[str]) -> None:
+        """Tell the processors what the instruments are (their assets: BTC-USDT-PERP is BTC and USDT),
+        before any trade of theirs is published. Best effort: a processor that finds no description
+        guesses from the canonical symbol (processor/warm_up.py)."""
+        if self._feed_board is None:
+            return
+        instruments = [info for raw in symbols if (info := adapter.symbol_info(raw)) is not None]
+        try:
+            await self._feed_board.put_instruments(instruments)
+        except (PlatformError, OSError) as exc:
+            self._log.warning("could not describe the instruments on the feed board: {}", exc)
 
     def stop(self) -> None:
         self._stopping.set()
