@@ -12,7 +12,7 @@ from typing import Any
 from prometheus_client import Counter as PromCounter
 
 from core.timeframes import NS_PER_SECOND
-from core.types import ClosedBar, CoverageEvent, CoverageKind, Trade
+from core.types import Bar, ClosedBar, CoverageEvent, CoverageKind, Trade
 from monitoring.metrics import PlatformMetrics
 from processor.holds import ExpiredHold
 from processor.pipeline import Applied, BarRevision, SymbolKey
@@ -133,3 +133,16 @@ class ProcessorReport:
             if count:
                 metric.labels(exchange, symbol).inc(count)
                 self._log.log(level, message, count, exchange=exchange, symbol=symbol)
+
+
+def bar_attributes(bar: Bar) -> dict[str, str | int]:
+    """A closed bar as the attributes of a span event (times ns UTC)."""
+    return {
+        "exchange": bar.exchange,
+        "symbol": bar.symbol,
+        "timeframe": bar.timeframe,
+        "open_time_ns": bar.open_time,
+        "close_time_ns": bar.close_time,
+        "coverage": bar.coverage.value,
+        "trades": bar.trade_count,
+    }

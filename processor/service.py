@@ -31,7 +31,7 @@ from core.types import Bar, ClosedBar, CoverageEvent, DeadLetter, Delivery, Feed
 from monitoring import tracing
 from monitoring.metrics import METRICS, PlatformMetrics
 from processor.pipeline import Pipeline, batches, caught_up, live_feeds
-from processor.reporting import ProcessorReport
+from processor.reporting import ProcessorReport, bar_attributes
 from processor.warm_up import BOARD_ERRORS, Instruments, WarmUp
 
 T = TypeVar("T")
@@ -328,7 +328,7 @@ class ProcessorService:
         with tracing.trace_operation("processor.store_bars", {"bars": len(closed)}) as span:
             if span is not None and span.is_recording():
                 for item in closed[:MAX_BAR_EVENTS]:
-                    span.add_event("bar_closed", _bar_attributes(item.bar))
+                    span.add_event("bar_closed", bar_attributes(item.bar))
                 self._log.debug("storing {} closed bars", len(closed))
             await self._store.upsert_bars(closed)
             self._report.stored_bars(closed, self._clock.now_ns())
@@ -393,15 +393,3 @@ def _one_failure(failed: BaseExceptionGroup[BaseException]) -> BaseException:
     if len(leaves) == 1 or all(isinstance(error, ShutdownAbandoned) for error in leaves):
         return leaves[0]
     return failed
-
-
-def _bar_attributes(bar: Bar) -> dict[str, str | int]:
-    return {
-        "exchange": bar.exchange,
-        "symbol": bar.symbol,
-        "timeframe": bar.timeframe,
-        "open_time_ns": bar.open_time,
-        "close_time_ns": bar.close_time,
-        "coverage": bar.coverage.value,
-        "trades": bar.trade_count,
-    }
