@@ -161,13 +161,23 @@ class ResumeSource(Protocol):
 
 
 class FeedBoard(Protocol):
-    """The latest FeedStatus of every symbol, written by collectors and read by the API (the cache
-    implements it: in process, or in Redis for separate daemons). Best effort: a lost write is replaced by
-    the next one a second later; a status not refreshed for long means its collector is gone."""
+    """What collectors say about their feeds, read by the processor and the API (the cache implements it:
+    in process, or in Redis for separate daemons): the latest FeedStatus of every symbol, and the
+    instruments collected. Best effort: a lost status is replaced by the next one a second later; a status
+    not refreshed for long means its collector is gone."""
 
     async def put_feeds(self, statuses: Sequence[FeedStatus]) -> None: ...
 
     async def feeds(self) -> list[FeedStatus]: ...
+
+    async def put_instruments(self, instruments: Sequence[SymbolInfo]) -> None:
+        """Describe the instruments a collector collects (written at its start; a later write of the
+        same (exchange, symbol) replaces it). Only the SymbolInfo fields are kept."""
+        ...
+
+    async def instruments(self) -> list[SymbolInfo]:
+        """Every instrument described so far, by (exchange, symbol)."""
+        ...
 
 
 BarKey = tuple[str, str, str]

@@ -19,7 +19,6 @@ from core.timeframes import NS_PER_SECOND
 from cryptostock.bar_verifier import BarVerifier
 from cryptostock.lifecycle import SHUTDOWN_TIMEOUT, DaemonContext, daemon_context, setup_logging_from
 from cryptostock.outcome import report_success
-from cryptostock.processing import ProcessorService
 from cryptostock.progress import run_status
 from cryptostock.progress_bar import spinning
 from cryptostock.settings import (
@@ -42,6 +41,7 @@ from cryptostock.wiring import (
     spool_for,
 )
 from monitoring.logger import flush_logs
+from processor.service import ProcessorService
 from simulator.exchange import SimulatedExchange
 from simulator.serve import start_simulator
 from storage.factory import Cache

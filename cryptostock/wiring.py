@@ -122,6 +122,21 @@ async def newest_resume_points(sources: Sequence[ResumeSource], exchange: str) -
     return list(newest.values())
 
 
+async def describe_instruments(
+    board: FeedBoard, adapter: ExchangeAdapter, raw_symbols: Sequence[str]
+) -> None:
+    """Tell the processors what a collector's instruments are (their assets: BTC-USDT-PERP is BTC and
+    USDT), before any trade of theirs is published. Best effort: a processor that finds no description
+    guesses from the canonical symbol (processor/warm_up.py), and logs it."""
+    instruments = [info for raw in raw_symbols if (info := adapter.symbol_info(raw)) is not None]
+    try:
+        await board.put_instruments(instruments)
+    except (PlatformError, OSError) as exc:
+        logger.bind(component="collector", exchange=adapter.name).warning(
+            "could not describe the instruments on the feed board: {}", exc
+        )
+
+
 class CollectorRunner:
     """Discovers the exchange's instruments (retrying while it is unreachable), then runs the session.
 
@@ -160,6 +175,8 @@ class CollectorRunner:
         options = self._options
         try:
             symbols = resolve_symbols(backfiller.adapter, options.symbols_for(self._exchange))
+            if self._feed_board is not None:
+                await describe_instruments(self._feed_board, backfiller.adapter, symbols)
             resume = await self._resume_points()
             open_gaps = await self._open_gaps()
             self._session = CollectorSession(

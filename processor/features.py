@@ -10,7 +10,9 @@ is None until it has enough bars ("warm"); windows count real bars only (no bar 
 - taker_buy_ratio: buy_volume / volume (taker side), 0..1, from the exact volumes.
 - range_pct: (high - low) / close.
 - vwap_deviation: (close - vwap) / vwap.
-- rsi_norm: (RSI(14) - 50) / 50, in [-1, 1] (TA-Lib RSI semantics, see indicators.py).
+- rsi_norm: (RSI(14) - 50) / 50, in [-1, 1] (TA-Lib RSI semantics, see indicators.py). The service
+  passes the bar's `Indicators` from its IndicatorEngine, fed the same bars, and its `rsi_14` is used: RSI
+  is computed once per bar. Without them (a calculator on its own) an RSI(14) of its own is kept.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from __future__ import annotations
 import math
 from collections import deque
 
-from core.types import Bar, Features
+from core.types import Bar, Features, Indicators
 from processor.decimals import ratio
 from processor.indicators import RSI
 
@@ -39,13 +41,14 @@ class FeatureCalculator:
         self.window = window
         self._returns: deque[float] = deque(maxlen=window)
         self._volumes: deque[float] = deque(maxlen=window)
-        self._rsi = RSI(14)
+        self._rsi: RSI | None = None  # only without the engine's values (see update)
         self._prev_close: float | None = None
         self._last_open_time: int | None = None
         self._last: Features | None = None
 
-    def update(self, bar: Bar) -> Features:
-        """Features of this closed bar (the previous result again if the bar is not newer)."""
+    def update(self, bar: Bar, indicators: Indicators | None = None) -> Features:
+        """Features of this closed bar (the previous result again if the bar is not newer). `indicators`:
+        the engine's values on this same bar (its RSI is reused); pass them for every bar or for none."""
         if (
             self._last is not None
             and self._last_open_time is not None
@@ -58,7 +61,7 @@ class FeatureCalculator:
         self._prev_close = close
         volume = float(bar.volume)
         self._volumes.append(volume)
-        self._rsi.update(high, low, close)
+        rsi = indicators.rsi_14 if indicators is not None else self._own_rsi(high, low, close)
         features = Features(
             log_return=log_return,
             realized_vol_20=self._realized_vol(),
@@ -66,10 +69,16 @@ class FeatureCalculator:
             taker_buy_ratio=ratio(bar.buy_volume, bar.volume) if volume > 0 else None,
             range_pct=(high - low) / close if close > 0 else None,
             vwap_deviation=(close - bar.vwap) / bar.vwap if bar.vwap > 0 else None,
-            rsi_norm=(self._rsi.value - 50.0) / 50.0 if self._rsi.value is not None else None,
+            rsi_norm=(rsi - 50.0) / 50.0 if rsi is not None else None,
         )
         self._last = features
         return features
+
+    def _own_rsi(self, high: float, low: float, close: float) -> float | None:
+        if self._rsi is None:
+            self._rsi = RSI(14)
+        self._rsi.update(high, low, close)
+        return self._rsi.value
 
     def _log_return(self, close: float) -> float | None:
         prev = self._prev_close

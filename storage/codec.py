@@ -1,7 +1,8 @@
 """Wire encoding of bus entries and cached bars: msgpack through msgspec, typed on decode.
 
 A bus entry is a list[Trade] (Trade is an array-like Struct, so a trade is a compact msgpack array) or a
-list[CoverageEvent]; a cached or published bar is one ClosedBar, a feed status one FeedStatus.
+list[CoverageEvent]; a cached or published bar is one ClosedBar, a feed status one FeedStatus, an
+instrument on the feed board one SymbolInfo.
 Undecodable bytes raise core.errors.ParseError.
 """
 
@@ -19,6 +20,7 @@ from core.types import (
     DeadLetterRecord,
     FeedStatus,
     ResumePoint,
+    SymbolInfo,
     Trade,
     is_plain_decimal,
 )
@@ -29,6 +31,7 @@ _trade_decoder = msgspec.msgpack.Decoder(Trade)
 _raw_list_decoder = msgspec.msgpack.Decoder(list[msgspec.Raw])
 _bar_decoder = msgspec.msgpack.Decoder(ClosedBar)
 _feed_decoder = msgspec.msgpack.Decoder(FeedStatus)
+_instrument_decoder = msgspec.msgpack.Decoder(SymbolInfo)
 _events_decoder = msgspec.msgpack.Decoder(list[CoverageEvent])
 _resume_decoder = msgspec.msgpack.Decoder(ResumePoint)
 _dead_letter_decoder = msgspec.msgpack.Decoder(DeadLetterRecord)
@@ -126,6 +129,18 @@ def decode_feed(data: bytes) -> FeedStatus:
         return _feed_decoder.decode(data)
     except msgspec.DecodeError as exc:
         raise ParseError(f"bad feed status: {exc}", error_type="cache_value", raw=data[:200]) from exc
+
+
+def encode_instrument(info: SymbolInfo) -> bytes:
+    """The common fields only: a venue's subclass (its aliases, REST name) stays in its adapter."""
+    return _encoder.encode(SymbolInfo(info.exchange, info.symbol, info.raw_symbol, info.base, info.quote))
+
+
+def decode_instrument(data: bytes) -> SymbolInfo:
+    try:
+        return _instrument_decoder.decode(data)
+    except msgspec.DecodeError as exc:
+        raise ParseError(f"bad instrument: {exc}", error_type="cache_value", raw=data[:200]) from exc
 
 
 def encode_resume(point: ResumePoint) -> bytes:

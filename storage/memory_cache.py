@@ -1,11 +1,11 @@
 """MarketCache and FeedBoard inside one process (REDIS_URL absent): latest bar per key, fan-out to
-subscribers, latest feed status per symbol."""
+subscribers, latest feed status per symbol, the instruments collectors described."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from core.types import ClosedBar, FeedStatus
+from core.types import ClosedBar, FeedStatus, SymbolInfo
 from monitoring.metrics import METRICS, PlatformMetrics
 from storage.codec import encode_bar
 from storage.fanout import Fanout, Subscription
@@ -22,6 +22,7 @@ class MemoryCache:
     def __init__(self, *, metrics: PlatformMetrics = METRICS, max_subscriber_queue: int = 1000) -> None:
         self._bars: dict[tuple[str, str, str], tuple[ClosedBar, int]] = {}
         self._feeds: dict[tuple[str, str], FeedStatus] = {}
+        self._instruments: dict[tuple[str, str], SymbolInfo] = {}
         self._size = 0
         self._fanout = Fanout(max_subscriber_queue)
         self._hits = metrics.cache_hits.labels(LATEST_BAR)
@@ -52,6 +53,14 @@ class MemoryCache:
 
     async def feeds(self) -> list[FeedStatus]:
         return [self._feeds[key] for key in sorted(self._feeds)]
+
+    async def put_instruments(self, instruments: Sequence[SymbolInfo]) -> None:
+        for info in instruments:  # as the Redis board keeps them: the common fields only
+            plain = SymbolInfo(info.exchange, info.symbol, info.raw_symbol, info.base, info.quote)
+            self._instruments[(info.exchange, info.symbol)] = plain
+
+    async def instruments(self) -> list[SymbolInfo]:
+        return [self._instruments[key] for key in sorted(self._instruments)]
 
     def subscribe(self) -> Subscription:
         return self._fanout.subscribe()

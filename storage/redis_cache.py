@@ -1,7 +1,8 @@
 """MarketCache on Redis: the latest ClosedBar per (exchange, symbol, timeframe) under
 `{prefix}:bar:{exchange}:{symbol}:{timeframe}`, and every bar published on channel `{prefix}:bars`.
 Also the FeedBoard: the latest FeedStatus per symbol in the hash `{prefix}:feeds` (field
-`{exchange}:{symbol}`), written by every collector.
+`{exchange}:{symbol}`), written by every collector, and the instruments they collect in the hash
+`{prefix}:instruments` (same fields, a msgpack SymbolInfo each).
 
 A put is one atomic script (SET ... GET, INCRBY of the stored-bytes total, PUBLISH), so
 cache_size_bytes is exact even with several processors writing. Subscribers share one pub/sub
@@ -20,10 +21,17 @@ from loguru import logger
 from redis.asyncio.client import PubSub
 
 from core.errors import CircuitOpenError, ParseError, StorageError
-from core.types import ClosedBar, FeedStatus
+from core.types import ClosedBar, FeedStatus, SymbolInfo
 from monitoring.circuit_breaker import CircuitBreaker
 from monitoring.metrics import METRICS, PlatformMetrics
-from storage.codec import decode_bar, decode_feed, encode_bar, encode_feed
+from storage.codec import (
+    decode_bar,
+    decode_feed,
+    decode_instrument,
+    encode_bar,
+    encode_feed,
+    encode_instrument,
+)
 from storage.dsn import redact_dsn
 from storage.fanout import Fanout, Subscription
 from storage.redis_link import REDIS_ERRORS, guarded, redis_breaker, redis_client
@@ -55,6 +63,7 @@ class RedisCache:
         self.channel = f"{prefix}:bars"
         self._size_key = f"{prefix}:bar_bytes"
         self._feeds_key = f"{prefix}:feeds"
+        self._instruments_key = f"{prefix}:instruments"
         self._redis = redis_client(url, f"{prefix}-cache")
         self._put = self._redis.register_script(PUT_SCRIPT)
         self._breaker = breaker or redis_breaker(StorageError, metrics)
@@ -122,6 +131,30 @@ class RedisCache:
                 out.append(decode_feed(value if isinstance(value, bytes) else value.encode()))
             except ParseError as exc:
                 self._log.error("undecodable feed status {!r}: {}", field, exc)
+        return out
+
+    async def put_instruments(self, instruments: Sequence[SymbolInfo]) -> None:
+        if not instruments:
+            return
+        mapping: dict[Any, Any] = {f"{i.exchange}:{i.symbol}": encode_instrument(i) for i in instruments}
+        await guarded(
+            self._breaker,
+            StorageError,
+            "put_instruments",
+            lambda: self._redis.hset(self._instruments_key, mapping=mapping),
+        )
+
+    async def instruments(self) -> list[SymbolInfo]:
+        raw = await guarded(
+            self._breaker, StorageError, "instruments", lambda: self._redis.hgetall(self._instruments_key)
+        )
+        out: list[SymbolInfo] = []
+        for field in sorted(raw):
+            try:
+                value = raw[field]
+                out.append(decode_instrument(value if isinstance(value, bytes) else value.encode()))
+            except ParseError as exc:
+                self._log.error("undecodable instrument {!r}: {}", field, exc)
         return out
 
     def subscribe(self) -> Subscription:

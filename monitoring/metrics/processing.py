@@ -28,7 +28,7 @@ class ProcessingMetrics:
         )
         self.indicator_calculation_duration = SymbolFreeHistogram(
             "indicator_calculation_duration_seconds",
-            "Time to update one indicator on a closed bar",
+            "Time to update the indicators on a closed bar (indicator=all: the engine, one call)",
             ["indicator"],
             buckets=FAST_BUCKETS,
             registry=r,

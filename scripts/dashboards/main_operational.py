@@ -115,7 +115,7 @@ def main_operational() -> dict[str, object]:
         ),
         Panel(
             "Indicator calculation p99",
-            "Time to update one indicator on a closed bar.",
+            "Time to update the indicators of a closed bar (all six: one call of the engine).",
             [
                 (
                     "histogram_quantile(0.99, sum by (indicator, le) "

@@ -19,9 +19,9 @@ from collectors.session_metrics import SessionMetrics
 from core.ports import TradeBus
 from core.timeframes import NS_PER_SECOND
 from core.types import Delivery, Trade
-from cryptostock.processing import ProcessorService
 from monitoring import tracing
 from monitoring.metrics import PlatformMetrics
+from processor.service import ProcessorService
 from storage.memory_bus import InProcessBus
 from storage.memory_cache import MemoryCache
 from storage.redis_bus import RedisStreamBus

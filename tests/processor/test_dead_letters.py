@@ -12,8 +12,8 @@ import msgspec
 import pytest
 
 from core.ports import MarketStore, TradeBus
-from cryptostock.processing import ProcessorService
 from monitoring.metrics import PlatformMetrics
+from processor.service import ProcessorService
 from storage.dead_letters import DeadLetterFile
 from storage.memory_bus import InProcessBus
 from storage.memory_cache import MemoryCache

@@ -1,6 +1,6 @@
 """A processor that crashes and rebuilds its open bars from what it stored emits exactly the bars an
 uninterrupted one does, field by field: none twice, none missing, none different. The rebuild is the
-service's (cryptostock/processing.py): timeframes closed up to their newest stored bar, coarser open bars
+service's (processor/warm_up.py): timeframes closed up to their newest stored bar, coarser open bars
 merged from stored finer bars where no stored trade is missing from them (else every stored trade from
 the oldest open bar replayed), then the stored trades after the newest closed bar, in stored order."""
 

@@ -13,9 +13,10 @@ import pytest
 from core.clock import ManualClock
 from core.timeframes import NS_PER_SECOND, bucket_start, timeframe_ns
 from core.types import Bar, CoverageEvent, CoverageKind, Delivery, SymbolInfo, Trade
-from cryptostock.processing import ProcessorService, batches
 from monitoring.metrics import PlatformMetrics
 from processor.bars import BarAggregator
+from processor.pipeline import batches
+from processor.service import ProcessorService
 from storage.memory_bus import InProcessBus
 from storage.memory_cache import MemoryCache
 from storage.redis_bus import RedisStreamBus
@@ -51,7 +52,7 @@ async def test_a_redelivered_batch_is_applied_once_and_counted(
     assert service.trades_applied == 6
     stored = await store.trades("binance", "BTC-USDT", limit=100)
     assert [t.sequence for t in stored] == [1, 2, 3, 4, 5, 6]
-    open_bars = service._aggregator.open_bars()
+    open_bars = service._pipeline.aggregator.open_bars()
     assert [b.trade_count for b in open_bars] == [6]
     await store.close()
 

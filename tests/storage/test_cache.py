@@ -10,7 +10,8 @@ import msgspec
 import pytest
 import redis.asyncio as aioredis
 
-from core.types import FeedState, FeedStatus
+from collectors.symbols import ListedPair
+from core.types import FeedState, FeedStatus, SymbolInfo
 from monitoring.metrics import PlatformMetrics
 from storage.codec import encode_bar
 from storage.memory_cache import MemoryCache
@@ -95,3 +96,14 @@ async def test_feed_board_keeps_the_latest_status_per_symbol(cache: Cache) -> No
     newer = msgspec.structs.replace(first, state=FeedState.REPAIRING, updated_ns=2, missing=3, gaps=1)
     await cache.put_feeds([newer])
     assert await cache.feeds() == [newer, other]  # by exchange, then symbol; the newest per symbol
+
+
+async def test_feed_board_keeps_the_instruments_collectors_describe(cache: Cache) -> None:
+    assert await cache.instruments() == []
+    perp = SymbolInfo("binance_futures", "BTC-USDT-PERP", "BTCUSDT", "BTC", "USDT")
+    listed = ListedPair("kraken", "BTC-USD", "BTC/USD", "BTC", "USD", aliases=("XBTUSD",))
+    await cache.put_instruments([perp, listed])
+    await cache.put_instruments([perp])  # a restarted collector describes them again
+    described = await cache.instruments()
+    assert described == [perp, SymbolInfo("kraken", "BTC-USD", "BTC/USD", "BTC", "USD")]
+    assert all(type(info) is SymbolInfo for info in described)  # a venue's extras stay in its adapter

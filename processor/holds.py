@@ -1,45 +1,47 @@
-"""Coverage events in the processor: counted, and turned into bar holds.
+"""Coverage events in the processor, turned into bar holds (pure).
 
 While a collector repairs a gap of a symbol, the trades it is fetching belong to bars that must not close
 without them: a GAP event holds the symbol's bars at the gap's start (event time), and the REPAIRED or
 ABANDONED event for the same sequence numbers lifts the hold (the repaired trades arrive before it, in
-order on the bus). A hold is bounded: after `max_hold_s` seconds (wall clock) it is lifted, counted in
-`coverage_holds_expired_total` and logged, so that a collector that died in mid-repair cannot stop a
-symbol's bars for good.
+order on the bus). A hold is bounded: after `max_hold_s` seconds (monotonic, passed in by the caller) it
+is lifted and returned by `expire`, so that a collector that died in mid-repair cannot stop a symbol's bars
+for good. Counting and logging the events and the expired holds is the service's (processor/reporting.py).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-
-from loguru import logger
+from typing import NamedTuple
 
 from core.open_gaps import subtract
-from core.timeframes import NS_PER_SECOND
-from core.types import Bar, CoverageEvent, CoverageKind
-from monitoring.metrics import PlatformMetrics
+from core.types import CoverageEvent, CoverageKind
 from processor.bars import BarAggregator
 
 SymbolKey = tuple[str, str]
 GapKey = tuple[int | None, int | None]
 
 
+class ExpiredHold(NamedTuple):
+    """A gap (first, last sequence) of a symbol still unrepaired after max_hold_s: its bars close."""
+
+    exchange: str
+    symbol: str
+    gap: GapKey
+
+
 class CoverageHolds:
     """Open gaps per symbol and the bar hold each symbol gets from them (the earliest gap start)."""
 
-    def __init__(self, aggregator: BarAggregator, metrics: PlatformMetrics, *, max_hold_s: float) -> None:
+    def __init__(self, aggregator: BarAggregator, *, max_hold_s: float) -> None:
         self._aggregator = aggregator
-        self._metrics = metrics
-        self._max_hold_s = max_hold_s
+        self.max_hold_s = max_hold_s
         self._open: dict[SymbolKey, dict[GapKey, tuple[int, float]]] = {}  # -> (start_ns, opened_at)
-        self._log = logger.bind(component="processor")
 
-    def apply(self, events: Sequence[CoverageEvent], now: float) -> list[Bar]:
-        """Count and log each event; open or close the holds they imply. `now`: monotonic seconds.
-        Returns no bars: those a lifted hold makes due close at the next trade or clock tick."""
+    def apply(self, events: Sequence[CoverageEvent], now: float) -> None:
+        """Open or close the holds the events imply. `now`: monotonic seconds. Bars a lifted hold makes
+        due close at the next trade or clock tick."""
         changed: set[SymbolKey] = set()
         for event in events:
-            self._count(event)
             key = (event.exchange, event.symbol)
             gaps = self._open.setdefault(key, {})
             if event.kind is CoverageKind.GAP:
@@ -52,49 +54,23 @@ class CoverageHolds:
             changed.add(key)
         for key in changed:
             self._rehold(key)
-        return []
 
-    def expire(self, now: float) -> list[Bar]:
-        """Lift holds older than max_hold_s (monotonic seconds `now`)."""
+    def expire(self, now: float) -> list[ExpiredHold]:
+        """Lift holds older than max_hold_s (monotonic seconds `now`); returns those lifted."""
+        expired: list[ExpiredHold] = []
         for key, gaps in self._open.items():
-            stale = [gap for gap, (_, opened) in gaps.items() if now - opened > self._max_hold_s]
+            stale = [gap for gap, (_, opened) in gaps.items() if now - opened > self.max_hold_s]
             for gap in stale:
                 del gaps[gap]
-                self._metrics.coverage_holds_expired.labels(key[0]).inc()
-                self._log.warning(
-                    "gap {}..{} still unrepaired after {:.0f}s: its bars close without it",
-                    *gap,
-                    self._max_hold_s,
-                    exchange=key[0],
-                    symbol=key[1],
-                )
+                expired.append(ExpiredHold(key[0], key[1], gap))
             if stale:
                 self._rehold(key)
-        return []
+        return expired
 
     def _rehold(self, key: SymbolKey) -> None:
         gaps = self._open.get(key)
         until = min((start for start, _ in gaps.values()), default=None) if gaps else None
         self._aggregator.hold(key[0], key[1], until)
-
-    def _count(self, event: CoverageEvent) -> None:
-        self._metrics.coverage_events.labels(event.exchange, event.kind.value).inc()
-        seconds = max(event.end_ns - event.start_ns, 0) / NS_PER_SECOND
-        if event.kind is CoverageKind.UNVERIFIED:
-            self._metrics.unverified_seconds.labels(event.exchange).inc(seconds)
-        level = "INFO" if event.kind is CoverageKind.REPAIRED else "WARNING"
-        self._log.log(
-            level,
-            "coverage {}: sequence {}..{}, {} trades, {:.3f}s of event time ({})",
-            event.kind.value,
-            event.first_sequence,
-            event.last_sequence,
-            event.trades,
-            seconds,
-            event.detail or "no detail",
-            exchange=event.exchange,
-            symbol=event.symbol,
-        )
 
 
 def _overlaps(gap: GapKey, event: CoverageEvent) -> bool:
