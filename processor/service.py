@@ -344,8 +344,14 @@ class ProcessorService:
 
     async def _warm_up_known_symbols(self) -> None:
         """Every stored symbol this processor's shard owns: another shard's open bars, rebuilt here, would
-        be closed here too and overwrite that shard's complete bars."""
-        for info in await self._store.symbols():
+        be closed here too and overwrite that shard's complete bars. A stored instrument that its collector
+        describes otherwise (a row once written from a guess) is corrected first."""
+        stored = await self._store.symbols()
+        corrected = await self._instruments.corrected(stored)
+        if corrected:
+            await self._store.upsert_symbols(corrected)
+            self._log.info("instruments corrected as their collectors describe them: {}", len(corrected))
+        for info in stored:
             if self._bus.owns(info.exchange, info.symbol):
                 await self._warm_up(info.exchange, info.symbol)
 

@@ -53,6 +53,18 @@ class Instruments:
         )
         return assumed
 
+    async def corrected(self, stored: list[SymbolInfo]) -> list[SymbolInfo]:
+        """The collectors' descriptions of stored symbols whose stored rows say otherwise (rows written
+        from a guess, before their collector described them)."""
+        if self._board is None:
+            return []
+        await self._read_board()
+        return [
+            described
+            for row in stored
+            if (described := self._known.get((row.exchange, row.symbol))) is not None and described != row
+        ]
+
     async def _read_board(self) -> None:
         assert self._board is not None
         try:

@@ -5,6 +5,7 @@ canonical symbol suggests, and that guess is logged once."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -119,3 +120,31 @@ async def test_an_undescribed_symbol_is_stored_with_assumed_assets_and_logged_on
     guesses = [m for m in warnings if "no collector described" in m]
     assert len(guesses) == len({t.symbol for t in trades})  # once per symbol, however many trades
     await store.close()
+
+
+async def test_a_stored_guess_is_corrected_at_start_from_its_collectors_description(
+    tmp_path: Path, metrics: PlatformMetrics, board: FeedBoard
+) -> None:
+    """A row written before its collector described the instrument (an older processor split the
+    canonical symbol and stored quote USDT-PERP) is rewritten when a processor starts."""
+    adapter = futures_adapter()
+    await describe_instruments(board, adapter, ["BTCUSDT"])
+    store = SQLiteStore(tmp_path / "db.sqlite", metrics=metrics)
+    await store.migrate()
+    await store.upsert_symbols([SymbolInfo(VENUE, "BTC-USDT-PERP", "BTCUSDT", "BTC", "USDT-PERP")])
+    service = ProcessorService(
+        InProcessBus(metrics=metrics), store, MemoryCache(metrics=metrics), timeframes=("1s",), grace_ns=0,
+        feeds=board, metrics=metrics,
+    )  # fmt: skip
+    running = asyncio.create_task(service.run())
+    try:
+        for _ in range(200):
+            symbols = {info.symbol: info for info in await store.symbols()}
+            if symbols["BTC-USDT-PERP"].quote == "USDT":
+                break
+            await asyncio.sleep(0.02)
+        assert symbols["BTC-USDT-PERP"] == SymbolInfo(VENUE, "BTC-USDT-PERP", "BTCUSDT", "BTC", "USDT")
+    finally:
+        service.stop()
+        await asyncio.wait_for(running, 10)
+        await store.close()
