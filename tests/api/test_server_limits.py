@@ -103,9 +103,11 @@ def test_at_the_connection_limit_the_longest_waiting_is_closed_and_probes_answer
         attackers = [connect(api.port, HALF_REQUEST) for _ in range(60)]
         try:
             started = time.monotonic()
-            assert httpx.get(f"{api.url}/livez", timeout=5).status_code == 200
-            assert httpx.get(f"{api.url}/readyz", timeout=5).status_code == 200
-            assert time.monotonic() - started < 1
+            assert httpx.get(f"{api.url}/livez", timeout=8).status_code == 200
+            assert httpx.get(f"{api.url}/readyz", timeout=8).status_code == 200
+            # Answered because the oldest attackers were shed, not because their 10 s header timeout
+            # ran out (a loaded 2-core machine has taken 2 s to answer).
+            assert time.monotonic() - started < 5
             assert closed_by_server(attackers[0], within=2) == b""  # the oldest went first
             assert closed_by_server(attackers[-1], within=0.2) is None  # the newest are still open
             assert api.shed("connection_limit") >= 40
