@@ -65,7 +65,7 @@ async def measure(label: str, connector: WsConnector, url: str, seconds: float) 
         session = CollectorSession(
             rest.adapter,
             SYMBOLS,
-            sink=sink,
+            publisher=sink,
             ws_base_url=url,
             backfiller=rest,
             metrics=metrics,

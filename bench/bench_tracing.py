@@ -87,7 +87,7 @@ def per_call(fn: Callable[[], object], repeat: int) -> float:
 
 def outbox_batch(outbox: Outbox, batch: list[Trade]) -> Callable[[], object]:
     def step() -> object:
-        if tracing.ENABLED:  # as CollectorSession._read does
+        if tracing.ENABLED:  # as Connections._read does
             with tracing.trace_operation("collector.batch", {"trades": len(batch)}):
                 outbox.put(batch)
         else:

@@ -27,7 +27,7 @@ from collectors.outbox import Outbox
 from collectors.repair import GapRepair, Outage
 from collectors.session_metrics import SessionMetrics
 from core.clock import Clock
-from core.types import CoverageEvent, CoverageKind, Trade
+from core.types import CoverageEvent, CoverageKind, ResumePoint, Trade
 
 Spawn = Callable[[Coroutine[Any, Any, None]], "asyncio.Task[None]"]
 Result = tuple[list[Trade], CoverageEvent]
@@ -114,6 +114,39 @@ class Admission:
     def seen(self, raw_symbol: str, trade_id: str) -> None:
         """A trade id already handed on (e.g. the resume point's): an outage's look-back leaves it out."""
         self._recent_ids.setdefault(raw_symbol, deque(maxlen=RECENT_IDS)).append(trade_id)
+
+    def resume(self, points: Sequence[ResumePoint]) -> None:
+        """Continue each symbol from where the last run left off: its first live trade then reveals what
+        was missed meanwhile, repaired like any gap."""
+        for point in points:
+            self.resume_ns[point.raw_symbol] = point.ts_event
+            self.seen(point.raw_symbol, point.trade_id)
+            if self._gap_checked and point.sequence is not None:
+                self._tracker.resume(point.raw_symbol, point.sequence, point.ts_event)
+                self._log.info(
+                    "{} resumes after sequence {} (trade {}): what came since is repaired over REST",
+                    point.raw_symbol,
+                    point.sequence,
+                    point.trade_id,
+                )
+
+    def reopen(self, events: Sequence[CoverageEvent]) -> None:
+        """Gaps the last run left unresolved: missing again, so the background retry repairs them."""
+        if not self._gap_checked:
+            return
+        for event in events:
+            if event.first_sequence is None or event.last_sequence is None:
+                continue
+            gap = Gap(
+                event.raw_symbol, event.first_sequence, event.last_sequence, event.start_ns, event.end_ns
+            )
+            if self._tracker.reopen(gap):
+                self._log.info(
+                    "{} sequences {}-{} were still missing when the last run stopped: repaired again",
+                    event.raw_symbol,
+                    event.first_sequence,
+                    event.last_sequence,
+                )
 
     def reconnected(self, raw_symbols: Sequence[str]) -> None:
         """A connection carrying these symbols (re)opened: for a venue without a sequence, each symbol's

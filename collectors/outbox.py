@@ -4,7 +4,7 @@ delivered to the bus by one task of its own, so that reading the websocket never
 When the bus is slow or down, trades wait here, up to `max_trades`; beyond that `put` refuses them and
 the caller accounts for them (the session marks them missing, to be repaired over REST once the bus
 takes trades again, or records them as unverified). Coverage events are always queued (they are few).
-Delivery failures are retried with backoff; once stopping, what the sink still refuses after a few
+Delivery failures are retried with backoff; once stopping, what the publisher still refuses after a few
 bounded attempts ends in `unpublished` (the caller spools it).
 """
 
@@ -18,17 +18,19 @@ from typing import Protocol
 from loguru import logger
 
 from collectors.session_metrics import PUBLISH_ABANDONED, PUBLISH_FAILED, SessionMetrics
+from core.errors import PlatformError
 from core.types import BusItem, CoverageEvent, Trade
 from monitoring import tracing
 
-MAX_BATCH = 10_000  # trades handed to the sink in one publish
+MAX_BATCH = 10_000  # trades handed to the publisher in one publish
 STOP_ATTEMPTS = 3
 STOP_ATTEMPT_TIMEOUT_S = 1.0  # once stopping: a bus waiting for room must not hold the stop
 
 
-class TradeSink(Protocol):
-    """Where trades and coverage events go (core.ports.TradeBus satisfies it). May raise when down; it
-    is retried."""
+class TradePublisher(Protocol):
+    """What the collector hands its trades and coverage events to (core.ports.TradeBus satisfies it).
+    Raises a PlatformError (or OSError) when down: the outbox retries those; anything else is a bug and
+    stops the collector, with what the outbox held kept for the spool."""
 
     async def publish(self, trades: Sequence[Trade]) -> None: ...
 
@@ -40,14 +42,14 @@ class Outbox:
 
     def __init__(
         self,
-        sink: TradeSink,
+        publisher: TradePublisher,
         metrics: SessionMetrics,
         *,
         max_trades: int = 200_000,
         retry_max: float = 5.0,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
-        self._sink = sink
+        self._publisher = publisher
         self._metrics = metrics
         self.max_trades = max_trades
         self._retry_max = retry_max
@@ -57,17 +59,23 @@ class Outbox:
         self._ready = asyncio.Event()
         self._stopping = False
         self._delivering = False
-        self.unpublished: list[BusItem] = []
+        self._kept: list[BusItem] = []  # refused at stop, or held when run() was cancelled or failed
         self._log = logger.bind(component="collector", exchange=metrics.exchange)
 
     @property
+    def unpublished(self) -> list[BusItem]:
+        """Once run() ended: what the publisher did not take, in order (for the spool), including what was
+        put after run() ended."""
+        return [*self._kept, *self._items]
+
+    @property
     def waiting(self) -> int:
-        """Trades queued and not yet taken by the sink."""
+        """Trades queued and not yet taken by the publisher."""
         return self._trades
 
     @property
     def idle(self) -> bool:
-        """Nothing queued and nothing being delivered: everything put so far is on the sink."""
+        """Nothing queued and nothing being delivered: everything put so far is on the publisher."""
         return not self._items and not self._delivering
 
     def put(self, trades: list[Trade]) -> list[Trade]:
@@ -94,7 +102,8 @@ class Outbox:
         self._ready.set()
 
     async def run(self) -> None:
-        """Deliver queued items in order until stopped and empty (or the sink refuses at stop)."""
+        """Deliver queued items in order until stopped and empty (or the publisher refuses at stop). If
+        this is cancelled or fails, what it held (the item in flight included) ends in `unpublished`."""
         while True:
             if not self._items:
                 if self._stopping:
@@ -105,17 +114,26 @@ class Outbox:
             item = self._next_batch()
             self._delivering = True
             try:
-                if item.trace and tracing.ENABLED:
-                    delivered = await self._deliver_traced(item)
-                else:
-                    delivered = await self._deliver(item)
+                delivered = await self._deliver_item(item)
+            except BaseException:  # cancelled at the stop deadline, or a bug: kept for the spool, not lost
+                self._keep(item)
+                raise
             finally:
                 self._delivering = False
             if not delivered:
-                self.unpublished += [item, *self._items]
-                self._items.clear()
-                self._trades = 0
+                self._keep(item)
                 return
+
+    async def _deliver_item(self, item: BusItem) -> bool:
+        if item.trace and tracing.ENABLED:
+            return await self._deliver_traced(item)
+        return await self._deliver(item)
+
+    def _keep(self, item: BusItem) -> None:
+        """`item` and everything queued after it go to `unpublished`, in order."""
+        self._kept += [item, *self._items]
+        self._items.clear()
+        self._trades = 0
 
     def _next_batch(self) -> BusItem:
         """The next item; consecutive trade items are merged (up to MAX_BATCH) into one publish, which
@@ -140,28 +158,16 @@ class Outbox:
             return await self._deliver(item)
 
     async def _deliver(self, item: BusItem) -> bool:
-        """Publish until the sink takes it (True); False only when stopping and it still refuses."""
+        """Publish until the publisher takes it (True); False only when stopping and it still refuses."""
         delay, failures = 0.05, 0
         while True:
             try:
-                send = (
-                    self._sink.publish(item.trades) if item.trades else self._sink.publish_events(item.events)
-                )
-                await (asyncio.wait_for(send, STOP_ATTEMPT_TIMEOUT_S) if self._stopping else send)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # noqa: BLE001
-                # The outbox holds the only copy of these trades and the sink may be any TradeBus (Redis,
-                # in-process, a test double): whatever it raises is counted, logged (rate limited) and
-                # retried with backoff; dropping trades is not an option. CancelledError is re-raised above.
+                await self._send(item)
+            except (PlatformError, OSError) as exc:  # the bus is down or slow (TimeoutError is an OSError)
                 failures += 1
-                self._metrics.error(PUBLISH_FAILED)
-                what = f"{len(item.trades)} trades" if item.trades else f"{len(item.events)} events"
-                if self._metrics.should_log(PUBLISH_FAILED):
-                    self._log.warning("publish of {} failed ({}x): {!r}", what, failures, exc)
+                self._failed(item, failures, exc)
                 if self._stopping and failures >= STOP_ATTEMPTS:
-                    self._metrics.error(PUBLISH_ABANDONED)
-                    self._log.error("stopping: {} and what follows not published, kept for the spool", what)
+                    self._abandon(item)
                     return False
                 await self._sleep(min(delay, 0.1) if self._stopping else delay)
                 delay = min(delay * 2, self._retry_max)
@@ -169,3 +175,25 @@ class Outbox:
             if item.trades:
                 self._metrics.published(item.trades)
             return True
+
+    async def _send(self, item: BusItem) -> None:
+        send = (
+            self._publisher.publish(item.trades)
+            if item.trades
+            else self._publisher.publish_events(item.events)
+        )
+        # once stopping, a bus waiting for room must not hold the stop
+        await (asyncio.wait_for(send, STOP_ATTEMPT_TIMEOUT_S) if self._stopping else send)
+
+    def _failed(self, item: BusItem, failures: int, exc: Exception) -> None:
+        self._metrics.error(PUBLISH_FAILED)
+        if self._metrics.should_log(PUBLISH_FAILED):
+            self._log.warning("publish of {} failed ({}x): {!r}", _what(item), failures, exc)
+
+    def _abandon(self, item: BusItem) -> None:
+        self._metrics.error(PUBLISH_ABANDONED)
+        self._log.error("stopping: {} and what follows not published, kept for the spool", _what(item))
+
+
+def _what(item: BusItem) -> str:
+    return f"{len(item.trades)} trades" if item.trades else f"{len(item.events)} events"

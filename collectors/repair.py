@@ -49,7 +49,7 @@ def _nothing(_: str) -> bool:
 
 
 class GapRepair:
-    """Fetches the missing trades of gaps; `rest_blocked_for` (seconds) reports a Retry-After seen."""
+    """Fetches the missing trades of gaps; `take_blocked_for()` reports a Retry-After seen."""
 
     def __init__(
         self,
@@ -71,7 +71,12 @@ class GapRepair:
         self._max_attempts = max_attempts
         self._attempts: dict[tuple[str, int], int] = {}
         self._log = logger.bind(component="collector", exchange=exchange)
-        self.rest_blocked_for = 0.0
+        self._blocked_for = 0.0
+
+    def take_blocked_for(self) -> float:
+        """The longest Retry-After (seconds) the venue asked for since the last call (0: none)."""
+        blocked_for, self._blocked_for = self._blocked_for, 0.0
+        return blocked_for
 
     async def repair(self, gap: Gap) -> tuple[list[Trade], CoverageEvent]:
         """Count a gap just found; its trades recovered now (possibly none) and the event saying so:
@@ -260,7 +265,7 @@ class GapRepair:
                 failed=True,
             )
             if isinstance(exc, RateLimitedError):
-                self.rest_blocked_for = max(self.rest_blocked_for, exc.retry_after)
+                self._blocked_for = max(self._blocked_for, exc.retry_after)
             return None
         fill = self._tracker.fill
         return [t for t in fetched if t.sequence is not None and fill(t.raw_symbol, t.sequence, t.ts_event)]

@@ -98,7 +98,7 @@ async def run_collector(settings: CollectorSettings) -> None:
         bus = await open_bus_for(settings, role="collector", spool=spool)
         cache = await open_cache_for(settings)
         collector = CollectorRunner(
-            settings.exchange, settings, sink=bus, feed_board=cache, resume_sources=[bus]
+            settings.exchange, settings, publisher=bus, feed_board=cache, resume_sources=[bus]
         )
         try:
             ctx.health.add_check("bus", bus.ping)
@@ -219,7 +219,7 @@ async def _start_venues(
         collectors[exchange] = CollectorRunner(
             exchange,
             settings,
-            sink=bus,
+            publisher=bus,
             ws_url=ws_url,
             rest_url=rest_url,
             feed_board=feed_board,

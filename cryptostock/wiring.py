@@ -14,9 +14,11 @@ from api.server import ApiServer
 from collectors.adapter import ExchangeAdapter
 from collectors.backfill import RestBackfiller, discover
 from collectors.backoff import Backoff
+from collectors.outbox import TradePublisher
 from collectors.registry import DEFAULT_EXCHANGE, create_connector
-from collectors.session import CollectorSession, TradeSink
+from collectors.session import CollectorSession
 from collectors.session_metrics import DISCOVERY_FAILED
+from collectors.session_options import SessionOptions
 from core.errors import ConfigError, ExchangeError, PlatformError
 from core.ports import FeedBoard, ResumeSource
 from core.types import BusItem, CoverageEvent, ResumePoint
@@ -137,6 +139,17 @@ async def describe_instruments(
         )
 
 
+def session_options(options: CollectorOptions) -> SessionOptions:
+    """The collector session's options from the settings (the one place they are built); what the
+    settings do not name keeps SessionOptions' default."""
+    return SessionOptions(
+        stale_timeout=options.stale_timeout,
+        backoff_initial=options.backoff_initial,
+        backoff_max=options.backoff_max,
+        max_connection_age=options.max_connection_age,
+    )
+
+
 class CollectorRunner:
     """Discovers the exchange's instruments (retrying while it is unreachable), then runs the session.
 
@@ -148,7 +161,7 @@ class CollectorRunner:
         exchange: str,
         options: CollectorOptions,
         *,
-        sink: TradeSink,
+        publisher: TradePublisher,
         ws_url: str | None = None,
         rest_url: str | None = None,
         feed_board: FeedBoard | None = None,
@@ -162,7 +175,7 @@ class CollectorRunner:
         self._options = options
         self._ws_url = ws_url or options.ws_url
         self._rest_url = rest_url or options.rest_url
-        self._sink = sink
+        self._publisher = publisher
         self._metrics = metrics
         self._stopping = asyncio.Event()
         self._session: CollectorSession | None = None
@@ -182,13 +195,10 @@ class CollectorRunner:
             self._session = CollectorSession(
                 backfiller.adapter,
                 symbols,
-                sink=self._sink,
+                publisher=self._publisher,
+                options=session_options(options),
                 ws_base_url=self._ws_url,
                 backfiller=backfiller,
-                stale_timeout=options.stale_timeout,
-                backoff_initial=options.backoff_initial,
-                backoff_max=options.backoff_max,
-                max_connection_age=options.max_connection_age,
                 metrics=self._metrics,
                 connector=self._connector,
                 feed_board=self._feed_board,

@@ -142,7 +142,12 @@ async def test_ten_thousand_damaged_frames_never_break_a_running_collector(
     sample = Sample(metrics, venue.name)
     sink = RecordingSink()
     session = CollectorSession(
-        backfiller.adapter, symbols, sink=sink, backfiller=backfiller, metrics=metrics, ws_base_url=sim.ws_url
+        backfiller.adapter,
+        symbols,
+        publisher=sink,
+        backfiller=backfiller,
+        metrics=metrics,
+        ws_base_url=sim.ws_url,
     )
     task = asyncio.create_task(session.run())
     try:
@@ -267,7 +272,7 @@ async def test_damaged_frames_never_break_a_collector_of_a_venue_without_simulat
         port = server.sockets[0].getsockname()[1]
         symbol = venue.adapter.parse(venue.numbered(0), 1)[0].raw_symbol
         session = CollectorSession(
-            venue.adapter, [symbol], sink=sink, metrics=metrics, ws_base_url=f"ws://127.0.0.1:{port}"
+            venue.adapter, [symbol], publisher=sink, metrics=metrics, ws_base_url=f"ws://127.0.0.1:{port}"
         )
         task = asyncio.create_task(session.run())
         try:

@@ -19,6 +19,7 @@ from collectors.backfill import RestBackfiller, discover
 from collectors.exchanges.binance import BinanceAdapter
 from collectors.registry import create_adapter
 from collectors.session import CollectorSession
+from collectors.session_options import SessionOptions
 from core.types import CoverageKind, SymbolInfo, Trade
 from monitoring.metrics import PlatformMetrics
 from simulator.binance import BinanceSimulator
@@ -71,8 +72,8 @@ async def collect_across_a_drop(
     sink = RecordingSink()
     async with RestBackfiller(adapter, sim.rest_url, metrics=metrics) as rest:
         session = CollectorSession(
-            adapter, SYMBOLS, sink=sink, backfiller=rest, metrics=metrics, ws_base_url=sim.ws_url,
-            backoff_initial=away_s, backoff_max=away_s, rng=lambda: 0.0,
+            adapter, SYMBOLS, publisher=sink, backfiller=rest, metrics=metrics, ws_base_url=sim.ws_url,
+            options=SessionOptions(backoff_initial=away_s, backoff_max=away_s), rng=lambda: 0.0,
         )  # fmt: skip
         task = asyncio.create_task(session.run())
         await eventually(lambda: len(sink.trades) > 30)
@@ -131,8 +132,9 @@ async def test_a_real_venue_without_a_sequence_over_its_simulator(
     try:
         async with await discover(venue, sim.rest_url, metrics=metrics) as rest:
             session = CollectorSession(
-                rest.adapter, [symbol], sink=sink, backfiller=rest, metrics=metrics, ws_base_url=sim.ws_url,
-                backoff_initial=0.05, backoff_max=0.2, rng=lambda: 0.0,
+                rest.adapter, [symbol], publisher=sink, backfiller=rest, metrics=metrics,
+                ws_base_url=sim.ws_url, options=SessionOptions(backoff_initial=0.05, backoff_max=0.2),
+                rng=lambda: 0.0,
             )  # fmt: skip
             task = asyncio.create_task(session.run())
             await eventually(lambda: len(sink.trades) > 30)

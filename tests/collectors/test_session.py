@@ -21,6 +21,7 @@ from collectors.adapter import PARSE_ERROR_TYPES, SequenceKind
 from collectors.backfill import RestBackfiller, discover
 from collectors.registry import create_adapter
 from collectors.session import CollectorSession
+from collectors.session_options import SessionOptions
 from collectors.transport import WebsocketsConnector, WsConnector
 from collectors.transport_picows import PicowsConnector
 from core.types import CoverageEvent, CoverageKind, FeedState, ResumePoint, Trade
@@ -105,11 +106,11 @@ async def start(
 ) -> AsyncIterator[Start]:
     running: list[Running] = []
 
-    async def _start(sink: RecordingSink, **options: Any) -> Running:
-        options.setdefault("ws_base_url", sim.ws_url)
+    async def _start(sink: RecordingSink, options: SessionOptions | None = None, **parts: Any) -> Running:
+        parts.setdefault("ws_base_url", sim.ws_url)
         session = CollectorSession(
-            options.pop("adapter", backfiller.adapter), symbols, sink=sink, backfiller=backfiller,
-            metrics=metrics, **options,
+            parts.pop("adapter", backfiller.adapter), symbols, publisher=sink, options=options,
+            backfiller=backfiller, metrics=metrics, **parts,
         )  # fmt: skip
         run = Running(session, asyncio.create_task(session.run()))
         running.append(run)
@@ -174,7 +175,7 @@ async def test_stalled_stream_is_reconnected_by_the_watchdog(
     start: Start, sim: SimulatedExchange, symbols: list[str], sample: Sample, transport: str
 ) -> None:
     sink = RecordingSink()
-    run = await start(sink, stale_timeout=0.4, connector=CONNECTORS[transport]())
+    run = await start(sink, SessionOptions(stale_timeout=0.4), connector=CONNECTORS[transport]())
     await eventually(lambda: len(sink.trades) > 20)
     sim.stall(1.0)
     await eventually(lambda: sample("collector_errors_total", error_type="stale") >= 1)
@@ -221,7 +222,7 @@ async def test_failed_backfill_publishes_live_and_repairs_later(
 ) -> None:
     symbol = symbols[-1]
     sink = RecordingSink()
-    run = await start(sink, gap_retry_initial=0.2, hold_max_s=0.3)
+    run = await start(sink, SessionOptions(gap_retry_initial=0.2, hold_max_s=0.3))
     await eventually(lambda: len(sink.ids(symbol)) > 20)
     sim.rate_limit(1, retry_after=1)
     sim.skip_ids(4, symbol=symbol)
@@ -282,7 +283,7 @@ async def test_proactive_reconnect_before_the_connection_age_limit(
             await asyncio.sleep(0.005)
 
     watcher = asyncio.create_task(watch_connections())
-    run = await start(sink, max_connection_age=0.3, connector=CONNECTORS[transport]())
+    run = await start(sink, SessionOptions(max_connection_age=0.3), connector=CONNECTORS[transport]())
     await eventually(lambda: sample("websocket_reconnections_total") >= 3)
     seen = len(sink.trades)
     await eventually(lambda: len(sink.trades) > seen + 20)
@@ -325,8 +326,9 @@ async def test_backoff_grows_while_refused_and_resets_once_data_flows(
 
     sink = RecordingSink()
     session = CollectorSession(
-        backfiller.adapter, symbols, sink=sink, ws_base_url=f"ws://127.0.0.1:{port}", backfiller=None,
-        metrics=metrics, backoff_initial=0.5, backoff_max=4.0, sleep=quick_sleep, rng=lambda: 0.0,
+        backfiller.adapter, symbols, publisher=sink, ws_base_url=f"ws://127.0.0.1:{port}", backfiller=None,
+        metrics=metrics, options=SessionOptions(backoff_initial=0.5, backoff_max=4.0), sleep=quick_sleep,
+        rng=lambda: 0.0,
     )  # fmt: skip
     task = asyncio.create_task(session.run())
     await eventually(lambda: len(delays) >= 5)
@@ -379,7 +381,7 @@ async def test_feed_states_follow_the_stream_a_quiet_market_and_a_repair(
     def gauge(state: FeedState) -> float:
         return sample("feed_state", symbol=name, state=state.value)
 
-    run = await start(sink, feed_board=board, quiet_after=0.5, stale_timeout=10.0)
+    run = await start(sink, SessionOptions(quiet_after=0.5, stale_timeout=10.0), feed_board=board)
     await reaches(FeedState.STREAMING)
     assert (gauge(FeedState.STREAMING), gauge(FeedState.QUIET)) == (1, 0)
     sim.stall(3.0)  # connected, nothing traded: quiet, not an outage
@@ -451,7 +453,7 @@ async def test_a_gap_the_last_run_left_open_is_repaired_by_the_next(
     )  # fmt: skip
     resume = [ResumePoint(venue, s, str(max(first.ids(s))), max(first.ids(s)), 0) for s in symbols]
     second = RecordingSink()
-    run = await start(second, resume=resume, open_gaps=[left_open], gap_retry_initial=0.05)
+    run = await start(second, SessionOptions(gap_retry_initial=0.05), resume=resume, open_gaps=[left_open])
     await eventually(lambda: set(lost) <= set(second.ids(raw)))
 
     def resolved() -> set[int]:  # by one REPAIRED over REST, or one per sequence a snapshot sent live
@@ -482,8 +484,9 @@ async def test_a_stalled_bus_never_stops_reading_and_what_is_shed_is_repaired_af
     try:
         async with await discover(venue, sim.rest_url, metrics=metrics) as rest:
             session = CollectorSession(
-                rest.adapter, symbols, sink=sink, backfiller=rest, metrics=metrics, ws_base_url=sim.ws_url,
-                outbox_max_trades=300, gap_retry_initial=0.2, gap_retry_max=0.5,
+                rest.adapter, symbols, publisher=sink, backfiller=rest, metrics=metrics,
+                ws_base_url=sim.ws_url,
+                options=SessionOptions(outbox_max_trades=300, gap_retry_initial=0.2, gap_retry_max=0.5),
             )  # fmt: skip
             task = asyncio.create_task(session.run())
             await eventually(lambda: all(len(sink.ids(s)) > 20 for s in symbols))

@@ -63,7 +63,7 @@ async def test_trades_read_with_a_server_shutdown_are_published_before_reconnect
     sink = RecordingSink()
     adapter = BinanceAdapter([SymbolInfo("binance", "BTC-USDT", "BTCUSDT", "BTC", "USDT")])
     session = CollectorSession(
-        adapter, ["BTCUSDT"], sink=sink, metrics=metrics, connector=connector, ws_base_url="ws://unused"
+        adapter, ["BTCUSDT"], publisher=sink, metrics=metrics, connector=connector, ws_base_url="ws://unused"
     )
     task = asyncio.create_task(session.run())
     try:
