@@ -29,7 +29,7 @@ from collectors.session_metrics import SessionMetrics
 from core.clock import Clock
 from core.types import CoverageEvent, CoverageKind, ResumePoint, Trade
 
-Spawn = Callable[[Coroutine[Any, Any, None]], "asyncio.Task[None]"]
+Spawn = Callable[[Coroutine[Any, Any, None]], "asyncio.Task[None] | None"]
 Result = tuple[list[Trade], CoverageEvent]
 Marker = Gap | Outage  # where a repair's trades belong among a symbol's held trades
 REPAIRED = CoverageKind.REPAIRED

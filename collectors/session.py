@@ -95,7 +95,9 @@ class CollectorSession:
             publisher, self._metrics,
             max_trades=options.outbox_max_trades, retry_max=options.publish_retry_max,
         )  # fmt: skip
-        self._repairs = TaskScope("repairs", grace=0.0)  # at stop, running repairs end at once
+        # At stop, running repairs get the readers' grace to finish (a cut look-back of a venue without
+        # sequence numbers would leave its interval unrecorded), then end.
+        self._repairs = TaskScope("repairs", grace=options.reader_grace_s)
         self._admission = self._admit(repair, monotonic)
         self._connections = Connections(
             adapter, groups, url=ws_base_url or adapter.default_ws_url,
@@ -167,6 +169,9 @@ class CollectorSession:
                 owner="collector",
             )  # fmt: skip
         finally:
+            # Normally done by the outbox's stop; here too when the parts were cut short (a failure, or
+            # the daemon's deadline cancelling this run): held trades then wait in `unpublished`.
+            self._admission.release_all()
             self._metrics.flush()
             self._metrics.running(False)
             self._log.info("collector stopped")

@@ -78,11 +78,18 @@ class TaskScope:
         self._stop = asyncio.Event()
         self._group: asyncio.TaskGroup | None = None
 
-    def spawn(self, work: Work) -> asyncio.Task[None]:
-        if self._group is None:
-            work.close()
-            raise RuntimeError(f"{self._name}: nothing can start before run() or after it ended")
-        return self._group.create_task(work)
+    def spawn(self, work: Work) -> asyncio.Task[None] | None:
+        """Start `work` in the scope; None when the scope cannot take it (not running, or its group is
+        ending after a failure: the session is stopping then, and what the work was for, such as a held
+        gap, is handed on by the stop)."""
+        if self._group is not None:
+            try:
+                return self._group.create_task(work)
+            except RuntimeError:  # the group is shutting down
+                pass
+        work.close()
+        logger.bind(component="collector").warning("{}: not running, work not started", self._name)
+        return None
 
     def stop(self) -> None:
         self._stop.set()

@@ -70,22 +70,46 @@ async def _awaited(run: Callable[[], Awaitable[None]]) -> None:
 async def _stop_in_order(
     parts: Sequence[Part], tasks: dict[str, asyncio.Task[None]], deadline: float, owner: str
 ) -> None:
+    """Ask each part to stop and wait for it, in order, within the deadline; then cancel and await what is
+    left. Whatever happens meanwhile (a `stop` that raises, this task being cancelled by its own owner),
+    no part is left running without an owner: each is cancelled and awaited before this returns."""
     loop = asyncio.get_running_loop()
     ends_at = loop.time() + deadline
-    for part in parts:
-        part.stop()
-        task = tasks[part.name]
-        remaining = ends_at - loop.time()
-        if not task.done() and remaining > 0:
-            await asyncio.wait([task], timeout=remaining)
-    late = [name for name, task in tasks.items() if not task.done()]
-    if late:
-        logger.bind(component=owner).warning(
-            "{} did not stop within {:.1f}s: cancelled", ", ".join(late), deadline
-        )
-    for name in late:
-        tasks[name].cancel()
-    await asyncio.gather(*tasks.values(), return_exceptions=True)
+    log = logger.bind(component=owner)
+    try:
+        for part in parts:
+            try:
+                part.stop()
+            except Exception as exc:  # noqa: BLE001 - one part's broken stop must not keep the rest running
+                log.opt(exception=exc).error("stopping {} failed: cancelled instead", part.name)
+                tasks[part.name].cancel()
+            task = tasks[part.name]
+            remaining = ends_at - loop.time()
+            if not task.done() and remaining > 0:
+                await asyncio.wait([task], timeout=remaining)
+    finally:
+        late = [name for name, task in tasks.items() if not task.done()]
+        if late:
+            log.warning("{} did not stop within {:.1f}s: cancelled", ", ".join(late), deadline)
+        for name in late:
+            tasks[name].cancel()
+        await _settled(list(tasks.values()))
+
+
+async def _settled(tasks: list[asyncio.Task[None]]) -> None:
+    """Wait until every task has ended, even if this task is cancelled meanwhile (the cancellation is
+    passed on after they have: their own cleanup, such as handing trades on for the spool, runs first)."""
+    pending = asyncio.gather(*tasks, return_exceptions=True)
+    cancelled = False
+    while not pending.done():
+        try:
+            await asyncio.shield(pending)
+        except asyncio.CancelledError:
+            cancelled = True
+            for task in tasks:
+                task.cancel()
+    if cancelled:
+        raise asyncio.CancelledError
 
 
 def _raise_failures(finished: list[asyncio.Task[None]]) -> None:

@@ -506,3 +506,51 @@ async def test_a_stalled_bus_never_stops_reading_and_what_is_shed_is_repaired_af
         assert_complete(sink, sim, symbol)
     kinds = [e.kind for e in sink.events]
     assert CoverageKind.GAP in kinds and CoverageKind.REPAIRED in kinds  # recorded, then repaired
+
+
+class HangingBackfill:
+    """A REST repair that never answers (a venue hanging mid-repair), so the session holds the trades
+    after the gap until it is stopped."""
+
+    def __init__(self, real: RestBackfiller) -> None:
+        self.adapter = real.adapter
+        self.asked = asyncio.Event()
+
+    async def fetch_gap(self, gap: Any) -> list[Trade]:
+        self.asked.set()
+        await asyncio.sleep(3600)
+        return []
+
+    async def fetch_recent(self, raw_symbol: str) -> list[Trade] | None:
+        await asyncio.sleep(3600)
+        return None
+
+
+async def test_cancelled_while_holding_a_repair_its_held_trades_wait_in_unpublished(
+    sim: SimulatedExchange, symbols: list[str], backfiller: RestBackfiller, metrics: PlatformMetrics
+) -> None:
+    """A session whose repair hangs is stopped (cancelled: its graceful stop begins) and cancelled again
+    while it waits for the repair (the daemon's deadline): the trades held behind the gap are not lost but
+    wait, in order, in `unpublished` (what the daemon spools)."""
+    symbol = symbols[0]
+    sink = RecordingSink()
+    hanging = HangingBackfill(backfiller)
+    session = CollectorSession(
+        backfiller.adapter, symbols, publisher=sink, ws_base_url=sim.ws_url, backfiller=hanging,  # type: ignore[arg-type]
+        metrics=metrics, options=SessionOptions(hold_max_s=3600),
+    )  # fmt: skip
+    task = asyncio.create_task(session.run())
+    await eventually(lambda: len(sink.ids(symbol)) > 20)
+    sim.skip_ids(5, symbol=symbol)
+    await asyncio.wait_for(hanging.asked.wait(), 10)
+    await asyncio.sleep(0.3)  # trades after the gap arrive and are held
+    task.cancel()
+    await asyncio.sleep(0.3)  # stopping: the repair has the readers' grace to finish
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    published = sink.ids(symbol)
+    held = [t.sequence for item in session.unpublished for t in item.trades if t.raw_symbol == symbol]
+    assert held, "nothing was held behind the gap"
+    # Published up to the gap, held from just after it, nothing missing or twice on either side.
+    assert published == list(range(published[0], published[-1] + 1))
+    assert held == list(range(published[-1] + 6, published[-1] + 6 + len(held)))

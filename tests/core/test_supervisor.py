@@ -119,3 +119,52 @@ async def test_part_names_must_be_unique() -> None:
     log: list[str] = []
     with pytest.raises(ValueError, match="unique"):
         await supervise([Worker("x", log).part(), Worker("x", log).part()], deadline=1.0)
+
+
+async def test_a_stop_that_raises_is_logged_and_its_part_cancelled_while_the_rest_stop_in_order() -> None:
+    log: list[str] = []
+    later = Worker("later", log)
+
+    async def forever() -> None:
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            log.append("broken cancelled")
+            raise
+
+    def broken_stop() -> None:
+        raise RuntimeError("stop bug")
+
+    until = asyncio.Event()
+    until.set()
+    await supervise([Part("broken", forever, broken_stop), later.part()], until=until, deadline=2.0)
+    assert log == ["broken cancelled", "later asked", "later returned"]
+    assert _running_besides_me() == []
+
+
+async def test_cancelled_while_stopping_it_cancels_and_awaits_every_part_before_passing_it_on() -> None:
+    """An outer deadline cancels a nested supervisor: its parts end (their cleanup runs) before the
+    cancellation reaches the outer owner, so none is left running unowned."""
+    ended: list[str] = []
+
+    async def slow_to_stop() -> None:
+        try:
+            await asyncio.sleep(3600)
+        finally:
+            await asyncio.sleep(0.05)  # cleanup that itself awaits (handing trades on)
+            ended.append("cleaned up")
+
+    until = asyncio.Event()
+    until.set()
+    task = asyncio.create_task(supervise([Part("slow", slow_to_stop)], until=until, deadline=10.0))
+    await asyncio.sleep(0.1)  # now waiting for "slow" to stop
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert ended == ["cleaned up"]
+    assert _running_besides_me() == []
+
+
+def _running_besides_me() -> list[str]:
+    me = asyncio.current_task()
+    return [t.get_name() for t in asyncio.all_tasks() if t is not me and not t.done()]
