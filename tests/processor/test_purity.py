@@ -7,7 +7,18 @@ from pathlib import Path
 
 import processor
 
-ALLOWED = {"__future__", "math", "collections", "collections.abc", "typing", "msgspec", "decimal", "enum"}
+ALLOWED = {
+    "__future__",
+    "math",
+    "collections",
+    "collections.abc",
+    "typing",
+    "msgspec",
+    "decimal",
+    "enum",
+    "itertools",
+    "operator",
+}
 
 
 def test_processor_imports_only_core_and_pure_stdlib() -> None:
