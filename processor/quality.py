@@ -30,7 +30,9 @@ from __future__ import annotations
 
 import math
 from collections import Counter, deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from operator import attrgetter, ge, sub, truediv
+from typing import Final
 
 from core.types import Bar, Trade
 from processor.decimals import read_size
@@ -91,6 +93,12 @@ TRADE_ANOMALIES: dict[str, str] = {
 """The anomaly each failed trade check reports."""
 
 _REL = 1e-9
+_PRICE: Final = attrgetter("price")
+_QUANTITY: Final = attrgetter("quantity")
+_TS_EVENT: Final = attrgetter("ts_event")
+_TS_RECV: Final = attrgetter("ts_recv")
+_SEQUENCE: Final = attrgetter("sequence")
+_BACKFILLED: Final = attrgetter("backfilled")
 
 
 class QualityTally:
@@ -152,78 +160,131 @@ class QualityMonitor:
 
     def check_trades(self, trades: Iterable[Trade]) -> QualityTally:
         """Run the trade checks (see module doc) over `trades` in order and record them in each symbol's
-        score."""
+        score. Per run of one symbol's trades: the common case (every trade live and passing) is checked
+        in C calls over the run (`_pass_run`), any other run trade by trade (`_check_each`)."""
         tally = QualityTally()
-        future, latency, spike = self.future_tolerance_ns, self.max_latency_ns, self.spike_ratio
-        trades_checked = live = jumps = orders = 0
-        exchange = symbol = ""
-        state = _SymbolQuality()
-        position = 0  # the current symbol's result count (state.seen while it is current)
-        failed_at: list[int] = []  # the current symbol's failures: positions and checks, tallied per run
-        failed_checks: list[str] = []
-
-        for trade in trades:
-            if trade.symbol != symbol or trade.exchange != exchange:
-                self._tally_failures(tally, exchange, symbol, state, failed_at, failed_checks)
-                state.seen = position
-                exchange, symbol = trade.exchange, trade.symbol
-                state = self._state(exchange, symbol)
-                position = state.seen
-                tally.symbols.add((exchange, symbol))
-            trades_checked += 1
-            try:
-                price, quantity = float(trade.price), float(trade.quantity)
-            except ValueError:
-                price = quantity = math.nan
-            price_ok = 0.0 < price < math.inf  # False for NaN
-            if not (price_ok and 0.0 < quantity < math.inf):
-                failed_at.append(position)
-                failed_checks.append(CHECK_TRADE_VALUES)
-            lead = trade.ts_event - trade.ts_recv
-            if lead > future:
-                failed_at.append(position + 1)
-                failed_checks.append(CHECK_TRADE_TIMESTAMP)
-                tally.future.append(trade)
-            position += 2
-            if trade.backfilled:
-                continue
-            live += 1
-            if -lead > latency:
-                failed_at.append(position)
-                failed_checks.append(CHECK_TRADE_LATENCY)
-            position += 1
-            last_price = state.last_price
-            if price_ok and last_price is not None:
-                jumps += 1
-                if abs(price / last_price - 1.0) > spike:
-                    failed_at.append(position)
-                    failed_checks.append(CHECK_TRADE_PRICE_JUMP)
-                position += 1
-            sequence = trade.sequence
-            last_sequence = state.last_sequence
-            if sequence is not None and last_sequence is not None:
-                orders += 1
-                if sequence <= last_sequence:
-                    failed_at.append(position)
-                    failed_checks.append(CHECK_TRADE_ORDER)
-                position += 1
-            if price_ok:
-                state.last_price = price
-            if sequence is not None and (last_sequence is None or sequence > last_sequence):
-                state.last_sequence = sequence
-        self._tally_failures(tally, exchange, symbol, state, failed_at, failed_checks)
-        state.seen = position
+        counts = _Counts()
+        for (exchange, symbol), run in _runs(trades):
+            state = self._state(exchange, symbol)
+            tally.symbols.add((exchange, symbol))
+            if not self._pass_run(run, state, counts):
+                self._check_each(run, exchange, symbol, state, tally, counts)
         checked = {
-            CHECK_TRADE_VALUES: trades_checked,
-            CHECK_TRADE_TIMESTAMP: trades_checked,
-            CHECK_TRADE_LATENCY: live,
-            CHECK_TRADE_PRICE_JUMP: jumps,
-            CHECK_TRADE_ORDER: orders,
+            CHECK_TRADE_VALUES: counts.checked,
+            CHECK_TRADE_TIMESTAMP: counts.checked,
+            CHECK_TRADE_LATENCY: counts.live,
+            CHECK_TRADE_PRICE_JUMP: counts.jumps,
+            CHECK_TRADE_ORDER: counts.orders,
         }
         for check, count in checked.items():
             if count > tally.failed[check]:
                 tally.passed[check] = count - tally.failed[check]
         return tally
+
+    def _pass_run(self, run: list[Trade], state: _SymbolQuality, counts: _Counts) -> bool:
+        """If every trade of the run is live and passes every check, record that and return True; else
+        record nothing and return False."""
+        try:
+            prices = list(map(float, map(_PRICE, run)))
+            quantities = list(map(float, map(_QUANTITY, run)))
+        except ValueError:
+            return False
+        leads = list(map(sub, map(_TS_EVENT, run), map(_TS_RECV, run)))
+        if (
+            any(map(_BACKFILLED, run))
+            or not (_positive(prices) and _positive(quantities))
+            or max(leads) > self.future_tolerance_ns
+            or -min(leads) > self.max_latency_ns
+        ):
+            return False
+        jumps = _steady(state.last_price, prices, self.spike_ratio)
+        orders = _ordered(state.last_sequence, list(map(_SEQUENCE, run)))
+        if jumps is None or orders is None:
+            return False
+        count = len(run)
+        counts.checked += count
+        counts.live += count
+        counts.jumps += jumps
+        counts.orders += orders
+        state.seen += 3 * count + jumps + orders  # each trade's results: see _check_one
+        state.last_price = prices[-1]
+        if run[-1].sequence is not None:
+            state.last_sequence = run[-1].sequence
+        return True
+
+    def _check_each(
+        self,
+        run: list[Trade],
+        exchange: str,
+        symbol: str,
+        state: _SymbolQuality,
+        tally: QualityTally,
+        counts: _Counts,
+    ) -> None:
+        """The checks of one symbol's run, trade by trade."""
+        failed_at: list[int] = []  # the run's failures: positions and checks, tallied at the end
+        failed_checks: list[str] = []
+        position = state.seen  # the symbol's result count
+        for trade in run:
+            position = self._check_one(trade, state, tally, counts, position, failed_at, failed_checks)
+        self._tally_failures(tally, exchange, symbol, state, failed_at, failed_checks)
+        state.seen = position
+
+    def _check_one(
+        self,
+        trade: Trade,
+        state: _SymbolQuality,
+        tally: QualityTally,
+        counts: _Counts,
+        position: int,
+        failed_at: list[int],
+        failed_checks: list[str],
+    ) -> int:
+        """One trade's checks, its results from `position` on; returns the next position."""
+        counts.checked += 1
+        try:
+            price, quantity = float(trade.price), float(trade.quantity)
+        except ValueError:
+            price = quantity = math.nan
+        price_ok = 0.0 < price < math.inf  # False for NaN
+        if not (price_ok and 0.0 < quantity < math.inf):
+            failed_at.append(position)
+            failed_checks.append(CHECK_TRADE_VALUES)
+        lead = trade.ts_event - trade.ts_recv
+        if lead > self.future_tolerance_ns:
+            failed_at.append(position + 1)
+            failed_checks.append(CHECK_TRADE_TIMESTAMP)
+            tally.future.append(trade)
+        if trade.backfilled:
+            return position + 2
+        counts.live += 1
+        if -lead > self.max_latency_ns:
+            failed_at.append(position + 2)
+            failed_checks.append(CHECK_TRADE_LATENCY)
+        position = self._check_jump(price, state, counts, position + 3, failed_at, failed_checks)
+        return _check_order(trade.sequence, state, counts, position, failed_at, failed_checks)
+
+    def _check_jump(
+        self,
+        price: float,
+        state: _SymbolQuality,
+        counts: _Counts,
+        position: int,
+        failed_at: list[int],
+        failed_checks: list[str],
+    ) -> int:
+        """A live trade's price against the last one (a NaN or non-positive price is not compared)."""
+        if not 0.0 < price < math.inf:
+            return position
+        last_price = state.last_price
+        state.last_price = price
+        if last_price is None:
+            return position
+        counts.jumps += 1
+        if abs(price / last_price - 1.0) > self.spike_ratio:
+            failed_at.append(position)
+            failed_checks.append(CHECK_TRADE_PRICE_JUMP)
+        return position + 1
 
     @staticmethod
     def _tally_failures(
@@ -293,6 +354,83 @@ class QualityMonitor:
             failures.popleft()
         results = min(state.seen, self.window)
         return (results - len(failures)) / results
+
+
+class _Counts:
+    """How many results each trade check had in a batch (passed ones are these less the failed)."""
+
+    __slots__ = ("checked", "jumps", "live", "orders")
+
+    def __init__(self) -> None:
+        self.checked = self.live = self.jumps = self.orders = 0
+
+
+def _runs(trades: Iterable[Trade]) -> Iterator[tuple[tuple[str, str], list[Trade]]]:
+    """The trades in runs of one (exchange, symbol), in order."""
+    exchange = symbol = ""
+    run: list[Trade] = []
+    for trade in trades:
+        if trade.symbol != symbol or trade.exchange != exchange:
+            if run:
+                yield (exchange, symbol), run
+            exchange, symbol, run = trade.exchange, trade.symbol, []
+        run.append(trade)
+    if run:
+        yield (exchange, symbol), run
+
+
+def _positive(values: list[float]) -> bool:
+    """Every value finite and > 0 (a NaN or inf makes the sum NaN or inf)."""
+    return min(values) > 0.0 and math.isfinite(sum(values))
+
+
+def _steady(last_price: float | None, prices: list[float], spike_ratio: float) -> int | None:
+    """How many price jumps the run's live, valid prices make (each against the one before, the first
+    against `last_price`), None if one is beyond `spike_ratio`."""
+    before = prices[:-1] if last_price is None else [last_price, *prices[:-1]]
+    if not before:
+        return 0
+    ratios = list(map(truediv, prices[-len(before) :], before))
+    if max(ratios) - 1.0 > spike_ratio or 1.0 - min(ratios) > spike_ratio:
+        return None
+    return len(before)
+
+
+def _ordered(last_sequence: int | None, sequences: list[int | None]) -> int | None:
+    """How many order checks the run's live trades make (0 when none has a sequence), None if one fails
+    or only some have a sequence."""
+    if sequences[0] is None:
+        return 0 if sequences.count(None) == len(sequences) else None
+    before = sequences[:-1] if last_sequence is None else [last_sequence, *sequences[:-1]]
+    try:
+        if any(map(ge, before, sequences[-len(before) :] if before else ())):
+            return None
+    except TypeError:  # a trade without a sequence
+        return None
+    return len(before)
+
+
+def _check_order(
+    sequence: int | None,
+    state: _SymbolQuality,
+    counts: _Counts,
+    position: int,
+    failed_at: list[int],
+    failed_checks: list[str],
+) -> int:
+    """A live trade's sequence against the last one (no check without a sequence)."""
+    last_sequence = state.last_sequence
+    if sequence is None:
+        return position
+    if last_sequence is None or sequence > last_sequence:
+        state.last_sequence = sequence
+    if last_sequence is None:
+        return position
+    counts.orders += 1
+    if sequence <= last_sequence:
+        failed_at.append(position)
+        failed_checks.append(CHECK_TRADE_ORDER)
+    return position + 1
 
 
 def _sums_to(total: tuple[int, int], *parts: str) -> bool:
