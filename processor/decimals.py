@@ -23,7 +23,8 @@ Size = tuple[int, int]
 """(units, scale)."""
 
 CACHE_SIZE: Final = 1 << 16
-POW10: Final = tuple(10**k for k in range(100))  # scales: at most 40 characters a value, so quote < 80
+# scales: at most 40 characters a value, so a quote volume has fewer than 80 decimals
+POW10: Final[tuple[int, ...]] = tuple(10**k for k in range(100))
 _EXACT_POWERS: Final = 23  # 10**k is exact as a float for k < 23
 _EXACT_FLOAT: Final = 1 << 53
 _EXACT_ORDER_DIGITS: Final = 15  # decimals of at most 15 digits: distinct ones are distinct floats, in order

@@ -32,10 +32,10 @@ import math
 from collections import Counter, deque
 from collections.abc import Iterable, Iterator
 from operator import attrgetter, ge, sub, truediv
-from typing import Final
+from typing import Final, cast
 
 from core.types import Bar, Trade
-from processor.decimals import read_size
+from processor.decimals import POW10, read_size
 
 CHECK_TRADE_VALUES = "trade_values"
 CHECK_TRADE_TIMESTAMP = "trade_timestamp"
@@ -401,9 +401,10 @@ def _ordered(last_sequence: int | None, sequences: list[int | None]) -> int | No
     or only some have a sequence."""
     if sequences[0] is None:
         return 0 if sequences.count(None) == len(sequences) else None
-    before = sequences[:-1] if last_sequence is None else [last_sequence, *sequences[:-1]]
+    known = cast("list[int]", sequences)  # a None among them makes the comparison raise TypeError
+    before = known[:-1] if last_sequence is None else [last_sequence, *known[:-1]]
     try:
-        if any(map(ge, before, sequences[-len(before) :] if before else ())):
+        if any(map(ge, before, known[-len(before) :] if before else ())):
             return None
     except TypeError:  # a trade without a sequence
         return None
@@ -437,4 +438,4 @@ def _sums_to(total: tuple[int, int], *parts: str) -> bool:
     """Whether the decimal texts `parts` add up exactly to `total` (units, scale)."""
     values = [read_size(part) for part in parts]
     scale = max(total[1], *(s for _, s in values))
-    return total[0] * 10 ** (scale - total[1]) == sum(u * 10 ** (scale - s) for u, s in values)
+    return total[0] * POW10[scale - total[1]] == sum(u * POW10[scale - s] for u, s in values)
