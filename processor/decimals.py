@@ -96,47 +96,46 @@ def ratio(numerator: str, denominator: str) -> float:
     return (top * POW10[bottom_scale]) / (bottom * POW10[top_scale])
 
 
-Column = tuple[list[int], int, int, int, int]
-"""(marked, digits, scale, lowest, highest) of many decimal strings read at once: see read_column."""
+Column = tuple[list[int], int, int]
+"""(marked, digits, scale) of many decimal strings read at once: see read_column."""
 
 
 def read_column(texts: list[str]) -> Column | None:
-    """(marked, digits, scale, min(marked), max(marked)) for texts that all have the layout of the
-    first: the same length, the point at the same place, at least one digit on each side of it (the
-    common case: a venue writes a symbol's prices and sizes with fixed decimals). Each text has `digits`
-    digits, `scale` of them after the point; marked[i] = 10**digits + its units (the leading 1 keeps
-    leading zeros, which JSON refuses). None when the layouts differ or a text is not a plain decimal:
-    read them one by one then (read_price, read_size).
+    """(marked, digits, scale) for texts that all have the layout of the first: the same length, the
+    point at the same place, at least one digit on each side of it (the common case: a venue writes a
+    symbol's prices and sizes with fixed decimals). Each text has `digits` digits, `scale` of them after
+    the point; marked[i] = 10**digits + its units (the leading 1 keeps leading zeros, which JSON refuses;
+    marked values order as the decimals do). None when the layouts differ or a text is not a plain
+    decimal: read them one by one then (read_price, read_size).
 
     The cost is a few C calls over the joined text and one JSON decode of integers, not Python calls per
-    text: the points must stand exactly at the layout's places, no text may hold a comma, and the
-    decoder (strict JSON integers) with the range check refuses anything but ASCII digits in between (a
-    sign, an exponent, a space, '_', a non-ASCII digit)."""
+    text. The separators and points must stand exactly at the layout's places (so every text has the
+    first's length and one point, where the first has it); the rest must be ASCII digits: the decoder
+    (strict JSON integers) refuses anything else (a sign, an exponent, '_', a non-ASCII digit) but
+    JSON whitespace, refused before it."""
     first = texts[0]
     width = len(first)
     dot = first.find(".")
     if dot < 1 or dot >= width - 1 or width > _MAX_WIDTH:
         return None
     count = len(texts)
-    joined = ",".join(texts)
-    step = width + 1
+    joined = ",1".join(texts)  # the 1 marks the next value
+    step = width + 2
     if (
-        len(joined) != count * step - 1
+        len(joined) != count * step - 2
         or joined.count(".") != count
         or joined.count(",") != count - 1
         or joined[dot::step] != "." * count
+        or joined[width::step] != "," * (count - 1)
+        or " " in joined
+        or not joined.isprintable()  # tab, newline, carriage return
     ):
-        return None  # lengths differ, a text has a comma, or a point is out of place
+        return None
     try:
-        marked = _INTS.decode("[1" + joined.replace(".", "").replace(",", ",1") + "]")
+        marked = _INTS.decode("[1" + joined.replace(".", "") + "]")
     except msgspec.DecodeError:
         return None
-    digits = width - 1
-    mark = POW10[digits]
-    lowest, highest = min(marked), max(marked)
-    if lowest < mark or highest >= 2 * mark:  # a text with fewer digits (a trailing space, two points)
-        return None
-    return marked, digits, width - dot - 1, lowest, highest
+    return marked, width - 1, width - dot - 1
 
 
 def orders_as_floats(digits: int) -> bool:
