@@ -72,6 +72,7 @@ class BatchResult(msgspec.Struct, gc=False):
 
 
 _NOTHING = AddResult()
+_NO_SYMBOLS: dict[str, _SymbolState] = {}
 
 
 class WarmUpStep(msgspec.Struct, frozen=True, gc=False):
@@ -170,6 +171,8 @@ class BarAggregator:
                 self._consumers[source].append(level)
         self._leaves = [i for i, source in enumerate(self._source) if source is None]
         self._states: dict[tuple[str, str], _SymbolState] = {}
+        # the same states by exchange, then symbol: two lookups by string cost less than one by tuple
+        self._venues: dict[str, dict[str, _SymbolState]] = {}
         self.decimals = DecimalReader()
 
     def _source_of(self, level: int) -> int | None:
@@ -183,6 +186,7 @@ class BarAggregator:
         if state is None:
             state = _SymbolState(exchange, symbol, len(self.timeframes), self._leaves)
             self._states[(exchange, symbol)] = state
+            self._venues.setdefault(exchange, {})[symbol] = state
         return state
 
     def add(self, trade: Trade) -> AddResult:
@@ -205,10 +209,10 @@ class BarAggregator:
         closed: list[Bar] = []
         late: list[LateTrade] = []
         unreadable: list[Trade] = []
-        states = self._states
+        venues = self._venues
         runs: list[_Cursor] = []
         for trade in trades:
-            state = states.get((trade.exchange, trade.symbol))
+            state = venues.get(trade.exchange, _NO_SYMBOLS).get(trade.symbol)
             ts = trade.ts_event
             if state is not None and state.single and ts < state.next_due:
                 cursor = state.cursors[0]
