@@ -123,18 +123,21 @@ def read_column(texts: list[str]) -> Column | None:
     step = width + 2
     if (
         len(joined) != count * step - 2
-        or joined.count(".") != count
-        or joined.count(",") != count - 1
         or joined[dot::step] != "." * count
         or joined[width::step] != "," * (count - 1)
         or " " in joined
         or not joined.isprintable()  # tab, newline, carriage return
     ):
         return None
+    digits = joined.replace(".", "")
+    if len(digits) != len(joined) - count:
+        return None  # a point elsewhere too
     try:
-        marked = _INTS.decode("[1" + joined.replace(".", "") + "]")
+        marked = _INTS.decode("[1" + digits + "]")
     except msgspec.DecodeError:
         return None
+    if len(marked) != count:
+        return None  # a comma elsewhere too
     return marked, width - 1, width - dot - 1
 
 
