@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from itertools import compress, repeat
-from operator import attrgetter, eq, mul
+from itertools import compress
+from operator import attrgetter, mul
 from typing import Final, cast
 
 from core.types import Bar, Coverage, Trade
@@ -180,8 +180,7 @@ class BarBuilder:
         price_marked, price_digits, price_scale = prices
         size_marked, size_digits, size_scale = sizes
         p_mark, q_mark, count = POW10[price_digits], POW10[size_digits], len(size_marked)
-        sides = [trade.side for trade in trades]
-        buys = list(compress(size_marked, map(eq, sides, repeat("buy"))))
+        buys = list(compress(size_marked, [trade.side == "buy" for trade in trades]))
         buy = sum(buys) - len(buys) * q_mark
         size_sum = sum(size_marked)
         sell = size_sum - count * q_mark - buy

@@ -58,4 +58,5 @@ class SymbolState:
         self.closed_until = [-1] * levels
         self.accounted: list[int | None] = [None] * levels  # highest sequence in or before a closed bar
         self.cursors = [Cursor(level) for level in leaves]
-        self.single = len(self.cursors) == 1  # one leaf timeframe: the fast path of add_many applies
+        # the cursor of the one leaf timeframe (None with several): the fast path of add_many applies
+        self.single = self.cursors[0] if len(self.cursors) == 1 else None

@@ -110,9 +110,9 @@ class BarAggregator:
         for trade in trades:
             state = venues.get(trade.exchange, _NO_SYMBOLS).get(trade.symbol)
             ts = trade.ts_event
-            if state is not None and state.single and ts < state.next_due:
-                cursor = state.cursors[0]
-                if cursor.start <= ts < cursor.end:
+            if state is not None and ts < state.next_due:
+                cursor = state.single
+                if cursor is not None and cursor.start <= ts < cursor.end:
                     if ts > state.watermark:
                         state.watermark = ts
                         state.lag = trade.ts_recv - ts
