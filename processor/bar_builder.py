@@ -215,9 +215,8 @@ class BarBuilder:
             self.repaired += sum(trade.backfilled for trade in trades)
 
     def _extend_each(self, trades: Iterable[Trade], decimals: DecimalReader, unreadable: list[Trade]) -> None:
-        """Apply trades one by one: read (through the caches), then ends and extremes, then sums."""
-        readable: list[Trade] = []
-        read: list[tuple[Price, Size]] = []
+        """Apply trades one by one, their decimals read through the caches (a single trade, or a run the
+        columns do not take)."""
         prices, sizes = decimals.prices.get, decimals.sizes.get
         for trade in trades:
             try:
@@ -226,14 +225,22 @@ class BarBuilder:
             except ValueError:
                 unreadable.append(trade)
                 continue
-            readable.append(trade)
-            read.append((price, size))
-        for trade, (price, _) in zip(readable, read, strict=True):
             self._take_one(trade, price[0])
-        for trade, (price, size) in zip(readable, read, strict=True):
             self._add_one(trade, price, size)
-        if readable:
-            self._count(readable)
+            self._count_one(trade)
+
+    def _count_one(self, trade: Trade) -> None:
+        """Trade count, sequence range and count, repaired count, for one more trade."""
+        self.trade_count += 1
+        sequence = trade.sequence
+        if sequence is not None:
+            self.sequenced += 1
+            if sequence < self.min_sequence:
+                self.min_sequence = sequence
+            if sequence > self.max_sequence:
+                self.max_sequence = sequence
+        if trade.backfilled:
+            self.repaired += 1
 
     def _take_one(self, trade: Trade, px: float) -> None:
         """Open, close, high and low, for one more trade."""
