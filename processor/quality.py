@@ -93,6 +93,7 @@ TRADE_ANOMALIES: dict[str, str] = {
 """The anomaly each failed trade check reports."""
 
 _REL = 1e-9
+_RUN_MIN: Final = 8  # shorter runs are checked trade by trade (the C calls cost more than they save)
 _PRICE: Final = attrgetter("price")
 _QUANTITY: Final = attrgetter("quantity")
 _TS_EVENT: Final = attrgetter("ts_event")
@@ -167,7 +168,7 @@ class QualityMonitor:
         for (exchange, symbol), run in _runs(trades):
             state = self._state(exchange, symbol)
             tally.symbols.add((exchange, symbol))
-            if not self._pass_run(run, state, counts):
+            if len(run) < _RUN_MIN or not self._pass_run(run, state, counts):
                 self._check_each(run, exchange, symbol, state, tally, counts)
         checked = {
             CHECK_TRADE_VALUES: counts.checked,
