@@ -3,7 +3,8 @@
 Checks run over a batch and add up in a `QualityTally`: passed and failed counts per check (one of CHECKS)
 and anomaly counts per (exchange, symbol, anomaly type) (one of ANOMALY_TYPES), so every label is a safe
 metric label value (`data_quality_checks{check,result}`, `data_anomalies_detected{anomaly_type}`). Trade
-checks run for every trade in a tight loop that allocates nothing for a passing trade.
+checks run per run of one symbol's trades: a run that passes them all (the common case) is checked in a
+few C calls over the run, any other trade by trade.
 
 Trade checks (times are ns UTC):
 - trade_values: price and quantity parse as finite numbers > 0, else "invalid_value".
