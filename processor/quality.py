@@ -31,12 +31,13 @@ from __future__ import annotations
 
 import math
 from collections import Counter, deque
-from collections.abc import Iterable, Iterator
-from operator import attrgetter, ge, sub, truediv
-from typing import Final, cast
+from collections.abc import Iterable
+from operator import attrgetter, sub
+from typing import Final
 
 from core.types import Bar, Trade
 from processor.decimals import POW10, read_size
+from processor.quality_runs import all_positive, order_checks, price_jumps, runs_by_symbol
 
 CHECK_TRADE_VALUES = "trade_values"
 CHECK_TRADE_TIMESTAMP = "trade_timestamp"
@@ -166,7 +167,7 @@ class QualityMonitor:
         in C calls over the run (`_pass_run`), any other run trade by trade (`_check_each`)."""
         tally = QualityTally()
         counts = _Counts()
-        for (exchange, symbol), run in _runs(trades):
+        for (exchange, symbol), run in runs_by_symbol(trades):
             state = self._state(exchange, symbol)
             tally.symbols.add((exchange, symbol))
             if len(run) < _RUN_MIN or not self._pass_run(run, state, counts):
@@ -194,13 +195,13 @@ class QualityMonitor:
         leads = list(map(sub, map(_TS_EVENT, run), map(_TS_RECV, run)))
         if (
             any(map(_BACKFILLED, run))
-            or not (_positive(prices) and _positive(quantities))
+            or not (all_positive(prices) and all_positive(quantities))
             or max(leads) > self.future_tolerance_ns
             or -min(leads) > self.max_latency_ns
         ):
             return False
-        jumps = _steady(state.last_price, prices, self.spike_ratio)
-        orders = _ordered(state.last_sequence, list(map(_SEQUENCE, run)))
+        jumps = price_jumps(state.last_price, prices, self.spike_ratio)
+        orders = order_checks(state.last_sequence, list(map(_SEQUENCE, run)))
         if jumps is None or orders is None:
             return False
         count = len(run)
@@ -365,52 +366,6 @@ class _Counts:
 
     def __init__(self) -> None:
         self.checked = self.live = self.jumps = self.orders = 0
-
-
-def _runs(trades: Iterable[Trade]) -> Iterator[tuple[tuple[str, str], list[Trade]]]:
-    """The trades in runs of one (exchange, symbol), in order."""
-    exchange = symbol = ""
-    run: list[Trade] = []
-    for trade in trades:
-        if trade.symbol != symbol or trade.exchange != exchange:
-            if run:
-                yield (exchange, symbol), run
-            exchange, symbol, run = trade.exchange, trade.symbol, []
-        run.append(trade)
-    if run:
-        yield (exchange, symbol), run
-
-
-def _positive(values: list[float]) -> bool:
-    """Every value finite and > 0 (a NaN or inf makes the sum NaN or inf)."""
-    return min(values) > 0.0 and math.isfinite(sum(values))
-
-
-def _steady(last_price: float | None, prices: list[float], spike_ratio: float) -> int | None:
-    """How many price jumps the run's live, valid prices make (each against the one before, the first
-    against `last_price`), None if one is beyond `spike_ratio`."""
-    before = prices[:-1] if last_price is None else [last_price, *prices[:-1]]
-    if not before:
-        return 0
-    ratios = list(map(truediv, prices[-len(before) :], before))
-    if max(ratios) - 1.0 > spike_ratio or 1.0 - min(ratios) > spike_ratio:
-        return None
-    return len(before)
-
-
-def _ordered(last_sequence: int | None, sequences: list[int | None]) -> int | None:
-    """How many order checks the run's live trades make (0 when none has a sequence), None if one fails
-    or only some have a sequence."""
-    if sequences[0] is None:
-        return 0 if sequences.count(None) == len(sequences) else None
-    known = cast("list[int]", sequences)  # a None among them makes the comparison raise TypeError
-    before = known[:-1] if last_sequence is None else [last_sequence, *known[:-1]]
-    try:
-        if any(map(ge, before, known[-len(before) :] if before else ())):
-            return None
-    except TypeError:  # a trade without a sequence
-        return None
-    return len(before)
 
 
 def _check_order(
