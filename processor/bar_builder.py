@@ -7,12 +7,52 @@ is the per-trade cost of the whole processor) and merges finer bars into coarser
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from itertools import compress
+from operator import attrgetter, mul
+from typing import Final, cast
 
 from core.types import Bar, Coverage, Trade
-from processor.decimals import POW10, DecimalReader, read_price, read_size, to_text
+from processor.decimals import (
+    POW10,
+    Column,
+    DecimalReader,
+    Price,
+    Size,
+    orders_as_floats,
+    read_column,
+    read_price,
+    read_size,
+    to_text,
+)
 
 INF_NS = 1 << 62  # "never": larger than any ns timestamp we will see (year 2116)
+COLUMN_MIN: Final = 8  # shorter runs are applied trade by trade
+_PRICE: Final = attrgetter("price")
+_QUANTITY: Final = attrgetter("quantity")
+_SIDE: Final = attrgetter("side")
+_TS_EVENT: Final = attrgetter("ts_event")
+_TS_RECV: Final = attrgetter("ts_recv")
+_SEQUENCE: Final = attrgetter("sequence")
+_BACKFILLED: Final = attrgetter("backfilled")
+
+
+def _earliest(times: list[int], received: list[int]) -> int:
+    """Index of the earliest trade by (ts_event, ts_recv), the first of equal ones."""
+    best = 0
+    for i in range(1, len(times)):
+        if times[i] < times[best] or (times[i] == times[best] and received[i] < received[best]):
+            best = i
+    return best
+
+
+def _latest(times: list[int], received: list[int]) -> int:
+    """Index of the latest trade by (ts_event, ts_recv), the last of equal ones."""
+    best = 0
+    for i in range(1, len(times)):
+        if times[i] > times[best] or (times[i] == times[best] and received[i] >= received[best]):
+            best = i
+    return best
 
 
 class BarBuilder:
@@ -80,74 +120,151 @@ class BarBuilder:
         self.min_sequence = INF_NS
         self.max_sequence = -1
 
-    def extend(self, trades: Iterable[Trade], decimals: DecimalReader, unreadable: list[Trade]) -> None:
+    def extend(self, trades: Sequence[Trade], decimals: DecimalReader, unreadable: list[Trade]) -> None:
         """Apply trades in order. A trade whose price or quantity is not a plain decimal is not applied: it
-        goes to `unreadable`. The state is worked on in locals (this is the per-trade cost of the whole
-        aggregator) and written back once."""
+        goes to `unreadable`. This is the per-trade cost of the whole aggregator: a run whose prices and
+        sizes each keep one layout (fixed decimals, as venues write them) is applied column by column, in
+        C calls over the run (`_extend_columns`); other trades one by one (`_extend_each`)."""
+        if len(trades) < COLUMN_MIN or not self._extend_columns(trades):
+            self._extend_each(trades, decimals, unreadable)
+
+    def _extend_columns(self, trades: Sequence[Trade]) -> bool:
+        """Apply a run whose prices and whose sizes each have one layout (read_column); False (nothing
+        applied) for any other run. Columns are read with comprehensions (cheaper than attrgetter)."""
+        texts = [trade.price for trade in trades]
+        prices = read_column(texts)
+        if prices is None or not orders_as_floats(prices[1]):
+            return False  # price integers would order otherwise than the floats of `_extend_each`
+        sizes = read_column([trade.quantity for trade in trades])
+        if sizes is None:
+            return False
+        self._take_ends(trades, texts, prices)
+        self._take_extremes(texts, prices)
+        self._add_volumes(trades, prices, sizes)
+        self._count(trades)
+        return True
+
+    def _take_ends(self, trades: Sequence[Trade], texts: list[str], prices: Column) -> None:
+        """Open and close: the run's earliest and latest trades by (ts_event, ts_recv, order), as `merge`
+        takes another builder's. Mostly the first and the last: both times in order (a sorted list sorts
+        in one pass)."""
+        times, received = [trade.ts_event for trade in trades], [trade.ts_recv for trade in trades]
+        first, last = 0, len(times) - 1
+        if times != sorted(times) or received != sorted(received):
+            first, last = _earliest(times, received), _latest(times, received)
+        close_ts, close_recv = self.close_ts, self.close_recv
+        if times[last] > close_ts or (times[last] == close_ts and received[last] >= close_recv):
+            self.close, self.close_ts, self.close_recv = texts[last], times[last], received[last]
+            self.close_px = (prices[0][last] - POW10[prices[1]]) / POW10[prices[2]]
+            self.close_id = trades[last].trade_id
+        open_ts, open_recv = self.open_ts, self.open_recv
+        if times[first] < open_ts or (times[first] == open_ts and received[first] < open_recv):
+            self.open, self.open_ts, self.open_recv = texts[first], times[first], received[first]
+            self.open_id = trades[first].trade_id
+
+    def _take_extremes(self, texts: list[str], prices: Column) -> None:
+        """High and low (the first of equal ones): the price integers order as the floats do."""
+        marked, digits, scale = prices
+        highest, lowest = max(marked), min(marked)
+        mark, unit = POW10[digits], POW10[scale]
+        px = (highest - mark) / unit  # == read_price's float: fewer than 16 digits, scale < 23
+        if px > self.high_px:
+            self.high, self.high_px = texts[marked.index(highest)], px
+        px = (lowest - mark) / unit
+        if px < self.low_px:
+            self.low, self.low_px = texts[marked.index(lowest)], px
+
+    def _add_volumes(self, trades: Sequence[Trade], prices: Column, sizes: Column) -> None:
+        """Buy, sell and quote volumes from the marked integers m = M + units (read_column), in sums:
+        sum(units) = sum(m) - n*M and sum(pu*qu) = sum(pm*qm) - Q*sum(pm) - P*sum(qm) + n*P*Q."""
+        price_marked, price_digits, price_scale = prices
+        size_marked, size_digits, size_scale = sizes
+        p_mark, q_mark, count = POW10[price_digits], POW10[size_digits], len(size_marked)
+        buys = list(compress(size_marked, [trade.side == "buy" for trade in trades]))
+        buy = sum(buys) - len(buys) * q_mark
+        size_sum = sum(size_marked)
+        sell = size_sum - count * q_mark - buy
+        quote = (
+            sum(map(mul, price_marked, size_marked))
+            - q_mark * sum(price_marked)
+            - p_mark * size_sum
+            + count * p_mark * q_mark
+        )
+        buy, sell = self._align_size(buy, size_scale), self._align_size(sell, size_scale)
+        quote = self._align_quote(quote, price_scale + size_scale)
+        self.buy_units += buy
+        self.sell_units += sell
+        self.quote_units += quote
+
+    def _count(self, trades: Sequence[Trade]) -> None:
+        """Trade count, sequence range and count, repaired count."""
+        self.trade_count += len(trades)
+        sequences = cast("list[int]", [trade.sequence for trade in trades])  # None: see below
+        try:  # sorted(): TypeError for a None among ints; one pass over sequences in order
+            ordered = sequences[0] is not None and sequences == sorted(sequences)
+        except TypeError:
+            ordered = False
+        if not ordered:
+            sequences = [sequence for sequence in sequences if sequence is not None]
+        if sequences:
+            self.sequenced += len(sequences)
+            lowest, highest = (sequences[0], sequences[-1]) if ordered else (min(sequences), max(sequences))
+            self.min_sequence = min(self.min_sequence, lowest)
+            self.max_sequence = max(self.max_sequence, highest)
+        if True in [trade.backfilled for trade in trades]:
+            self.repaired += sum(trade.backfilled for trade in trades)
+
+    def _extend_each(self, trades: Iterable[Trade], decimals: DecimalReader, unreadable: list[Trade]) -> None:
+        """Apply trades one by one, their decimals read through the caches (a single trade, or a run the
+        columns do not take)."""
         prices, sizes = decimals.prices.get, decimals.sizes.get
-        open_, open_ts, open_recv, open_id = self.open, self.open_ts, self.open_recv, self.open_id
-        close, close_ts, close_recv, close_id = self.close, self.close_ts, self.close_recv, self.close_id
-        high, high_px, low, low_px, close_px = self.high, self.high_px, self.low, self.low_px, self.close_px
-        buy, sell, size_scale = self.buy_units, self.sell_units, self.size_scale
-        quote, quote_scale = self.quote_units, self.quote_scale
-        count, sequenced, repaired = self.trade_count, self.sequenced, self.repaired
-        min_sequence, max_sequence = self.min_sequence, self.max_sequence
         for trade in trades:
-            text = trade.price
             try:
-                px, price_units, price_scale = prices(text) or decimals.price(text)
-                units, scale = sizes(trade.quantity) or decimals.size(trade.quantity)
+                price = prices(trade.price) or decimals.price(trade.price)
+                size = sizes(trade.quantity) or decimals.size(trade.quantity)
             except ValueError:
                 unreadable.append(trade)
                 continue
-            ts = trade.ts_event
-            if ts > close_ts or (ts == close_ts and trade.ts_recv >= close_recv):
-                close, close_px, close_ts, close_recv, close_id = text, px, ts, trade.ts_recv, trade.trade_id
-                if count == 0:
-                    open_, open_ts, open_recv, open_id = text, ts, trade.ts_recv, trade.trade_id
-            elif ts < open_ts or (ts == open_ts and trade.ts_recv < open_recv):
-                open_, open_ts, open_recv, open_id = text, ts, trade.ts_recv, trade.trade_id
-            if px > high_px:
-                high, high_px = text, px
-            if px < low_px:
-                low, low_px = text, px
-            product = price_units * units
-            if scale != size_scale:  # a scale only grows: the sums are re-expressed at the larger one
-                if scale > size_scale:
-                    buy *= POW10[scale - size_scale]
-                    sell *= POW10[scale - size_scale]
-                    size_scale = scale
-                else:
-                    units *= POW10[size_scale - scale]
-            scale += price_scale
-            if scale != quote_scale:
-                if scale > quote_scale:
-                    quote *= POW10[scale - quote_scale]
-                    quote_scale = scale
-                else:
-                    product *= POW10[quote_scale - scale]
-            quote += product
-            if trade.side == "buy":
-                buy += units
-            else:
-                sell += units
-            count += 1
-            sequence = trade.sequence
-            if sequence is not None:
-                sequenced += 1
-                if sequence < min_sequence:
-                    min_sequence = sequence
-                if sequence > max_sequence:
-                    max_sequence = sequence
-            if trade.backfilled:
-                repaired += 1
-        self.open, self.open_ts, self.open_recv, self.open_id = open_, open_ts, open_recv, open_id
-        self.close, self.close_ts, self.close_recv, self.close_id = close, close_ts, close_recv, close_id
-        self.high, self.high_px, self.low, self.low_px, self.close_px = high, high_px, low, low_px, close_px
-        self.buy_units, self.sell_units, self.size_scale = buy, sell, size_scale
-        self.quote_units, self.quote_scale = quote, quote_scale
-        self.trade_count, self.sequenced, self.repaired = count, sequenced, repaired
-        self.min_sequence, self.max_sequence = min_sequence, max_sequence
+            self._take_one(trade, price[0])
+            self._add_one(trade, price, size)
+            self._count_one(trade)
+
+    def _count_one(self, trade: Trade) -> None:
+        """Trade count, sequence range and count, repaired count, for one more trade."""
+        self.trade_count += 1
+        sequence = trade.sequence
+        if sequence is not None:
+            self.sequenced += 1
+            if sequence < self.min_sequence:
+                self.min_sequence = sequence
+            if sequence > self.max_sequence:
+                self.max_sequence = sequence
+        if trade.backfilled:
+            self.repaired += 1
+
+    def _take_one(self, trade: Trade, px: float) -> None:
+        """Open, close, high and low, for one more trade."""
+        ts, recv, text = trade.ts_event, trade.ts_recv, trade.price
+        if ts > self.close_ts or (ts == self.close_ts and recv >= self.close_recv):
+            self.close, self.close_px, self.close_ts, self.close_recv = text, px, ts, recv
+            self.close_id = trade.trade_id
+        if ts < self.open_ts or (ts == self.open_ts and recv < self.open_recv):
+            self.open, self.open_ts, self.open_recv, self.open_id = text, ts, recv, trade.trade_id
+        if px > self.high_px:
+            self.high, self.high_px = text, px
+        if px < self.low_px:
+            self.low, self.low_px = text, px
+
+    def _add_one(self, trade: Trade, price: Price, size: Size) -> None:
+        """Volumes, for one more trade."""
+        units, scale = size
+        quote = self._align_quote(price[1] * units, price[2] + scale)
+        units = self._align_size(units, scale)
+        if trade.side == "buy":
+            self.buy_units += units
+        else:
+            self.sell_units += units
+        self.quote_units += quote
 
     def add_trade(self, trade: Trade) -> None:
         """Apply one trade record; ValueError if its price or quantity is not a plain decimal."""
@@ -195,9 +312,13 @@ class BarBuilder:
             self.high, self.high_px = other.high, other.high_px
         if other.low_px < self.low_px:
             self.low, self.low_px = other.low, other.low_px
-        self.buy_units += self._align_size(other.buy_units, other.size_scale)
-        self.sell_units += self._align_size(other.sell_units, other.size_scale)
-        self.quote_units += self._align_quote(other.quote_units, other.quote_scale)
+        # aligned first: aligning may rescale the sums (`self.x += align(...)` would add to the old value)
+        buy = self._align_size(other.buy_units, other.size_scale)
+        sell = self._align_size(other.sell_units, other.size_scale)
+        quote = self._align_quote(other.quote_units, other.quote_scale)
+        self.buy_units += buy
+        self.sell_units += sell
+        self.quote_units += quote
         self.trade_count += other.trade_count
         self.sequenced += other.sequenced
         self.repaired += other.repaired

@@ -31,123 +31,20 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Sequence
 
-import msgspec
-
 from core.errors import ConfigError
 from core.timeframes import parse_timeframes, timeframe_ns
 from core.types import Bar, Coverage, Trade
 from processor.bar_builder import INF_NS, BarBuilder
+from processor.bar_results import AddResult, BatchResult, LateTrade, WarmUpPlan, WarmUpStep
+from processor.bar_state import Cursor, SymbolState
 from processor.coverage import judge
 from processor.decimals import DecimalReader
 
 _INF_NS = INF_NS
 
 
-class AddResult(msgspec.Struct, frozen=True, gc=False):
-    """What one `BarAggregator.add` did: bars it closed (time order per key) and the timeframes for
-    which the trade came too late (its bar had already closed; the trade was not applied there)."""
-
-    closed: tuple[Bar, ...] = ()
-    late_timeframes: tuple[str, ...] = ()
-
-    @property
-    def late(self) -> bool:
-        return bool(self.late_timeframes)
-
-
-class LateTrade(msgspec.Struct, frozen=True, gc=False):
-    """A trade that was late for some timeframes (see `AddResult.late_timeframes`)."""
-
-    trade: Trade
-    timeframes: tuple[str, ...]
-
-
-class BatchResult(msgspec.Struct, gc=False):
-    """What `BarAggregator.add_many` did: closed bars (time order per key), the late trades, and the trades
-    left out because their price or quantity is not a plain decimal (see processor.decimals)."""
-
-    closed: list[Bar]
-    late: list[LateTrade]
-    unreadable: list[Trade] = msgspec.field(default_factory=list)
-
-
 _NOTHING = AddResult()
-
-
-class WarmUpStep(msgspec.Struct, frozen=True, gc=False):
-    """Part of a restart's warm-up: the stored (closed) bars of `source` with open_time in
-    [start_ns, end_ns) are the parts of the open bars of `timeframe` (BarAggregator.restore)."""
-
-    timeframe: str
-    source: str
-    start_ns: int
-    end_ns: int
-
-
-class WarmUpPlan(msgspec.Struct, frozen=True, gc=False):
-    """How to rebuild a symbol's open bars after a restart (BarAggregator.warm_up_plan).
-
-    The quick way: restore each step's stored bars, then replay stored trades from `replay_from_ns`. It is
-    exact only when no stored trade in a step's range is missing from the step's bars (a trade that came
-    after its finer bar closed went to the coarser bar alone): the caller checks that by counting. If it
-    fails, or `steps` is None (a timeframe with no stored bar above one that has some), replaying every
-    stored trade from `full_replay_from_ns` rebuilds the same bars, more slowly. None: from the start."""
-
-    steps: tuple[WarmUpStep, ...] | None
-    replay_from_ns: int | None
-    full_replay_from_ns: int | None
-
-
-class _Cursor:
-    """The newest open bucket of one leaf timeframe of one symbol: the per-trade fast path."""
-
-    __slots__ = ("builder", "end", "level", "run", "start")
-
-    def __init__(self, level: int) -> None:
-        self.level = level
-        self.start = 0
-        self.end = 0
-        self.builder: BarBuilder | None = None
-        self.run: list[Trade] = []  # trades of a batch for this builder, not applied yet (add_many)
-
-
-class _SymbolState:
-    """Open bars of one (exchange, symbol): per timeframe level, bucket start -> builder."""
-
-    __slots__ = (
-        "accounted",
-        "clock",
-        "closed_until",
-        "cursors",
-        "exchange",
-        "hold",
-        "lag",
-        "next_due",
-        "open",
-        "replay_lag",
-        "single",
-        "symbol",
-        "watermark",
-    )
-
-    def __init__(self, exchange: str, symbol: str, levels: int, leaves: Sequence[int]) -> None:
-        self.exchange = exchange
-        self.symbol = symbol
-        self.watermark = -1
-        self.clock = -1  # the latest close_due() time this symbol has seen: buckets due by then are closed
-        # ts_recv - ts_event of the trade that set the watermark: wall clock -> event clock; None after a
-        # warm-up until a new trade moves the watermark (replayed trades say nothing about the clock now)
-        self.lag: int | None = 0
-        self.replay_lag = 0  # the lag of the last trade replayed at a warm-up (settle)
-        self.hold = (
-            _INF_NS  # no bar closes past this event time (a gap being repaired; see BarAggregator.hold)
-        )
-        self.next_due = _INF_NS
-        self.open: list[dict[int, BarBuilder]] = [{} for _ in range(levels)]
-        self.closed_until = [-1] * levels
-        self.accounted: list[int | None] = [None] * levels  # highest sequence in or before a closed bar
-        self.cursors = [_Cursor(level) for level in leaves]
-        self.single = len(self.cursors) == 1  # one leaf timeframe: the fast path of add_many applies
+_NO_SYMBOLS: dict[str, SymbolState] = {}
 
 
 class BarAggregator:
@@ -169,7 +66,9 @@ class BarAggregator:
             if source is not None:
                 self._consumers[source].append(level)
         self._leaves = [i for i, source in enumerate(self._source) if source is None]
-        self._states: dict[tuple[str, str], _SymbolState] = {}
+        self._states: dict[tuple[str, str], SymbolState] = {}
+        # the same states by exchange, then symbol: two lookups by string cost less than one by tuple
+        self._venues: dict[str, dict[str, SymbolState]] = {}
         self.decimals = DecimalReader()
 
     def _source_of(self, level: int) -> int | None:
@@ -178,11 +77,12 @@ class BarAggregator:
         divisors = [i for i in range(level) if length % self._lengths[i] == 0 and self._lengths[i] < length]
         return divisors[-1] if divisors else None
 
-    def _state(self, exchange: str, symbol: str) -> _SymbolState:
+    def _state(self, exchange: str, symbol: str) -> SymbolState:
         state = self._states.get((exchange, symbol))
         if state is None:
-            state = _SymbolState(exchange, symbol, len(self.timeframes), self._leaves)
+            state = SymbolState(exchange, symbol, len(self.timeframes), self._leaves)
             self._states[(exchange, symbol)] = state
+            self._venues.setdefault(exchange, {})[symbol] = state
         return state
 
     def add(self, trade: Trade) -> AddResult:
@@ -205,14 +105,14 @@ class BarAggregator:
         closed: list[Bar] = []
         late: list[LateTrade] = []
         unreadable: list[Trade] = []
-        states = self._states
-        runs: list[_Cursor] = []
+        venues = self._venues
+        runs: list[Cursor] = []
         for trade in trades:
-            state = states.get((trade.exchange, trade.symbol))
+            state = venues.get(trade.exchange, _NO_SYMBOLS).get(trade.symbol)
             ts = trade.ts_event
-            if state is not None and state.single and ts < state.next_due:
-                cursor = state.cursors[0]
-                if cursor.start <= ts < cursor.end:
+            if state is not None and ts < state.next_due:
+                cursor = state.single
+                if cursor is not None and cursor.start <= ts < cursor.end:
                     if ts > state.watermark:
                         state.watermark = ts
                         state.lag = trade.ts_recv - ts
@@ -230,7 +130,7 @@ class BarAggregator:
             self._apply_runs(runs, unreadable)
         return BatchResult(closed, late, unreadable)
 
-    def _apply_runs(self, runs: list[_Cursor], unreadable: list[Trade]) -> None:
+    def _apply_runs(self, runs: list[Cursor], unreadable: list[Trade]) -> None:
         for cursor in runs:
             cursor.builder.extend(cursor.run, self.decimals, unreadable)  # type: ignore[union-attr]
             cursor.run.clear()
@@ -272,7 +172,7 @@ class BarAggregator:
             closed.extend(self._close_through(state, horizon))
         return late
 
-    def _open_leaf(self, state: _SymbolState, cursor: _Cursor, ts: int) -> BarBuilder | None:
+    def _open_leaf(self, state: SymbolState, cursor: Cursor, ts: int) -> BarBuilder | None:
         """The open builder of a leaf bucket holding ts (moving the cursor forward), None if closed."""
         length = self._lengths[cursor.level]
         start = ts - ts % length
@@ -281,7 +181,7 @@ class BarAggregator:
             cursor.start, cursor.end, cursor.builder = start, start + length, builder
         return builder
 
-    def _builder(self, state: _SymbolState, level: int, start: int) -> BarBuilder | None:
+    def _builder(self, state: SymbolState, level: int, start: int) -> BarBuilder | None:
         """The open builder of (level, bucket start), created if the bucket is open; None if closed."""
         builders = state.open[level]
         builder = builders.get(start)
@@ -297,7 +197,7 @@ class BarAggregator:
             state.next_due = due
         return builder
 
-    def _route_late(self, state: _SymbolState, level: int, trade: Trade, found: list[str]) -> None:
+    def _route_late(self, state: SymbolState, level: int, trade: Trade, found: list[str]) -> None:
         """Record `level` as late and apply the trade to the open bars of coarser timeframes."""
         found.append(self.timeframes[level])
         accounted = state.accounted[level]
@@ -312,7 +212,7 @@ class BarAggregator:
             else:
                 builder.extend((trade,), self.decimals, [])
 
-    def _close_through(self, state: _SymbolState, horizon: int) -> list[Bar]:
+    def _close_through(self, state: SymbolState, horizon: int) -> list[Bar]:
         """Close every bar of this symbol with close_time + grace <= horizon, finer timeframes first."""
         out: list[Bar] = []
         grace = self.grace_ns
@@ -332,7 +232,7 @@ class BarAggregator:
         self._reschedule(state)
         return out
 
-    def _reschedule(self, state: _SymbolState) -> None:
+    def _reschedule(self, state: SymbolState) -> None:
         """next_due: when the symbol's earliest open bar is due."""
         state.next_due = min(
             (
@@ -344,7 +244,7 @@ class BarAggregator:
         )
 
     @staticmethod
-    def _judge(state: _SymbolState, level: int, builder: BarBuilder) -> Coverage:
+    def _judge(state: SymbolState, level: int, builder: BarBuilder) -> Coverage:
         """The closing bar's coverage; its highest sequence is accounted for from now on."""
         previous = state.accounted[level]
         coverage = judge(
@@ -359,7 +259,7 @@ class BarAggregator:
             state.accounted[level] = max(previous or builder.max_sequence, builder.max_sequence)
         return coverage
 
-    def _coarser_part(self, state: _SymbolState, level: int, start: int) -> BarBuilder:
+    def _coarser_part(self, state: SymbolState, level: int, start: int) -> BarBuilder:
         """The builder a closing finer bar merges into. It may be due in this same pass (a quiet
         market): it is created anyway and closes after its parts, since coarser levels come later."""
         builders = state.open[level]

@@ -3,7 +3,8 @@
 Checks run over a batch and add up in a `QualityTally`: passed and failed counts per check (one of CHECKS)
 and anomaly counts per (exchange, symbol, anomaly type) (one of ANOMALY_TYPES), so every label is a safe
 metric label value (`data_quality_checks{check,result}`, `data_anomalies_detected{anomaly_type}`). Trade
-checks run for every trade in a tight loop that allocates nothing for a passing trade.
+checks run per run of one symbol's trades: a run that passes them all (the common case) is checked in a
+few C calls over the run, any other trade by trade.
 
 Trade checks (times are ns UTC):
 - trade_values: price and quantity parse as finite numbers > 0, else "invalid_value".
@@ -31,9 +32,12 @@ from __future__ import annotations
 import math
 from collections import Counter, deque
 from collections.abc import Iterable
+from operator import attrgetter, sub
+from typing import Final
 
 from core.types import Bar, Trade
-from processor.decimals import read_size
+from processor.decimals import POW10, read_size
+from processor.quality_runs import all_positive, order_checks, price_jumps, runs_by_symbol
 
 CHECK_TRADE_VALUES = "trade_values"
 CHECK_TRADE_TIMESTAMP = "trade_timestamp"
@@ -91,6 +95,13 @@ TRADE_ANOMALIES: dict[str, str] = {
 """The anomaly each failed trade check reports."""
 
 _REL = 1e-9
+_RUN_MIN: Final = 8  # shorter runs are checked trade by trade (the C calls cost more than they save)
+_PRICE: Final = attrgetter("price")
+_QUANTITY: Final = attrgetter("quantity")
+_TS_EVENT: Final = attrgetter("ts_event")
+_TS_RECV: Final = attrgetter("ts_recv")
+_SEQUENCE: Final = attrgetter("sequence")
+_BACKFILLED: Final = attrgetter("backfilled")
 
 
 class QualityTally:
@@ -152,78 +163,131 @@ class QualityMonitor:
 
     def check_trades(self, trades: Iterable[Trade]) -> QualityTally:
         """Run the trade checks (see module doc) over `trades` in order and record them in each symbol's
-        score."""
+        score. Per run of one symbol's trades: the common case (every trade live and passing) is checked
+        in C calls over the run (`_pass_run`), any other run trade by trade (`_check_each`)."""
         tally = QualityTally()
-        future, latency, spike = self.future_tolerance_ns, self.max_latency_ns, self.spike_ratio
-        trades_checked = live = jumps = orders = 0
-        exchange = symbol = ""
-        state = _SymbolQuality()
-        position = 0  # the current symbol's result count (state.seen while it is current)
-        failed_at: list[int] = []  # the current symbol's failures: positions and checks, tallied per run
-        failed_checks: list[str] = []
-
-        for trade in trades:
-            if trade.symbol != symbol or trade.exchange != exchange:
-                self._tally_failures(tally, exchange, symbol, state, failed_at, failed_checks)
-                state.seen = position
-                exchange, symbol = trade.exchange, trade.symbol
-                state = self._state(exchange, symbol)
-                position = state.seen
-                tally.symbols.add((exchange, symbol))
-            trades_checked += 1
-            try:
-                price, quantity = float(trade.price), float(trade.quantity)
-            except ValueError:
-                price = quantity = math.nan
-            price_ok = 0.0 < price < math.inf  # False for NaN
-            if not (price_ok and 0.0 < quantity < math.inf):
-                failed_at.append(position)
-                failed_checks.append(CHECK_TRADE_VALUES)
-            lead = trade.ts_event - trade.ts_recv
-            if lead > future:
-                failed_at.append(position + 1)
-                failed_checks.append(CHECK_TRADE_TIMESTAMP)
-                tally.future.append(trade)
-            position += 2
-            if trade.backfilled:
-                continue
-            live += 1
-            if -lead > latency:
-                failed_at.append(position)
-                failed_checks.append(CHECK_TRADE_LATENCY)
-            position += 1
-            last_price = state.last_price
-            if price_ok and last_price is not None:
-                jumps += 1
-                if abs(price / last_price - 1.0) > spike:
-                    failed_at.append(position)
-                    failed_checks.append(CHECK_TRADE_PRICE_JUMP)
-                position += 1
-            sequence = trade.sequence
-            last_sequence = state.last_sequence
-            if sequence is not None and last_sequence is not None:
-                orders += 1
-                if sequence <= last_sequence:
-                    failed_at.append(position)
-                    failed_checks.append(CHECK_TRADE_ORDER)
-                position += 1
-            if price_ok:
-                state.last_price = price
-            if sequence is not None and (last_sequence is None or sequence > last_sequence):
-                state.last_sequence = sequence
-        self._tally_failures(tally, exchange, symbol, state, failed_at, failed_checks)
-        state.seen = position
+        counts = _Counts()
+        for (exchange, symbol), run in runs_by_symbol(trades):
+            state = self._state(exchange, symbol)
+            tally.symbols.add((exchange, symbol))
+            if len(run) < _RUN_MIN or not self._pass_run(run, state, counts):
+                self._check_each(run, exchange, symbol, state, tally, counts)
         checked = {
-            CHECK_TRADE_VALUES: trades_checked,
-            CHECK_TRADE_TIMESTAMP: trades_checked,
-            CHECK_TRADE_LATENCY: live,
-            CHECK_TRADE_PRICE_JUMP: jumps,
-            CHECK_TRADE_ORDER: orders,
+            CHECK_TRADE_VALUES: counts.checked,
+            CHECK_TRADE_TIMESTAMP: counts.checked,
+            CHECK_TRADE_LATENCY: counts.live,
+            CHECK_TRADE_PRICE_JUMP: counts.jumps,
+            CHECK_TRADE_ORDER: counts.orders,
         }
         for check, count in checked.items():
             if count > tally.failed[check]:
                 tally.passed[check] = count - tally.failed[check]
         return tally
+
+    def _pass_run(self, run: list[Trade], state: _SymbolQuality, counts: _Counts) -> bool:
+        """If every trade of the run is live and passes every check, record that and return True; else
+        record nothing and return False."""
+        try:
+            prices = list(map(float, map(_PRICE, run)))
+            quantities = list(map(float, map(_QUANTITY, run)))
+        except ValueError:
+            return False
+        leads = list(map(sub, map(_TS_EVENT, run), map(_TS_RECV, run)))
+        if (
+            any(map(_BACKFILLED, run))
+            or not (all_positive(prices) and all_positive(quantities))
+            or max(leads) > self.future_tolerance_ns
+            or -min(leads) > self.max_latency_ns
+        ):
+            return False
+        jumps = price_jumps(state.last_price, prices, self.spike_ratio)
+        orders = order_checks(state.last_sequence, list(map(_SEQUENCE, run)))
+        if jumps is None or orders is None:
+            return False
+        count = len(run)
+        counts.checked += count
+        counts.live += count
+        counts.jumps += jumps
+        counts.orders += orders
+        state.seen += 3 * count + jumps + orders  # each trade's results: see _check_one
+        state.last_price = prices[-1]
+        if run[-1].sequence is not None:
+            state.last_sequence = run[-1].sequence
+        return True
+
+    def _check_each(
+        self,
+        run: list[Trade],
+        exchange: str,
+        symbol: str,
+        state: _SymbolQuality,
+        tally: QualityTally,
+        counts: _Counts,
+    ) -> None:
+        """The checks of one symbol's run, trade by trade."""
+        failed_at: list[int] = []  # the run's failures: positions and checks, tallied at the end
+        failed_checks: list[str] = []
+        position = state.seen  # the symbol's result count
+        for trade in run:
+            position = self._check_one(trade, state, tally, counts, position, failed_at, failed_checks)
+        self._tally_failures(tally, exchange, symbol, state, failed_at, failed_checks)
+        state.seen = position
+
+    def _check_one(
+        self,
+        trade: Trade,
+        state: _SymbolQuality,
+        tally: QualityTally,
+        counts: _Counts,
+        position: int,
+        failed_at: list[int],
+        failed_checks: list[str],
+    ) -> int:
+        """One trade's checks, its results from `position` on; returns the next position."""
+        counts.checked += 1
+        try:
+            price, quantity = float(trade.price), float(trade.quantity)
+        except ValueError:
+            price = quantity = math.nan
+        price_ok = 0.0 < price < math.inf  # False for NaN
+        if not (price_ok and 0.0 < quantity < math.inf):
+            failed_at.append(position)
+            failed_checks.append(CHECK_TRADE_VALUES)
+        lead = trade.ts_event - trade.ts_recv
+        if lead > self.future_tolerance_ns:
+            failed_at.append(position + 1)
+            failed_checks.append(CHECK_TRADE_TIMESTAMP)
+            tally.future.append(trade)
+        if trade.backfilled:
+            return position + 2
+        counts.live += 1
+        if -lead > self.max_latency_ns:
+            failed_at.append(position + 2)
+            failed_checks.append(CHECK_TRADE_LATENCY)
+        position = self._check_jump(price, state, counts, position + 3, failed_at, failed_checks)
+        return _check_order(trade.sequence, state, counts, position, failed_at, failed_checks)
+
+    def _check_jump(
+        self,
+        price: float,
+        state: _SymbolQuality,
+        counts: _Counts,
+        position: int,
+        failed_at: list[int],
+        failed_checks: list[str],
+    ) -> int:
+        """A live trade's price against the last one (a NaN or non-positive price is not compared)."""
+        if not 0.0 < price < math.inf:
+            return position
+        last_price = state.last_price
+        state.last_price = price
+        if last_price is None:
+            return position
+        counts.jumps += 1
+        if abs(price / last_price - 1.0) > self.spike_ratio:
+            failed_at.append(position)
+            failed_checks.append(CHECK_TRADE_PRICE_JUMP)
+        return position + 1
 
     @staticmethod
     def _tally_failures(
@@ -295,8 +359,40 @@ class QualityMonitor:
         return (results - len(failures)) / results
 
 
+class _Counts:
+    """How many results each trade check had in a batch (passed ones are these less the failed)."""
+
+    __slots__ = ("checked", "jumps", "live", "orders")
+
+    def __init__(self) -> None:
+        self.checked = self.live = self.jumps = self.orders = 0
+
+
+def _check_order(
+    sequence: int | None,
+    state: _SymbolQuality,
+    counts: _Counts,
+    position: int,
+    failed_at: list[int],
+    failed_checks: list[str],
+) -> int:
+    """A live trade's sequence against the last one (no check without a sequence)."""
+    last_sequence = state.last_sequence
+    if sequence is None:
+        return position
+    if last_sequence is None or sequence > last_sequence:
+        state.last_sequence = sequence
+    if last_sequence is None:
+        return position
+    counts.orders += 1
+    if sequence <= last_sequence:
+        failed_at.append(position)
+        failed_checks.append(CHECK_TRADE_ORDER)
+    return position + 1
+
+
 def _sums_to(total: tuple[int, int], *parts: str) -> bool:
     """Whether the decimal texts `parts` add up exactly to `total` (units, scale)."""
     values = [read_size(part) for part in parts]
     scale = max(total[1], *(s for _, s in values))
-    return total[0] * 10 ** (scale - total[1]) == sum(u * 10 ** (scale - s) for u, s in values)
+    return total[0] * POW10[scale - total[1]] == sum(u * POW10[scale - s] for u, s in values)

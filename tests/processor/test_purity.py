@@ -9,7 +9,18 @@ from pathlib import Path
 import processor
 from tests.test_architecture import PROCESSOR_SERVICE
 
-ALLOWED = {"__future__", "math", "collections", "collections.abc", "typing", "msgspec", "decimal", "enum"}
+ALLOWED = {
+    "__future__",
+    "math",
+    "collections",
+    "collections.abc",
+    "typing",
+    "msgspec",
+    "decimal",
+    "enum",
+    "itertools",
+    "operator",
+}
 
 
 def test_processor_imports_only_core_and_pure_stdlib() -> None:
