@@ -16,7 +16,8 @@ from typing import NamedTuple
 from core.ports import BarKey
 from core.timeframes import NS_PER_SECOND, bucket_start, timeframe_ns
 from core.types import Bar, ClosedBar, Delivery, FeedState, FeedStatus, SymbolInfo, Trade
-from processor.bars import BarAggregator, BatchResult, LateTrade
+from processor.bar_results import BatchResult, LateTrade
+from processor.bars import BarAggregator
 from processor.features import FeatureCalculator
 from processor.holds import CoverageHolds
 from processor.indicators import IndicatorEngine
