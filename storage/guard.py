@@ -27,6 +27,16 @@ PoolStats = Callable[[], tuple[int, int]]
 """Returns (connections in the pool, idle connections)."""
 
 
+def database_breaker(metrics: PlatformMetrics, given: CircuitBreaker | None = None) -> CircuitBreaker:
+    """The store's circuit breaker: `given` (tests, or one shared breaker), else the "database" breaker
+    that opens on StorageError and tries again after DB_RESET_TIMEOUT_S."""
+    if given is not None:
+        return given
+    return CircuitBreaker(
+        "database", failure_exceptions=(StorageError,), reset_timeout=DB_RESET_TIMEOUT_S, metrics=metrics
+    )
+
+
 class OperationGuard:
     """Runs store operations for one database: translates `rejected_errors` (the data itself refused)
     into RejectedData and `library_errors` into StorageError, which the breaker counts as failures;

@@ -21,7 +21,7 @@ from core.errors import StorageError
 from monitoring.circuit_breaker import CircuitBreaker
 from monitoring.metrics import PlatformMetrics
 from storage.dsn import redact_dsn
-from storage.guard import DB_RESET_TIMEOUT_S, OperationGuard
+from storage.guard import OperationGuard, database_breaker
 
 T = TypeVar("T")
 PG_EPOCH_US = 946_684_800_000_000  # 2000-01-01 (PostgreSQL's epoch) in Unix microseconds
@@ -75,13 +75,7 @@ class PostgresPool:
         self._closed = False
         self._guard = OperationGuard(
             metrics=metrics,
-            breaker=breaker
-            or CircuitBreaker(
-                "database",
-                failure_exceptions=(StorageError,),
-                reset_timeout=DB_RESET_TIMEOUT_S,
-                metrics=metrics,
-            ),
+            breaker=database_breaker(metrics, breaker),
             library_errors=LIBRARY_ERRORS,
             rejected_errors=REJECTED_ERRORS,
             pool_stats=self._pool_stats,

@@ -22,7 +22,7 @@ from core.open_gaps import OpenGaps
 from core.types import ClosedBar, CoverageEvent, ResumePoint, SymbolInfo, Trade
 from monitoring.circuit_breaker import CircuitBreaker
 from monitoring.metrics import METRICS, PlatformMetrics
-from storage.guard import DB_RESET_TIMEOUT_S, OperationGuard
+from storage.guard import OperationGuard, database_breaker
 from storage.rows import (
     SOURCE_KEY,
     bar_range_params,
@@ -97,13 +97,7 @@ class SQLiteStore:
         )
         self._guard = OperationGuard(
             metrics=metrics,
-            breaker=breaker
-            or CircuitBreaker(
-                "database",
-                failure_exceptions=(StorageError,),
-                reset_timeout=DB_RESET_TIMEOUT_S,
-                metrics=metrics,
-            ),
+            breaker=database_breaker(metrics, breaker),
             library_errors=(sqlite3.Error, OSError),
             rejected_errors=REJECTED_ERRORS,
             pool_stats=self._pool_stats,
