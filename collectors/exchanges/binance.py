@@ -252,17 +252,18 @@ class BinanceAdapter(ListedSymbols):
         sequence = ev.t if type(ev) is CheckedTrade else ev.a  # type: ignore[union-attr]
         side = _SELL if ev.m else _BUY
         symbol = self._canonical.get(ev.s)
-        price, qty, time_ms, valid = ev.p, ev.q, ev.T, self._valid_decimals
+        price, qty = ev.p, ev.q  # (four names in one assignment would build and unpack a tuple)
+        valid = self._valid_decimals
         if (
             symbol is not None
             and (price in valid or self._admit_decimal(price))
             and (qty in valid or self._admit_decimal(qty))
         ):
-            ts_event = time_ms * NS_PER_MS
+            ts_event = ev.T * NS_PER_MS
             return Trade(
                 self.name, symbol, ev.s, str(sequence), sequence, price, qty, side, ts_event, ts_recv
             )
-        return self._trades.make(ev.s, sequence, price, qty, side, ms_to_ns(time_ms), ts_recv)
+        return self._trades.make(ev.s, sequence, price, qty, side, ms_to_ns(ev.T), ts_recv)
 
     def _checked(self, ev: TradeEvent | AggTradeEvent, ts_recv: int) -> Trade:
         """A trade event read loosely (its ranges unchecked): through the trade factory's every check."""

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from collectors.adapter import PARSE_ERROR_TYPES, Gap, ReconnectRequested, RestRequest
 from collectors.exchanges.binance import BinanceAdapter, BinanceDeliveryAdapter
@@ -163,10 +166,38 @@ def test_validated_decimals_are_remembered_but_bad_ones_never(adapter: BinanceAd
 
 @pytest.mark.parametrize(
     ("text", "ok"),
-    [("1", True), ("0.1", True), ("1.", True), (".5", True), ("0", False), ("٣", False), ("+1", False)],
+    [
+        ("1", True),
+        ("0.1", True),
+        ("1.", True),
+        (".5", True),
+        ("0.00000001", True),
+        ("0", False),
+        ("0.000", False),
+        ("00.", False),
+        (".", False),
+        ("", False),
+        ("٣", False),
+        ("+1", False),
+        ("-1", False),
+        ("1e5", False),
+        ("1.2.3", False),
+        (" 1", False),
+        ("nan", False),
+        ("inf", False),
+        ("9" * 40, True),
+        ("9" * 41, False),
+    ],
 )
 def test_positive_decimal(text: str, ok: bool) -> None:
     assert is_positive_decimal(text) is ok
+
+
+@given(st.text(alphabet="0123456789.-+eE ", max_size=42))
+def test_positive_decimal_agrees_with_decimal(text: str) -> None:
+    """The check reads positivity from the digits; Decimal (exact) is the oracle for plain decimals."""
+    plain = 0 < len(text) <= 40 and text.count(".") <= 1 and text.replace(".", "").isdigit()
+    assert is_positive_decimal(text) is (plain and Decimal(text) > 0)
 
 
 def test_combined_url_carries_every_stream(adapter: BinanceAdapter) -> None:
