@@ -285,6 +285,9 @@ class ProcessorService:
         bars = self._pipeline.aggregator.close_due(now, await self._live_symbols(now))
         if bars:
             await self._retry("store_bars", self._persist, self._finish(bars))
+        described = await self._instruments.described_guesses(now)
+        if described:  # instruments stored from a guess, described by their collector since
+            await self._retry("upsert_symbols", self._store.upsert_symbols, described)
 
     async def _live_symbols(self, now: int) -> set[tuple[str, str]] | None:
         """The symbols whose feed is live (pipeline.live_feeds): only their bars close on the clock. None

@@ -22,16 +22,21 @@ MAX_PARTS = 10_000  # stored finer bars merged into one coarser timeframe's open
 WARM_UP_PAGE = 10_000
 ARRIVAL_ORDER_LIMIT = 250_000  # stored trades a warm-up sorts into arrival order (see _in_arrival_order)
 BOARD_ERRORS = (BusError, CircuitOpenError, StorageError, OSError)
+GUESS_RECHECK_NS = 10 * 1_000_000_000  # how often the board is read again for instruments still guessed
 
 
 class Instruments:
     """The instruments collectors described on the feed board, by (exchange, canonical symbol). A symbol
     not described there (no board, an older collector, a board that was unreadable) gets the assets its
-    canonical symbol suggests (pipeline.assumed_symbol_info), logged once per symbol."""
+    canonical symbol suggests (pipeline.assumed_symbol_info), logged once per symbol; the board is looked
+    at again for it every GUESS_RECHECK_NS (`described_guesses`), so a guess lasts until its collector
+    describes the instrument, not until the processor restarts."""
 
     def __init__(self, board: FeedBoard | None, log: Any) -> None:
         self._board = board
         self._known: dict[tuple[str, str], SymbolInfo] = {}
+        self._guessed: set[tuple[str, str]] = set()
+        self._rechecked_ns = 0
         self._log = log
 
     async def info(self, exchange: str, symbol: str, raw_symbol: str) -> SymbolInfo:
@@ -42,7 +47,8 @@ class Instruments:
         if found is not None:
             return found
         assumed = assumed_symbol_info(exchange, symbol, raw_symbol)
-        self._known[key] = assumed  # logged once: the guess stands for this process's lifetime
+        self._known[key] = assumed  # logged once: the guess stands until the board describes it
+        self._guessed.add(key)
         self._log.warning(
             "no collector described {}: stored as base {} quote {}",
             symbol,
@@ -65,15 +71,39 @@ class Instruments:
             if (described := self._known.get((row.exchange, row.symbol))) is not None and described != row
         ]
 
-    async def _read_board(self) -> None:
+    async def described_guesses(self, now_ns: int) -> list[SymbolInfo]:
+        """The descriptions, now on the board, of instruments this process had to guess (to be stored in
+        place of the guess); the board is read for them at most every GUESS_RECHECK_NS."""
+        if not self._guessed or self._board is None or now_ns - self._rechecked_ns < GUESS_RECHECK_NS:
+            return []
+        self._rechecked_ns = now_ns
+        listed = {(info.exchange, info.symbol): info for info in await self._read_board()}
+        described = [listed[key] for key in sorted(self._guessed & listed.keys())]
+        changed = [info for info in described if info != self._known[(info.exchange, info.symbol)]]
+        for info in described:
+            self._guessed.discard((info.exchange, info.symbol))
+            self._known[(info.exchange, info.symbol)] = info
+        for info in changed:
+            self._log.info(
+                "{} described by its collector: base {} quote {} (was guessed)",
+                info.symbol,
+                info.base,
+                info.quote,
+                exchange=info.exchange,
+                symbol=info.symbol,
+            )
+        return changed
+
+    async def _read_board(self) -> list[SymbolInfo]:
         assert self._board is not None
         try:
             listed = await self._board.instruments()
         except BOARD_ERRORS as exc:
             self._log.warning("feed board unreadable, instruments unknown: {}", exc)
-            return
+            return []
         for info in listed:
             self._known.setdefault((info.exchange, info.symbol), info)
+        return listed
 
 
 class WarmUp:

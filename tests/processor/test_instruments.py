@@ -16,12 +16,14 @@ from loguru import logger
 
 from collectors.adapter import ExchangeAdapter
 from collectors.registry import create_adapter
+from core.clock import ManualClock
 from core.errors import StorageError
 from core.ports import FeedBoard
 from core.types import Delivery, SymbolInfo, Trade
 from cryptostock.wiring import describe_instruments
 from monitoring.metrics import PlatformMetrics
 from processor.service import ProcessorService
+from processor.warm_up import GUESS_RECHECK_NS, Instruments
 from storage.memory_bus import InProcessBus
 from storage.memory_cache import MemoryCache
 from storage.redis_cache import RedisCache
@@ -148,3 +150,57 @@ async def test_a_stored_guess_is_corrected_at_start_from_its_collectors_descript
         service.stop()
         await asyncio.wait_for(running, 10)
         await store.close()
+
+
+class CountingBoard(MemoryCache):
+    reads = 0
+
+    async def instruments(self) -> list[SymbolInfo]:
+        self.reads += 1
+        return await super().instruments()
+
+
+async def test_a_guess_is_corrected_while_running_once_its_collector_describes_it(
+    tmp_path: Path, metrics: PlatformMetrics
+) -> None:
+    """A symbol first seen before its collector described it (the processor started first) is stored from
+    a guess; once the description is on the board, the running processor stores it instead, without a
+    restart, and looks at the board for guesses at most every GUESS_RECHECK_NS."""
+    trades = [t for t in recorded_trades(futures_adapter()) if t.symbol == "BTC-USDT-PERP"]
+    board = CountingBoard(metrics=metrics)
+    store = SQLiteStore(tmp_path / "db.sqlite", metrics=metrics)
+    await store.migrate()
+    clock = ManualClock(RECEIVED_NS)
+    service = ProcessorService(
+        InProcessBus(metrics=metrics), store, MemoryCache(metrics=metrics), timeframes=("1s",), grace_ns=0,
+        feeds=board, metrics=metrics, clock=clock,
+    )  # fmt: skip
+    await service.process([Delivery(f"trades:{VENUE}:{t.symbol}", str(i), [t]) for i, t in enumerate(trades)])
+    assert (await store.symbols())[0].quote == "USDT"  # the guess: the canonical symbol's second part
+    described = SymbolInfo(VENUE, "BTC-USDT-PERP", "BTCUSDT", "BTC", "USDⓈ")  # whatever it says, it wins
+    await board.put_instruments([described])
+    await service.close_due()
+    assert (await store.symbols())[0].quote == "USDT"  # the board was read for the guess just now
+    clock.advance(GUESS_RECHECK_NS)
+    await service.close_due()
+    assert await store.symbols() == [described]
+    reads = board.reads
+    clock.advance(GUESS_RECHECK_NS)
+    await service.close_due()
+    assert board.reads == reads  # nothing guessed any more: the board is not read for instruments
+    await store.close()
+
+
+async def test_guesses_are_rechecked_at_most_every_interval(metrics: PlatformMetrics) -> None:
+    board = CountingBoard(metrics=metrics)
+    instruments = Instruments(board, logger)
+    await instruments.info(VENUE, "ETH-USDT-PERP", "ETHUSDT")
+    first = board.reads
+    assert await instruments.described_guesses(GUESS_RECHECK_NS) == []
+    assert board.reads == first + 1
+    assert await instruments.described_guesses(GUESS_RECHECK_NS + 1) == []  # too soon: not read
+    assert board.reads == first + 1
+    await board.put_instruments([SymbolInfo(VENUE, "ETH-USDT-PERP", "ETHUSDT", "ETH", "USDT")])
+    assert await instruments.described_guesses(2 * GUESS_RECHECK_NS) == []  # as guessed: nothing to store
+    assert await instruments.described_guesses(4 * GUESS_RECHECK_NS) == []
+    assert board.reads == first + 2  # no guess left
