@@ -263,11 +263,13 @@ class Admission:
     async def _repair_symbol(self, raw_symbol: str, hold: _Hold) -> None:
         """Repair the symbol's gaps in order, then let its held trades go on."""
         results: dict[Marker, Result] = {}
+        unanswered: list[Marker] = []  # what a cancelled repair (the stop's grace ended) left
         try:
             while hold.gaps:
-                gap = hold.gaps.pop(0)
+                gap = hold.gaps[0]
                 async with self._repairs:
                     result = await self._repair_one(raw_symbol, gap)
+                hold.gaps.pop(0)
                 if gap in self._released:  # went on without it: its trades follow now
                     self._released.discard(gap)
                     self._queue(result[0])
@@ -275,10 +277,23 @@ class Admission:
                         self._outbox.put_events([result[1]])
                 else:
                     results[gap] = result
+        except asyncio.CancelledError:
+            unanswered = hold.gaps
+            raise
         finally:
             self._working[raw_symbol] -= 1
             if self._holds.get(raw_symbol) is hold:
                 self._release(raw_symbol, hold, results)
+            self._cut_short(unanswered)
+
+    def _cut_short(self, markers: list[Marker]) -> None:
+        """Outages whose look-back was cancelled (at stop) after their trades went on: REST will not be
+        asked now, so their intervals are recorded as unverified. (A cut gap repair needs nothing more:
+        its GAP event went on, and the gap stays open in the tracker, to be repaired after a restart.)"""
+        for marker in markers:
+            if isinstance(marker, Outage) and marker in self._released:
+                self._released.discard(marker)
+                self._outbox.put_events([self._repair.cut_short(marker)])
 
     async def _repair_one(self, raw_symbol: str, marker: Marker) -> Result:
         if isinstance(marker, Outage):

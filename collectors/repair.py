@@ -22,6 +22,7 @@ from collectors.backfill import TradeBackfill
 from collectors.gaps import GapTracker
 from collectors.session_metrics import (
     BACKFILL_FAILED,
+    LOOK_BACK_CUT,
     SessionMetrics,
 )
 from core.clock import Clock, SystemClock
@@ -195,6 +196,19 @@ class GapRepair:
             self._metrics.error(BACKFILL_FAILED)
             self._log.warning("recent trades of {} not fetched: {}", raw_symbol, exc)
             return None
+
+    def cut_short(self, outage: Outage) -> CoverageEvent:
+        """An outage whose look-back was cancelled before REST answered (the collector stopping): its
+        whole interval is unverified (counted, logged)."""
+        self._metrics.error(LOOK_BACK_CUT)
+        self._log.warning(
+            "{}: look-back of the outage cut short at stop; {:.1f}s recorded unverified",
+            outage.raw_symbol,
+            (outage.before_ns - outage.after_ns) / 1e9,
+        )
+        return self._outage_event(
+            outage, CoverageKind.UNVERIFIED, outage.before_ns, None, "look-back cut short at stop"
+        )
 
     def _outage_event(
         self, outage: Outage, kind: CoverageKind, end_ns: int, trades: int | None, detail: str

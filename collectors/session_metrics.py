@@ -30,6 +30,7 @@ BACKFILL_FAILED: Final = "backfill_failed"
 GAP_ABANDONED: Final = "gap_abandoned"
 DISCOVERY_FAILED: Final = "discovery_failed"
 SEQUENCE_RESTARTED: Final = "sequence_restarted"
+LOOK_BACK_CUT: Final = "look_back_cut"  # an outage's REST look-back cancelled at stop: recorded unverified
 SESSION_ERROR_TYPES: Final = frozenset(
     {
         INTERNAL,
@@ -43,6 +44,7 @@ SESSION_ERROR_TYPES: Final = frozenset(
         GAP_ABANDONED,
         DISCOVERY_FAILED,
         SEQUENCE_RESTARTED,
+        LOOK_BACK_CUT,
     }
 )
 _LOG_INTERVAL_S = 1.0

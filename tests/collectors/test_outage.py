@@ -157,3 +157,49 @@ async def test_a_real_venue_without_a_sequence_over_its_simulator(
     assert all(t.price == made[int(t.trade_id)].price for t in sink.trades)  # nothing invented
     missing = sorted(set(range(got[0], got[-1] + 1)) - set(got))
     assert missing and all(long.start_ns <= made[i].time_ms * 1_000_000 <= long.end_ns for i in missing)
+
+
+class HangingLookBack(RestBackfiller):
+    """REST that never answers a look-back (a venue slow to answer when the collector is told to stop)."""
+
+    asked = asyncio.Event()
+
+    async def fetch_recent(self, raw_symbol: str) -> list[Trade] | None:
+        self.asked.set()
+        await asyncio.Event().wait()
+        return None
+
+
+async def test_a_look_back_cut_short_at_stop_records_its_outage_unverified(
+    sim: BinanceSimulator, metrics: PlatformMetrics
+) -> None:
+    """The collector stops while REST has not answered an outage's look-back: once the stop's grace has
+    passed the look-back is cancelled, every held trade is still published, and the outage's interval is
+    recorded UNVERIFIED (counted as look_back_cut), not left out."""
+    adapter = LatestOnly([SymbolInfo("binance", "BTC-USDT", "BTCUSDT", "BTC", "USDT")])
+    sink = RecordingSink()
+    async with HangingLookBack(adapter, sim.rest_url, metrics=metrics) as rest:
+        rest.asked = asyncio.Event()
+        session = CollectorSession(
+            adapter, SYMBOLS, publisher=sink, backfiller=rest, metrics=metrics, ws_base_url=sim.ws_url,
+            options=SessionOptions(backoff_initial=0.3, backoff_max=0.3, reader_grace_s=0.2), rng=lambda: 0.0,
+        )  # fmt: skip
+        task = asyncio.create_task(session.run())
+        await eventually(lambda: len(sink.trades) > 30)
+        sim.drop_connections()
+        await asyncio.wait_for(rest.asked.wait(), 15)
+        await asyncio.sleep(0.3)  # newer trades held behind the look-back
+        session.stop()
+        await asyncio.wait_for(task, 5)
+        received = session.reads
+    assert received > 0
+    [event] = sink.events
+    assert event.kind is CoverageKind.UNVERIFIED and "cut short" in event.detail, event
+    got = sorted(ids(sink))
+    assert len(got) == len(set(got))
+    made = {t.trade_id: t for t in sim.history("BTCUSDT")}
+    missing = sorted(set(range(got[0], got[-1] + 1)) - set(got))
+    assert missing and all(event.start_ns <= made[i].time_ms * 1_000_000 <= event.end_ns for i in missing)
+    assert max(got) > max(i for i in missing)  # the trades held behind the look-back went on
+    cut = metrics.collector_errors.labels("binance", "look_back_cut")._value.get()
+    assert cut == 1
