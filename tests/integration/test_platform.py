@@ -319,3 +319,24 @@ async def test_simulate_injects_the_faults_given_at_start(platform: Platform) ->
     assert faults["skip_pending"] or faults["trades_skipped"] > 0, faults  # withheld, or still to be
     code, _ = simulator.stop()
     assert code == 0
+
+
+async def test_instruments_travel_from_the_collector_to_the_processor_over_redis(
+    platform: Platform, dump_logs: Callable[[], str]
+) -> None:
+    """Three processes: the collector describes its instruments on the Redis feed board, the processor (its
+    own process) stores those descriptions, not a guess from the symbol, and the API serves them."""
+    await start_pipeline(platform)
+    rows = await fetch(platform.pg_url, "SELECT exchange, symbol, raw_symbol, base, quote FROM symbols")
+    assert sorted(tuple(r.values()) for r in rows) == [
+        ("binance", "BTC-USDT", "BTCUSDT", "BTC", "USDT"),
+        ("binance", "ETH-USDT", "ETHUSDT", "ETH", "USDT"),
+    ], dump_logs()
+    processor = next(d for d in platform.daemons if d.name == "processor")
+    assert "no collector described" not in processor.output(), dump_logs()  # read from the board
+    api = platform.api()
+    await api.wait_ready()
+    async with httpx.AsyncClient(timeout=5) as client:
+        served = (await client.get(f"{platform.api_url}/api/v1/symbols")).json()
+    listed = served["symbols"] if isinstance(served, dict) else served
+    assert {(s["symbol"], s["base"], s["quote"]) for s in listed} >= {("BTC-USDT", "BTC", "USDT")}, served
