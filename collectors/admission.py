@@ -246,9 +246,17 @@ class Admission:
                 self._release(raw_symbol, hold, {})
 
     def release_all(self) -> None:
-        """At stop: every held trade goes on (GAP events for repairs not done)."""
+        """At stop, once the repairs have ended: every held trade goes on (GAP events for repairs not
+        done), and each outage whose look-back never answered (cancelled when the stop's grace ended, or
+        never started) is recorded unverified: REST will not be asked now. (A gap whose repair was cut
+        needs nothing more: its GAP event went on and it stays open in the tracker, to be repaired after
+        a restart.)"""
         for raw_symbol, hold in list(self._holds.items()):
             self._release(raw_symbol, hold, {})
+        unanswered = sorted((m for m in self._released if isinstance(m, Outage)), key=lambda o: o.after_ns)
+        for outage in unanswered:
+            self._released.discard(outage)
+            self._outbox.put_events([self._repair.cut_short(outage)])
 
     # -- holds and repairs -----------------------------------------------------------------------------
     def _hold_for(self, raw_symbol: str, gap: Marker) -> None:
@@ -263,13 +271,11 @@ class Admission:
     async def _repair_symbol(self, raw_symbol: str, hold: _Hold) -> None:
         """Repair the symbol's gaps in order, then let its held trades go on."""
         results: dict[Marker, Result] = {}
-        unanswered: list[Marker] = []  # what a cancelled repair (the stop's grace ended) left
         try:
             while hold.gaps:
-                gap = hold.gaps[0]
+                gap = hold.gaps.pop(0)
                 async with self._repairs:
                     result = await self._repair_one(raw_symbol, gap)
-                hold.gaps.pop(0)
                 if gap in self._released:  # went on without it: its trades follow now
                     self._released.discard(gap)
                     self._queue(result[0])
@@ -277,23 +283,10 @@ class Admission:
                         self._outbox.put_events([result[1]])
                 else:
                     results[gap] = result
-        except asyncio.CancelledError:
-            unanswered = hold.gaps
-            raise
         finally:
             self._working[raw_symbol] -= 1
             if self._holds.get(raw_symbol) is hold:
                 self._release(raw_symbol, hold, results)
-            self._cut_short(unanswered)
-
-    def _cut_short(self, markers: list[Marker]) -> None:
-        """Outages whose look-back was cancelled (at stop) after their trades went on: REST will not be
-        asked now, so their intervals are recorded as unverified. (A cut gap repair needs nothing more:
-        its GAP event went on, and the gap stays open in the tracker, to be repaired after a restart.)"""
-        for marker in markers:
-            if isinstance(marker, Outage) and marker in self._released:
-                self._released.discard(marker)
-                self._outbox.put_events([self._repair.cut_short(marker)])
 
     async def _repair_one(self, raw_symbol: str, marker: Marker) -> Result:
         if isinstance(marker, Outage):

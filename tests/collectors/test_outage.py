@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import Any
 
 import msgspec
 import pytest
@@ -162,7 +163,9 @@ async def test_a_real_venue_without_a_sequence_over_its_simulator(
 class HangingLookBack(RestBackfiller):
     """REST that never answers a look-back (a venue slow to answer when the collector is told to stop)."""
 
-    asked = asyncio.Event()
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.asked = asyncio.Event()
 
     async def fetch_recent(self, raw_symbol: str) -> list[Trade] | None:
         self.asked.set()
@@ -170,25 +173,34 @@ class HangingLookBack(RestBackfiller):
         return None
 
 
+@pytest.mark.parametrize("hold_max_s", [10.0, 0.1], ids=["held-until-stop", "let-go-before-stop"])
 async def test_a_look_back_cut_short_at_stop_records_its_outage_unverified(
-    sim: BinanceSimulator, metrics: PlatformMetrics
+    sim: BinanceSimulator, metrics: PlatformMetrics, hold_max_s: float
 ) -> None:
     """The collector stops while REST has not answered an outage's look-back: once the stop's grace has
     passed the look-back is cancelled, every held trade is still published, and the outage's interval is
-    recorded UNVERIFIED (counted as look_back_cut), not left out."""
+    recorded UNVERIFIED (counted as look_back_cut), not left out; also when the newer trades went on
+    before the stop (the hold's time limit passed) without waiting for the look-back."""
     adapter = LatestOnly([SymbolInfo("binance", "BTC-USDT", "BTCUSDT", "BTC", "USDT")])
     sink = RecordingSink()
     async with HangingLookBack(adapter, sim.rest_url, metrics=metrics) as rest:
-        rest.asked = asyncio.Event()
+        options = SessionOptions(
+            backoff_initial=0.3, backoff_max=0.3, reader_grace_s=0.2, hold_max_s=hold_max_s
+        )
         session = CollectorSession(
             adapter, SYMBOLS, publisher=sink, backfiller=rest, metrics=metrics, ws_base_url=sim.ws_url,
-            options=SessionOptions(backoff_initial=0.3, backoff_max=0.3, reader_grace_s=0.2), rng=lambda: 0.0,
+            options=options, rng=lambda: 0.0,
         )  # fmt: skip
         task = asyncio.create_task(session.run())
         await eventually(lambda: len(sink.trades) > 30)
         sim.drop_connections()
         await asyncio.wait_for(rest.asked.wait(), 15)
-        await asyncio.sleep(0.3)  # newer trades held behind the look-back
+        published = len(sink.trades)
+        if hold_max_s < 1:
+            await eventually(lambda: len(sink.trades) > published + 10, timeout=5)  # went on
+        else:
+            await asyncio.sleep(0.3)
+            assert len(sink.trades) == published  # newer trades held behind the look-back
         session.stop()
         await asyncio.wait_for(task, 5)
         received = session.reads

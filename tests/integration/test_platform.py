@@ -327,13 +327,20 @@ async def test_instruments_travel_from_the_collector_to_the_processor_over_redis
     """Three processes: the collector describes its instruments on the Redis feed board, the processor (its
     own process) stores those descriptions, not a guess from the symbol, and the API serves them."""
     await start_pipeline(platform)
-    rows = await fetch(platform.pg_url, "SELECT exchange, symbol, raw_symbol, base, quote FROM symbols")
+    sql = "SELECT exchange, symbol, raw_symbol, base, quote FROM symbols"
+
+    async def both_stored() -> bool:
+        return len(await fetch(platform.pg_url, sql)) == 2
+
+    await wait_until(both_stored, 30, f"both symbols stored\n{dump_logs()}")
+    rows = await fetch(platform.pg_url, sql)
     assert sorted(tuple(r.values()) for r in rows) == [
         ("binance", "BTC-USDT", "BTCUSDT", "BTC", "USDT"),
         ("binance", "ETH-USDT", "ETHUSDT", "ETH", "USDT"),
     ], dump_logs()
     processor = next(d for d in platform.daemons if d.name == "processor")
-    assert "no collector described" not in processor.output(), dump_logs()  # read from the board
+    log = processor.log_path.read_text(errors="replace")  # the whole log (output() is its tail)
+    assert "warmed up" in log and "no collector described" not in log, dump_logs()  # read from the board
     api = platform.api()
     await api.wait_ready()
     async with httpx.AsyncClient(timeout=5) as client:
