@@ -3,8 +3,8 @@
 Checks run over a batch and add up in a `QualityTally`: passed and failed counts per check (one of CHECKS)
 and anomaly counts per (exchange, symbol, anomaly type) (one of ANOMALY_TYPES), so every label is a safe
 metric label value (`data_quality_checks{check,result}`, `data_anomalies_detected{anomaly_type}`). Trade
-checks run per run of one symbol's trades: a run that passes them all (the common case) is checked in a
-few C calls over the run, any other trade by trade.
+checks run over each symbol's trades of a batch, in order: a run that passes them all (the common case)
+is checked in a few C calls over the run, any other trade by trade.
 
 Trade checks (times are ns UTC):
 - trade_values: price and quantity parse as finite numbers > 0, else "invalid_value".
@@ -163,7 +163,7 @@ class QualityMonitor:
 
     def check_trades(self, trades: Iterable[Trade]) -> QualityTally:
         """Run the trade checks (see module doc) over `trades` in order and record them in each symbol's
-        score. Per run of one symbol's trades: the common case (every trade live and passing) is checked
+        score. Per symbol (its trades in order): the common case (every trade live and passing) is checked
         in C calls over the run (`_pass_run`), any other run trade by trade (`_check_each`)."""
         tally = QualityTally()
         counts = _Counts()

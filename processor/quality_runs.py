@@ -4,25 +4,26 @@ at once, in C calls over the run (pure)."""
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from operator import ge, truediv
 from typing import cast
 
 from core.types import Trade
 
 
-def runs_by_symbol(trades: Iterable[Trade]) -> Iterator[tuple[tuple[str, str], list[Trade]]]:
-    """The trades in runs of one (exchange, symbol), in order."""
+def runs_by_symbol(trades: Iterable[Trade]) -> Iterable[tuple[tuple[str, str], list[Trade]]]:
+    """Each (exchange, symbol)'s trades, in order, as one run: the checks of one symbol never depend on
+    another's, so trades of symbols that alternate (an in-process batch of a read's frames) are checked
+    in one run per symbol rather than in runs of one trade."""
+    runs: dict[tuple[str, str], list[Trade]] = {}
     exchange = symbol = ""
     run: list[Trade] = []
     for trade in trades:
-        if trade.symbol != symbol or trade.exchange != exchange:
-            if run:
-                yield (exchange, symbol), run
-            exchange, symbol, run = trade.exchange, trade.symbol, []
+        if trade.symbol != symbol or trade.exchange != exchange:  # (rare in a batch from the bus)
+            exchange, symbol = trade.exchange, trade.symbol
+            run = runs.setdefault((exchange, symbol), [])
         run.append(trade)
-    if run:
-        yield (exchange, symbol), run
+    return runs.items()
 
 
 def all_positive(values: list[float]) -> bool:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import random
+
 import msgspec
+import pytest
 
 from core.types import Bar, Side, Trade
 from processor import quality as q
@@ -117,6 +120,40 @@ def test_a_batch_equals_the_same_trades_one_by_one() -> None:
     for symbol in ("BTC-USDT", "ETH-USDT"):
         assert together.score("binance", symbol) == alone.score("binance", symbol)
     assert together.score("binance", "BTC-USDT") < 1.0 == together.score("binance", "ETH-USDT")
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_symbols_alternating_in_a_batch_give_what_one_by_one_gives(seed: int) -> None:
+    """Long batches in which three symbols alternate at random (as an in-process batch of a read's frames),
+    with now and then a bad value, a spike, a late or out-of-order trade: checked per symbol in runs, the
+    tallies and scores equal those of the same trades checked one by one."""
+    rng = random.Random(seed)
+    last = {"BTC-USDT": 0, "ETH-USDT": 0, "SOL-USDT": 0}
+    trades = []
+    for _ in range(600):
+        symbol = rng.choice(list(last))
+        last[symbol] += 1
+        tid = last[symbol] - (3 if rng.random() < 0.005 else 0)
+        price = rng.choice(["100", "100.5", "99.9"] * 100 + ["180", "nan", "0"])
+        lead = -90.0 if rng.random() < 0.005 else -0.05
+        trades.append(trade(tid, price, lead_s=lead, symbol=symbol, backfilled=rng.random() < 0.005))
+    together, alone = QualityMonitor(window=50), QualityMonitor(window=50)
+    batches, start = [], 0
+    while start < len(trades):  # batches of 1 to 80 trades: most of their runs clean, some not
+        size = rng.randint(1, 80)
+        batches.append(together.check_trades(trades[start : start + size]))
+        start += size
+    singles = [alone.check_trades([t]) for t in trades]
+    for field in ("passed", "failed", "anomalies"):
+        expected: dict[object, int] = {}
+        got: dict[object, int] = {}
+        for tallies, summed in ((singles, expected), (batches, got)):
+            for tally in tallies:
+                for key, n in getattr(tally, field).items():
+                    summed[key] = summed.get(key, 0) + n
+        assert got == expected, field
+    for symbol in last:
+        assert together.score("binance", symbol) == alone.score("binance", symbol)
 
 
 def test_bar_checks() -> None:
