@@ -115,7 +115,7 @@ class QualityTally:
         self.failed: Counter[str] = Counter()
         self.anomalies: Counter[tuple[str, str, str]] = Counter()
         self.symbols: set[tuple[str, str]] = set()
-        self.future: list[Trade] = []  # trades that failed trade_timestamp: not to be aggregated
+        self.future: list[Trade] = []  # failed trade_timestamp, not to be aggregated (by symbol, in order)
 
 
 class _SymbolQuality:
