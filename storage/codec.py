@@ -68,7 +68,10 @@ def decode_trades(data: bytes) -> list[Trade]:
         trades = _trades_decoder.decode(data)
     except msgspec.DecodeError as exc:
         raise ParseError(f"bad trades entry: {exc}", error_type="bus_entry", raw=data[:200]) from exc
+    seen = _plain_seen
     for trade in trades:
+        if trade.price in seen and trade.quantity in seen:
+            continue  # the common case, without a call: values seen before
         why = _bad_value(trade)
         if why is not None:
             raise ParseError(f"bad trades entry: {why}", error_type="bus_entry", raw=data[:200])
