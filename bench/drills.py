@@ -28,6 +28,7 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import signal
 import sys
 import tempfile
@@ -78,6 +79,7 @@ class Result:
     peak_rss_mb: dict[str, float] = field(default_factory=dict)
     window: dict[str, tuple[int, int]] = field(default_factory=dict)
     since_ns: int = 0
+    missing_ids: dict[str, list[int]] = field(default_factory=dict)  # the first 50 per symbol
 
     @property
     def silent_loss(self) -> int:
@@ -278,6 +280,8 @@ class Drill:
                 result.duplicates += sum(ids[i] - 1 for i in present)
                 missing = {i for i in range(a, b + 1) if i not in ids}
                 result.missing += len(missing)
+                if missing:
+                    result.missing_ids[raw] = sorted(missing)[:50]
                 reported: set[int] = set()  # coverage rows may overlap: each missing trade counts once
                 for c in coverage:
                     if c["raw_symbol"] == raw:
@@ -328,6 +332,10 @@ async def drill(args: argparse.Namespace) -> list[Result]:
             state = "everything stored" if stored else "gave up waiting for the rest"
             print(f"-- {state} (at {elapsed():.0f}s)", flush=True)
             await runner.account(results)
+            if args.keep_logs is not None:
+                args.keep_logs.mkdir(parents=True, exist_ok=True)
+                for d in runner.platform.daemons:
+                    shutil.copy(d.log_path, args.keep_logs / d.log_path.name)
         except BaseException:
             if args.logs:
                 for d in runner.platform.daemons:
@@ -387,6 +395,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--json", type=Path, help="also write the results here")
     p.add_argument("--logs", action="store_true", help="print the daemons' logs on failure")
+    p.add_argument("--keep-logs", type=Path, help="copy the daemons' whole logs to this directory")
     args = p.parse_args(argv)
     unknown = set(args.faults) - set(FAULTS)
     if unknown:

@@ -15,8 +15,10 @@ publisher that lost its registration to a Redis flush). Streams are filtered by 
 (crc32(stream) % shard_count), so each symbol's bars stay in one processor. read() returns, in order of
 preference: entries claimed from other consumers idle longer than `claim_idle_s` (a crashed processor's
 work), this consumer's own pending entries (re-delivery after its own crash: a new bus with the same
-consumer name), then new entries. ack() is XACK + XDEL, which keeps Redis memory bounded (so one consumer
-group per stream prefix).
+consumer name), then new entries. After a failed read (Redis down mid-read: a reply lost on its way
+leaves entries pending that this consumer never received) its own pending entries are walked again,
+skipping those handed out and not yet acknowledged. ack() is XACK + XDEL, which keeps Redis memory
+bounded (so one consumer group per stream prefix).
 """
 
 from __future__ import annotations
@@ -113,6 +115,7 @@ class RedisStreamBus:
         self._scanned_at = float("-inf")
         self._registered = -1  # the registry's size when last listed
         self._cursors: dict[str, dict[str, str]] = {}  # consumer -> stream -> pending-phase cursor
+        self._in_flight: set[tuple[str, str]] = set()  # (stream, entry id) handed out, not acknowledged
         self._claimed_at: dict[str, float] = {}
         self._log = logger.bind(component="bus", bus="redis", url=redact_dsn(url), group=group)
 
@@ -143,16 +146,23 @@ class RedisStreamBus:
     async def read(self, consumer: str, *, max_count: int = 100, block_ms: int = 1000) -> list[Delivery]:
         """Deliveries for `consumer`: claimed from dead consumers, then its own pending, then new ones.
         `max_count` bounds entries per stream; each entry carries up to `batch_size` trades."""
-        streams = await self._owned_streams()
-        if not streams:
-            await asyncio.sleep(min(block_ms / 1000, IDLE_POLL_S))
-            return []
-        for step in (self._claim_stale, self._read_pending):
-            deliveries = await step(consumer, streams, max_count)
-            if deliveries:
-                return deliveries
-        ids = dict.fromkeys(streams, ">")
-        return await self._read_group(consumer, ids, max_count, block_ms or None)
+        try:
+            streams = await self._owned_streams()
+            if not streams:
+                await asyncio.sleep(min(block_ms / 1000, IDLE_POLL_S))
+                return []
+            for step in (self._claim_stale, self._read_pending):
+                deliveries = await step(consumer, streams, max_count)
+                if deliveries:
+                    return deliveries
+            ids = dict.fromkeys(streams, ">")
+            return await self._read_group(consumer, ids, max_count, block_ms or None)
+        except (BusError, CircuitOpenError):
+            # A reply lost on its way (the connection cut after Redis handed out entries) leaves them
+            # pending for this consumer, which never saw them: its pending entries are walked again from
+            # the start at the next read (those handed out and not yet acknowledged are skipped).
+            self._cursors.pop(consumer, None)
+            raise
 
     async def ack(self, deliveries: Sequence[Delivery]) -> None:
         """Acknowledge and delete the entries; BusError if Redis fails (they stay pending)."""
@@ -161,6 +171,7 @@ class RedisStreamBus:
             by_stream.setdefault(d.stream, []).append(d.delivery_id)
         if by_stream:
             await self._call("ack", lambda: self._ack(by_stream))
+            self._in_flight.difference_update((d.stream, d.delivery_id) for d in deliveries)
 
     async def _ack(self, by_stream: dict[str, list[str]]) -> None:
         async with self._redis.pipeline(transaction=False) as pipe:
@@ -218,7 +229,11 @@ class RedisStreamBus:
         for stream in ids:
             entries = seen.get(stream)
             cursors[stream] = entries[-1][0].decode() if entries else ">"
-        return await self._deliveries(seen)
+        in_flight = self._in_flight
+        unseen = {
+            s: [e for e in entries if (s, e[0].decode()) not in in_flight] for s, entries in seen.items()
+        }
+        return await self._deliveries(unseen)
 
     async def _read_group(
         self, consumer: str, ids: dict[str, str], max_count: int, block_ms: int | None
@@ -279,6 +294,7 @@ class RedisStreamBus:
                 delivery = Delivery(stream=stream, delivery_id=entry_id.decode(), trades=[])
                 letters += _decode_entry(delivery, fields or {})
                 (out if delivery.trades or delivery.events else poison).append(delivery)
+        self._in_flight.update((d.stream, d.delivery_id) for d in out)
         if letters:
             await self.dead_letter(letters)
         if poison:

@@ -19,7 +19,7 @@ def test_short_drills_lose_nothing(tmp_path: Path) -> None:
     out = tmp_path / "drills.json"
     args = ["--tps", "500", "--outage", "5", "--restart-delay", "2", "--overload-factor", "4",
             "--overload-seconds", "5", "--settle", "1", "--catch-up-timeout", "90",
-            "--json", str(out), "--logs"]  # fmt: skip
+            "--json", str(out), "--logs", "--keep-logs", str(tmp_path / "logs")]  # fmt: skip
     run = subprocess.run(
         [sys.executable, str(ROOT / "bench" / "drills.py"), *args],
         cwd=ROOT, capture_output=True, text=True, timeout=400, check=False,
@@ -30,6 +30,6 @@ def test_short_drills_lose_nothing(tmp_path: Path) -> None:
         "collector-kill", "collector-term", "processor-kill", "database-outage", "redis-outage", "overload"
     ]  # fmt: skip
     for r in results:
-        assert r["made"] > 0 and r["stored"] == r["made"], r
+        assert r["made"] > 0 and r["stored"] == r["made"], r  # the daemons' logs: tmp_path / "logs"
         assert (r["missing"], r["reported"], r["duplicates"]) == (0, 0, 0), r
         assert r["catch_up_s"] is not None and r["catch_up_s"] >= 0, r  # caught up within the timeout

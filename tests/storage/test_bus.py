@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
+import redis.exceptions
 
 from core.errors import BusError, CircuitOpenError
 from core.types import CoverageEvent, CoverageKind, Delivery, Trade
@@ -166,6 +167,36 @@ async def test_own_pending_is_not_reclaimed_while_in_flight(make_bus: Callable[.
     await bus.flush()
     await drain(bus, "p1", 5, ack=False)
     await asyncio.sleep(0.2)
+    assert await bus.read("p1", block_ms=50) == []
+
+
+async def test_entries_handed_out_in_a_lost_reply_are_read_again(
+    make_bus: Callable[..., RedisStreamBus],
+) -> None:
+    """The connection dies after Redis handed out new entries and before their reply arrived (Redis cut
+    mid-read): they are pending for this consumer, which never saw them. The read after the failure
+    delivers them; entries handed out earlier and not yet acknowledged are not delivered twice. (Real
+    Redis; only the reply's loss is injected, by wrapping the client's XREADGROUP.)"""
+    bus = make_bus()
+    await bus.publish(trades_for(["BTC-USDT"], 10))
+    await bus.flush()
+    held = await drain(bus, "p1", 10, ack=False)  # handed out, still being processed
+    await bus.publish(trades_for(["BTC-USDT"], 10, start=11))
+    await bus.flush()
+    client = bus._redis
+    real = client.xreadgroup
+
+    async def reply_lost(*args: Any, **kwargs: Any) -> Any:
+        await real(*args, **kwargs)  # Redis hands the entries out to p1...
+        client.xreadgroup = real  # type: ignore[method-assign]
+        raise redis.exceptions.ConnectionError("connection lost before the reply")  # ...which never sees them
+
+    client.xreadgroup = reply_lost  # type: ignore[method-assign]
+    with pytest.raises(BusError):
+        await bus.read("p1", max_count=50, block_ms=100)
+    got = await drain(bus, "p1", 10, timeout=5)
+    assert by_symbol(got) == {"BTC-USDT": list(range(11, 21))}
+    await bus.ack(held)
     assert await bus.read("p1", block_ms=50) == []
 
 
