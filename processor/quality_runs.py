@@ -16,7 +16,8 @@ def runs_by_symbol(trades: Iterable[Trade]) -> Iterable[tuple[tuple[str, str], l
     another's, so trades of symbols that alternate (an in-process batch of a read's frames) are checked
     in one run per symbol rather than in runs of one trade."""
     runs: dict[tuple[str, str], list[Trade]] = {}
-    exchange = symbol = ""
+    exchange: str | None = None  # (no trade's: the first trade always starts a run)
+    symbol: str | None = None
     run: list[Trade] = []
     for trade in trades:
         if trade.symbol != symbol or trade.exchange != exchange:  # (rare in a batch from the bus)

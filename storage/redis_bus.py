@@ -27,6 +27,7 @@ import asyncio
 import time
 import zlib
 from collections.abc import Awaitable, Callable, Sequence
+from functools import partial
 from typing import Any, TypeVar
 
 from loguru import logger
@@ -116,6 +117,7 @@ class RedisStreamBus:
         self._registered = -1  # the registry's size when last listed
         self._cursors: dict[str, dict[str, str]] = {}  # consumer -> stream -> pending-phase cursor
         self._in_flight: set[tuple[str, str]] = set()  # (stream, entry id) handed out, not acknowledged
+        self._acked_during_walk: list[set[tuple[str, str]]] = []  # acks while a pending walk awaits Redis
         self._claimed_at: dict[str, float] = {}
         self._log = logger.bind(component="bus", bus="redis", url=redact_dsn(url), group=group)
 
@@ -157,7 +159,7 @@ class RedisStreamBus:
                     return deliveries
             ids = dict.fromkeys(streams, ">")
             return await self._read_group(consumer, ids, max_count, block_ms or None)
-        except (BusError, CircuitOpenError):
+        except BaseException:
             # A reply lost on its way (the connection cut after Redis handed out entries) leaves them
             # pending for this consumer, which never saw them: its pending entries are walked again from
             # the start at the next read (those handed out and not yet acknowledged are skipped).
@@ -171,7 +173,10 @@ class RedisStreamBus:
             by_stream.setdefault(d.stream, []).append(d.delivery_id)
         if by_stream:
             await self._call("ack", lambda: self._ack(by_stream))
-            self._in_flight.difference_update((d.stream, d.delivery_id) for d in deliveries)
+            done = [(d.stream, d.delivery_id) for d in deliveries]
+            self._in_flight.difference_update(done)
+            for acked in self._acked_during_walk:  # a walk's reply may predate this ack
+                acked.update(done)
 
     async def _ack(self, by_stream: dict[str, list[str]]) -> None:
         async with self._redis.pipeline(transaction=False) as pipe:
@@ -219,21 +224,28 @@ class RedisStreamBus:
         self._scanned_at = float("-inf")
 
     async def _read_pending(self, consumer: str, streams: list[str], max_count: int) -> list[Delivery]:
-        """This consumer's unacknowledged entries, once each, walking a cursor per stream from 0."""
+        """This consumer's unacknowledged entries, once each, walking a cursor per stream from 0, page by
+        page until one holds an entry not handed out already (so that entries lost in a reply come before
+        newer ones), skipping those handed out or acknowledged meanwhile."""
         cursors = self._cursors.setdefault(consumer, {})
-        ids = {s: cursors.get(s, "0") for s in streams if cursors.get(s) != ">"}
-        if not ids:
-            return []
-        reply = await self._call("xreadgroup", lambda: self._xreadgroup(consumer, ids, max_count, None))
-        seen: dict[str, list[Entry]] = dict(_stream_entries(reply))
-        for stream in ids:
-            entries = seen.get(stream)
-            cursors[stream] = entries[-1][0].decode() if entries else ">"
-        in_flight = self._in_flight
-        unseen = {
-            s: [e for e in entries if (s, e[0].decode()) not in in_flight] for s, entries in seen.items()
-        }
-        return await self._deliveries(unseen)
+        while ids := {s: cursors.get(s, "0") for s in streams if cursors.get(s) != ">"}:
+            acked: set[tuple[str, str]] = set()
+            self._acked_during_walk.append(acked)
+            try:
+                reply = await self._call(
+                    "xreadgroup", partial(self._xreadgroup, consumer, ids, max_count, None)
+                )
+            finally:
+                self._acked_during_walk.remove(acked)
+            seen: dict[str, list[Entry]] = dict(_stream_entries(reply))
+            for stream in ids:
+                entries = seen.get(stream)
+                cursors[stream] = entries[-1][0].decode() if entries else ">"
+            skip = self._in_flight | acked
+            unseen = {s: [e for e in got if (s, e[0].decode()) not in skip] for s, got in seen.items()}
+            if any(unseen.values()):
+                return await self._deliveries(unseen)
+        return []
 
     async def _read_group(
         self, consumer: str, ids: dict[str, str], max_count: int, block_ms: int | None
@@ -294,11 +306,11 @@ class RedisStreamBus:
                 delivery = Delivery(stream=stream, delivery_id=entry_id.decode(), trades=[])
                 letters += _decode_entry(delivery, fields or {})
                 (out if delivery.trades or delivery.events else poison).append(delivery)
-        self._in_flight.update((d.stream, d.delivery_id) for d in out)
         if letters:
             await self.dead_letter(letters)
         if poison:
             await self.ack(poison)  # nothing in them could be used: set aside above
+        self._in_flight.update((d.stream, d.delivery_id) for d in out)  # handed out only now
         return out
 
     async def dead_letter(self, letters: Sequence[DeadLetter]) -> None:

@@ -200,6 +200,87 @@ async def test_entries_handed_out_in_a_lost_reply_are_read_again(
     assert await bus.read("p1", block_ms=50) == []
 
 
+async def test_a_read_failing_while_setting_junk_aside_strands_nothing(
+    make_bus: Callable[..., RedisStreamBus], prefix: str
+) -> None:
+    """Redis fails while a read sets an undecodable entry aside (the dead letter is not written): the
+    good entries of that read, never handed out, come with the next read."""
+    bus = make_bus()
+    await bus.publish(trades_for(["BTC-USDT"], 10))
+    await bus.flush()
+    await bus._redis.xadd(f"{prefix}:trades:binance:BTC-USDT", {b"t": b"junk"})
+    real = bus.dead_letter
+
+    async def fails(letters: Any) -> None:
+        bus.dead_letter = real  # type: ignore[method-assign]
+        raise BusError("redis dead_letter failed")
+
+    bus.dead_letter = fails  # type: ignore[method-assign]
+    with pytest.raises(BusError):
+        await bus.read("p1", max_count=50, block_ms=100)
+    got = await drain(bus, "p1", 10, timeout=5)
+    assert by_symbol(got) == {"BTC-USDT": list(range(1, 11))}
+
+
+async def test_entries_lost_in_a_reply_come_before_newer_ones(
+    make_bus: Callable[..., RedisStreamBus],
+) -> None:
+    """Many entries in flight (a backlog in the pipeline) when a reply is lost: the lost entries are
+    delivered next, before entries published after them, so no trade arrives after newer ones."""
+    bus = make_bus(batch_size=1)
+    await bus.publish(trades_for(["BTC-USDT"], 6))
+    await bus.flush()
+    for _ in range(2):
+        await bus.read("p1", max_count=2, block_ms=100)  # 1..4 handed out, not acknowledged
+    client = bus._redis
+    real = client.xreadgroup
+
+    async def reply_lost(*args: Any, **kwargs: Any) -> Any:
+        await real(*args, **kwargs)
+        client.xreadgroup = real  # type: ignore[method-assign]
+        raise redis.exceptions.ConnectionError("connection lost before the reply")
+
+    client.xreadgroup = reply_lost  # type: ignore[method-assign]
+    with pytest.raises(BusError):
+        await bus.read("p1", max_count=2, block_ms=100)  # 5 and 6 handed out, never seen
+    await bus.publish(trades_for(["BTC-USDT"], 4, start=7))
+    await bus.flush()
+    order: list[int | None] = []
+    for _ in range(4):
+        order += [t.sequence for d in await bus.read("p1", max_count=2, block_ms=100) for t in d.trades]
+    assert order == [5, 6, 7, 8, 9, 10]
+
+
+async def test_entries_acknowledged_while_a_walk_awaits_redis_are_not_delivered_again(
+    make_bus: Callable[..., RedisStreamBus],
+) -> None:
+    """The walk of pending entries after a failed read runs beside the apply stage's acknowledgements:
+    an entry acknowledged after Redis answered the walk and before the answer arrived is not handed out
+    again."""
+    bus = make_bus(batch_size=5)
+    await bus.publish(trades_for(["BTC-USDT"], 10))
+    await bus.flush()
+    held = await drain(bus, "p1", 10, ack=False)
+    bus._cursors.pop("p1", None)  # as after a failed read
+    client = bus._redis
+    real = client.xreadgroup
+    answered = asyncio.Event()
+
+    async def slow_reply(*args: Any, **kwargs: Any) -> Any:
+        reply = await real(*args, **kwargs)  # Redis answers: the held entries are still pending
+        await answered.wait()  # the answer is on its way while they are acknowledged
+        return reply
+
+    client.xreadgroup = slow_reply  # type: ignore[method-assign]
+    reading = asyncio.create_task(bus.read("p1", max_count=50, block_ms=100))
+    await asyncio.sleep(0.05)
+    await bus.ack(held)
+    answered.set()
+    again = await reading
+    client.xreadgroup = real  # type: ignore[method-assign]
+    assert again == []
+
+
 async def test_a_consumer_reads_a_new_symbol_at_its_next_read(
     make_bus: Callable[..., RedisStreamBus],
 ) -> None:
