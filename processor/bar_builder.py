@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from itertools import compress
-from operator import attrgetter, mul
+from operator import mul
 from typing import Final, cast
 
 from core.types import Bar, Coverage, Trade
@@ -28,13 +28,6 @@ from processor.decimals import (
 
 INF_NS = 1 << 62  # "never": larger than any ns timestamp we will see (year 2116)
 COLUMN_MIN: Final = 8  # shorter runs are applied trade by trade
-_PRICE: Final = attrgetter("price")
-_QUANTITY: Final = attrgetter("quantity")
-_SIDE: Final = attrgetter("side")
-_TS_EVENT: Final = attrgetter("ts_event")
-_TS_RECV: Final = attrgetter("ts_recv")
-_SEQUENCE: Final = attrgetter("sequence")
-_BACKFILLED: Final = attrgetter("backfilled")
 
 
 def _earliest(times: list[int], received: list[int]) -> int:
